@@ -1,0 +1,26 @@
+# The two commands a newcomer needs are `make demo` and `make test` (see README.md).
+# Everything else here is a step they depend on; each step is idempotent and fast when done.
+
+CARGO ?= cargo
+WASMFLOW = $(CARGO) run --quiet -p wasmflow-host --bin wasmflow --
+
+.PHONY: demo test setup components build test-host test-components
+
+## Run the demo graph on the bundled readings (no broker, no flags).
+demo: components
+	$(WASMFLOW) run graphs/temperature-humidity.yaml --envelope --input graphs/demo/readings.jsonl
+
+## Run every test: component logic (native), compiler, host, end to end.
+test: components test-components test-host
+
+setup:
+	./scripts/setup.sh
+
+components: setup
+	./scripts/build-components.sh
+
+test-components:
+	cd components && $(CARGO) test --quiet
+
+test-host:
+	$(CARGO) test --workspace

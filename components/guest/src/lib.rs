@@ -1,0 +1,69 @@
+//! Shared by every wasmflow guest component (plumbing and sample operators).
+//!
+//! * [`hlc`]: pure event-time helpers (the `__ts` user property, millisecond conversions,
+//!   window rounding, ordering keys). Pure so they are unit-tested natively and so the source,
+//!   the sink and the `window` operator agree on one definition.
+//! * `bindings` (wasm32 only): one set of generated bindings for the imported interfaces of
+//!   `wasm-graph:processor@1.1.0` (`types`, `hybrid-logical-clock`, `logger`, `metrics`,
+//!   `state-store`). Every component maps those interfaces to this module with wit-bindgen's
+//!   `with`, so they all share one `Buffer` type and the glue helpers in [`glue`].
+
+pub mod hlc;
+
+/// Generated bindings of the imported `wasm-graph:processor` interfaces, shared by all guests.
+#[cfg(target_arch = "wasm32")]
+pub mod bindings {
+    wit_bindgen::generate!({
+        inline: r#"
+            package wasmflow:guest@0.1.0;
+
+            world guest {
+                import wasm-graph:processor/types@1.1.0;
+                import wasm-graph:processor/hybrid-logical-clock@1.1.0;
+                import wasm-graph:processor/logger@1.1.0;
+                import wasm-graph:processor/metrics@1.1.0;
+                import wasm-graph:processor/state-store@1.1.0;
+            }
+        "#,
+        path: "../../wit/processor",
+        generate_all,
+    });
+}
+
+#[cfg(target_arch = "wasm32")]
+pub mod glue;
+
+/// Generates a component's bindings (its exports) against the shared imports in [`bindings`].
+///
+/// `operator` maps every interface an operator world (`X-impl`) imports; `plumbing` maps only
+/// `types` and `hybrid-logical-clock`, which is all wasmflow's plumbing worlds use (wit-bindgen
+/// rejects mappings a world does not use). Mapping instead of regenerating means one `Buffer`
+/// type across crates, so helpers like [`glue::bytes_of`] work for every component.
+#[cfg(target_arch = "wasm32")]
+#[macro_export]
+macro_rules! component_bindings {
+    (operator, $world:tt, $path:tt) => {
+        wit_bindgen::generate!({
+            world: $world,
+            path: $path,
+            with: {
+                "wasm-graph:processor/types@1.1.0": ::wasmflow_guest::glue::types,
+                "wasm-graph:processor/hybrid-logical-clock@1.1.0": ::wasmflow_guest::glue::hybrid_logical_clock,
+                "wasm-graph:processor/logger@1.1.0": ::wasmflow_guest::glue::logger,
+                "wasm-graph:processor/metrics@1.1.0": ::wasmflow_guest::glue::metrics,
+                "wasm-graph:processor/state-store@1.1.0": ::wasmflow_guest::glue::state_store,
+                "wasm-graph:processor/state-store-types@1.1.0": ::wasmflow_guest::glue::state_store_types,
+            },
+        });
+    };
+    (plumbing, $world:tt, $path:tt) => {
+        wit_bindgen::generate!({
+            world: $world,
+            path: $path,
+            with: {
+                "wasm-graph:processor/types@1.1.0": ::wasmflow_guest::glue::types,
+                "wasm-graph:processor/hybrid-logical-clock@1.1.0": ::wasmflow_guest::glue::hybrid_logical_clock,
+            },
+        });
+    };
+}

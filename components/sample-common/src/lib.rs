@@ -1,0 +1,27 @@
+//! What the sample operators share, so that no two of them disagree on a record's shape:
+//!
+//! * [`records`]: the temperature and humidity JSON records (field order and defaults are part
+//!   of the observable behaviour, DESIGN.md "Sample operators").
+//! * [`stats`]: the running statistics (`count, max, min, average, last`) both accumulators fold.
+//! * [`json`]: small JSON helpers that turn serde errors into operator error sentences.
+//! * `glue` (wasm32 only): the accumulate plumbing common to `temperature`, `humidity` and
+//!   `collection` (output timestamp = the latest input's, topic = the last input's).
+
+pub mod json;
+pub mod records;
+pub mod stats;
+
+#[cfg(target_arch = "wasm32")]
+pub mod glue;
+
+pub use wasmflow_guest::hlc;
+
+/// The result of folding a batch: the new payload plus one warning per ignored item, which the
+/// component logs at `warn` (kept as data so native tests can check them).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Folded {
+    /// The serialized accumulated value.
+    pub payload: Vec<u8>,
+    /// One sentence per item that was ignored, naming its position in the batch.
+    pub warnings: Vec<String>,
+}

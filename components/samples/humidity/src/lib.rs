@@ -1,0 +1,151 @@
+//! The `humidity` sample module: an accumulate folding humidity readings into statistics, the
+//! same statistics `temperature` keeps (without unit and overtemp).
+
+use sample_common::json;
+use sample_common::records::{parse_humidity, HumidityPayload, HumidityRecord};
+use sample_common::stats::Stats;
+use sample_common::Folded;
+
+/// What one record contributes: a reading its value, an accumulated record its summary.
+fn contribution(record: HumidityRecord) -> Stats {
+    match record.value {
+        Some(value) => {
+            let mut stats = Stats::new();
+            stats.add(value);
+            stats
+        }
+        None => Stats::from_summary(
+            record.count,
+            record.max,
+            record.min,
+            record.average,
+            record.last,
+        ),
+    }
+}
+
+/// The accumulate: folds the batch's humidity readings (in batch order) into the staged record,
+/// if any, and writes `{"humidity":{count,max,min,average,last}}`. Other items are ignored with
+/// a warning; a staged value that is not a humidity record is an error (a miswired graph).
+pub fn accumulate(staged: Option<&[u8]>, items: &[Option<&[u8]>]) -> Result<Folded, String> {
+    let mut stats = match staged {
+        None => Stats::new(),
+        Some(bytes) => contribution(parse_humidity(bytes).ok_or_else(|| {
+            format!(
+                "the staged value is not a humidity record: {}",
+                String::from_utf8_lossy(&bytes[..bytes.len().min(120)])
+            )
+        })?),
+    };
+    let mut warnings = Vec::new();
+    for (index, item) in items.iter().enumerate() {
+        match item.and_then(parse_humidity) {
+            Some(record) => stats.merge(&contribution(record)),
+            None => warnings.push(match item {
+                None => format!("batch item {index} is not a humidity (a snapshot); ignored"),
+                Some(bytes) => format!(
+                    "batch item {index} is not a humidity ({} bytes); ignored",
+                    bytes.len()
+                ),
+            }),
+        }
+    }
+    stats.check_finite()?;
+    let record = HumidityRecord {
+        value: None,
+        count: stats.count(),
+        max: stats.max(),
+        min: stats.min(),
+        average: stats.average(),
+        last: stats.last(),
+    };
+    Ok(Folded {
+        payload: json::to_bytes(&HumidityPayload { humidity: record })?,
+        warnings,
+    })
+}
+
+#[cfg(target_arch = "wasm32")]
+mod component {
+    //! Component glue: the exports of world `wasmflow:samples/humidity`.
+    use wasmflow_guest::glue::log_init;
+    use wasmflow_guest::glue::types::{DataModel, Error, ModuleConfiguration};
+
+    wasmflow_guest::component_bindings!(operator, "humidity", "../../../wit/samples");
+
+    struct Component;
+    export!(Component);
+
+    impl exports::wasm_graph::processor::accumulate::Guest for Component {
+        fn init(configuration: ModuleConfiguration) -> bool {
+            log_init("humidity/accumulate", &configuration);
+            true
+        }
+
+        fn process(staged: DataModel, message: Vec<DataModel>) -> Result<DataModel, Error> {
+            sample_common::glue::accumulate(
+                "humidity/accumulate",
+                staged,
+                message,
+                crate::accumulate,
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn folded(staged: Option<&[u8]>, items: &[Option<&[u8]>]) -> (String, Vec<String>) {
+        let f = accumulate(staged, items).expect("fold");
+        (String::from_utf8(f.payload).expect("utf-8"), f.warnings)
+    }
+
+    #[test]
+    fn three_readings() {
+        let items: [Option<&[u8]>; 3] = [
+            Some(br#"{"humidity":{"value":40}}"#),
+            Some(br#"{"humidity":{"value":85.5}}"#),
+            Some(br#"{"humidity":{"value":60.5}}"#),
+        ];
+        // count 3, max 85.5, min 40, average 186/3 = 62, last 60.5.
+        let (out, warnings) = folded(None, &items);
+        assert_eq!(
+            out,
+            r#"{"humidity":{"count":3,"max":85.5,"min":40.0,"average":62.0,"last":60.5}}"#
+        );
+        assert!(warnings.is_empty());
+    }
+
+    #[test]
+    fn staged_record_is_folded_count_weighted() {
+        let staged =
+            br#"{"humidity":{"count":1,"max":50.0,"min":50.0,"average":50.0,"last":50.0}}"#;
+        let items: [Option<&[u8]>; 1] = [Some(br#"{"humidity":{"value":30}}"#)];
+        let (out, _) = folded(Some(staged), &items);
+        assert_eq!(
+            out,
+            r#"{"humidity":{"count":2,"max":50.0,"min":30.0,"average":40.0,"last":30.0}}"#
+        );
+    }
+
+    #[test]
+    fn other_items_are_ignored_with_warnings() {
+        let items: [Option<&[u8]>; 2] = [Some(br#"{"temperature":{"value":1,"unit":"C"}}"#), None];
+        let (out, warnings) = folded(None, &items);
+        assert_eq!(
+            out,
+            r#"{"humidity":{"count":0,"max":0.0,"min":0.0,"average":0.0,"last":0.0}}"#
+        );
+        assert_eq!(warnings.len(), 2);
+        assert!(warnings[1].contains("snapshot"));
+    }
+
+    #[test]
+    fn foreign_staged_value_is_an_error() {
+        assert!(accumulate(Some(b"[]"), &[])
+            .expect_err("bad staged")
+            .contains("not a humidity record"));
+    }
+}

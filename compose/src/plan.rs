@@ -1,0 +1,399 @@
+//! The composition plan: which files become packages, one instance per operation, which export
+//! each instance offers and which of its imports are per-operation.
+//!
+//! The plan is everything [`crate::encode`] needs, computed without wac-graph, so tests can
+//! check the shape of a composition (and the host can explain it) without encoding.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use crate::config::bake_parameters;
+use crate::error::ComposeError;
+use crate::exports::{
+    find_operation_export, per_operation_imports, ComponentInterfaces, ExportProblem,
+};
+use crate::manifest::{Manifest, ManifestOperation, ManifestSchema, MANIFEST_FORMAT};
+use crate::model::OperationKind;
+use crate::resolve::ModuleResolver;
+use crate::validate::ValidatedGraph;
+use crate::ComposeOptions;
+
+/// The kebab-case form of an operation name used in export names: lowercase, every run of
+/// characters other than `[a-z0-9]` becomes `-`, trimmed, and each word starting with a digit
+/// gets an `x` prefix (component-model names forbid words starting with a digit).
+///
+/// `module-temperature/map` → `module-temperature-map`; `2nd stage` → `x2nd-stage`.
+pub fn slug(name: &str) -> String {
+    let lower = name.to_lowercase();
+    let mut words: Vec<String> = Vec::new();
+    let mut current = String::new();
+    for c in lower.chars() {
+        if c.is_ascii_lowercase() || c.is_ascii_digit() {
+            current.push(c);
+        } else if !current.is_empty() {
+            words.push(std::mem::take(&mut current));
+        }
+    }
+    if !current.is_empty() {
+        words.push(current);
+    }
+    words
+        .into_iter()
+        .map(|w| {
+            if w.starts_with(|c: char| c.is_ascii_digit()) {
+                format!("x{w}")
+            } else {
+                w
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+/// The export name of operation `index`: `op{index}-{slug}` (just `op{index}` when the name has
+/// no letters or digits at all).
+pub fn export_name(index: usize, name: &str) -> String {
+    let s = slug(name);
+    if s.is_empty() {
+        format!("op{index}")
+    } else {
+        format!("op{index}-{s}")
+    }
+}
+
+/// The prefix of operation `index`'s per-operation imports: `op{index}` (`op{index}-logger`…).
+pub fn import_prefix(index: usize) -> String {
+    format!("op{index}")
+}
+
+/// A component file registered once in the composition.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PlannedPackage {
+    /// Unique package name in the composition, e.g. `wasmflow-module:temperature`.
+    pub name: String,
+    /// The file it was read from.
+    pub path: PathBuf,
+    /// The module reference as first written in the graph; `None` for plumbing.
+    pub reference: Option<String>,
+    /// The component's bytes.
+    pub bytes: Vec<u8>,
+    /// Its imports and exports.
+    pub interfaces: ComponentInterfaces,
+}
+
+impl std::fmt::Debug for PlannedPackage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlannedPackage")
+            .field("name", &self.name)
+            .field("path", &self.path)
+            .field("reference", &self.reference)
+            .field("bytes", &format_args!("{} bytes", self.bytes.len()))
+            .field("interfaces", &self.interfaces)
+            .finish()
+    }
+}
+
+/// An import of one instance that gets its own composition import.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PerOperationImport {
+    /// The composition's import name, e.g. `op1-logger`.
+    pub name: String,
+    /// The instance's import it satisfies, e.g. `wasm-graph:processor/logger@1.1.0`.
+    pub interface: String,
+}
+
+/// One instance: one operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedInstance {
+    /// Index of the operation in the graph.
+    pub operation: usize,
+    /// The operation's name.
+    pub name: String,
+    /// Its type.
+    pub kind: OperationKind,
+    /// Index into [`CompositionPlan::packages`].
+    pub package: usize,
+    /// The instance export that serves the operation, e.g. `wasm-graph:processor/map@1.1.0`.
+    pub interface: String,
+    /// The composition export re-exporting it, `op{i}-{slug}`.
+    pub export: String,
+    /// `op{i}` for operator instances; `None` for plumbing.
+    pub import_prefix: Option<String>,
+    /// Imports satisfied by per-operation composition imports.
+    pub per_operation_imports: Vec<PerOperationImport>,
+}
+
+/// What to build: packages, instances, and the manifest to embed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompositionPlan {
+    /// The graph file (starts error messages of later stages).
+    pub file: String,
+    /// Distinct component files, each registered once.
+    pub packages: Vec<PlannedPackage>,
+    /// One per operation, in operation order.
+    pub instances: Vec<PlannedInstance>,
+    /// Imports left to the host and merged by name (types, clocks, WASI, wasi:nn…), sorted.
+    pub shared_imports: Vec<String>,
+    /// The manifest the composed component will carry.
+    pub manifest: Manifest,
+    /// Warnings from validation and planning.
+    pub warnings: Vec<String>,
+}
+
+impl CompositionPlan {
+    /// The number of instances of package `package`.
+    pub fn instance_count(&self, package: usize) -> usize {
+        self.instances
+            .iter()
+            .filter(|i| i.package == package)
+            .count()
+    }
+}
+
+/// Resolves modules, reads and checks their exports, and lays out the composition.
+pub fn plan(
+    graph: &ValidatedGraph,
+    opts: &ComposeOptions,
+) -> Result<CompositionPlan, ComposeError> {
+    let resolver = ModuleResolver::new(
+        &graph.base_dir(),
+        opts.modules_dir.as_deref(),
+        opts.default_modules_dir.as_deref(),
+    );
+    plan_with(graph, &resolver, &opts.overrides)
+}
+
+/// [`plan`] with an explicit resolver (tests, or callers that control the search path).
+pub fn plan_with(
+    graph: &ValidatedGraph,
+    resolver: &ModuleResolver,
+    overrides: &[crate::Override],
+) -> Result<CompositionPlan, ComposeError> {
+    let file = graph.file_label();
+
+    // Configuration first: a missing required value needs no module to be reported.
+    let mut configurations = Vec::with_capacity(graph.operations.len());
+    for op in &graph.operations {
+        configurations.push(graph.configuration_for(&op.name, overrides)?);
+    }
+
+    // Resolve every file before reading any, so a missing module is reported before a bad one.
+    let mut paths = Vec::with_capacity(graph.operations.len());
+    for op in &graph.operations {
+        let path = match &op.module {
+            Some(reference) => {
+                resolver
+                    .resolve(reference)
+                    .map_err(|nf| ComposeError::ModuleNotFound {
+                        file: file.clone(),
+                        module: nf.module,
+                        reference: reference.clone(),
+                        operation: op.name.clone(),
+                        searched: nf.searched,
+                        direct: nf.direct,
+                    })?
+            }
+            None => match resolver.resolve_plumbing(op.kind) {
+                Some(found) => found.map_err(|nf| ComposeError::PlumbingNotFound {
+                    file: file.clone(),
+                    component: format!("{}.wasm", nf.module),
+                    operation: op.name.clone(),
+                    kind: op.kind,
+                    searched: nf.searched,
+                })?,
+                None => {
+                    return Err(ComposeError::MissingModule {
+                        file: file.clone(),
+                        operation: op.name.clone(),
+                        kind: op.kind,
+                    })
+                }
+            },
+        };
+        paths.push(path);
+    }
+
+    let mut packages: Vec<PlannedPackage> = Vec::new();
+    let mut identities: Vec<PathBuf> = Vec::new();
+    let mut instances = Vec::with_capacity(graph.operations.len());
+    let mut manifest_ops = Vec::with_capacity(graph.operations.len());
+    let mut warnings = graph.warnings.clone();
+    let mut any_wasi_nn = false;
+
+    for ((op, path), config) in graph.operations.iter().zip(&paths).zip(&configurations) {
+        let reference = op
+            .module
+            .clone()
+            .unwrap_or_else(|| path.display().to_string());
+        let identity = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
+        let package = match identities.iter().position(|p| *p == identity) {
+            Some(i) => i,
+            None => {
+                let bytes = std::fs::read(path).map_err(|source| ComposeError::ReadModule {
+                    file: file.clone(),
+                    reference: reference.clone(),
+                    operation: op.name.clone(),
+                    path: path.clone(),
+                    source,
+                })?;
+                let interfaces = ComponentInterfaces::from_bytes(&bytes).map_err(|message| {
+                    ComposeError::InvalidModule {
+                        file: file.clone(),
+                        reference: reference.clone(),
+                        operation: op.name.clone(),
+                        path: path.clone(),
+                        message,
+                    }
+                })?;
+                let name = unique_package_name(&packages, path, op.kind.is_plumbing());
+                packages.push(PlannedPackage {
+                    name,
+                    path: path.clone(),
+                    reference: op.module.clone(),
+                    bytes,
+                    interfaces,
+                });
+                identities.push(identity);
+                packages.len() - 1
+            }
+        };
+        let pkg = &packages[package];
+        let interface =
+            find_operation_export(&pkg.interfaces, op.kind).map_err(|problem| match problem {
+                ExportProblem::Missing => ComposeError::MissingExport {
+                    file: file.clone(),
+                    operation: op.name.clone(),
+                    kind: op.kind,
+                    reference: reference.clone(),
+                    path: path.clone(),
+                    needed: op.kind.interface().to_string(),
+                    found: pkg.interfaces.exports.clone(),
+                },
+                ExportProblem::UnsupportedVersion(found) => ComposeError::UnsupportedWitVersion {
+                    file: file.clone(),
+                    operation: op.name.clone(),
+                    kind: op.kind,
+                    reference: reference.clone(),
+                    path: path.clone(),
+                    found,
+                    needed: op.kind.interface().to_string(),
+                },
+            })?;
+        let (prefix, per_op) = if op.kind.is_plumbing() {
+            (None, Vec::new())
+        } else {
+            let prefix = import_prefix(op.index);
+            let per_op = per_operation_imports(&pkg.interfaces)
+                .into_iter()
+                .map(|(short, import)| PerOperationImport {
+                    name: format!("{prefix}-{short}"),
+                    interface: import,
+                })
+                .collect();
+            (Some(prefix), per_op)
+        };
+        let imports_wasi_nn = pkg.interfaces.imports_wasi_nn();
+        any_wasi_nn |= imports_wasi_nn;
+        instances.push(PlannedInstance {
+            operation: op.index,
+            name: op.name.clone(),
+            kind: op.kind,
+            package,
+            interface,
+            export: op.export.clone(),
+            import_prefix: prefix.clone(),
+            per_operation_imports: per_op,
+        });
+        manifest_ops.push(ManifestOperation {
+            name: op.name.clone(),
+            kind: op.kind,
+            module: op.module.clone(),
+            export: op.export.clone(),
+            import_prefix: prefix,
+            imports_wasi_nn,
+            parameters: bake_parameters(&op.parameters, config),
+        });
+    }
+
+    if any_wasi_nn && !graph.has_feature("wasi-nn") {
+        warnings.push(format!(
+            "{file}: a module imports wasi:nn but moduleRequirements.features does not list wasi-nn; the graph runs, but declare the feature"
+        ));
+    }
+
+    let mut shared: BTreeSet<String> = BTreeSet::new();
+    for inst in &instances {
+        for import in &packages[inst.package].interfaces.imports {
+            if !inst
+                .per_operation_imports
+                .iter()
+                .any(|p| p.interface == *import)
+            {
+                shared.insert(import.clone());
+            }
+        }
+    }
+
+    let def = &graph.definition;
+    let manifest = Manifest {
+        format: MANIFEST_FORMAT,
+        name: def.metadata.name.clone(),
+        description: def.metadata.description.clone(),
+        version: def.metadata.version.clone(),
+        features: def
+            .module_requirements
+            .features
+            .iter()
+            .flatten()
+            .map(|f| f.name.clone())
+            .collect(),
+        operations: manifest_ops,
+        connections: graph.connections.clone(),
+        schemas: def
+            .schemas
+            .iter()
+            .map(|s| ManifestSchema {
+                name: s.name.clone(),
+                format: s.format.clone(),
+                content: s.schema.clone(),
+            })
+            .collect(),
+    };
+
+    Ok(CompositionPlan {
+        file,
+        packages,
+        instances,
+        shared_imports: shared.into_iter().collect(),
+        manifest,
+        warnings,
+    })
+}
+
+/// `wasmflow-module:<file stem>` (or `wasmflow-plumbing:<stem>`), made unique with a numeric
+/// suffix when two files share a stem.
+fn unique_package_name(existing: &[PlannedPackage], path: &Path, plumbing: bool) -> String {
+    let stem = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .map(slug)
+        .unwrap_or_default();
+    let stem = if stem.is_empty() {
+        "module".to_string()
+    } else {
+        stem
+    };
+    let namespace = if plumbing {
+        "wasmflow-plumbing"
+    } else {
+        "wasmflow-module"
+    };
+    let base = format!("{namespace}:{stem}");
+    let mut name = base.clone();
+    let mut n = 2;
+    while existing.iter().any(|p| p.name == name) {
+        name = format!("{base}-{n}");
+        n += 1;
+    }
+    name
+}

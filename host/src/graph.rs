@@ -1,0 +1,699 @@
+//! Running one composed graph: the wasmtime instance of the composition and the host-side
+//! router that moves items between its operations.
+//!
+//! The composition exports every operation as its own instance; the router calls each one
+//! directly, so an item costs exactly one cross-component call per operation it visits. Windows
+//! (`accumulate`) and merges (`concatenate`) keep their pending items here, outside the instance,
+//! so a trap — which poisons the whole store — loses nothing: the instance is rebuilt from the
+//! pre-instantiated component, every `init` runs again, and the router carries on.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::histogram::Histogram;
+use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Linker, TypedFunc};
+use wasmtime::{Engine, Store};
+use wasmflow_compose::{Arm, Manifest, OperationKind, Override};
+
+use crate::bindings::{DataModel, Delivery, HybridLogicalClock, ModuleConfiguration, OperatorError, Publication};
+use crate::hlc::Hlc;
+use crate::host_state::{self, GraphServices, HostState};
+use crate::item::{Body, Bytes, Item};
+use crate::metrics::Metrics;
+
+/// How a graph instance is run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Longest a single operator call may run before it is interrupted (an endless loop traps).
+    pub call_timeout: Duration,
+    /// Largest linear memory any module may grow to.
+    pub max_memory: usize,
+    /// Run-time configuration overrides (`-c key=value`, `-c op.key=value`).
+    pub overrides: Vec<Override>,
+    /// Send items an operator rejected (or trapped on) to the dead-letter output.
+    pub dead_letter: bool,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self { call_timeout: Duration::from_secs(5), max_memory: 256 << 20, overrides: vec![], dead_letter: false }
+    }
+}
+
+/// A message as a transport delivers it to a source.
+#[derive(Debug, Clone)]
+pub struct Input {
+    pub topic: String,
+    pub payload: Bytes,
+    pub content_type: Option<String>,
+    pub user_properties: Vec<(String, String)>,
+}
+
+/// What leaves the graph: a sink's publication, or a dead letter naming why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Output {
+    pub destination: Destination,
+    pub topic: Option<String>,
+    pub payload: Bytes,
+    pub content_type: Option<String>,
+    pub user_properties: Vec<(String, String)>,
+}
+
+/// Where an output goes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Destination {
+    Sink(String),
+    DeadLetter { operation: String, error: String },
+}
+
+/// The typed entry points of one operation in the live instance.
+enum OpFuncs {
+    Source(TypedFunc<(Delivery, HybridLogicalClock), ((DataModel, Option<String>),)>),
+    Sink(TypedFunc<(DataModel,), (Result<Publication, OperatorError>,)>),
+    Concatenate(TypedFunc<(Vec<(u32, DataModel)>,), (Vec<DataModel>,)>),
+    Map(TypedFunc<(DataModel,), (Result<DataModel, OperatorError>,)>),
+    Filter(TypedFunc<(DataModel,), (Result<bool, OperatorError>,)>),
+    Branch(TypedFunc<(HybridLogicalClock, DataModel), (Result<bool, OperatorError>,)>),
+    Accumulate(TypedFunc<(DataModel, Vec<DataModel>), (Result<DataModel, OperatorError>,)>),
+    Delay(TypedFunc<(DataModel, HybridLogicalClock), (Result<HybridLogicalClock, OperatorError>,)>),
+}
+
+/// Export indices resolved once per component, reused by every rebuilt instance.
+struct OpExports {
+    process: ComponentExportIndex,
+    init: Option<ComponentExportIndex>,
+}
+
+struct NodeStats {
+    messages_in: Counter,
+    messages_out: Counter,
+    dropped: Counter,
+    errors: Counter,
+    traps: Counter,
+    latency: Histogram,
+}
+
+struct Live {
+    store: Store<HostState>,
+    funcs: Vec<OpFuncs>,
+}
+
+/// Why an operator call did not produce a value.
+enum CallFailure {
+    /// `process` returned `Err`: the item is dropped on this path.
+    Rejected(String),
+    /// The call trapped (panic, out-of-bounds, interrupted loop, memory limit).
+    Trapped(String),
+}
+
+/// Tick length of the epoch clock that bounds operator calls.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// One running graph.
+pub struct Graph {
+    manifest: Arc<Manifest>,
+    services: Arc<GraphServices>,
+    options: RunOptions,
+    pre: InstancePre<HostState>,
+    exports: Vec<OpExports>,
+    configs: Vec<Vec<(String, String)>>,
+    edges: Vec<Vec<(Option<bool>, usize, u32)>>,
+    order: Vec<usize>,
+    stats: Vec<NodeStats>,
+    live: Live,
+    /// Pending items per window operation, keyed by event time.
+    windows: HashMap<usize, BTreeMap<(u64, u32, u64), Vec<(u32, Item)>>>,
+    frontier: Option<(u64, u32, u64)>,
+    rebuilds: u64,
+}
+
+fn interface_of(kind: OperationKind) -> &'static str {
+    match kind {
+        OperationKind::Source => "wasmflow:graph/source@0.1.0",
+        OperationKind::Sink => "wasmflow:graph/sink@0.1.0",
+        OperationKind::Concatenate => "wasmflow:graph/concatenate@0.1.0",
+        OperationKind::Map => "wasm-graph:processor/map@1.1.0",
+        OperationKind::Filter => "wasm-graph:processor/filter@1.1.0",
+        OperationKind::Branch => "wasm-graph:processor/branch@1.1.0",
+        OperationKind::Accumulate => "wasm-graph:processor/accumulate@1.1.0",
+        OperationKind::Delay => "wasm-graph:processor/delay@1.1.0",
+    }
+}
+
+fn entry_point(kind: OperationKind) -> &'static str {
+    match kind {
+        OperationKind::Source => "ingest",
+        OperationKind::Sink => "emit",
+        OperationKind::Concatenate => "merge",
+        _ => "process",
+    }
+}
+
+impl Graph {
+    /// Links and instantiates a compiled graph and runs every operation's `init`. Fails with
+    /// the operation's name when an `init` returns false or traps, or a parameter is missing.
+    pub fn new(engine: &Engine, component: &Component, manifest: Manifest, services: Arc<GraphServices>, options: RunOptions) -> Result<Self> {
+        let mut linker = Linker::new(engine);
+        host_state::add_to_linker(&mut linker, component).context("linking host interfaces")?;
+        let pre = linker.instantiate_pre(component).map_err(anyhow::Error::from).context("the graph imports something this host does not provide")?;
+        let by_name: HashMap<&str, usize> = manifest.operations.iter().enumerate().map(|(i, o)| (o.name.as_str(), i)).collect();
+        let mut edges = vec![Vec::new(); manifest.operations.len()];
+        let mut inputs_seen = vec![0u32; manifest.operations.len()];
+        for c in &manifest.connections {
+            let (Some(&from), Some(&to)) = (by_name.get(c.from.as_str()), by_name.get(c.to.as_str())) else {
+                bail!("connection {} → {} names an unknown operation", c.from, c.to);
+            };
+            let arm = c.arm.map(|a| matches!(a, Arm::True));
+            edges[from].push((arm, to, inputs_seen[to]));
+            inputs_seen[to] += 1;
+        }
+        let order = topological_order(&edges)?;
+        let mut exports = Vec::new();
+        let mut configs = Vec::new();
+        for op in &manifest.operations {
+            let inst = component
+                .get_export_index(None, &op.export)
+                .ok_or_else(|| anyhow!("operation `{}`: the component has no export `{}`", op.name, op.export))?;
+            let process = component.get_export_index(Some(&inst), entry_point(op.kind)).ok_or_else(|| {
+                anyhow!("operation `{}`: export `{}` lacks `{}` of {}", op.name, op.export, entry_point(op.kind), interface_of(op.kind))
+            })?;
+            let init = component.get_export_index(Some(&inst), "init");
+            exports.push(OpExports { process, init });
+            configs.push(
+                manifest
+                    .configuration_for(&op.name, &options.overrides)
+                    .map_err(|e| anyhow!("{e}"))?,
+            );
+        }
+        let stats = services
+            .operations
+            .iter()
+            .map(|who| {
+                let l = Metrics::node_labels(who);
+                let n = &services.metrics.nodes;
+                NodeStats {
+                    messages_in: n.messages_in.get_or_create(&l).clone(),
+                    messages_out: n.messages_out.get_or_create(&l).clone(),
+                    dropped: n.dropped.get_or_create(&l).clone(),
+                    errors: n.errors.get_or_create(&l).clone(),
+                    traps: n.traps.get_or_create(&l).clone(),
+                    latency: n.latency_seconds.get_or_create(&l).clone(),
+                }
+            })
+            .collect();
+        let manifest = Arc::new(manifest);
+        let live = Self::instantiate(&pre, &manifest, &services, &options, &exports, &configs)?;
+        Ok(Self {
+            manifest,
+            services,
+            options,
+            pre,
+            exports,
+            configs,
+            edges,
+            order,
+            stats,
+            live,
+            windows: HashMap::new(),
+            frontier: None,
+            rebuilds: 0,
+        })
+    }
+
+    /// A fresh store and instance with every `init` run: start-up, and recovery after a trap.
+    fn instantiate(
+        pre: &InstancePre<HostState>,
+        manifest: &Manifest,
+        services: &Arc<GraphServices>,
+        options: &RunOptions,
+        exports: &[OpExports],
+        configs: &[Vec<(String, String)>],
+    ) -> Result<Live> {
+        let mut store = Store::new(pre.engine(), HostState::new(services.clone(), options.max_memory));
+        store.limiter(|s| &mut s.limits);
+        let ticks = (options.call_timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
+        store.set_epoch_deadline(ticks);
+        store.epoch_deadline_trap();
+        let instance = pre.instantiate(&mut store).map_err(anyhow::Error::from).context("instantiating the graph")?;
+        let mut funcs = Vec::with_capacity(exports.len());
+        for ((op, ex), config) in manifest.operations.iter().zip(exports).zip(configs) {
+            let ctx = || format!("operation `{}`: {} does not have the expected signature", op.name, interface_of(op.kind));
+            let p = &ex.process;
+            funcs.push(match op.kind {
+                OperationKind::Source => OpFuncs::Source(instance.get_typed_func(&mut store, p).map_err(anyhow::Error::from).with_context(ctx)?),
+                OperationKind::Sink => OpFuncs::Sink(instance.get_typed_func(&mut store, p).map_err(anyhow::Error::from).with_context(ctx)?),
+                OperationKind::Concatenate => OpFuncs::Concatenate(instance.get_typed_func(&mut store, p).map_err(anyhow::Error::from).with_context(ctx)?),
+                OperationKind::Map => OpFuncs::Map(instance.get_typed_func(&mut store, p).map_err(anyhow::Error::from).with_context(ctx)?),
+                OperationKind::Filter => OpFuncs::Filter(instance.get_typed_func(&mut store, p).map_err(anyhow::Error::from).with_context(ctx)?),
+                OperationKind::Branch => OpFuncs::Branch(instance.get_typed_func(&mut store, p).map_err(anyhow::Error::from).with_context(ctx)?),
+                OperationKind::Accumulate => OpFuncs::Accumulate(instance.get_typed_func(&mut store, p).map_err(anyhow::Error::from).with_context(ctx)?),
+                OperationKind::Delay => OpFuncs::Delay(instance.get_typed_func(&mut store, p).map_err(anyhow::Error::from).with_context(ctx)?),
+            });
+            if let Some(init) = &ex.init {
+                let init: TypedFunc<(ModuleConfiguration,), (bool,)> = instance.get_typed_func(&mut store, init).map_err(anyhow::Error::from).with_context(ctx)?;
+                let cfg = ModuleConfiguration { properties: config.clone(), module_schemas: vec![] };
+                store.set_epoch_deadline(ticks);
+                match init.call(&mut store, (cfg,)) {
+                    Ok((true,)) => {}
+                    Ok((false,)) => bail!(
+                        "operation `{}` refused its configuration (init returned false); configuration given: {}",
+                        op.name,
+                        fmt_config(config)
+                    ),
+                    Err(trap) => bail!("operation `{}` trapped in init: {}", op.name, describe_trap(&trap)),
+                }
+            }
+        }
+        Ok(Live { store, funcs })
+    }
+
+    /// The graph's manifest (operations, connections, parameters).
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// How many times the instance was rebuilt after a trap.
+    pub fn rebuilds(&self) -> u64 {
+        self.rebuilds
+    }
+
+    /// Feeds one delivery into the graph through `source` (the first source when `None`), runs
+    /// it as far as it goes, closes the windows its time completes, and returns what came out.
+    pub fn push(&mut self, source: Option<&str>, input: Input) -> Result<Vec<Output>> {
+        let src = match source {
+            Some(name) => self
+                .manifest
+                .operations
+                .iter()
+                .position(|o| o.name == name && o.kind == OperationKind::Source)
+                .ok_or_else(|| anyhow!("the graph has no source named `{name}`"))?,
+            None => self
+                .manifest
+                .operations
+                .iter()
+                .position(|o| o.kind == OperationKind::Source)
+                .ok_or_else(|| anyhow!("the graph has no source"))?,
+        };
+        let mut out = Vec::new();
+        let arrival = Hlc::now("wasmflow");
+        self.stats[src].messages_in.inc();
+        let Some(item) = self.ingest(src, input, &arrival)? else { return Ok(out) };
+        let t = item.ts.time_key();
+        self.stats[src].messages_out.inc();
+        self.forward(src, item, &mut out)?;
+        // Sources deliver in event-time order: nothing older than `t` can come any more.
+        if self.frontier.is_none_or(|f| t > f) {
+            self.frontier = Some(t);
+        }
+        self.close_windows(false, &mut out)?;
+        Ok(out)
+    }
+
+    /// Advances the progress frontier to `now` (sources idle): windows before it close.
+    pub fn advance_to(&mut self, now: &Hlc) -> Result<Vec<Output>> {
+        let t = now.time_key();
+        if self.frontier.is_none_or(|f| t > f) {
+            self.frontier = Some(t);
+        }
+        let mut out = Vec::new();
+        self.close_windows(false, &mut out)?;
+        Ok(out)
+    }
+
+    /// Closes every open window (end of input): nothing more will come.
+    pub fn flush(&mut self) -> Result<Vec<Output>> {
+        let mut out = Vec::new();
+        self.close_windows(true, &mut out)?;
+        Ok(out)
+    }
+
+    /// Number of items waiting in open windows.
+    pub fn pending(&self) -> usize {
+        self.windows.values().flat_map(|w| w.values()).map(Vec::len).sum()
+    }
+
+    fn ingest(&mut self, src: usize, input: Input, arrival: &Hlc) -> Result<Option<Item>> {
+        let table = &mut self.live.store.data_mut().table;
+        let payload = crate::buffer::new_buffer(table, input.payload.clone())?;
+        let delivery = Delivery {
+            topic: input.topic,
+            payload,
+            content_type: input.content_type,
+            user_properties: input.user_properties,
+        };
+        let OpFuncs::Source(f) = &self.live.funcs[src] else { bail!("operation {src} is not a source") };
+        let f = f.clone();
+        let started = Instant::now();
+        let result = f.call(&mut self.live.store, (delivery, arrival.into()));
+        self.stats[src].latency.observe(started.elapsed().as_secs_f64());
+        match result {
+            Ok(((dm, warning),)) => {
+                if let Some(w) = warning {
+                    tracing::warn!(graph = &*self.services.graph, operation = %self.manifest.operations[src].name, "{w}; using arrival time");
+                }
+                Ok(Some(Item::lift(&mut self.live.store.data_mut().table, dm, arrival)?))
+            }
+            Err(trap) => {
+                let msg = describe_trap(&trap);
+                self.trapped(src, &msg)?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Sends `item` along every edge out of `from` (all arms).
+    fn forward(&mut self, from: usize, item: Item, out: &mut Vec<Output>) -> Result<()> {
+        self.forward_arm(from, None, item, out)
+    }
+
+    fn forward_arm(&mut self, from: usize, arm: Option<bool>, item: Item, out: &mut Vec<Output>) -> Result<()> {
+        let edges = self.edges[from].clone();
+        let targets: Vec<_> = edges.iter().filter(|(a, _, _)| arm.is_none() || *a == arm).collect();
+        let n = targets.len();
+        let mut item = Some(item);
+        for (i, (_, to, input_ix)) in targets.into_iter().enumerate() {
+            let it = if i + 1 == n { item.take().unwrap_or_else(|| unreachable!()) } else { item.clone().unwrap_or_else(|| unreachable!()) };
+            self.deliver(*to, *input_ix, it, out)?;
+        }
+        Ok(())
+    }
+
+    /// Runs `item` through operation `op` and onwards.
+    fn deliver(&mut self, op: usize, input_ix: u32, item: Item, out: &mut Vec<Output>) -> Result<()> {
+        self.stats[op].messages_in.inc();
+        let kind = self.manifest.operations[op].kind;
+        match kind {
+            OperationKind::Accumulate | OperationKind::Concatenate => {
+                let late = self.frontier.is_some_and(|f| item.ts.time_key() < f);
+                if late {
+                    tracing::debug!(operation = %self.manifest.operations[op].name, ts = %item.ts, "late item: its window closes at once");
+                }
+                self.windows.entry(op).or_default().entry(item.ts.time_key()).or_default().push((input_ix, item));
+                Ok(())
+            }
+            OperationKind::Map => match self.call_map(op, &item) {
+                Ok(next) => self.emit(op, None, next, out),
+                Err(f) => self.failed(op, f, item, out),
+            },
+            OperationKind::Filter => match self.call_filter(op, &item) {
+                Ok(true) => self.emit(op, None, item, out),
+                Ok(false) => {
+                    self.stats[op].dropped.inc();
+                    Ok(())
+                }
+                Err(f) => self.failed(op, f, item, out),
+            },
+            OperationKind::Branch => match self.call_branch(op, &item) {
+                Ok(arm) => self.emit(op, Some(arm), item, out),
+                Err(f) => self.failed(op, f, item, out),
+            },
+            OperationKind::Delay => match self.call_delay(op, &item) {
+                Ok(ts) => {
+                    let mut item = item;
+                    item.set_ts(ts);
+                    self.emit(op, None, item, out)
+                }
+                Err(f) => self.failed(op, f, item, out),
+            },
+            OperationKind::Sink => match self.call_sink(op, &item) {
+                Ok(mut o) => {
+                    self.stats[op].messages_out.inc();
+                    o.destination = Destination::Sink(self.manifest.operations[op].name.clone());
+                    out.push(o);
+                    Ok(())
+                }
+                Err(f) => self.failed(op, f, item, out),
+            },
+            OperationKind::Source => bail!("connection into source `{}`", self.manifest.operations[op].name),
+        }
+    }
+
+    fn emit(&mut self, op: usize, arm: Option<bool>, item: Item, out: &mut Vec<Output>) -> Result<()> {
+        self.stats[op].messages_out.inc();
+        self.forward_arm(op, arm, item, out)
+    }
+
+    /// An operator rejected or trapped on `item`: drop it on this path, count it, log it with
+    /// the operation, dead-letter it when asked, and rebuild the instance after a trap.
+    fn failed(&mut self, op: usize, failure: CallFailure, item: Item, out: &mut Vec<Output>) -> Result<()> {
+        let name = self.manifest.operations[op].name.clone();
+        self.stats[op].dropped.inc();
+        let error = match failure {
+            CallFailure::Rejected(e) => {
+                self.stats[op].errors.inc();
+                tracing::warn!(graph = &*self.services.graph, operation = %name, ts = %item.ts, "item dropped: {e}");
+                e
+            }
+            CallFailure::Trapped(e) => {
+                self.trapped(op, &e)?;
+                format!("trap: {e}")
+            }
+        };
+        if self.options.dead_letter {
+            let (topic, content_type, user_properties) = match &item.body {
+                Body::Message { topic, content_type, properties, .. } => {
+                    (Some(String::from_utf8_lossy(topic).into_owned()), content_type.clone(), properties.clone())
+                }
+                _ => (None, None, vec![]),
+            };
+            let mut user_properties = user_properties;
+            user_properties.retain(|(k, _)| k != "__ts" && k != "error" && k != "operation");
+            user_properties.push(("__ts".into(), item.ts.to_string()));
+            user_properties.push(("operation".into(), name.clone()));
+            user_properties.push(("error".into(), error.clone()));
+            out.push(Output {
+                destination: Destination::DeadLetter { operation: name, error },
+                topic,
+                payload: item.payload().clone(),
+                content_type,
+                user_properties,
+            });
+        }
+        Ok(())
+    }
+
+    fn trapped(&mut self, op: usize, msg: &str) -> Result<()> {
+        let name = &self.manifest.operations[op].name;
+        self.stats[op].traps.inc();
+        tracing::error!(graph = &*self.services.graph, operation = %name, "operator trapped: {msg}; rebuilding the graph instance");
+        self.live = Self::instantiate(&self.pre, &self.manifest, &self.services, &self.options, &self.exports, &self.configs)
+            .with_context(|| format!("rebuilding the graph after a trap in `{name}`"))?;
+        self.rebuilds += 1;
+        Ok(())
+    }
+
+    /// Closes windows whose time the frontier has passed (all of them when `all`), in
+    /// topological order so a window's output reaches downstream windows before they close.
+    fn close_windows(&mut self, all: bool, out: &mut Vec<Output>) -> Result<()> {
+        for op in self.order.clone() {
+            loop {
+                let frontier = self.frontier;
+                let Some(w) = self.windows.get_mut(&op) else { break };
+                let Some((&key, _)) = w.iter().next() else { break };
+                if !all && frontier.is_none_or(|f| key >= f) {
+                    break;
+                }
+                let Some(batch) = w.remove(&key) else { break };
+                self.close_one(op, batch, out)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn close_one(&mut self, op: usize, batch: Vec<(u32, Item)>, out: &mut Vec<Output>) -> Result<()> {
+        let Some(first) = batch.first() else { return Ok(()) };
+        let ts = first.1.ts.clone();
+        match self.manifest.operations[op].kind {
+            OperationKind::Accumulate => {
+                let items: Vec<Item> = batch.into_iter().map(|(_, i)| i).collect();
+                match self.call_accumulate(op, &ts, &items) {
+                    Ok(result) => self.emit(op, None, result, out),
+                    Err(failure) => {
+                        // The whole window fails together: one rebuild (if it trapped), and every
+                        // item in it is dropped on this path and dead-lettered with the error.
+                        let error = match &failure {
+                            CallFailure::Rejected(e) => e.clone(),
+                            CallFailure::Trapped(e) => format!("trap: {e}"),
+                        };
+                        let mut items = items.into_iter();
+                        if let Some(first) = items.next() {
+                            self.failed(op, failure, first, out)?;
+                        }
+                        for item in items {
+                            self.failed(op, CallFailure::Rejected(error.clone()), item, out)?;
+                        }
+                        Ok(())
+                    }
+                }
+            }
+            OperationKind::Concatenate => {
+                let merged = match self.call_concatenate(op, &ts, batch) {
+                    Ok(m) => m,
+                    Err(CallFailure::Trapped(e) | CallFailure::Rejected(e)) => bail!("concatenate `{}` failed: {e}", self.manifest.operations[op].name),
+                };
+                for item in merged {
+                    self.emit(op, None, item, out)?;
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn timed<R>(&mut self, op: usize, f: impl FnOnce(&mut Store<HostState>) -> wasmtime::Result<R>) -> Result<R, CallFailure> {
+        let ticks = (self.options.call_timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
+        self.live.store.set_epoch_deadline(ticks);
+        let started = Instant::now();
+        let r = f(&mut self.live.store);
+        self.stats[op].latency.observe(started.elapsed().as_secs_f64());
+        r.map_err(|t| CallFailure::Trapped(describe_trap(&t)))
+    }
+
+    fn lower(&mut self, item: &Item) -> Result<DataModel, CallFailure> {
+        item.lower(&mut self.live.store.data_mut().table).map_err(|e| CallFailure::Trapped(e.to_string()))
+    }
+
+    fn lift(&mut self, dm: DataModel, ts: &Hlc) -> Result<Item, CallFailure> {
+        Item::lift(&mut self.live.store.data_mut().table, dm, ts).map_err(|e| CallFailure::Rejected(format!("unusable result: {e}")))
+    }
+
+    fn call_map(&mut self, op: usize, item: &Item) -> Result<Item, CallFailure> {
+        let OpFuncs::Map(f) = &self.live.funcs[op] else { unreachable!("kind checked by caller") };
+        let f = f.clone();
+        let arg = self.lower(item)?;
+        let (r,) = self.timed(op, |s| f.call(s, (arg,)))?;
+        let dm = r.map_err(|e| CallFailure::Rejected(e.message))?;
+        self.lift(dm, &item.ts)
+    }
+
+    fn call_filter(&mut self, op: usize, item: &Item) -> Result<bool, CallFailure> {
+        let OpFuncs::Filter(f) = &self.live.funcs[op] else { unreachable!("kind checked by caller") };
+        let f = f.clone();
+        let arg = self.lower(item)?;
+        let (r,) = self.timed(op, |s| f.call(s, (arg,)))?;
+        r.map_err(|e| CallFailure::Rejected(e.message))
+    }
+
+    fn call_branch(&mut self, op: usize, item: &Item) -> Result<bool, CallFailure> {
+        let OpFuncs::Branch(f) = &self.live.funcs[op] else { unreachable!("kind checked by caller") };
+        let f = f.clone();
+        let arg = self.lower(item)?;
+        let hlc = item.hlc();
+        let (r,) = self.timed(op, |s| f.call(s, (hlc, arg)))?;
+        r.map_err(|e| CallFailure::Rejected(e.message))
+    }
+
+    fn call_delay(&mut self, op: usize, item: &Item) -> Result<Hlc, CallFailure> {
+        let OpFuncs::Delay(f) = &self.live.funcs[op] else { unreachable!("kind checked by caller") };
+        let f = f.clone();
+        let arg = self.lower(item)?;
+        let hlc = item.hlc();
+        let (r,) = self.timed(op, |s| f.call(s, (arg, hlc)))?;
+        let new = r.map_err(|e| CallFailure::Rejected(e.message))?;
+        let new = Hlc::from(&new);
+        if new < item.ts {
+            return Err(CallFailure::Rejected(format!("delay moved the timestamp back from {} to {new}", item.ts)));
+        }
+        Ok(new)
+    }
+
+    fn call_accumulate(&mut self, op: usize, ts: &Hlc, items: &[Item]) -> Result<Item, CallFailure> {
+        let OpFuncs::Accumulate(f) = &self.live.funcs[op] else { unreachable!("kind checked by caller") };
+        let f = f.clone();
+        let staged = self.lower(&Item::empty_message(ts.clone()))?;
+        let mut args = Vec::with_capacity(items.len());
+        for i in items {
+            args.push(self.lower(i)?);
+        }
+        let (r,) = self.timed(op, |s| f.call(s, (staged, args)))?;
+        let dm = r.map_err(|e| CallFailure::Rejected(e.message))?;
+        self.lift(dm, ts)
+    }
+
+    fn call_concatenate(&mut self, op: usize, ts: &Hlc, batch: Vec<(u32, Item)>) -> Result<Vec<Item>, CallFailure> {
+        let OpFuncs::Concatenate(f) = &self.live.funcs[op] else { unreachable!("kind checked by caller") };
+        let f = f.clone();
+        let mut args = Vec::with_capacity(batch.len());
+        for (ix, i) in &batch {
+            args.push((*ix, self.lower(i)?));
+        }
+        let (r,) = self.timed(op, |s| f.call(s, (args,)))?;
+        r.into_iter().map(|dm| self.lift(dm, ts)).collect()
+    }
+
+    fn call_sink(&mut self, op: usize, item: &Item) -> Result<Output, CallFailure> {
+        let OpFuncs::Sink(f) = &self.live.funcs[op] else { unreachable!("kind checked by caller") };
+        let f = f.clone();
+        let arg = self.lower(item)?;
+        let (r,) = self.timed(op, |s| f.call(s, (arg,)))?;
+        let p = r.map_err(|e| CallFailure::Rejected(e.message))?;
+        let table = &mut self.live.store.data_mut().table;
+        let payload = match p.payload {
+            crate::bindings::BufferOrBytes::Bytes(b) => b.into(),
+            crate::bindings::BufferOrBytes::Buffer(b) => {
+                crate::buffer::take_buffer(table, b).map_err(|e| CallFailure::Rejected(e.to_string()))?
+            }
+        };
+        Ok(Output {
+            destination: Destination::Sink(String::new()),
+            topic: p.topic,
+            payload,
+            content_type: p.content_type,
+            user_properties: p.user_properties,
+        })
+    }
+}
+
+fn fmt_config(c: &[(String, String)]) -> String {
+    if c.is_empty() {
+        return "(none)".into();
+    }
+    c.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")
+}
+
+/// A trap as one line: the trap code and the guest's backtrace frames when present.
+pub fn describe_trap(e: &wasmtime::Error) -> String {
+    let mut s = String::new();
+    if let Some(t) = e.downcast_ref::<wasmtime::Trap>() {
+        s.push_str(&t.to_string());
+    } else {
+        s.push_str(&e.to_string());
+    }
+    if let Some(bt) = e.downcast_ref::<wasmtime::WasmBacktrace>() {
+        let frames: Vec<String> = bt.frames().iter().take(4).filter_map(|f| f.func_name().map(str::to_owned)).collect();
+        if !frames.is_empty() {
+            s.push_str(" at ");
+            s.push_str(&frames.join(" ← "));
+        }
+    }
+    s
+}
+
+/// Kahn's algorithm; validation already refused cycles, so one here is an internal error.
+fn topological_order(edges: &[Vec<(Option<bool>, usize, u32)>]) -> Result<Vec<usize>> {
+    let n = edges.len();
+    let mut indeg = vec![0usize; n];
+    for es in edges {
+        for (_, to, _) in es {
+            indeg[*to] += 1;
+        }
+    }
+    let mut ready: Vec<usize> = (0..n).filter(|&i| indeg[i] == 0).rev().collect();
+    let mut order = Vec::with_capacity(n);
+    while let Some(i) = ready.pop() {
+        order.push(i);
+        for (_, to, _) in edges[i].iter().rev() {
+            indeg[*to] -= 1;
+            if indeg[*to] == 0 {
+                ready.push(*to);
+            }
+        }
+    }
+    if order.len() != n {
+        bail!("the graph has a cycle");
+    }
+    Ok(order)
+}

@@ -1,0 +1,16 @@
+//! The wasmflow runtime: runs composed data-flow graphs in wasmtime and supplies the host
+//! interfaces their operators import. One module per host capability; the CLI (`main.rs` and
+//! `cli/`) only parses arguments and calls into this library.
+
+pub mod bindings;
+pub mod buffer;
+pub mod engine;
+pub mod graph;
+pub mod hlc;
+pub mod host_state;
+pub mod item;
+pub mod jsonl;
+pub mod logger;
+pub mod metrics;
+pub mod runtime;
+pub mod state_store;

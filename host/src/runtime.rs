@@ -1,0 +1,130 @@
+//! The process-wide runtime: one engine, one compiled-code cache, one metrics registry and one
+//! state store, shared by every graph this process runs.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::{anyhow, Context, Result};
+use wasmtime::Engine;
+use wasmflow_compose::{ComposeOptions, Manifest};
+
+use crate::engine::{new_engine, CacheOutcome, CompiledCache, EngineLimits};
+use crate::graph::{Graph, RunOptions, EPOCH_TICK};
+use crate::host_state::GraphServices;
+use crate::logger::OpIdentity;
+use crate::metrics::Metrics;
+use crate::state_store::StateStore;
+
+/// Where the runtime keeps what must outlive a run.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Holds the compiled-code cache and, unless `ephemeral_state`, the state store file.
+    pub data_dir: PathBuf,
+    /// Keep the state store in memory (tests, `wasmflow test`): nothing is written.
+    pub ephemeral_state: bool,
+    pub limits: EngineLimits,
+}
+
+impl RuntimeConfig {
+    /// `$WASMFLOW_DATA_DIR`, else `$XDG_DATA_HOME/wasmflow`, else `~/.local/share/wasmflow`.
+    pub fn default_data_dir() -> PathBuf {
+        if let Some(d) = std::env::var_os("WASMFLOW_DATA_DIR") {
+            return d.into();
+        }
+        if let Some(d) = std::env::var_os("XDG_DATA_HOME") {
+            return PathBuf::from(d).join("wasmflow");
+        }
+        std::env::var_os("HOME").map_or_else(|| PathBuf::from(".wasmflow"), |h| PathBuf::from(h).join(".local/share/wasmflow"))
+    }
+}
+
+/// A graph ready to run: the composed component and what it says about itself.
+pub struct LoadedGraph {
+    pub bytes: Vec<u8>,
+    pub manifest: Manifest,
+    /// Where it came from, for messages.
+    pub origin: String,
+}
+
+/// The modules directory a build of this repository fills (`scripts/build-components.sh`).
+pub fn default_modules_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/modules")
+}
+
+/// Reads a graph: a definition (`.yaml`/`.yml`, composed now) or a composed `.wasm`.
+pub fn load_graph(target: &Path, compose: &ComposeOptions) -> Result<LoadedGraph> {
+    let origin = target.display().to_string();
+    let ext = target.extension().and_then(|e| e.to_str()).unwrap_or_default();
+    if ext == "wasm" {
+        let bytes = std::fs::read(target).with_context(|| format!("reading {origin}"))?;
+        let manifest = Manifest::from_component(&bytes)
+            .map_err(|e| anyhow!("{e}"))?
+            .ok_or_else(|| anyhow!("{origin} is not a composed wasmflow graph (no `wasmflow-graph` section); compose a graph definition with `wasmflow compose`"))?;
+        return Ok(LoadedGraph { bytes, manifest, origin });
+    }
+    let graph = wasmflow_compose::load_graph(target).map_err(|e| anyhow!("{e}"))?;
+    let composed = wasmflow_compose::compose(&graph, compose).map_err(|e| anyhow!("{e}"))?;
+    Ok(LoadedGraph { bytes: composed.bytes, manifest: composed.manifest, origin })
+}
+
+/// Shared runtime state; dropping it stops the epoch clock.
+pub struct Runtime {
+    engine: Engine,
+    cache: CompiledCache,
+    pub metrics: Metrics,
+    pub state: StateStore,
+    stop: Arc<AtomicBool>,
+}
+
+impl Runtime {
+    pub fn new(config: &RuntimeConfig) -> Result<Self> {
+        let engine = new_engine(&config.limits)?;
+        let state = if config.ephemeral_state {
+            StateStore::in_memory()?
+        } else {
+            StateStore::open(&config.data_dir.join("state.redb"))?
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        // The epoch clock that lets wasmtime interrupt an operator stuck in a loop.
+        let (e, s) = (engine.clone(), stop.clone());
+        std::thread::Builder::new().name("wasmflow-epoch".into()).spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                std::thread::sleep(EPOCH_TICK);
+                e.increment_epoch();
+            }
+        })?;
+        Ok(Self { engine, cache: CompiledCache::new(config.data_dir.join("cache")), metrics: Metrics::new(), state, stop })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Compiles (or loads from cache) and starts a graph.
+    pub fn start(&self, graph: &LoadedGraph, options: RunOptions) -> Result<(Graph, CacheOutcome)> {
+        let (component, outcome) = self.cache.load(&self.engine, &graph.bytes).with_context(|| format!("loading {}", graph.origin))?;
+        let name: Arc<str> = graph.manifest.name.clone().into();
+        let services = Arc::new(GraphServices {
+            graph: name.clone(),
+            operations: graph
+                .manifest
+                .operations
+                .iter()
+                .map(|o| OpIdentity { graph: name.clone(), operation: o.name.as_str().into() })
+                .collect(),
+            metrics: self.metrics.clone(),
+            state: self.state.clone(),
+            schemas: vec![],
+        });
+        let g = Graph::new(&self.engine, &component, graph.manifest.clone(), services, options)
+            .with_context(|| format!("starting graph `{}` from {}", graph.manifest.name, graph.origin))?;
+        Ok((g, outcome))
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
