@@ -23,6 +23,8 @@ pub struct RuntimeConfig {
     pub data_dir: PathBuf,
     /// Keep the state store in memory (tests, `wasmflow test`): nothing is written.
     pub ephemeral_state: bool,
+    /// Where compiled graphs are cached; `<data_dir>/cache` when `None`.
+    pub cache_dir: Option<PathBuf>,
     pub limits: EngineLimits,
 }
 
@@ -65,6 +67,9 @@ pub fn load_graph(target: &Path, compose: &ComposeOptions) -> Result<LoadedGraph
     }
     let graph = wasmflow_compose::load_graph(target).map_err(|e| anyhow!("{e}"))?;
     let composed = wasmflow_compose::compose(&graph, compose).map_err(|e| anyhow!("{e}"))?;
+    for w in &composed.warnings {
+        tracing::warn!("{origin}: {w}");
+    }
     Ok(LoadedGraph { bytes: composed.bytes, manifest: composed.manifest, origin })
 }
 
@@ -94,7 +99,7 @@ impl Runtime {
                 e.increment_epoch();
             }
         })?;
-        Ok(Self { engine, cache: CompiledCache::new(config.data_dir.join("cache")), metrics: Metrics::new(), state, stop })
+        Ok(Self { engine, cache: CompiledCache::new(config.cache_dir.clone().unwrap_or_else(|| config.data_dir.join("cache"))), metrics: Metrics::new(), state, stop })
     }
 
     pub fn engine(&self) -> &Engine {

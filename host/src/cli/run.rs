@@ -62,6 +62,7 @@ impl RunCmd {
         let config = RuntimeConfig {
             data_dir: self.data_dir.clone().unwrap_or_else(RuntimeConfig::default_data_dir),
             ephemeral_state: false,
+            cache_dir: None,
             limits: wasmflow_host::engine::EngineLimits { max_memory_bytes: self.max_memory_mib << 20, ..Default::default() },
         };
         let runtime = Runtime::new(&config)?;

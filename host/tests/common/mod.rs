@@ -1,0 +1,104 @@
+//! Shared set-up for the host's integration tests: real modules from `target/modules`
+//! (built by scripts/build-components.sh), composed and run in process.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use wasmflow_compose::ComposeOptions;
+use wasmflow_host::graph::{Graph, Input, Output, RunOptions};
+use wasmflow_host::runtime::{default_modules_dir, load_graph, LoadedGraph, Runtime, RuntimeConfig};
+
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+pub fn module(name: &str) -> PathBuf {
+    let p = default_modules_dir().join(format!("{name}.wasm"));
+    assert!(p.is_file(), "{} is missing: run scripts/build-components.sh", p.display());
+    p
+}
+
+pub fn compose_options() -> ComposeOptions {
+    ComposeOptions { default_modules_dir: Some(default_modules_dir()), ..Default::default() }
+}
+
+/// A runtime with its own data directory (dropped with it) and an in-memory state store.
+pub struct Harness {
+    pub dir: tempfile::TempDir,
+    pub runtime: Runtime,
+}
+
+impl Harness {
+    pub fn new() -> Self {
+        Self::with_state(true)
+    }
+
+    /// A runtime whose compiled-code cache is shared by the tests (compiling a graph in a
+    /// debug build takes a second or two); state is in memory unless `ephemeral_state` is false.
+    pub fn with_state(ephemeral_state: bool) -> Self {
+        Self::build(ephemeral_state, Some(Path::new(env!("CARGO_TARGET_TMPDIR")).join("wasmflow-cache")))
+    }
+
+    /// A runtime with a cache of its own, empty at first.
+    pub fn with_fresh_cache() -> Self {
+        Self::build(true, None)
+    }
+
+    fn build(ephemeral_state: bool, cache_dir: Option<PathBuf>) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = RuntimeConfig { data_dir: dir.path().into(), ephemeral_state, cache_dir, limits: Default::default() };
+        let runtime = Runtime::new(&config).expect("runtime");
+        Self { dir, runtime }
+    }
+
+    pub fn load(&self, graph: &Path) -> LoadedGraph {
+        // Make sure the modules exist before blaming the compiler.
+        module("temperature");
+        load_graph(graph, &compose_options()).unwrap_or_else(|e| panic!("{}: {e:#}", graph.display()))
+    }
+
+    pub fn start(&self, graph: &Path, options: RunOptions) -> Graph {
+        let loaded = self.load(graph);
+        self.runtime.start(&loaded, options).unwrap_or_else(|e| panic!("{e:#}")).0
+    }
+
+    /// Writes a graph definition into the harness directory.
+    pub fn write_graph(&self, name: &str, yaml: &str) -> PathBuf {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, yaml).expect("write graph");
+        p
+    }
+}
+
+/// `__ts` for `ms` since the epoch, as sensors write it.
+pub fn ts(ms: u64) -> String {
+    format!("{ms:0>15}:{:0>5}:test", 0)
+}
+
+pub fn input(payload: &str, ms: u64) -> Input {
+    Input {
+        topic: "sensors/test".into(),
+        payload: Arc::from(payload.as_bytes()),
+        content_type: None,
+        user_properties: vec![("__ts".into(), ts(ms))],
+    }
+}
+
+pub fn payload(o: &Output) -> String {
+    String::from_utf8(o.payload.to_vec()).expect("utf-8 payload")
+}
+
+pub fn prop<'a>(o: &'a Output, key: &str) -> Option<&'a str> {
+    o.user_properties.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+/// Feeds every input, then closes all windows; returns everything that came out.
+pub fn run_all(g: &mut Graph, inputs: Vec<Input>) -> Vec<Output> {
+    let mut out = Vec::new();
+    for i in inputs {
+        out.extend(g.push(None, i).expect("push"));
+    }
+    out.extend(g.flush().expect("flush"));
+    out
+}

@@ -1,0 +1,157 @@
+//! The shipped graphs, run in process on the real sample modules, against outputs worked out by
+//! hand from DESIGN.md's operator semantics (°C = (°F − 32) × 5 / 9; windows round event time up
+//! to the next 10 s; statistics over each window).
+
+mod common;
+
+use common::*;
+use wasmflow_host::engine::CacheOutcome;
+use wasmflow_host::graph::{Destination, RunOptions};
+
+const T0: u64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z, on a 10 s boundary
+
+#[test]
+fn graph_simple_converts_fahrenheit() {
+    let h = Harness::new();
+    let mut g = h.start(&repo().join("compose/tests/azure-compat/graph-simple.yaml"), RunOptions::default());
+    let out = run_all(&mut g, vec![input(r#"{"temperature":{"value":1209,"unit":"F"}}"#, T0 + 1000)]);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(
+        payload(&out[0]),
+        r#"{"temperature":{"value":653.8888888888889,"count":0,"max":0.0,"min":0.0,"average":0.0,"last":0.0,"unit":"C","overtemp":false}}"#
+    );
+    assert_eq!(out[0].destination, Destination::Sink("sink".into()));
+    assert_eq!(out[0].topic.as_deref(), Some("sensors/test"));
+    assert_eq!(prop(&out[0], "__ts"), Some(ts(T0 + 1000).as_str()), "event time is carried through");
+}
+
+#[test]
+fn non_temperature_payloads_pass_the_map_unchanged() {
+    let h = Harness::new();
+    let mut g = h.start(&repo().join("compose/tests/azure-compat/graph-simple.yaml"), RunOptions::default());
+    let out = run_all(&mut g, vec![input("not json", T0), input(r#"{"humidity":{"value":3}}"#, T0 + 1)]);
+    let payloads: Vec<_> = out.iter().map(payload).collect();
+    assert_eq!(payloads, ["not json", r#"{"humidity":{"value":3}}"#]);
+}
+
+fn temperature_humidity() -> std::path::PathBuf {
+    repo().join("graphs/temperature-humidity.yaml")
+}
+
+#[test]
+fn one_hot_reading_through_the_complex_graph() {
+    let h = Harness::new();
+    let mut g = h.start(&temperature_humidity(), RunOptions::default());
+    let out = run_all(&mut g, vec![input(r#"{"temperature":{"value":1209,"unit":"F"}}"#, T0 + 1000)]);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(
+        payload(&out[0]),
+        r#"{"temperature":[{"count":1,"max":653.8888888888889,"min":653.8888888888889,"average":653.8888888888889,"last":653.8888888888889,"unit":"C","overtemp":true}]}"#
+    );
+    assert_eq!(out[0].topic.as_deref(), Some("sensors"));
+    assert_eq!(prop(&out[0], "__ts"), Some(ts(T0 + 10_000).as_str()), "the window's time");
+}
+
+#[test]
+fn temperature_and_humidity_share_a_window() {
+    let h = Harness::new();
+    let mut g = h.start(&temperature_humidity(), RunOptions::default());
+    let out = run_all(
+        &mut g,
+        vec![
+            input(r#"{"temperature":{"value":68,"unit":"F"}}"#, T0 + 1000),
+            input(r#"{"humidity":{"value":41.5}}"#, T0 + 2000),
+            input(r#"{"temperature":{"value":1209,"unit":"F"}}"#, T0 + 3000),
+        ],
+    );
+    assert_eq!(out.len(), 1, "{out:?}");
+    // 68 °F = 20 °C; mean of 20 and 653.888… = 336.944…; one humidity reading.
+    assert_eq!(
+        payload(&out[0]),
+        concat!(
+            r#"{"temperature":[{"count":2,"max":653.8888888888889,"min":20.0,"average":336.94444444444446,"last":653.8888888888889,"unit":"C","overtemp":true}],"#,
+            r#""humidity":[{"count":1,"max":41.5,"min":41.5,"average":41.5,"last":41.5}]}"#
+        )
+    );
+}
+
+#[test]
+fn implausible_temperatures_are_filtered_out() {
+    let h = Harness::new();
+    let mut g = h.start(&temperature_humidity(), RunOptions::default());
+    // -100 °F = -73.3 °C, below the filter's -40 °C bound: the window has nothing to report.
+    let out = run_all(&mut g, vec![input(r#"{"temperature":{"value":-100,"unit":"F"}}"#, T0 + 1000)]);
+    assert!(out.is_empty(), "{out:?}");
+}
+
+#[test]
+fn a_window_closes_when_event_time_passes_it() {
+    let h = Harness::new();
+    let mut g = h.start(&temperature_humidity(), RunOptions::default());
+    let t = r#"{"temperature":{"value":50,"unit":"F"}}"#;
+    assert!(g.push(None, input(t, T0 + 1000)).unwrap().is_empty());
+    assert!(g.push(None, input(t, T0 + 9000)).unwrap().is_empty(), "window [0, 10 s) still open");
+    assert_eq!(g.pending(), 2);
+    let out = g.push(None, input(t, T0 + 10_500)).unwrap();
+    assert_eq!(out.len(), 1, "event time 10.5 s closed the first window: {out:?}");
+    assert!(payload(&out[0]).starts_with(r#"{"temperature":[{"count":2,"#), "{}", payload(&out[0]));
+    assert_eq!(g.pending(), 1, "the 10.5 s reading waits in the next window");
+}
+
+#[test]
+fn replay_is_byte_identical() {
+    let lines = std::fs::read_to_string(repo().join("graphs/demo/readings.jsonl")).unwrap();
+    let run = || {
+        let h = Harness::new();
+        let mut g = h.start(&temperature_humidity(), RunOptions::default());
+        let inputs = lines
+            .lines()
+            .enumerate()
+            .filter_map(|(i, l)| wasmflow_host::jsonl::parse_line(l, i + 1, wasmflow_host::jsonl::InputFormat::Envelope, "in").unwrap())
+            .collect();
+        run_all(&mut g, inputs).iter().map(|o| wasmflow_host::jsonl::output_json(o).to_string()).collect::<Vec<_>>()
+    };
+    let first = run();
+    assert!(first.len() >= 3, "{first:?}");
+    assert_eq!(first, run());
+}
+
+#[test]
+fn second_start_uses_the_compiled_cache() {
+    let h = Harness::with_fresh_cache();
+    let loaded = h.load(&repo().join("compose/tests/azure-compat/graph-simple.yaml"));
+    let (_, first) = h.runtime.start(&loaded, RunOptions::default()).unwrap();
+    let (_, second) = h.runtime.start(&loaded, RunOptions::default()).unwrap();
+    assert_eq!((first, second), (CacheOutcome::Compiled, CacheOutcome::Hit));
+}
+
+#[test]
+fn runtime_metrics_name_each_operation() {
+    let h = Harness::new();
+    let mut g = h.start(&temperature_humidity(), RunOptions::default());
+    run_all(&mut g, vec![input(r#"{"temperature":{"value":-100,"unit":"F"}}"#, T0), input(r#"{"temperature":{"value":50,"unit":"F"}}"#, T0 + 1)]);
+    let text = h.runtime.metrics.render();
+    let line = |name: &str, op: &str| {
+        text.lines()
+            .find(|l| l.starts_with(name) && l.contains(&format!("operation=\"{op}\"")))
+            .unwrap_or_else(|| panic!("no {name} for {op} in\n{text}"))
+            .to_string()
+    };
+    assert!(line("wasmflow_messages_in_total", "module-temperature/filter").ends_with(" 2"));
+    assert!(line("wasmflow_messages_dropped_total", "module-temperature/filter").ends_with(" 1"));
+    assert!(line("wasmflow_messages_out_total", "module-enrichment/map").ends_with(" 1"));
+}
+
+#[test]
+fn enrichment_state_persists_in_the_data_directory() {
+    let h = Harness::with_state(false);
+    {
+        let mut g = h.start(&temperature_humidity(), RunOptions::default());
+        run_all(&mut g, vec![input(r#"{"temperature":{"value":1209,"unit":"F"}}"#, T0)]);
+    }
+    let data_dir = h.dir.path().to_path_buf();
+    drop(h.runtime);
+    let store = wasmflow_host::state_store::StateStore::open(&data_dir.join("state.redb")).unwrap();
+    assert_eq!(store.get(b"overtemp").unwrap().value.as_deref(), Some(&b"true"[..]));
+    assert_eq!(store.get(b"overtemp_windows").unwrap().value.as_deref(), Some(&b"1"[..]));
+}
