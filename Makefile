@@ -4,14 +4,14 @@
 CARGO ?= cargo
 WASMFLOW = $(CARGO) run --quiet -p wasmflow-host --bin wasmflow --
 
-.PHONY: demo test setup components build test-host test-components
+.PHONY: demo test setup components test-host test-components test-golden
 
 ## Run the demo graph on the bundled readings (no broker, no flags).
 demo: components
 	$(WASMFLOW) run graphs/temperature-humidity.yaml --envelope --input graphs/demo/readings.jsonl
 
-## Run every test: component logic (native), compiler, host, end to end.
-test: components test-components test-host
+## Run every test: component logic (native), compiler, host, end to end, golden files.
+test: components test-components test-host test-golden
 
 setup:
 	./scripts/setup.sh
@@ -24,3 +24,6 @@ test-components:
 
 test-host:
 	$(CARGO) test --workspace
+
+test-golden:
+	$(WASMFLOW) test tests/golden

@@ -5,6 +5,7 @@
 pub mod bindings;
 pub mod buffer;
 pub mod engine;
+pub mod golden;
 pub mod graph;
 pub mod hlc;
 pub mod host_state;

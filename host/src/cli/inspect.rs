@@ -26,6 +26,9 @@ impl InspectCmd {
             wasmflow_compose::inspect_component(&composed.bytes).map_err(|e| anyhow!("{e}"))?
         };
         print!("{text}");
+        if !text.ends_with('\n') {
+            println!();
+        }
         Ok(ExitCode::SUCCESS)
     }
 }

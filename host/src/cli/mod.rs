@@ -3,6 +3,7 @@
 mod compose;
 mod inspect;
 mod run;
+mod test;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,6 +30,8 @@ pub enum Command {
     Inspect(inspect::InspectCmd),
     /// Run a graph, reading messages from --input and printing outputs as JSON lines.
     Run(run::RunCmd),
+    /// Run golden-file tests: a graph, an input folder, expected JSON.
+    Test(test::TestCmd),
 }
 
 /// Options shared by every command that reads a graph definition.
@@ -68,5 +71,6 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Compose(c) => c.execute(),
         Command::Inspect(c) => c.execute(),
         Command::Run(c) => c.execute(),
+        Command::Test(c) => c.execute(),
     }
 }
