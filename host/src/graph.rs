@@ -486,18 +486,29 @@ impl Graph {
     }
 
     /// Closes windows whose time the frontier has passed (all of them when `all`), in
-    /// topological order so a window's output reaches downstream windows before they close.
+    /// topological order so a window's output reaches downstream windows before they close. An
+    /// accumulate folds each closed time on its own; a concatenate merges everything it releases
+    /// in one call, which orders it by event time.
     fn close_windows(&mut self, all: bool, out: &mut Vec<Output>) -> Result<()> {
         for op in self.order.clone() {
-            loop {
-                let frontier = self.frontier;
-                let Some(w) = self.windows.get_mut(&op) else { break };
-                let Some((&key, _)) = w.iter().next() else { break };
-                if !all && frontier.is_none_or(|f| key >= f) {
-                    break;
+            let Some(w) = self.windows.get_mut(&op) else { continue };
+            let ready: Vec<_> = match (all, self.frontier) {
+                (true, _) => std::mem::take(w).into_values().collect(),
+                (false, None) => continue,
+                (false, Some(f)) => {
+                    let rest = w.split_off(&f);
+                    std::mem::replace(w, rest).into_values().collect()
                 }
-                let Some(batch) = w.remove(&key) else { break };
-                self.close_one(op, batch, out)?;
+            };
+            if ready.is_empty() {
+                continue;
+            }
+            if self.manifest.operations[op].kind == OperationKind::Concatenate {
+                self.close_one(op, ready.into_iter().flatten().collect(), out)?;
+            } else {
+                for batch in ready {
+                    self.close_one(op, batch, out)?;
+                }
             }
         }
         Ok(())

@@ -120,7 +120,7 @@ impl Runtime {
                 .collect(),
             metrics: self.metrics.clone(),
             state: self.state.clone(),
-            schemas: vec![],
+            schemas: graph.manifest.schemas.iter().map(|s| (s.name.clone(), s.format.clone(), s.content.clone())).collect(),
         });
         let g = Graph::new(&self.engine, &component, graph.manifest.clone(), services, options)
             .with_context(|| format!("starting graph `{}` from {}", graph.manifest.name, graph.origin))?;

@@ -155,3 +155,44 @@ fn enrichment_state_persists_in_the_data_directory() {
     assert_eq!(store.get(b"overtemp").unwrap().value.as_deref(), Some(&b"true"[..]));
     assert_eq!(store.get(b"overtemp_windows").unwrap().value.as_deref(), Some(&b"1"[..]));
 }
+
+#[test]
+fn concatenate_merges_its_inputs_in_event_time_order() {
+    let h = Harness::new();
+    let g = h.write_graph(
+        "merge.yaml",
+        r#"
+metadata:
+  name: "merge"
+  description: "temperature windows and everything else, merged back in event-time order"
+  version: "1.0.0"
+  $schema: "https://www.schemastore.org/aio-wasm-graph-config-1.0.0.json"
+  vendor: "wasmflow tests"
+moduleRequirements:
+  apiVersion: "1.1.0"
+  runtimeVersion: "1.1.0"
+operations:
+  - { operationType: source, name: source }
+  - { operationType: branch, name: is-temperature, module: "x/temperature:1.0.0" }
+  - { operationType: accumulate, name: stats, module: "x/temperature:1.0.0" }
+  - { operationType: concatenate, name: merge }
+  - { operationType: sink, name: sink }
+connections:
+  - { from: { name: source }, to: { name: is-temperature } }
+  - { from: { name: is-temperature, arm: "True" }, to: { name: stats } }
+  - { from: { name: is-temperature, arm: "False" }, to: { name: merge } }
+  - { from: { name: stats }, to: { name: merge } }
+  - { from: { name: merge }, to: { name: sink } }
+"#,
+    );
+    let mut g = h.start(&g, RunOptions::default());
+    let t = r#"{"temperature":{"value":212,"unit":"F"}}"#;
+    // The temperature path holds each reading in a window until event time passes it; the
+    // other path is immediate. Without the merge, "a" would overtake the 1 s window.
+    let out = run_all(&mut g, vec![input(t, T0 + 1000), input("a", T0 + 2000), input(t, T0 + 3000), input("b", T0 + 4000)]);
+    let order: Vec<_> = out.iter().map(|o| prop(o, "__ts").unwrap_or_default().to_string()).collect();
+    assert_eq!(order, [ts(T0 + 1000), ts(T0 + 2000), ts(T0 + 3000), ts(T0 + 4000)], "{out:?}");
+    let stats = r#"{"temperature":{"count":1,"max":100.0,"min":100.0,"average":100.0,"last":100.0,"unit":"C","overtemp":false}}"#;
+    let payloads: Vec<_> = out.iter().map(payload).collect();
+    assert_eq!(payloads, [stats, "a", stats, "b"]);
+}
