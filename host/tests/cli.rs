@@ -126,3 +126,40 @@ fn golden_tests_pass_and_a_wrong_expectation_fails() {
     assert!(out.contains("FAIL graph-simple") && out.contains("653.8888888888888"), "{out}");
     assert!(out.trim_end().ends_with("0 passed, 1 failed"), "{out}");
 }
+
+#[test]
+fn ctrl_c_stops_a_run_cleanly() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    module("temperature");
+    let d = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wasmflow"))
+        .args(["run", "compose/tests/azure-compat/graph-simple.yaml", "--input", "-", "--idle-ms", "100"])
+        .current_dir(repo())
+        .env("WASMFLOW_DATA_DIR", d.path())
+        .env_remove("WASMFLOW_MODULES")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, r#"{{"temperature":{{"value":212,"unit":"F"}}}}"#).unwrap();
+    stdin.flush().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert!(line.contains(r#""value":100.0"#), "output arrives while input stays open: {line}");
+    // Standard input is still open: only the interrupt can end the run.
+    assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "still running 10 s after Ctrl-C");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+    drop(stdin);
+}
