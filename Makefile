@@ -21,6 +21,7 @@ components: setup
 
 test-components:
 	cd components && $(CARGO) test --quiet
+	cd components/python/fahrenheit && python3 -m unittest --quiet
 
 test-host:
 	$(CARGO) test --workspace

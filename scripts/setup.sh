@@ -33,4 +33,14 @@ cargo_tool() { # name version
 }
 cargo_tool wasm-component-ld 0.5.31
 cargo_tool wasm-tools 1.263.0
+
+# Python operators (components/python): componentize-py bundles CPython and everything else it
+# needs; pinned, as the operator ABI notes were verified with this version.
+COMPONENTIZE_PY_VERSION=0.25.1
+if ! componentize-py --version 2>/dev/null | grep -qx "componentize-py $COMPONENTIZE_PY_VERSION"; then
+  log "pip install componentize-py==$COMPONENTIZE_PY_VERSION"
+  python3 -m pip install --quiet "componentize-py==$COMPONENTIZE_PY_VERSION"
+  command -v componentize-py >/dev/null 2>&1 \
+    || log "warning: pip installed componentize-py outside PATH; add its scripts directory to PATH"
+fi
 log "toolchain ready"

@@ -300,7 +300,7 @@ impl Graph {
         let mut out = Vec::new();
         let arrival = Hlc::now("wasmflow");
         self.stats[src].messages_in.inc();
-        let Some(item) = self.ingest(src, input, &arrival)? else { return Ok(out) };
+        let Some(item) = self.ingest(src, input, &arrival, &mut out)? else { return Ok(out) };
         let t = item.ts.time_key();
         self.stats[src].messages_out.inc();
         self.forward(src, item, &mut out)?;
@@ -335,30 +335,37 @@ impl Graph {
         self.windows.values().flat_map(|w| w.values()).map(Vec::len).sum()
     }
 
-    fn ingest(&mut self, src: usize, input: Input, arrival: &Hlc) -> Result<Option<Item>> {
+    /// Calls the source plumbing; a trap there rebuilds the instance and dead-letters the input.
+    fn ingest(&mut self, src: usize, input: Input, arrival: &Hlc, out: &mut Vec<Output>) -> Result<Option<Item>> {
         let table = &mut self.live.store.data_mut().table;
         let payload = crate::buffer::new_buffer(table, input.payload.clone())?;
         let delivery = Delivery {
-            topic: input.topic,
+            topic: input.topic.clone(),
             payload,
-            content_type: input.content_type,
-            user_properties: input.user_properties,
+            content_type: input.content_type.clone(),
+            user_properties: input.user_properties.clone(),
         };
         let OpFuncs::Source(f) = &self.live.funcs[src] else { bail!("operation {src} is not a source") };
         let f = f.clone();
-        let started = Instant::now();
-        let result = f.call(&mut self.live.store, (delivery, arrival.into()));
-        self.stats[src].latency.observe(started.elapsed().as_secs_f64());
-        match result {
+        match self.timed(src, |s| f.call(s, (delivery, arrival.into()))) {
             Ok(((dm, warning),)) => {
                 if let Some(w) = warning {
                     tracing::warn!(graph = &*self.services.graph, operation = %self.manifest.operations[src].name, "{w}; using arrival time");
                 }
                 Ok(Some(Item::lift(&mut self.live.store.data_mut().table, dm, arrival)?))
             }
-            Err(trap) => {
-                let msg = describe_trap(&trap);
-                self.trapped(src, &msg)?;
+            Err(CallFailure::Trapped(e) | CallFailure::Rejected(e)) => {
+                let item = Item {
+                    ts: arrival.clone(),
+                    body: Body::Message {
+                        topic: Bytes::from(input.topic.as_bytes()),
+                        content_type: input.content_type,
+                        payload: input.payload,
+                        properties: input.user_properties,
+                        schema: None,
+                    },
+                };
+                self.failed(src, CallFailure::Trapped(e), item, out)?;
                 Ok(None)
             }
         }

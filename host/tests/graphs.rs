@@ -196,3 +196,15 @@ connections:
     let payloads: Vec<_> = out.iter().map(payload).collect();
     assert_eq!(payloads, [stats, "a", stats, "b"]);
 }
+
+#[test]
+fn an_idle_graph_takes_its_next_message() {
+    // The call deadline is counted from each call, not from start-up: a pause longer than the
+    // call timeout must not interrupt the next call.
+    let h = Harness::new();
+    let options = RunOptions { call_timeout: std::time::Duration::from_millis(100), ..RunOptions::default() };
+    let mut g = h.start(&repo().join("compose/tests/azure-compat/graph-simple.yaml"), options);
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    let out = g.push(None, input(r#"{"temperature":{"value":32,"unit":"F"}}"#, T0)).unwrap();
+    assert_eq!((out.len(), g.rebuilds()), (1, 0), "{out:?}");
+}

@@ -6,7 +6,7 @@
 mod common;
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use common::*;
 use wasmflow_host::graph::{Destination, Graph, Input, Output, RunOptions};
@@ -45,6 +45,7 @@ fn metric(h: &Harness, name: &str, op: &str) -> String {
 
 #[test]
 fn python_map_matches_the_rust_map_in_the_same_graph() {
+    logs();
     let h = Harness::new();
     let reading = r#"{"temperature":{"value":1209,"unit":"F"}}"#;
     let run = |graph: &std::path::Path| {
@@ -65,6 +66,7 @@ fn python_map_matches_the_rust_map_in_the_same_graph() {
 
 #[test]
 fn other_payloads_pass_the_python_map_and_the_filter_drops_them() {
+    logs();
     let h = Harness::new();
     let options = RunOptions { dead_letter: true, ..RunOptions::default() };
     let mut g = h.start(&python_mix(), options);
@@ -81,7 +83,7 @@ fn other_payloads_pass_the_python_map_and_the_filter_drops_them() {
 fn map_graph(h: &Harness, module: &str) -> Graph {
     let yaml = format!(
         r#"
-metadata: {{ name: "map {module}", version: "1.0.0" }}
+metadata: {{ name: "map {module}", version: "1.0.0", $schema: "https://www.schemastore.org/aio-wasm-graph-config-1.0.0.json" }}
 moduleRequirements: {{ apiVersion: "1.1.0", runtimeVersion: "1.1.0" }}
 operations:
   - {{ operationType: "source", name: "source" }}
@@ -130,39 +132,67 @@ const AGREE_ON: &[&[u8]] = &[
     b"\xef\xbb\xbf{\"temperature\":{\"value\":1,\"unit\":\"F\"}}",
 ];
 
+/// Every payload through `module`'s map alone. Each graph runs right after it starts: the host
+/// re-arms the call deadline before operator calls but not before the source's (graph.rs
+/// `ingest`), so a graph left idle for longer than `call_timeout` (while another one compiles)
+/// loses its next message to an epoch trap.
+fn through_map(h: &Harness, module: &str, payloads: &[&[u8]]) -> (Vec<Vec<Output>>, u64) {
+    let mut g = map_graph(h, module);
+    let outs = payloads.iter().enumerate().map(|(i, p)| run_all(&mut g, vec![bytes_input(p, T0 + i as u64)])).collect();
+    (outs, g.rebuilds())
+}
+
+/// `{"temperature":{…,"x":…}}` nested `depth` levels deep, arrays or objects.
+fn nested(depth: usize, objects: bool) -> Vec<u8> {
+    let (open, empty, close) = if objects { (r#"{"a":"#, "{}", "}") } else { ("[", "[]", "]") };
+    let inner = format!("{}{empty}{}", open.repeat(depth - 3), close.repeat(depth - 3));
+    format!(r#"{{"temperature":{{"value":1,"unit":"F","x":{inner}}}}}"#).into_bytes()
+}
+
+/// Nesting the Python map reads (temperature_record.MAX_DEPTH), and serde_json too.
+const MAX_DEPTH: usize = 500;
+
 #[test]
 fn python_and_rust_maps_write_the_same_bytes() {
+    logs();
     let h = Harness::new();
-    let mut rust = map_graph(&h, "temperature");
-    let mut python = map_graph(&h, "fahrenheit-py");
-    for (i, p) in AGREE_ON.iter().enumerate() {
-        let ms = T0 + i as u64;
-        let r = run_all(&mut rust, vec![bytes_input(p, ms)]);
-        let py = run_all(&mut python, vec![bytes_input(p, ms)]);
-        let shown = String::from_utf8_lossy(p);
+    let deep = [nested(MAX_DEPTH, false), nested(MAX_DEPTH, true)];
+    let payloads: Vec<&[u8]> = AGREE_ON.iter().copied().chain(deep.iter().map(Vec::as_slice)).collect();
+    let (rust, _) = through_map(&h, "temperature", &payloads);
+    let (python, rebuilds) = through_map(&h, "fahrenheit-py", &payloads);
+    for ((p, r), py) in payloads.iter().zip(&rust).zip(&python) {
+        let shown = String::from_utf8_lossy(&p[..p.len().min(120)]);
         assert_eq!(py.len(), 1, "{shown}: {py:?}");
         assert_eq!(py[0].destination, Destination::Sink("sink".into()), "{shown}");
-        assert_eq!(
-            String::from_utf8_lossy(&py[0].payload),
-            String::from_utf8_lossy(&r[0].payload),
-            "{shown}"
-        );
+        assert_eq!(String::from_utf8_lossy(&py[0].payload), String::from_utf8_lossy(&r[0].payload), "{shown}");
         assert_eq!(py, r, "{shown}");
     }
-    assert_eq!(python.rebuilds(), 0);
+    assert_eq!(rebuilds, 0);
 }
 
 #[test]
 fn python_map_leaves_non_temperatures_byte_for_byte() {
+    logs();
     let h = Harness::new();
-    let mut python = map_graph(&h, "fahrenheit-py");
-    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
-    for p in [&b"\x89PNG\r\n\x1a\n\0\0\xff"[..], br#"{"humidity":{"value":40}}"#, br#"{"temperature":{"value":3,"unit":"K"}}"#, deep.as_bytes()] {
-        let out: Vec<Output> = run_all(&mut python, vec![bytes_input(p, T0)]);
+    let too_deep = [nested(MAX_DEPTH + 1, false), nested(MAX_DEPTH + 1, true)];
+    let very_deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let payloads: Vec<&[u8]> = vec![
+        b"\x89PNG\r\n\x1a\n\0\0\xff",
+        br#"{"humidity":{"value":40}}"#,
+        br#"{"temperature":{"value":3,"unit":"K"}}"#,
+        // Deeper than the Python map reads (the Rust map converts these): without the limit,
+        // CPython's recursive parser exhausted the wasm stack at 1000-1500 levels and trapped.
+        &too_deep[0],
+        &too_deep[1],
+        very_deep.as_bytes(),
+    ];
+    let (outs, rebuilds) = through_map(&h, "fahrenheit-py", &payloads);
+    for (p, out) in payloads.iter().zip(&outs) {
         assert_eq!(out.len(), 1, "{out:?}");
-        assert_eq!(&*out[0].payload, p);
+        assert_eq!(out[0].destination, Destination::Sink("sink".into()));
+        assert_eq!(&*out[0].payload, *p);
     }
-    assert_eq!(python.rebuilds(), 0, "no payload traps the Python interpreter");
+    assert_eq!(rebuilds, 0, "no payload traps the Python interpreter");
 }
 
 #[derive(Clone, Default)]
@@ -178,15 +208,25 @@ impl std::io::Write for Capture {
     }
 }
 
+/// Every log record of this test binary. A global subscriber, set before any graph starts:
+/// a thread-scoped one (`with_default`) missed records while other tests ran in parallel.
+fn logs() -> &'static Capture {
+    static LOGS: OnceLock<Capture> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let cap = Capture::default();
+        let w = cap.clone();
+        let sub = tracing_subscriber::fmt().with_writer(move || w.clone()).with_ansi(false).finish();
+        tracing::subscriber::set_global_default(sub).expect("the only global subscriber");
+        cap
+    })
+}
+
 #[test]
 fn python_init_logs_through_the_imported_logger() {
+    logs();
     let h = Harness::new();
-    let cap = Capture::default();
-    let w = cap.clone();
-    let sub = tracing_subscriber::fmt().with_writer(move || w.clone()).with_ansi(false).finish();
-    let graph = python_mix();
-    tracing::subscriber::with_default(sub, || drop(h.start(&graph, RunOptions::default())));
-    let logs = String::from_utf8(cap.0.lock().unwrap().clone()).unwrap();
+    drop(h.start(&python_mix(), RunOptions::default()));
+    let logs = String::from_utf8(logs().0.lock().unwrap().clone()).unwrap();
     let line = logs
         .lines()
         .find(|l| l.contains("fahrenheit-py/map"))

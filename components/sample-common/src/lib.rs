@@ -16,6 +16,14 @@ pub mod glue;
 
 pub use wasmflow_guest::hlc;
 
+/// The error of an accumulate whose window holds no reading of `what`, neither in the batch
+/// nor staged: `no humidity readings in the window (2 items ignored)`. Returning it (rather than
+/// a record of zeros) makes the window's items dead letters.
+pub fn no_readings(what: &str, ignored: usize) -> String {
+    let noun = if ignored == 1 { "item" } else { "items" };
+    format!("no {what} readings in the window ({ignored} {noun} ignored)")
+}
+
 /// The result of folding a batch: the new payload plus one warning per ignored item, which the
 /// component logs at `warn` (kept as data so native tests can check them).
 #[derive(Debug, Clone, PartialEq)]

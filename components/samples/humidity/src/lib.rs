@@ -2,6 +2,7 @@
 //! same statistics `temperature` keeps (without unit and overtemp).
 
 use sample_common::json;
+use sample_common::no_readings;
 use sample_common::records::{parse_humidity, HumidityPayload, HumidityRecord};
 use sample_common::stats::Stats;
 use sample_common::Folded;
@@ -27,6 +28,8 @@ fn contribution(record: HumidityRecord) -> Stats {
 /// The accumulate: folds the batch's humidity readings (in batch order) into the staged record,
 /// if any, and writes `{"humidity":{count,max,min,average,last}}`. Other items are ignored with
 /// a warning; a staged value that is not a humidity record is an error (a miswired graph).
+/// When neither the batch nor the staged record holds a reading the window is an error, not a
+/// record of zeros: whatever was routed here becomes a dead letter.
 pub fn accumulate(staged: Option<&[u8]>, items: &[Option<&[u8]>]) -> Result<Folded, String> {
     let mut stats = match staged {
         None => Stats::new(),
@@ -49,6 +52,9 @@ pub fn accumulate(staged: Option<&[u8]>, items: &[Option<&[u8]>]) -> Result<Fold
                 ),
             }),
         }
+    }
+    if stats.count() == 0 {
+        return Err(no_readings("humidity", items.len()));
     }
     stats.check_finite()?;
     let record = HumidityRecord {
@@ -132,14 +138,55 @@ mod tests {
 
     #[test]
     fn other_items_are_ignored_with_warnings() {
-        let items: [Option<&[u8]>; 2] = [Some(br#"{"temperature":{"value":1,"unit":"C"}}"#), None];
+        let items: [Option<&[u8]>; 3] = [
+            Some(br#"{"temperature":{"value":1,"unit":"C"}}"#),
+            None,
+            Some(br#"{"humidity":{"value":55}}"#),
+        ];
         let (out, warnings) = folded(None, &items);
         assert_eq!(
             out,
-            r#"{"humidity":{"count":0,"max":0.0,"min":0.0,"average":0.0,"last":0.0}}"#
+            r#"{"humidity":{"count":1,"max":55.0,"min":55.0,"average":55.0,"last":55.0}}"#
         );
-        assert_eq!(warnings.len(), 2);
-        assert!(warnings[1].contains("snapshot"));
+        assert_eq!(
+            warnings,
+            vec![
+                "batch item 0 is not a humidity (38 bytes); ignored".to_owned(),
+                "batch item 1 is not a humidity (a snapshot); ignored".to_owned()
+            ]
+        );
+    }
+
+    #[test]
+    fn a_window_without_readings_is_an_error() {
+        let items: [Option<&[u8]>; 2] = [Some(b"not json"), None];
+        assert_eq!(
+            accumulate(None, &items).expect_err("no readings"),
+            "no humidity readings in the window (2 items ignored)"
+        );
+        // A parsed record that summarises nothing is no reading either.
+        let empty: [Option<&[u8]>; 1] = [Some(br#"{"humidity":{"count":0}}"#)];
+        assert_eq!(
+            accumulate(None, &empty).expect_err("no readings"),
+            "no humidity readings in the window (1 item ignored)"
+        );
+        // Nor is a staged record of zeros.
+        let zeros = br#"{"humidity":{"count":0,"max":0.0,"min":0.0,"average":0.0,"last":0.0}}"#;
+        assert!(accumulate(Some(zeros), &items).is_err());
+        assert!(accumulate(None, &[]).is_err());
+    }
+
+    #[test]
+    fn a_staged_reading_is_enough() {
+        let staged =
+            br#"{"humidity":{"count":1,"max":50.0,"min":50.0,"average":50.0,"last":50.0}}"#;
+        let items: [Option<&[u8]>; 1] = [Some(b"not json")];
+        let (out, warnings) = folded(Some(staged), &items);
+        assert_eq!(
+            out,
+            r#"{"humidity":{"count":1,"max":50.0,"min":50.0,"average":50.0,"last":50.0}}"#
+        );
+        assert_eq!(warnings.len(), 1);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use sample_common::records::{
     TemperatureUnit,
 };
 use sample_common::stats::Stats;
-use sample_common::Folded;
+use sample_common::{no_readings, Folded};
 
 /// What the map does to a payload.
 #[derive(Debug, Clone, PartialEq)]
@@ -142,7 +142,9 @@ fn contribution(record: TemperatureRecord) -> Stats {
 /// reading) into the staged record, if any, and writes
 /// `{"temperature":{count,max,min,average,last,unit:"C",overtemp:false}}`.
 /// Items that are not temperatures are ignored with a warning; a staged value that is not a
-/// temperature record is an error (it can only come from a miswired graph).
+/// temperature record is an error (it can only come from a miswired graph). When neither the
+/// batch nor the staged record holds a reading the window is an error, not a record of zeros:
+/// whatever was routed here becomes a dead letter.
 pub fn accumulate(staged: Option<&[u8]>, items: &[Option<&[u8]>]) -> Result<Folded, String> {
     let mut stats = match staged {
         None => Stats::new(),
@@ -162,6 +164,9 @@ pub fn accumulate(staged: Option<&[u8]>, items: &[Option<&[u8]>]) -> Result<Fold
                 describe(*item)
             )),
         }
+    }
+    if stats.count() == 0 {
+        return Err(no_readings("temperature", items.len()));
     }
     stats.check_finite()?;
     let record = TemperatureRecord {
@@ -365,12 +370,41 @@ mod tests {
     }
 
     #[test]
-    fn accumulate_of_nothing_is_all_zero() {
-        let (out, _) = folded(None, &[]);
+    fn accumulate_of_a_window_without_readings_is_an_error() {
+        let items: [Option<&[u8]>; 3] = [
+            Some(br#"{"humidity":{"value":40}}"#),
+            Some(b"not json"),
+            None,
+        ];
+        assert_eq!(
+            accumulate(None, &items).expect_err("no readings"),
+            "no temperature readings in the window (3 items ignored)"
+        );
+        // A parsed record that summarises nothing is no reading either.
+        let empty: [Option<&[u8]>; 1] = [Some(br#"{"temperature":{"count":0,"unit":"C"}}"#)];
+        assert_eq!(
+            accumulate(None, &empty).expect_err("no readings"),
+            "no temperature readings in the window (1 item ignored)"
+        );
+        // Nor is a staged record of zeros, or nothing at all.
+        let zeros = br#"{"temperature":{"count":0,"max":0.0,"min":0.0,"average":0.0,"last":0.0,"unit":"C","overtemp":false}}"#;
+        assert!(accumulate(Some(zeros), &items).is_err());
+        assert_eq!(
+            accumulate(None, &[]).expect_err("no readings"),
+            "no temperature readings in the window (0 items ignored)"
+        );
+    }
+
+    #[test]
+    fn accumulate_keeps_a_staged_reading_when_the_batch_has_none() {
+        let staged = br#"{"temperature":{"count":2,"max":15.0,"min":5.0,"average":10.0,"last":5.0,"unit":"C","overtemp":false}}"#;
+        let items: [Option<&[u8]>; 1] = [Some(b"not json")];
+        let (out, warnings) = folded(Some(staged), &items);
         assert_eq!(
             out,
-            r#"{"temperature":{"count":0,"max":0.0,"min":0.0,"average":0.0,"last":0.0,"unit":"C","overtemp":false}}"#
+            r#"{"temperature":{"count":2,"max":15.0,"min":5.0,"average":10.0,"last":5.0,"unit":"C","overtemp":false}}"#
         );
+        assert_eq!(warnings.len(), 1);
     }
 
     #[test]
