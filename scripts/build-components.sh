@@ -68,9 +68,10 @@ log "cargo finished in $(( $(date +%s) - start )) s"
 
 # Crate (library) name → module name: `opc_ua` → `opc-ua.wasm`, `wasmflow_source` →
 # `wasmflow-source.wasm`. The list is explicit so a missing component fails the build.
-# `faulty` is no sample: it is the runtime's fault-test operator (components/testing/faulty).
+# `faulty` and `wasi_probe` are no samples: the runtime's fault and sandbox test operators
+# (components/testing/).
 modules=(temperature humidity window collection enrichment opc_ua format
-         wasmflow_source wasmflow_sink wasmflow_concatenate faulty)
+         wasmflow_source wasmflow_sink wasmflow_concatenate faulty wasi_probe)
 validate=""
 command -v wasm-tools >/dev/null 2>&1 && validate=1
 for crate in "${modules[@]}"; do

@@ -20,7 +20,7 @@ use wasmflow_compose::{Arm, Manifest, OperationKind, Override};
 
 use crate::bindings::{DataModel, Delivery, HybridLogicalClock, ModuleConfiguration, OperatorError, Publication};
 use crate::hlc::Hlc;
-use crate::host_state::{self, GraphServices, HostState};
+use crate::host_state::{self, GraphServices, HostState, WasiGrants};
 use crate::item::{Body, Bytes, Item};
 use crate::metrics::Metrics;
 
@@ -35,11 +35,19 @@ pub struct RunOptions {
     pub overrides: Vec<Override>,
     /// Send items an operator rejected (or trapped on) to the dead-letter output.
     pub dead_letter: bool,
+    /// What WASI lets modules reach (nothing by default).
+    pub wasi: WasiGrants,
 }
 
 impl Default for RunOptions {
     fn default() -> Self {
-        Self { call_timeout: Duration::from_secs(5), max_memory: 256 << 20, overrides: vec![], dead_letter: false }
+        Self {
+            call_timeout: Duration::from_secs(5),
+            max_memory: 256 << 20,
+            overrides: vec![],
+            dead_letter: false,
+            wasi: WasiGrants::default(),
+        }
     }
 }
 
@@ -130,19 +138,6 @@ pub struct Graph {
     rebuilds: u64,
 }
 
-fn interface_of(kind: OperationKind) -> &'static str {
-    match kind {
-        OperationKind::Source => "wasmflow:graph/source@0.1.0",
-        OperationKind::Sink => "wasmflow:graph/sink@0.1.0",
-        OperationKind::Concatenate => "wasmflow:graph/concatenate@0.1.0",
-        OperationKind::Map => "wasm-graph:processor/map@1.1.0",
-        OperationKind::Filter => "wasm-graph:processor/filter@1.1.0",
-        OperationKind::Branch => "wasm-graph:processor/branch@1.1.0",
-        OperationKind::Accumulate => "wasm-graph:processor/accumulate@1.1.0",
-        OperationKind::Delay => "wasm-graph:processor/delay@1.1.0",
-    }
-}
-
 fn entry_point(kind: OperationKind) -> &'static str {
     match kind {
         OperationKind::Source => "ingest",
@@ -178,7 +173,7 @@ impl Graph {
                 .get_export_index(None, &op.export)
                 .ok_or_else(|| anyhow!("operation `{}`: the component has no export `{}`", op.name, op.export))?;
             let process = component.get_export_index(Some(&inst), entry_point(op.kind)).ok_or_else(|| {
-                anyhow!("operation `{}`: export `{}` lacks `{}` of {}", op.name, op.export, entry_point(op.kind), interface_of(op.kind))
+                anyhow!("operation `{}`: export `{}` lacks `{}` of {}", op.name, op.export, entry_point(op.kind), op.kind.interface())
             })?;
             let init = component.get_export_index(Some(&inst), "init");
             exports.push(OpExports { process, init });
@@ -232,7 +227,7 @@ impl Graph {
         exports: &[OpExports],
         configs: &[Vec<(String, String)>],
     ) -> Result<Live> {
-        let mut store = Store::new(pre.engine(), HostState::new(services.clone(), options.max_memory));
+        let mut store = Store::new(pre.engine(), HostState::new(services.clone(), options.max_memory, &options.wasi)?);
         store.limiter(|s| &mut s.limits);
         let ticks = (options.call_timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
         store.set_epoch_deadline(ticks);
@@ -240,7 +235,7 @@ impl Graph {
         let instance = pre.instantiate(&mut store).map_err(anyhow::Error::from).context("instantiating the graph")?;
         let mut funcs = Vec::with_capacity(exports.len());
         for ((op, ex), config) in manifest.operations.iter().zip(exports).zip(configs) {
-            let ctx = || format!("operation `{}`: {} does not have the expected signature", op.name, interface_of(op.kind));
+            let ctx = || format!("operation `{}`: {} does not have the expected signature", op.name, op.kind.interface());
             let p = &ex.process;
             funcs.push(match op.kind {
                 OperationKind::Source => OpFuncs::Source(instance.get_typed_func(&mut store, p).map_err(anyhow::Error::from).with_context(ctx)?),

@@ -56,7 +56,34 @@ impl GraphServices {
     }
 }
 
-/// The per-store data: resource table, WASI context (nothing granted), limits and services.
+/// What WASI lets modules reach. Nothing by default: no environment, no files, no network, no
+/// standard streams; each grant is the user's explicit choice.
+#[derive(Debug, Clone, Default)]
+pub struct WasiGrants {
+    /// Environment variables modules see.
+    pub env: Vec<(String, String)>,
+    /// Host directories modules may read, as `(host path, guest path)`; read-only.
+    pub dirs: Vec<(std::path::PathBuf, String)>,
+    /// Let modules write to the host's standard error (debug printing).
+    pub inherit_stderr: bool,
+}
+
+impl WasiGrants {
+    fn build(&self) -> anyhow::Result<WasiCtx> {
+        let mut b = WasiCtx::builder();
+        b.envs(&self.env);
+        for (host, guest) in &self.dirs {
+            b.preopened_dir(host, guest, wasmtime_wasi::FsPerms::ReadOnly)
+                .map_err(|e| anyhow::anyhow!("cannot grant directory {}: {e}", host.display()))?;
+        }
+        if self.inherit_stderr {
+            b.inherit_stderr();
+        }
+        Ok(b.build())
+    }
+}
+
+/// The per-store data: resource table, WASI context (only what was granted), limits and services.
 pub struct HostState {
     pub table: ResourceTable,
     wasi: WasiCtx,
@@ -67,15 +94,13 @@ pub struct HostState {
 impl HostState {
     /// `max_memory` bounds each linear memory; exceeding it makes `memory.grow` fail, which a
     /// guest's allocator turns into a trap.
-    pub fn new(services: Arc<GraphServices>, max_memory: usize) -> Self {
-        Self {
+    pub fn new(services: Arc<GraphServices>, max_memory: usize, grants: &WasiGrants) -> anyhow::Result<Self> {
+        Ok(Self {
             table: ResourceTable::new(),
-            // No preopens, no env, no network, no inherited stdio: a module gets nothing unless
-            // the user grants it.
-            wasi: WasiCtx::builder().build(),
+            wasi: grants.build()?,
             limits: StoreLimitsBuilder::new().memory_size(max_memory).build(),
             services,
-        }
+        })
     }
 }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Args;
 use wasmflow_host::graph::RunOptions;
+use wasmflow_host::host_state::WasiGrants;
 use wasmflow_host::hlc::Hlc;
 use wasmflow_host::jsonl::{output_json, parse_line, InputFormat};
 use wasmflow_host::runtime::{load_graph, Runtime, RuntimeConfig};
@@ -47,8 +48,39 @@ pub struct RunCmd {
     /// When no input arrives for this long (ms), advance event time to the wall clock.
     #[arg(long, default_value_t = 1000)]
     pub idle_ms: u64,
+    /// Grant modules an environment variable (`KEY=VALUE`, or `KEY` to pass the host's).
+    #[arg(long = "env", value_name = "KEY[=VALUE]")]
+    pub env: Vec<String>,
+    /// Grant modules read-only access to a host directory (`HOST[::GUEST]`).
+    #[arg(long = "dir", value_name = "HOST[::GUEST]")]
+    pub dirs: Vec<String>,
+    /// Let modules write to standard error.
+    #[arg(long)]
+    pub inherit_stderr: bool,
     #[command(flatten)]
     pub graph_args: GraphArgs,
+}
+
+impl RunCmd {
+    /// The WASI grants the flags ask for; a `KEY` alone passes the host's value (error if unset).
+    fn wasi_grants(&self) -> Result<WasiGrants> {
+        let mut env = Vec::new();
+        for e in &self.env {
+            match e.split_once('=') {
+                Some((k, v)) => env.push((k.to_owned(), v.to_owned())),
+                None => env.push((e.clone(), std::env::var(e).map_err(|_| anyhow::anyhow!("--env {e}: not set in this environment"))?)),
+            }
+        }
+        let dirs = self
+            .dirs
+            .iter()
+            .map(|d| match d.split_once("::") {
+                Some((host, guest)) => (PathBuf::from(host), guest.to_owned()),
+                None => (PathBuf::from(d), d.clone()),
+            })
+            .collect();
+        Ok(WasiGrants { env, dirs, inherit_stderr: self.inherit_stderr })
+    }
 }
 
 enum Event {
@@ -76,6 +108,7 @@ impl RunCmd {
             max_memory: self.max_memory_mib << 20,
             overrides: self.graph_args.config.clone(),
             dead_letter: self.dead_letter,
+            wasi: self.wasi_grants()?,
         };
         let started = std::time::Instant::now();
         let (mut graph, cache) = runtime.start(&loaded, options)?;
