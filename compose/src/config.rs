@@ -11,6 +11,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ComposeError;
+use crate::model::OperationKind;
 
 /// A parameter an operation declares (from `moduleConfigurations[].parameters.<key>`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,6 +104,17 @@ pub(crate) struct ConfigTarget<'a> {
     pub parameters: &'a [Parameter],
 }
 
+impl<'a> ConfigTarget<'a> {
+    /// The view of operation `name` of type `kind` (of a graph or of a manifest).
+    pub fn new(name: &'a str, kind: OperationKind, parameters: &'a [Parameter]) -> Self {
+        ConfigTarget {
+            name,
+            is_operator: !kind.is_plumbing(),
+            parameters,
+        }
+    }
+}
+
 /// Computes the `(key, value)` pairs for operation `operation`.
 ///
 /// Rules, in order:
@@ -116,12 +128,13 @@ pub(crate) struct ConfigTarget<'a> {
 ///
 /// Overrides naming an operation the graph lacks are an error too, whichever operation is asked
 /// about, so a typo is caught at the first call.
-pub(crate) fn resolve_configuration(
+pub(crate) fn resolve_configuration<'a>(
     file: &str,
-    targets: &[ConfigTarget<'_>],
+    targets: impl IntoIterator<Item = ConfigTarget<'a>>,
     operation: &str,
     overrides: &[Override],
 ) -> Result<Vec<(String, String)>, ComposeError> {
+    let targets: Vec<ConfigTarget<'a>> = targets.into_iter().collect();
     for ov in overrides {
         if let Some(op) = &ov.operation {
             if !targets.iter().any(|t| t.name == op) {

@@ -116,18 +116,13 @@ impl Manifest {
         operation: &str,
         overrides: &[Override],
     ) -> Result<Vec<(String, String)>, ComposeError> {
-        let targets: Vec<ConfigTarget<'_>> = self
+        let targets = self
             .operations
             .iter()
-            .map(|o| ConfigTarget {
-                name: &o.name,
-                is_operator: !o.kind.is_plumbing(),
-                parameters: &o.parameters,
-            })
-            .collect();
+            .map(|o| ConfigTarget::new(&o.name, o.kind, &o.parameters));
         resolve_configuration(
             &format!("graph `{}`", self.name),
-            &targets,
+            targets,
             operation,
             overrides,
         )

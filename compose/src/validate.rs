@@ -89,16 +89,11 @@ impl ValidatedGraph {
         operation: &str,
         overrides: &[Override],
     ) -> Result<Vec<(String, String)>, ComposeError> {
-        let targets: Vec<ConfigTarget<'_>> = self
+        let targets = self
             .operations
             .iter()
-            .map(|o| ConfigTarget {
-                name: &o.name,
-                is_operator: !o.kind.is_plumbing(),
-                parameters: &o.parameters,
-            })
-            .collect();
-        resolve_configuration(&self.file_label(), &targets, operation, overrides)
+            .map(|o| ConfigTarget::new(&o.name, o.kind, &o.parameters));
+        resolve_configuration(&self.file_label(), targets, operation, overrides)
     }
 
     /// Whether `moduleRequirements.features` lists `name` (e.g. `wasi-nn`).

@@ -144,15 +144,7 @@ fn compose_time_overrides_are_baked_into_the_manifest() {
 fn required_parameter_is_checked_again_at_run_time() {
     let dir = sample_fixtures();
     let extra = "moduleConfigurations:\n  - name: m\n    parameters:\n      topic:\n        name: topic\n        required: true\n";
-    let text = graph_yaml(
-        &[
-            ("source", "source", None),
-            ("map", "m", Some("enrichment")),
-            ("sink", "sink", None),
-        ],
-        &[("source", None, "m"), ("m", None, "sink")],
-        extra,
-    );
+    let text = map_graph_yaml("m", "enrichment", extra);
     let g = parse_graph(Path::new("g.yaml"), &text).unwrap();
     let e = compose(&g, &opts(dir.path())).unwrap_err().to_string();
     assert!(
@@ -183,19 +175,21 @@ fn required_parameter_is_checked_again_at_run_time() {
     );
 }
 
-fn single_map_graph(module: &str) -> ValidatedGraph {
-    let text = graph_yaml(
+/// `source -> map -> sink`, the map named `name` and using `module`; `extra` as in [`graph_yaml`].
+fn map_graph_yaml(name: &str, module: &str, extra: &str) -> String {
+    graph_yaml(
         &[
             ("source", "source", None),
-            ("map", "module-x/map", Some(module)),
+            ("map", name, Some(module)),
             ("sink", "sink", None),
         ],
-        &[
-            ("source", None, "module-x/map"),
-            ("module-x/map", None, "sink"),
-        ],
-        "",
-    );
+        &[("source", None, name), (name, None, "sink")],
+        extra,
+    )
+}
+
+fn single_map_graph(module: &str) -> ValidatedGraph {
+    let text = map_graph_yaml("module-x/map", module, "");
     parse_graph(Path::new("g.yaml"), &text).unwrap()
 }
 
@@ -261,15 +255,7 @@ fn a_module_given_by_path_relative_to_the_graph() {
     let sub = dir.path().join("graphs");
     std::fs::create_dir(&sub).unwrap();
     std::fs::write(sub.join("mine.wasm"), operator_fixture(&["map"])).unwrap();
-    let text = graph_yaml(
-        &[
-            ("source", "source", None),
-            ("map", "m", Some("mine.wasm")),
-            ("sink", "sink", None),
-        ],
-        &[("source", None, "m"), ("m", None, "sink")],
-        "",
-    );
+    let text = map_graph_yaml("m", "mine.wasm", "");
     let g = parse_graph(&sub.join("g.yaml"), &text).unwrap();
     let composed = compose(&g, &opts(dir.path())).unwrap();
     assert_eq!(
@@ -350,16 +336,7 @@ fn inspect_shows_world_operations_and_parameters() {
 fn schemas_reach_the_manifest() {
     let dir = sample_fixtures();
     let extra = "schemas:\n  - name: temperature-delta\n    format: Delta/1.0\n    schema: '{\"type\":\"object\"}'\n";
-    let text = graph_yaml(
-        &[
-            ("source", "source", None),
-            ("map", "m", Some("enrichment")),
-            ("sink", "sink", None),
-        ],
-        &[("source", None, "m"), ("m", None, "sink")],
-        extra,
-    )
-    .replace(
+    let text = map_graph_yaml("m", "enrichment", extra).replace(
         "      name: \"m\"\n    to:",
         "      name: \"m\"\n      schemaName: temperature-delta\n    to:",
     );

@@ -92,3 +92,36 @@ pub fn accumulate(
     base.content_type = Some(BufferOrString::String(JSON.to_owned()));
     Ok(DataModel::Message(base))
 }
+
+/// The whole component of a sample that is one accumulate (`humidity`, `collection`): the
+/// exports of world `wasmflow:samples/<world>`, whose `init` logs its configuration and whose
+/// `process` runs [`accumulate`] with `fold` under the context `<world>/accumulate`.
+///
+/// `sample_common::accumulate_component!("humidity", crate::accumulate);` at the sample's crate
+/// root (wasm32 only); the crate needs `wasmflow-guest` and `wit-bindgen` as dependencies, and
+/// the WIT is read from `../../../wit/samples` relative to its manifest.
+#[macro_export]
+macro_rules! accumulate_component {
+    ($world:tt, $fold:path) => {
+        mod component {
+            use ::wasmflow_guest::glue::log_init;
+            use ::wasmflow_guest::glue::types::{DataModel, Error, ModuleConfiguration};
+
+            ::wasmflow_guest::component_bindings!(operator, $world, "../../../wit/samples");
+
+            struct Component;
+            export!(Component);
+
+            impl exports::wasm_graph::processor::accumulate::Guest for Component {
+                fn init(configuration: ModuleConfiguration) -> bool {
+                    log_init(concat!($world, "/accumulate"), &configuration);
+                    true
+                }
+
+                fn process(staged: DataModel, message: Vec<DataModel>) -> Result<DataModel, Error> {
+                    $crate::glue::accumulate(concat!($world, "/accumulate"), staged, message, $fold)
+                }
+            }
+        }
+    };
+}

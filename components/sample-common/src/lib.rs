@@ -2,10 +2,12 @@
 //!
 //! * [`records`]: the temperature and humidity JSON records (field order and defaults are part
 //!   of the observable behaviour, DESIGN.md "Sample operators").
-//! * [`stats`]: the running statistics (`count, max, min, average, last`) both accumulators fold.
+//! * [`stats`]: the running statistics (`count, max, min, average, last`) and the fold both
+//!   statistics accumulators (`temperature`, `humidity`) run.
 //! * [`json`]: small JSON helpers that turn serde errors into operator error sentences.
 //! * `glue` (wasm32 only): the accumulate plumbing common to `temperature`, `humidity` and
-//!   `collection` (output timestamp = the latest input's, topic = the last input's).
+//!   `collection` (output timestamp = the latest input's, topic = the last input's), and
+//!   `accumulate_component!`, the whole component of `humidity` and `collection`.
 
 pub mod json;
 pub mod records;

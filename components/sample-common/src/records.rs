@@ -8,6 +8,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::stats::Stats;
+
 /// The unit of a temperature. Anything but `"F"` or `"C"` makes a payload "not a temperature".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TemperatureUnit {
@@ -61,6 +63,32 @@ impl TemperatureRecord {
             overtemp: false,
         }
     }
+
+    /// The accumulated record of `stats` (no `value`), in `unit`, not over temperature.
+    pub fn summary(stats: &Stats, unit: TemperatureUnit) -> Self {
+        TemperatureRecord {
+            value: None,
+            count: stats.count(),
+            max: stats.max(),
+            min: stats.min(),
+            average: stats.average(),
+            last: stats.last(),
+            unit,
+            overtemp: false,
+        }
+    }
+
+    /// What the record contributes to the statistics (see [`Stats::of_record`]), in its unit.
+    pub fn stats(&self) -> Stats {
+        Stats::of_record(
+            self.value,
+            self.count,
+            self.max,
+            self.min,
+            self.average,
+            self.last,
+        )
+    }
 }
 
 /// `{"temperature": {…}}`: the payload envelope. Other top-level keys are ignored.
@@ -92,6 +120,32 @@ pub struct HumidityRecord {
     /// The last folded reading in batch order (0.0 when unknown).
     #[serde(default)]
     pub last: f64,
+}
+
+impl HumidityRecord {
+    /// The accumulated record of `stats` (no `value`).
+    pub fn summary(stats: &Stats) -> Self {
+        HumidityRecord {
+            value: None,
+            count: stats.count(),
+            max: stats.max(),
+            min: stats.min(),
+            average: stats.average(),
+            last: stats.last(),
+        }
+    }
+
+    /// What the record contributes to the statistics (see [`Stats::of_record`]).
+    pub fn stats(&self) -> Stats {
+        Stats::of_record(
+            self.value,
+            self.count,
+            self.max,
+            self.min,
+            self.average,
+            self.last,
+        )
+    }
 }
 
 /// `{"humidity": {…}}`: the payload envelope.

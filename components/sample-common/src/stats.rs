@@ -3,6 +3,56 @@
 //! The average is kept as a sum so that folding a batch into a staged record is a
 //! count-weighted mean: `(staged.average * staged.count + Σ values) / (staged.count + n)`.
 
+use crate::{no_readings, Folded};
+
+/// The fold of a statistics accumulate (`temperature`, `humidity`): the staged record (if
+/// any) and then the batch's records in batch order (so `last` is the last reading), each
+/// turned into statistics by `contribution` (`None`: the payload is no `kind` record), and the
+/// result serialized by `write`.
+///
+/// Items that are no `kind` record are ignored with a warning; a staged value that is none is
+/// an error (it can only come from a miswired graph). When neither the batch nor the staged
+/// record holds a reading the window is an error, not a record of zeros: whatever was routed
+/// here becomes a dead letter. Statistics that overflowed are an error too.
+pub fn fold(
+    kind: &str,
+    staged: Option<&[u8]>,
+    items: &[Option<&[u8]>],
+    contribution: impl Fn(&[u8]) -> Option<Stats>,
+    write: impl FnOnce(&Stats) -> Result<Vec<u8>, String>,
+) -> Result<Folded, String> {
+    let mut stats = match staged {
+        None => Stats::new(),
+        Some(bytes) => contribution(bytes).ok_or_else(|| {
+            format!(
+                "the staged value is not a {kind} record: {}",
+                String::from_utf8_lossy(&bytes[..bytes.len().min(120)])
+            )
+        })?,
+    };
+    let mut warnings = Vec::new();
+    for (index, item) in items.iter().enumerate() {
+        match item.and_then(&contribution) {
+            Some(more) => stats.merge(&more),
+            None => warnings.push(format!(
+                "batch item {index} is not a {kind} ({}); ignored",
+                match item {
+                    None => "a snapshot".to_owned(),
+                    Some(bytes) => format!("{} bytes", bytes.len()),
+                }
+            )),
+        }
+    }
+    if stats.count() == 0 {
+        return Err(no_readings(kind, items.len()));
+    }
+    stats.check_finite()?;
+    Ok(Folded {
+        payload: write(&stats)?,
+        warnings,
+    })
+}
+
 /// Statistics of the readings folded so far.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Stats {
@@ -31,6 +81,26 @@ impl Stats {
             max,
             min,
             last,
+        }
+    }
+
+    /// What one record contributes: a reading (`value` present) its value, an accumulated record
+    /// (no `value`) its summary.
+    pub fn of_record(
+        value: Option<f64>,
+        count: u64,
+        max: f64,
+        min: f64,
+        average: f64,
+        last: f64,
+    ) -> Self {
+        match value {
+            Some(value) => {
+                let mut stats = Self::new();
+                stats.add(value);
+                stats
+            }
+            None => Self::from_summary(count, max, min, average, last),
         }
     }
 

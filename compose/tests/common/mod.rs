@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use wit_component::{dummy_module, embed_component_metadata, ComponentEncoder, StringEncoding};
-use wit_parser::{ManglingAndAbi, Resolve};
+use wit_parser::{ManglingAndAbi, PackageId, Resolve};
 
 /// The repository root (`compose/..`).
 pub fn repo_root() -> PathBuf {
@@ -30,14 +30,24 @@ pub fn component_from_wit(deps: &[&Path], wit: &str, world: &str) -> Vec<u8> {
     for dep in deps {
         resolve.push_dir(dep).expect("push WIT dir");
     }
+    component_on(resolve, wit, world)
+}
+
+/// A component targeting `world` of the package text `wit`, pushed onto `resolve`.
+fn component_on(mut resolve: Resolve, wit: &str, world: &str) -> Vec<u8> {
     let pkg = resolve
         .push_str("fixture.wit", wit)
         .expect("parse fixture WIT");
+    encode_world(&resolve, pkg, world)
+}
+
+/// A component with a dummy implementation of `world` of package `pkg`.
+fn encode_world(resolve: &Resolve, pkg: PackageId, world: &str) -> Vec<u8> {
     let world = resolve
         .select_world(&[pkg], Some(world))
         .expect("select world");
-    let mut module = dummy_module(&resolve, world, ManglingAndAbi::Standard32);
-    embed_component_metadata(&mut module, &resolve, world, StringEncoding::UTF8)
+    let mut module = dummy_module(resolve, world, ManglingAndAbi::Standard32);
+    embed_component_metadata(&mut module, resolve, world, StringEncoding::UTF8)
         .expect("embed metadata");
     ComponentEncoder::default()
         .module(&module)
@@ -68,21 +78,7 @@ pub fn wasi_nn_fixture() -> Vec<u8> {
         .push_str("nn.wit", "package wasi:nn@0.2.0-rc-2024-10-28;\ninterface graph { load-by-name: func(name: string) -> u32; }\n")
         .expect("parse nn WIT");
     let wit = "package fixture:nn;\nworld op {\n    include wasm-graph:processor/map-impl@1.1.0;\n    import wasi:nn/graph@0.2.0-rc-2024-10-28;\n}\n";
-    let pkg = resolve
-        .push_str("fixture.wit", wit)
-        .expect("parse fixture WIT");
-    let world = resolve
-        .select_world(&[pkg], Some("op"))
-        .expect("select world");
-    let mut module = dummy_module(&resolve, world, ManglingAndAbi::Standard32);
-    embed_component_metadata(&mut module, &resolve, world, StringEncoding::UTF8)
-        .expect("embed metadata");
-    ComponentEncoder::default()
-        .module(&module)
-        .unwrap()
-        .validate(true)
-        .encode()
-        .unwrap()
+    component_on(resolve, wit, "op")
 }
 
 /// A plumbing fixture: a component targeting `world` of the repo's `wit/wasmflow` package.
@@ -90,18 +86,7 @@ pub fn plumbing_fixture(world: &str) -> Vec<u8> {
     let wit_dir = repo_root().join("wit/wasmflow");
     let mut resolve = Resolve::default();
     let (pkg, _) = resolve.push_dir(&wit_dir).expect("push wit/wasmflow");
-    let world = resolve
-        .select_world(&[pkg], Some(world))
-        .expect("select plumbing world");
-    let mut module = dummy_module(&resolve, world, ManglingAndAbi::Standard32);
-    embed_component_metadata(&mut module, &resolve, world, StringEncoding::UTF8)
-        .expect("embed metadata");
-    ComponentEncoder::default()
-        .module(&module)
-        .unwrap()
-        .validate(true)
-        .encode()
-        .unwrap()
+    encode_world(&resolve, pkg, world)
 }
 
 /// A component exporting the public-preview `tinykube-graph:processor@1.0.0` map.

@@ -88,32 +88,7 @@ pub fn accumulate(staged: Option<&[u8]>, items: &[Option<&[u8]>]) -> Result<Fold
 }
 
 #[cfg(target_arch = "wasm32")]
-mod component {
-    //! Component glue: the exports of world `wasmflow:samples/collection`.
-    use wasmflow_guest::glue::log_init;
-    use wasmflow_guest::glue::types::{DataModel, Error, ModuleConfiguration};
-
-    wasmflow_guest::component_bindings!(operator, "collection", "../../../wit/samples");
-
-    struct Component;
-    export!(Component);
-
-    impl exports::wasm_graph::processor::accumulate::Guest for Component {
-        fn init(configuration: ModuleConfiguration) -> bool {
-            log_init("collection/accumulate", &configuration);
-            true
-        }
-
-        fn process(staged: DataModel, message: Vec<DataModel>) -> Result<DataModel, Error> {
-            sample_common::glue::accumulate(
-                "collection/accumulate",
-                staged,
-                message,
-                crate::accumulate,
-            )
-        }
-    }
-}
+sample_common::accumulate_component!("collection", crate::accumulate);
 
 #[cfg(test)]
 mod tests {

@@ -2,102 +2,31 @@
 //! same statistics `temperature` keeps (without unit and overtemp).
 
 use sample_common::json;
-use sample_common::no_readings;
 use sample_common::records::{parse_humidity, HumidityPayload, HumidityRecord};
-use sample_common::stats::Stats;
+use sample_common::stats;
 use sample_common::Folded;
-
-/// What one record contributes: a reading its value, an accumulated record its summary.
-fn contribution(record: HumidityRecord) -> Stats {
-    match record.value {
-        Some(value) => {
-            let mut stats = Stats::new();
-            stats.add(value);
-            stats
-        }
-        None => Stats::from_summary(
-            record.count,
-            record.max,
-            record.min,
-            record.average,
-            record.last,
-        ),
-    }
-}
 
 /// The accumulate: folds the batch's humidity readings (in batch order) into the staged record,
 /// if any, and writes `{"humidity":{count,max,min,average,last}}`. Other items are ignored with
 /// a warning; a staged value that is not a humidity record is an error (a miswired graph).
 /// When neither the batch nor the staged record holds a reading the window is an error, not a
-/// record of zeros: whatever was routed here becomes a dead letter.
+/// record of zeros: whatever was routed here becomes a dead letter (see [`stats::fold`]).
 pub fn accumulate(staged: Option<&[u8]>, items: &[Option<&[u8]>]) -> Result<Folded, String> {
-    let mut stats = match staged {
-        None => Stats::new(),
-        Some(bytes) => contribution(parse_humidity(bytes).ok_or_else(|| {
-            format!(
-                "the staged value is not a humidity record: {}",
-                String::from_utf8_lossy(&bytes[..bytes.len().min(120)])
-            )
-        })?),
-    };
-    let mut warnings = Vec::new();
-    for (index, item) in items.iter().enumerate() {
-        match item.and_then(parse_humidity) {
-            Some(record) => stats.merge(&contribution(record)),
-            None => warnings.push(match item {
-                None => format!("batch item {index} is not a humidity (a snapshot); ignored"),
-                Some(bytes) => format!(
-                    "batch item {index} is not a humidity ({} bytes); ignored",
-                    bytes.len()
-                ),
-            }),
-        }
-    }
-    if stats.count() == 0 {
-        return Err(no_readings("humidity", items.len()));
-    }
-    stats.check_finite()?;
-    let record = HumidityRecord {
-        value: None,
-        count: stats.count(),
-        max: stats.max(),
-        min: stats.min(),
-        average: stats.average(),
-        last: stats.last(),
-    };
-    Ok(Folded {
-        payload: json::to_bytes(&HumidityPayload { humidity: record })?,
-        warnings,
-    })
+    stats::fold(
+        "humidity",
+        staged,
+        items,
+        |payload| parse_humidity(payload).map(|record| record.stats()),
+        |stats| {
+            json::to_bytes(&HumidityPayload {
+                humidity: HumidityRecord::summary(stats),
+            })
+        },
+    )
 }
 
 #[cfg(target_arch = "wasm32")]
-mod component {
-    //! Component glue: the exports of world `wasmflow:samples/humidity`.
-    use wasmflow_guest::glue::log_init;
-    use wasmflow_guest::glue::types::{DataModel, Error, ModuleConfiguration};
-
-    wasmflow_guest::component_bindings!(operator, "humidity", "../../../wit/samples");
-
-    struct Component;
-    export!(Component);
-
-    impl exports::wasm_graph::processor::accumulate::Guest for Component {
-        fn init(configuration: ModuleConfiguration) -> bool {
-            log_init("humidity/accumulate", &configuration);
-            true
-        }
-
-        fn process(staged: DataModel, message: Vec<DataModel>) -> Result<DataModel, Error> {
-            sample_common::glue::accumulate(
-                "humidity/accumulate",
-                staged,
-                message,
-                crate::accumulate,
-            )
-        }
-    }
-}
+sample_common::accumulate_component!("humidity", crate::accumulate);
 
 #[cfg(test)]
 mod tests {

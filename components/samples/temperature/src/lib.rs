@@ -9,8 +9,8 @@ use sample_common::records::{
     fahrenheit_to_celsius, parse_temperature, TemperaturePayload, TemperatureRecord,
     TemperatureUnit,
 };
-use sample_common::stats::Stats;
-use sample_common::{no_readings, Folded};
+use sample_common::stats;
+use sample_common::Folded;
 
 /// What the map does to a payload.
 #[derive(Debug, Clone, PartialEq)]
@@ -118,81 +118,25 @@ pub fn filter(payload: &[u8], bounds: &Bounds) -> bool {
     }
 }
 
-/// What one record contributes to the statistics, in °C: a reading contributes its value, an
-/// accumulated record (no `value`) its summary.
-fn contribution(record: TemperatureRecord) -> Stats {
-    let record = to_celsius(record);
-    match record.value {
-        Some(value) => {
-            let mut stats = Stats::new();
-            stats.add(value);
-            stats
-        }
-        None => Stats::from_summary(
-            record.count,
-            record.max,
-            record.min,
-            record.average,
-            record.last,
-        ),
-    }
-}
-
 /// The accumulate: folds the batch's temperatures (in batch order, so `last` is the last
-/// reading) into the staged record, if any, and writes
+/// reading) into the staged record, if any, each converted to °C, and writes
 /// `{"temperature":{count,max,min,average,last,unit:"C",overtemp:false}}`.
 /// Items that are not temperatures are ignored with a warning; a staged value that is not a
 /// temperature record is an error (it can only come from a miswired graph). When neither the
 /// batch nor the staged record holds a reading the window is an error, not a record of zeros:
-/// whatever was routed here becomes a dead letter.
+/// whatever was routed here becomes a dead letter (see [`stats::fold`]).
 pub fn accumulate(staged: Option<&[u8]>, items: &[Option<&[u8]>]) -> Result<Folded, String> {
-    let mut stats = match staged {
-        None => Stats::new(),
-        Some(bytes) => contribution(parse_temperature(bytes).ok_or_else(|| {
-            format!(
-                "the staged value is not a temperature record: {}",
-                String::from_utf8_lossy(&bytes[..bytes.len().min(120)])
-            )
-        })?),
-    };
-    let mut warnings = Vec::new();
-    for (index, item) in items.iter().enumerate() {
-        match item.and_then(parse_temperature) {
-            Some(record) => stats.merge(&contribution(record)),
-            None => warnings.push(format!(
-                "batch item {index} is not a temperature ({}); ignored",
-                describe(*item)
-            )),
-        }
-    }
-    if stats.count() == 0 {
-        return Err(no_readings("temperature", items.len()));
-    }
-    stats.check_finite()?;
-    let record = TemperatureRecord {
-        value: None,
-        count: stats.count(),
-        max: stats.max(),
-        min: stats.min(),
-        average: stats.average(),
-        last: stats.last(),
-        unit: TemperatureUnit::Celsius,
-        overtemp: false,
-    };
-    Ok(Folded {
-        payload: json::to_bytes(&TemperaturePayload {
-            temperature: record,
-        })?,
-        warnings,
-    })
-}
-
-/// A short description of an ignored item for the log.
-fn describe(item: Option<&[u8]>) -> String {
-    match item {
-        None => "a snapshot".to_owned(),
-        Some(bytes) => format!("{} bytes", bytes.len()),
-    }
+    stats::fold(
+        "temperature",
+        staged,
+        items,
+        |payload| parse_temperature(payload).map(|record| to_celsius(record).stats()),
+        |stats| {
+            json::to_bytes(&TemperaturePayload {
+                temperature: TemperatureRecord::summary(stats, TemperatureUnit::Celsius),
+            })
+        },
+    )
 }
 
 #[cfg(target_arch = "wasm32")]

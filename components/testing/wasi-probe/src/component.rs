@@ -16,7 +16,9 @@ impl exports::wasm_graph::processor::map::Guest for Component {
     }
 
     fn process(message: DataModel) -> Result<DataModel, Error> {
-        let DataModel::Message(mut m) = message else { return Ok(message) };
+        let DataModel::Message(mut m) = message else {
+            return Ok(message);
+        };
         if let Some(probe) = probe_of(&bytes_of(&m.payload)) {
             m.payload = BufferOrBytes::Bytes(answer(&probe));
         }

@@ -14,8 +14,13 @@ pub enum Probe {
 
 /// The probe a payload asks for; `None` for anything else (passed through unchanged).
 pub fn probe_of(payload: &[u8]) -> Option<Probe> {
-    let Value::Object(o) = serde_json::from_slice(payload).ok()? else { return None };
-    match (o.get("env").and_then(Value::as_str), o.get("file").and_then(Value::as_str)) {
+    let Value::Object(o) = serde_json::from_slice(payload).ok()? else {
+        return None;
+    };
+    match (
+        o.get("env").and_then(Value::as_str),
+        o.get("file").and_then(Value::as_str),
+    ) {
         (Some(name), _) => Some(Probe::Env(name.to_owned())),
         (None, Some(path)) => Some(Probe::File(path.to_owned())),
         _ => None,
@@ -43,17 +48,26 @@ mod tests {
 
     #[test]
     fn reads_what_it_is_asked() {
-        assert_eq!(probe_of(br#"{"env":"HOME"}"#), Some(Probe::Env("HOME".into())));
-        assert_eq!(probe_of(br#"{"file":"/etc/hosts"}"#), Some(Probe::File("/etc/hosts".into())));
+        assert_eq!(
+            probe_of(br#"{"env":"HOME"}"#),
+            Some(Probe::Env("HOME".into()))
+        );
+        assert_eq!(
+            probe_of(br#"{"file":"/etc/hosts"}"#),
+            Some(Probe::File("/etc/hosts".into()))
+        );
         assert_eq!(probe_of(b"nope"), None);
         assert_eq!(probe_of(br#"{"other":1}"#), None);
     }
 
     #[test]
     fn answers_natively_from_the_process() {
-        let answer = String::from_utf8(answer(&Probe::Env("WASI_PROBE_SURELY_UNSET".into()))).unwrap();
-        assert_eq!(answer, r#"{"env":"WASI_PROBE_SURELY_UNSET","value":null}"#);
-        let answer = String::from_utf8(answer(&Probe::File("/surely/not/here".into()))).unwrap();
-        assert!(answer.starts_with(r#"{"file":"/surely/not/here","error":"#), "{answer}");
+        let env = String::from_utf8(answer(&Probe::Env("WASI_PROBE_SURELY_UNSET".into()))).unwrap();
+        assert_eq!(env, r#"{"env":"WASI_PROBE_SURELY_UNSET","value":null}"#);
+        let file = String::from_utf8(answer(&Probe::File("/surely/not/here".into()))).unwrap();
+        assert!(
+            file.starts_with(r#"{"file":"/surely/not/here","error":"#),
+            "{file}"
+        );
     }
 }
