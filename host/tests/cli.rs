@@ -84,7 +84,7 @@ fn a_yaml_syntax_error_names_the_file_and_line() {
 #[test]
 fn a_missing_module_is_named() {
     let d = tempfile::tempdir().unwrap();
-    let r = wasmflow(&["run", "../shared/azure-compat/graph-complex.yaml", "--input", "/dev/null"], d.path());
+    let r = wasmflow(&["run", "compose/tests/azure-compat/graph-complex.yaml", "--input", "/dev/null"], d.path());
     assert_eq!(r.status.code(), Some(1));
     let e = text(&r.stderr);
     assert!(e.contains("module `snapshot`") && e.contains("not found locally"), "{e}");
