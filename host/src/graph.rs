@@ -79,13 +79,13 @@ pub enum Destination {
 
 /// The typed entry points of one operation in the live instance.
 enum OpFuncs {
-    Source(TypedFunc<(Delivery, HybridLogicalClock), ((DataModel, Option<String>),)>),
+    Source(SourceFn),
     Sink(TypedFunc<(DataModel,), (Result<Publication, OperatorError>,)>),
-    Concatenate(TypedFunc<(Vec<(u32, DataModel)>,), (Vec<DataModel>,)>),
+    Concatenate(ConcatenateFn),
     Map(TypedFunc<(DataModel,), (Result<DataModel, OperatorError>,)>),
     Filter(TypedFunc<(DataModel,), (Result<bool, OperatorError>,)>),
     Branch(TypedFunc<(HybridLogicalClock, DataModel), (Result<bool, OperatorError>,)>),
-    Accumulate(TypedFunc<(DataModel, Vec<DataModel>), (Result<DataModel, OperatorError>,)>),
+    Accumulate(AccumulateFn),
     Delay(TypedFunc<(DataModel, HybridLogicalClock), (Result<HybridLogicalClock, OperatorError>,)>),
 }
 
@@ -117,6 +117,23 @@ enum CallFailure {
     Trapped(String),
 }
 
+/// A connection as the router follows it.
+#[derive(Debug, Clone, Copy)]
+struct Edge {
+    /// `Some(arm)` on a branch's outputs: taken when the branch answers `arm`.
+    arm: Option<bool>,
+    to: usize,
+    /// Which input of `to` this is (a concatenate tells its inputs apart by it).
+    input: u32,
+}
+
+/// Items waiting in one window operation, by event time, with the input each came from.
+type Window = BTreeMap<(u64, u32, u64), Vec<(u32, Item)>>;
+
+type SourceFn = TypedFunc<(Delivery, HybridLogicalClock), ((DataModel, Option<String>),)>;
+type ConcatenateFn = TypedFunc<(Vec<(u32, DataModel)>,), (Vec<DataModel>,)>;
+type AccumulateFn = TypedFunc<(DataModel, Vec<DataModel>), (Result<DataModel, OperatorError>,)>;
+
 /// Tick length of the epoch clock that bounds operator calls.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
@@ -128,12 +145,12 @@ pub struct Graph {
     pre: InstancePre<HostState>,
     exports: Vec<OpExports>,
     configs: Vec<Vec<(String, String)>>,
-    edges: Vec<Vec<(Option<bool>, usize, u32)>>,
+    edges: Vec<Vec<Edge>>,
     order: Vec<usize>,
     stats: Vec<NodeStats>,
     live: Live,
     /// Pending items per window operation, keyed by event time.
-    windows: HashMap<usize, BTreeMap<(u64, u32, u64), Vec<(u32, Item)>>>,
+    windows: HashMap<usize, Window>,
     frontier: Option<(u64, u32, u64)>,
     rebuilds: u64,
 }
@@ -162,7 +179,7 @@ impl Graph {
                 bail!("connection {} → {} names an unknown operation", c.from, c.to);
             };
             let arm = c.arm.map(|a| matches!(a, Arm::True));
-            edges[from].push((arm, to, inputs_seen[to]));
+            edges[from].push(Edge { arm, to, input: inputs_seen[to] });
             inputs_seen[to] += 1;
         }
         let order = topological_order(&edges)?;
@@ -341,7 +358,7 @@ impl Graph {
             user_properties: input.user_properties.clone(),
         };
         let OpFuncs::Source(f) = &self.live.funcs[src] else { bail!("operation {src} is not a source") };
-        let f = f.clone();
+        let f = *f;
         match self.timed(src, |s| f.call(s, (delivery, arrival.into()))) {
             Ok(((dm, warning),)) => {
                 if let Some(w) = warning {
@@ -372,15 +389,17 @@ impl Graph {
     }
 
     fn forward_arm(&mut self, from: usize, arm: Option<bool>, item: Item, out: &mut Vec<Output>) -> Result<()> {
-        let edges = self.edges[from].clone();
-        let targets: Vec<_> = edges.iter().filter(|(a, _, _)| arm.is_none() || *a == arm).collect();
-        let n = targets.len();
-        let mut item = Some(item);
-        for (i, (_, to, input_ix)) in targets.into_iter().enumerate() {
-            let it = if i + 1 == n { item.take().unwrap_or_else(|| unreachable!()) } else { item.clone().unwrap_or_else(|| unreachable!()) };
-            self.deliver(*to, *input_ix, it, out)?;
+        let takes = |e: &Edge| arm.is_none() || e.arm == arm;
+        // The last target gets the item itself, earlier ones a clone (it shares the payload).
+        let Some(last) = self.edges[from].iter().rposition(takes) else { return Ok(()) };
+        for i in 0..last {
+            let e = self.edges[from][i];
+            if takes(&e) {
+                self.deliver(e.to, e.input, item.clone(), out)?;
+            }
         }
-        Ok(())
+        let e = self.edges[from][last];
+        self.deliver(e.to, e.input, item, out)
     }
 
     /// Runs `item` through operation `op` and onwards.
@@ -492,7 +511,11 @@ impl Graph {
     /// accumulate folds each closed time on its own; a concatenate merges everything it releases
     /// in one call, which orders it by event time.
     fn close_windows(&mut self, all: bool, out: &mut Vec<Output>) -> Result<()> {
-        for op in self.order.clone() {
+        if self.windows.values().all(BTreeMap::is_empty) {
+            return Ok(());
+        }
+        for i in 0..self.order.len() {
+            let op = self.order[i];
             let Some(w) = self.windows.get_mut(&op) else { continue };
             let ready: Vec<_> = match (all, self.frontier) {
                 (true, _) => std::mem::take(w).into_values().collect(),
@@ -575,7 +598,7 @@ impl Graph {
 
     fn call_map(&mut self, op: usize, item: &Item) -> Result<Item, CallFailure> {
         let OpFuncs::Map(f) = &self.live.funcs[op] else { unreachable!("kind checked by caller") };
-        let f = f.clone();
+        let f = *f;
         let arg = self.lower(item)?;
         let (r,) = self.timed(op, |s| f.call(s, (arg,)))?;
         let dm = r.map_err(|e| CallFailure::Rejected(e.message))?;
@@ -584,7 +607,7 @@ impl Graph {
 
     fn call_filter(&mut self, op: usize, item: &Item) -> Result<bool, CallFailure> {
         let OpFuncs::Filter(f) = &self.live.funcs[op] else { unreachable!("kind checked by caller") };
-        let f = f.clone();
+        let f = *f;
         let arg = self.lower(item)?;
         let (r,) = self.timed(op, |s| f.call(s, (arg,)))?;
         r.map_err(|e| CallFailure::Rejected(e.message))
@@ -592,7 +615,7 @@ impl Graph {
 
     fn call_branch(&mut self, op: usize, item: &Item) -> Result<bool, CallFailure> {
         let OpFuncs::Branch(f) = &self.live.funcs[op] else { unreachable!("kind checked by caller") };
-        let f = f.clone();
+        let f = *f;
         let arg = self.lower(item)?;
         let hlc = item.hlc();
         let (r,) = self.timed(op, |s| f.call(s, (hlc, arg)))?;
@@ -601,7 +624,7 @@ impl Graph {
 
     fn call_delay(&mut self, op: usize, item: &Item) -> Result<Hlc, CallFailure> {
         let OpFuncs::Delay(f) = &self.live.funcs[op] else { unreachable!("kind checked by caller") };
-        let f = f.clone();
+        let f = *f;
         let arg = self.lower(item)?;
         let hlc = item.hlc();
         let (r,) = self.timed(op, |s| f.call(s, (arg, hlc)))?;
@@ -615,7 +638,7 @@ impl Graph {
 
     fn call_accumulate(&mut self, op: usize, ts: &Hlc, items: &[Item]) -> Result<Item, CallFailure> {
         let OpFuncs::Accumulate(f) = &self.live.funcs[op] else { unreachable!("kind checked by caller") };
-        let f = f.clone();
+        let f = *f;
         let staged = self.lower(&Item::empty_message(ts.clone()))?;
         let mut args = Vec::with_capacity(items.len());
         for i in items {
@@ -628,7 +651,7 @@ impl Graph {
 
     fn call_concatenate(&mut self, op: usize, ts: &Hlc, batch: Vec<(u32, Item)>) -> Result<Vec<Item>, CallFailure> {
         let OpFuncs::Concatenate(f) = &self.live.funcs[op] else { unreachable!("kind checked by caller") };
-        let f = f.clone();
+        let f = *f;
         let mut args = Vec::with_capacity(batch.len());
         for (ix, i) in &batch {
             args.push((*ix, self.lower(i)?));
@@ -639,7 +662,7 @@ impl Graph {
 
     fn call_sink(&mut self, op: usize, item: &Item) -> Result<Output, CallFailure> {
         let OpFuncs::Sink(f) = &self.live.funcs[op] else { unreachable!("kind checked by caller") };
-        let f = f.clone();
+        let f = *f;
         let arg = self.lower(item)?;
         let (r,) = self.timed(op, |s| f.call(s, (arg,)))?;
         let p = r.map_err(|e| CallFailure::Rejected(e.message))?;
@@ -686,22 +709,22 @@ pub fn describe_trap(e: &wasmtime::Error) -> String {
 }
 
 /// Kahn's algorithm; validation already refused cycles, so one here is an internal error.
-fn topological_order(edges: &[Vec<(Option<bool>, usize, u32)>]) -> Result<Vec<usize>> {
+fn topological_order(edges: &[Vec<Edge>]) -> Result<Vec<usize>> {
     let n = edges.len();
     let mut indeg = vec![0usize; n];
     for es in edges {
-        for (_, to, _) in es {
-            indeg[*to] += 1;
+        for e in es {
+            indeg[e.to] += 1;
         }
     }
     let mut ready: Vec<usize> = (0..n).filter(|&i| indeg[i] == 0).rev().collect();
     let mut order = Vec::with_capacity(n);
     while let Some(i) = ready.pop() {
         order.push(i);
-        for (_, to, _) in edges[i].iter().rev() {
-            indeg[*to] -= 1;
-            if indeg[*to] == 0 {
-                ready.push(*to);
+        for e in edges[i].iter().rev() {
+            indeg[e.to] -= 1;
+            if indeg[e.to] == 0 {
+                ready.push(e.to);
             }
         }
     }
