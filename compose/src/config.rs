@@ -50,9 +50,7 @@ impl Override {
             input: input.to_string(),
             reason: reason.to_string(),
         };
-        let (lhs, value) = input
-            .split_once('=')
-            .ok_or_else(|| invalid("it has no `=`"))?;
+        let (lhs, value) = input.split_once('=').ok_or_else(|| invalid("it has no `=`"))?;
         if lhs.trim().is_empty() {
             return Err(invalid("the key before `=` is empty"));
         }
@@ -175,10 +173,7 @@ pub(crate) fn resolve_configuration<'a>(
             set(&ov.key, &ov.value);
         }
     }
-    for ov in overrides
-        .iter()
-        .filter(|o| o.operation.as_deref() == Some(operation))
-    {
+    for ov in overrides.iter().filter(|o| o.operation.as_deref() == Some(operation)) {
         set(&ov.key, &ov.value);
     }
 
@@ -191,19 +186,13 @@ pub(crate) fn resolve_configuration<'a>(
             });
         }
     }
-    Ok(values
-        .into_iter()
-        .filter_map(|(k, v)| v.map(|v| (k, v)))
-        .collect())
+    Ok(values.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect())
 }
 
 /// The parameters to record in a composed artifact for one operation: the declared ones with
 /// compose-time overrides baked into their defaults, plus undeclared keys those overrides added.
 /// Running the artifact with no overrides then gives exactly the compose-time configuration.
-pub(crate) fn bake_parameters(
-    declared: &[Parameter],
-    effective: &[(String, String)],
-) -> Vec<Parameter> {
+pub(crate) fn bake_parameters(declared: &[Parameter], effective: &[(String, String)]) -> Vec<Parameter> {
     let mut out: Vec<Parameter> = declared
         .iter()
         .map(|p| {

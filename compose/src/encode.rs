@@ -20,12 +20,11 @@ use crate::plan::CompositionPlan;
 /// Encodes a plan into one validated component with the manifest embedded.
 pub fn encode(plan: &CompositionPlan) -> Result<Vec<u8>, ComposeError> {
     let file = plan.file.clone();
-    let wac_error =
-        |operation: Option<&str>, e: &dyn std::fmt::Display| ComposeError::Composition {
-            file: file.clone(),
-            operation: operation.map(str::to_string),
-            message: e.to_string(),
-        };
+    let wac_error = |operation: Option<&str>, e: &dyn std::fmt::Display| ComposeError::Composition {
+        file: file.clone(),
+        operation: operation.map(str::to_string),
+        message: e.to_string(),
+    };
     let chain = |e: &(dyn std::error::Error + 'static)| {
         let mut text = e.to_string();
         let mut source = e.source();
@@ -41,17 +40,11 @@ pub fn encode(plan: &CompositionPlan) -> Result<Vec<u8>, ComposeError> {
         let mut g = CompositionGraph::new();
         let mut ids: Vec<PackageId> = Vec::with_capacity(plan.packages.len());
         for p in &plan.packages {
-            let first_user = plan
-                .instances
-                .iter()
-                .find(|i| plan.packages[i.package].name == p.name);
+            let first_user = plan.instances.iter().find(|i| plan.packages[i.package].name == p.name);
             let op = first_user.map(|i| i.name.as_str());
             let package = Package::from_bytes(&p.name, None, p.bytes.clone(), g.types_mut())
                 .map_err(|e| wac_error(op, &format!("{e:#}")))?;
-            ids.push(
-                g.register_package(package)
-                    .map_err(|e| wac_error(op, &chain(&e)))?,
-            );
+            ids.push(g.register_package(package).map_err(|e| wac_error(op, &chain(&e)))?);
         }
 
         for inst in &plan.instances {
@@ -60,16 +53,10 @@ pub fn encode(plan: &CompositionPlan) -> Result<Vec<u8>, ComposeError> {
             let node: NodeId = g.instantiate(pkg);
             for import in &inst.per_operation_imports {
                 let world = g[pkg].ty();
-                let kind: ItemKind =
-                    *g.types()[world]
-                        .imports
-                        .get(&import.interface)
-                        .ok_or_else(|| {
-                            wac_error(
-                                op,
-                                &format!("its module has no import `{}`", import.interface),
-                            )
-                        })?;
+                let kind: ItemKind = *g.types()[world]
+                    .imports
+                    .get(&import.interface)
+                    .ok_or_else(|| wac_error(op, &format!("its module has no import `{}`", import.interface)))?;
                 let imported = g
                     .import(import.name.clone(), kind)
                     .map_err(|e| wac_error(op, &chain(&e)))?;

@@ -37,9 +37,7 @@ pub enum ComposeError {
     },
 
     /// The graph is YAML but does not match the published JSON schema.
-    #[error(
-        "{file}: {path} does not match the graph schema (aio-wasm-graph-config-1.0.0): {message}"
-    )]
+    #[error("{file}: {path} does not match the graph schema (aio-wasm-graph-config-1.0.0): {message}")]
     Schema {
         /// The graph file.
         file: String,
@@ -50,9 +48,7 @@ pub enum ComposeError {
     },
 
     /// Two operations share a name, so connections and configurations would be ambiguous.
-    #[error(
-        "{file}: operation `{operation}` is defined more than once; operation names must be unique"
-    )]
+    #[error("{file}: operation `{operation}` is defined more than once; operation names must be unique")]
     DuplicateOperation {
         /// The graph file.
         file: String,
@@ -151,9 +147,7 @@ pub enum ComposeError {
     },
 
     /// The graph has no operation of type `source` (or `sink`).
-    #[error(
-        "{file}: the graph has no {kind} operation; it needs at least one (operationType: {kind})"
-    )]
+    #[error("{file}: the graph has no {kind} operation; it needs at least one (operationType: {kind})")]
     MissingEndpoint {
         /// The graph file.
         file: String,
@@ -162,9 +156,7 @@ pub enum ComposeError {
     },
 
     /// A connection goes into a source or out of a sink.
-    #[error(
-        "{file}: {connection} goes {direction} {kind} operation `{operation}`, which has no {side}"
-    )]
+    #[error("{file}: {connection} goes {direction} {kind} operation `{operation}`, which has no {side}")]
     EndpointMisconnected {
         /// The graph file.
         file: String,
@@ -388,11 +380,7 @@ fn fmt_list(items: &[String]) -> String {
     if items.is_empty() {
         "nothing".to_string()
     } else {
-        items
-            .iter()
-            .map(|i| format!("`{i}`"))
-            .collect::<Vec<_>>()
-            .join(", ")
+        items.iter().map(|i| format!("`{i}`")).collect::<Vec<_>>().join(", ")
     }
 }
 

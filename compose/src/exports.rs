@@ -29,9 +29,8 @@ impl ComponentInterfaces {
     /// Reads (and validates) a component's imports and exports.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
         let mut types = Types::default();
-        let package =
-            catch(|| Package::from_bytes("wasmflow:inspected", None, bytes.to_vec(), &mut types))?
-                .map_err(|e| format!("{e:#}"))?;
+        let package = catch(|| Package::from_bytes("wasmflow:inspected", None, bytes.to_vec(), &mut types))?
+            .map_err(|e| format!("{e:#}"))?;
         let world = &types[package.ty()];
         Ok(ComponentInterfaces {
             imports: world.imports.keys().cloned().collect(),
@@ -105,10 +104,7 @@ pub enum ExportProblem {
 
 /// Finds the export that serves an operation of `kind`: the exact `wasm-graph:processor/<kind>`
 /// export of a supported version (or, for plumbing kinds, the `wasmflow:graph` interface).
-pub fn find_operation_export(
-    interfaces: &ComponentInterfaces,
-    kind: OperationKind,
-) -> Result<String, ExportProblem> {
+pub fn find_operation_export(interfaces: &ComponentInterfaces, kind: OperationKind) -> Result<String, ExportProblem> {
     let needed = kind.interface();
     if interfaces.exports.iter().any(|e| e == needed) {
         return Ok(needed.to_string());
@@ -135,9 +131,7 @@ pub fn find_operation_export(
         .find(|n| {
             let same_family = n.package == needed_name.package
                 || n.package.ends_with(":processor") && needed_name.package == OPERATOR_PACKAGE;
-            same_family
-                && n.version != needed_name.version
-                && !supported_operator_version(n.version)
+            same_family && n.version != needed_name.version && !supported_operator_version(n.version)
         });
     match foreign {
         Some(n) => Err(ExportProblem::UnsupportedVersion(n.package_version())),
@@ -150,10 +144,11 @@ pub fn find_operation_export(
 pub fn per_operation_imports(interfaces: &ComponentInterfaces) -> Vec<(&'static str, String)> {
     let mut out = Vec::new();
     for short in PER_OPERATION_INTERFACES {
-        if let Some(import) = interfaces.imports.iter().find(|i| {
-            InterfaceName::parse(i)
-                .is_some_and(|n| n.package == OPERATOR_PACKAGE && n.interface == short)
-        }) {
+        if let Some(import) = interfaces
+            .imports
+            .iter()
+            .find(|i| InterfaceName::parse(i).is_some_and(|n| n.package == OPERATOR_PACKAGE && n.interface == short))
+        {
             out.push((short, import.clone()));
         }
     }

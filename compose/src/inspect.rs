@@ -102,11 +102,7 @@ pub fn inspect_component(bytes: &[u8]) -> Result<String, ComposeError> {
     let _ = writeln!(out, "world:");
     for i in &imports {
         let _ = match &i.implements {
-            Some(iface) => writeln!(
-                out,
-                "  import {}: {} ({}, implements)",
-                i.name, iface, i.kind
-            ),
+            Some(iface) => writeln!(out, "  import {}: {} ({}, implements)", i.name, iface, i.kind),
             None => writeln!(out, "  import {} ({})", i.name, i.kind),
         };
     }
@@ -129,10 +125,7 @@ pub fn inspect_component(bytes: &[u8]) -> Result<String, ComposeError> {
     }
     match manifest {
         None => {
-            let _ = writeln!(
-                out,
-                "no wasmflow-graph manifest: not a graph composed by wasmflow"
-            );
+            let _ = writeln!(out, "no wasmflow-graph manifest: not a graph composed by wasmflow");
         }
         Some(m) => {
             let header = match &m.version {
@@ -167,11 +160,7 @@ pub fn inspect_component(bytes: &[u8]) -> Result<String, ComposeError> {
                     }
                     None => String::new(),
                 };
-                let nn = if op.imports_wasi_nn {
-                    ", uses wasi:nn"
-                } else {
-                    ""
-                };
+                let nn = if op.imports_wasi_nn { ", uses wasi:nn" } else { "" };
                 write_operation(
                     &mut out,
                     i,
@@ -187,13 +176,7 @@ pub fn inspect_component(bytes: &[u8]) -> Result<String, ComposeError> {
             if !m.schemas.is_empty() {
                 let _ = writeln!(out, "schemas:");
                 for s in &m.schemas {
-                    let _ = writeln!(
-                        out,
-                        "  {} ({}, {} bytes)",
-                        s.name,
-                        s.format,
-                        s.content.len()
-                    );
+                    let _ = writeln!(out, "  {} ({}, {} bytes)", s.name, s.format, s.content.len());
                 }
             }
         }
@@ -207,12 +190,7 @@ pub fn inspect_graph(graph: &ValidatedGraph) -> String {
     let mut out = String::new();
     let meta = &graph.definition.metadata;
     let _ = match &meta.version {
-        Some(v) => writeln!(
-            out,
-            "graph `{}` version {v} ({})",
-            meta.name,
-            graph.file.display()
-        ),
+        Some(v) => writeln!(out, "graph `{}` version {v} ({})", meta.name, graph.file.display()),
         None => writeln!(out, "graph `{}` ({})", meta.name, graph.file.display()),
     };
     if let Some(d) = &meta.description {
@@ -263,10 +241,7 @@ fn write_operation(
         (None, Some(p)) => format!("wasmflow plumbing {p}"),
         (None, None) => "no module".to_string(),
     };
-    let _ = writeln!(
-        out,
-        "  [{index}] {name}: {kind}, {module}, export {export}{extra}"
-    );
+    let _ = writeln!(out, "  [{index}] {name}: {kind}, {module}, export {export}{extra}");
 }
 
 fn write_parameters(out: &mut String, parameters: &[Parameter]) {
@@ -276,16 +251,8 @@ fn write_parameters(out: &mut String, parameters: &[Parameter]) {
             Some(d) => format!("default {d:?}"),
             None => "no default".to_string(),
         };
-        let description = p
-            .description
-            .as_deref()
-            .map(|d| format!(" - {d}"))
-            .unwrap_or_default();
-        let _ = writeln!(
-            out,
-            "      parameter {}: {required}, {default}{description}",
-            p.key
-        );
+        let description = p.description.as_deref().map(|d| format!(" - {d}")).unwrap_or_default();
+        let _ = writeln!(out, "      parameter {}: {required}, {default}{description}", p.key);
     }
 }
 

@@ -120,12 +120,7 @@ impl Manifest {
             .operations
             .iter()
             .map(|o| ConfigTarget::new(&o.name, o.kind, &o.parameters));
-        resolve_configuration(
-            &format!("graph `{}`", self.name),
-            targets,
-            operation,
-            overrides,
-        )
+        resolve_configuration(&format!("graph `{}`", self.name), targets, operation, overrides)
     }
 
     /// Looks an operation up by name.
@@ -136,10 +131,7 @@ impl Manifest {
 
 /// Finds a custom section at the top level of a component or module (nested components and
 /// modules are skipped, so a module's own sections are never mistaken for the graph's).
-pub(crate) fn top_level_custom_section(
-    bytes: &[u8],
-    name: &str,
-) -> Result<Option<Vec<u8>>, String> {
+pub(crate) fn top_level_custom_section(bytes: &[u8], name: &str) -> Result<Option<Vec<u8>>, String> {
     let mut found = None;
     let mut depth = 0usize;
     // parse_all descends into nested modules and components; track how deep we are.

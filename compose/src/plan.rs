@@ -9,9 +9,7 @@ use std::path::{Path, PathBuf};
 
 use crate::config::bake_parameters;
 use crate::error::ComposeError;
-use crate::exports::{
-    find_operation_export, per_operation_imports, ComponentInterfaces, ExportProblem,
-};
+use crate::exports::{find_operation_export, per_operation_imports, ComponentInterfaces, ExportProblem};
 use crate::manifest::{Manifest, ManifestOperation, ManifestSchema, MANIFEST_FORMAT};
 use crate::model::OperationKind;
 use crate::resolve::ModuleResolver;
@@ -143,18 +141,12 @@ pub struct CompositionPlan {
 impl CompositionPlan {
     /// The number of instances of package `package`.
     pub fn instance_count(&self, package: usize) -> usize {
-        self.instances
-            .iter()
-            .filter(|i| i.package == package)
-            .count()
+        self.instances.iter().filter(|i| i.package == package).count()
     }
 }
 
 /// Resolves modules, reads and checks their exports, and lays out the composition.
-pub fn plan(
-    graph: &ValidatedGraph,
-    opts: &ComposeOptions,
-) -> Result<CompositionPlan, ComposeError> {
+pub fn plan(graph: &ValidatedGraph, opts: &ComposeOptions) -> Result<CompositionPlan, ComposeError> {
     let resolver = ModuleResolver::new(
         &graph.base_dir(),
         opts.modules_dir.as_deref(),
@@ -181,18 +173,14 @@ pub fn plan_with(
     let mut paths = Vec::with_capacity(graph.operations.len());
     for op in &graph.operations {
         let path = match &op.module {
-            Some(reference) => {
-                resolver
-                    .resolve(reference)
-                    .map_err(|nf| ComposeError::ModuleNotFound {
-                        file: file.clone(),
-                        module: nf.module,
-                        reference: reference.clone(),
-                        operation: op.name.clone(),
-                        searched: nf.searched,
-                        direct: nf.direct,
-                    })?
-            }
+            Some(reference) => resolver.resolve(reference).map_err(|nf| ComposeError::ModuleNotFound {
+                file: file.clone(),
+                module: nf.module,
+                reference: reference.clone(),
+                operation: op.name.clone(),
+                searched: nf.searched,
+                direct: nf.direct,
+            })?,
             None => match resolver.resolve_plumbing(op.kind) {
                 Some(found) => found.map_err(|nf| ComposeError::PlumbingNotFound {
                     file: file.clone(),
@@ -221,10 +209,7 @@ pub fn plan_with(
     let mut any_wasi_nn = false;
 
     for ((op, path), config) in graph.operations.iter().zip(&paths).zip(&configurations) {
-        let reference = op
-            .module
-            .clone()
-            .unwrap_or_else(|| path.display().to_string());
+        let reference = op.module.clone().unwrap_or_else(|| path.display().to_string());
         let identity = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
         let package = match identities.iter().position(|p| *p == identity) {
             Some(i) => i,
@@ -236,15 +221,14 @@ pub fn plan_with(
                     path: path.clone(),
                     source,
                 })?;
-                let interfaces = ComponentInterfaces::from_bytes(&bytes).map_err(|message| {
-                    ComposeError::InvalidModule {
+                let interfaces =
+                    ComponentInterfaces::from_bytes(&bytes).map_err(|message| ComposeError::InvalidModule {
                         file: file.clone(),
                         reference: reference.clone(),
                         operation: op.name.clone(),
                         path: path.clone(),
                         message,
-                    }
-                })?;
+                    })?;
                 let name = unique_package_name(&packages, path, op.kind.is_plumbing());
                 packages.push(PlannedPackage {
                     name,
@@ -258,27 +242,26 @@ pub fn plan_with(
             }
         };
         let pkg = &packages[package];
-        let interface =
-            find_operation_export(&pkg.interfaces, op.kind).map_err(|problem| match problem {
-                ExportProblem::Missing => ComposeError::MissingExport {
-                    file: file.clone(),
-                    operation: op.name.clone(),
-                    kind: op.kind,
-                    reference: reference.clone(),
-                    path: path.clone(),
-                    needed: op.kind.interface().to_string(),
-                    found: pkg.interfaces.exports.clone(),
-                },
-                ExportProblem::UnsupportedVersion(found) => ComposeError::UnsupportedWitVersion {
-                    file: file.clone(),
-                    operation: op.name.clone(),
-                    kind: op.kind,
-                    reference: reference.clone(),
-                    path: path.clone(),
-                    found,
-                    needed: op.kind.interface().to_string(),
-                },
-            })?;
+        let interface = find_operation_export(&pkg.interfaces, op.kind).map_err(|problem| match problem {
+            ExportProblem::Missing => ComposeError::MissingExport {
+                file: file.clone(),
+                operation: op.name.clone(),
+                kind: op.kind,
+                reference: reference.clone(),
+                path: path.clone(),
+                needed: op.kind.interface().to_string(),
+                found: pkg.interfaces.exports.clone(),
+            },
+            ExportProblem::UnsupportedVersion(found) => ComposeError::UnsupportedWitVersion {
+                file: file.clone(),
+                operation: op.name.clone(),
+                kind: op.kind,
+                reference: reference.clone(),
+                path: path.clone(),
+                found,
+                needed: op.kind.interface().to_string(),
+            },
+        })?;
         let (prefix, per_op) = if op.kind.is_plumbing() {
             (None, Vec::new())
         } else {
@@ -324,11 +307,7 @@ pub fn plan_with(
     let mut shared: BTreeSet<String> = BTreeSet::new();
     for inst in &instances {
         for import in &packages[inst.package].interfaces.imports {
-            if !inst
-                .per_operation_imports
-                .iter()
-                .any(|p| p.interface == *import)
-            {
+            if !inst.per_operation_imports.iter().any(|p| p.interface == *import) {
                 shared.insert(import.clone());
             }
         }
@@ -373,16 +352,8 @@ pub fn plan_with(
 /// `wasmflow-module:<file stem>` (or `wasmflow-plumbing:<stem>`), made unique with a numeric
 /// suffix when two files share a stem.
 fn unique_package_name(existing: &[PlannedPackage], path: &Path, plumbing: bool) -> String {
-    let stem = path
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .map(slug)
-        .unwrap_or_default();
-    let stem = if stem.is_empty() {
-        "module".to_string()
-    } else {
-        stem
-    };
+    let stem = path.file_stem().and_then(|s| s.to_str()).map(slug).unwrap_or_default();
+    let stem = if stem.is_empty() { "module".to_string() } else { stem };
     let namespace = if plumbing {
         "wasmflow-plumbing"
     } else {

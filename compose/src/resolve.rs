@@ -48,12 +48,7 @@ impl ModuleResolver {
 
     /// Like [`ModuleResolver::new`] with the environment value given (for tests and callers
     /// that already read it).
-    pub fn with_env(
-        base_dir: &Path,
-        explicit: Option<&Path>,
-        env: Option<&Path>,
-        default: Option<&Path>,
-    ) -> Self {
+    pub fn with_env(base_dir: &Path, explicit: Option<&Path>, env: Option<&Path>, default: Option<&Path>) -> Self {
         let mut dirs: Vec<PathBuf> = Vec::new();
         for dir in [explicit, env, default].into_iter().flatten() {
             let dir = dir.to_path_buf();
@@ -110,13 +105,7 @@ impl ModuleResolver {
 /// `azure-samples/explore-iot-operations/temperature:1.0.0` → `temperature`.
 pub fn module_name(reference: &str) -> String {
     let without_digest = reference.split_once('@').map_or(reference, |(r, _)| r);
-    let segment = without_digest
-        .rsplit(['/', '\\'])
-        .next()
-        .unwrap_or(without_digest);
+    let segment = without_digest.rsplit(['/', '\\']).next().unwrap_or(without_digest);
     let without_tag = segment.split_once(':').map_or(segment, |(s, _)| s);
-    without_tag
-        .strip_suffix(".wasm")
-        .unwrap_or(without_tag)
-        .to_string()
+    without_tag.strip_suffix(".wasm").unwrap_or(without_tag).to_string()
 }

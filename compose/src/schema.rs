@@ -20,8 +20,7 @@ fn validator() -> Result<&'static jsonschema::Validator, String> {
         .get_or_init(|| {
             let schema: Value = serde_json::from_str(GRAPH_SCHEMA)
                 .map_err(|e| format!("the embedded graph schema is not JSON: {e}"))?;
-            jsonschema::draft7::new(&schema)
-                .map_err(|e| format!("the embedded graph schema does not compile: {e}"))
+            jsonschema::draft7::new(&schema).map_err(|e| format!("the embedded graph schema does not compile: {e}"))
         })
         .as_ref()
         .map_err(Clone::clone)
@@ -44,10 +43,8 @@ pub fn validate_document(file: &str, document: &Value) -> Result<(), ComposeErro
     let more = errors.count();
     let pointer = first.instance_path.to_string();
     let mut message = first.to_string();
-    if matches!(
-        first.kind,
-        jsonschema::error::ValidationErrorKind::Type { .. }
-    ) && matches!(first.instance.as_ref(), Value::Number(_) | Value::Bool(_))
+    if matches!(first.kind, jsonschema::error::ValidationErrorKind::Type { .. })
+        && matches!(first.instance.as_ref(), Value::Number(_) | Value::Bool(_))
     {
         message.push_str(" (quote the value so YAML reads it as a string)");
     }
@@ -94,10 +91,7 @@ pub fn describe_pointer(document: &Value, pointer: &str) -> String {
             _ => None,
         };
     }
-    if let (Some(section), Some(index)) = (
-        segments.first(),
-        segments.get(1).and_then(|s| s.parse::<usize>().ok()),
-    ) {
+    if let (Some(section), Some(index)) = (segments.first(), segments.get(1).and_then(|s| s.parse::<usize>().ok())) {
         let item = document.get(section).and_then(|s| s.get(index));
         let context = match (section.as_str(), item) {
             ("operations", Some(op)) => op
@@ -109,23 +103,14 @@ pub fn describe_pointer(document: &Value, pointer: &str) -> String {
                 .and_then(Value::as_str)
                 .map(|n| format!("configuration of operation `{n}`")),
             ("connections", Some(conn)) => {
-                let from = conn
-                    .get("from")
-                    .and_then(|f| f.get("name"))
-                    .and_then(Value::as_str);
-                let to = conn
-                    .get("to")
-                    .and_then(|t| t.get("name"))
-                    .and_then(Value::as_str);
+                let from = conn.get("from").and_then(|f| f.get("name")).and_then(Value::as_str);
+                let to = conn.get("to").and_then(|t| t.get("name")).and_then(Value::as_str);
                 match (from, to) {
                     (Some(f), Some(t)) => Some(format!("`{f}` -> `{t}`")),
                     _ => None,
                 }
             }
-            ("schemas", Some(s)) => s
-                .get("name")
-                .and_then(Value::as_str)
-                .map(|n| format!("schema `{n}`")),
+            ("schemas", Some(s)) => s.get("name").and_then(Value::as_str).map(|n| format!("schema `{n}`")),
             _ => None,
         };
         if let Some(context) = context {

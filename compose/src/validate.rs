@@ -123,12 +123,11 @@ pub fn parse_graph(file: &Path, text: &str) -> Result<ValidatedGraph, ComposeErr
     let document = parse_yaml(&label, text)?;
     precheck(&label, &document)?;
     schema::validate_document(&label, &document)?;
-    let definition: GraphDefinition =
-        serde_json::from_value(document).map_err(|e| ComposeError::Schema {
-            file: label.clone(),
-            path: "the document".to_string(),
-            message: e.to_string(),
-        })?;
+    let definition: GraphDefinition = serde_json::from_value(document).map_err(|e| ComposeError::Schema {
+        file: label.clone(),
+        path: "the document".to_string(),
+        message: e.to_string(),
+    })?;
     check(file, definition)
 }
 
@@ -225,11 +224,7 @@ fn check(file: &Path, definition: GraphDefinition) -> Result<ValidatedGraph, Com
 
     // Modules: operators need one, plumbing takes none.
     for op in &definition.operations {
-        let module = op
-            .module
-            .as_deref()
-            .map(str::trim)
-            .filter(|m| !m.is_empty());
+        let module = op.module.as_deref().map(str::trim).filter(|m| !m.is_empty());
         match (op.operation_type.is_plumbing(), module) {
             (false, None) => {
                 return Err(ComposeError::MissingModule {
@@ -252,32 +247,23 @@ fn check(file: &Path, definition: GraphDefinition) -> Result<ValidatedGraph, Com
 
     // At least one source and one sink.
     for kind in [OperationKind::Source, OperationKind::Sink] {
-        if !definition
-            .operations
-            .iter()
-            .any(|o| o.operation_type == kind)
-        {
+        if !definition.operations.iter().any(|o| o.operation_type == kind) {
             return Err(ComposeError::MissingEndpoint { file: label, kind });
         }
     }
 
     // Connections: endpoints, arms, direction.
-    let kind_of = |name: &str| {
-        index_of
-            .get(name)
-            .map(|&i| definition.operations[i].operation_type)
-    };
+    let kind_of = |name: &str| index_of.get(name).map(|&i| definition.operations[i].operation_type);
     let mut connections = Vec::with_capacity(definition.connections.len());
     for (i, c) in definition.connections.iter().enumerate() {
         let (from, to) = (c.from.name.as_str(), c.to.name.as_str());
         let described = describe_connection(i, from, to);
-        let unknown =
-            |end: &'static str, operation: &str| ComposeError::UnknownConnectionEndpoint {
-                file: label.clone(),
-                connection: described.clone(),
-                end,
-                operation: operation.to_string(),
-            };
+        let unknown = |end: &'static str, operation: &str| ComposeError::UnknownConnectionEndpoint {
+            file: label.clone(),
+            connection: described.clone(),
+            end,
+            operation: operation.to_string(),
+        };
         let from_kind = kind_of(from).ok_or_else(|| unknown("from", from))?;
         let to_kind = kind_of(to).ok_or_else(|| unknown("to", to))?;
         match (from_kind, c.from.arm) {
@@ -339,10 +325,7 @@ fn check(file: &Path, definition: GraphDefinition) -> Result<ValidatedGraph, Com
         .filter(|o| o.operation_type == OperationKind::Branch)
     {
         for arm in [Arm::True, Arm::False] {
-            if !connections
-                .iter()
-                .any(|c| c.from == op.name && c.arm == Some(arm))
-            {
+            if !connections.iter().any(|c| c.from == op.name && c.arm == Some(arm)) {
                 return Err(ComposeError::BranchMissingArm {
                     file: label,
                     operation: op.name.clone(),
@@ -354,15 +337,9 @@ fn check(file: &Path, definition: GraphDefinition) -> Result<ValidatedGraph, Com
 
     // Acyclic.
     let mut graph: DiGraph<usize, ()> = DiGraph::new();
-    let nodes: Vec<NodeIndex> = (0..definition.operations.len())
-        .map(|i| graph.add_node(i))
-        .collect();
+    let nodes: Vec<NodeIndex> = (0..definition.operations.len()).map(|i| graph.add_node(i)).collect();
     for c in &connections {
-        graph.update_edge(
-            nodes[index_of[c.from.as_str()]],
-            nodes[index_of[c.to.as_str()]],
-            (),
-        );
+        graph.update_edge(nodes[index_of[c.from.as_str()]], nodes[index_of[c.to.as_str()]], ());
     }
     if let Some(cycle) = find_cycle(&graph) {
         return Err(ComposeError::Cycle {
@@ -398,9 +375,7 @@ fn check(file: &Path, definition: GraphDefinition) -> Result<ValidatedGraph, Com
 
     // Allowed but suspicious.
     for op in &definition.operations {
-        if op.operation_type != OperationKind::Sink
-            && !connections.iter().any(|c| c.from == op.name)
-        {
+        if op.operation_type != OperationKind::Sink && !connections.iter().any(|c| c.from == op.name) {
             warnings.push(format!(
                 "{label}: operation `{}` has no outgoing connection; its output is discarded",
                 op.name
@@ -424,11 +399,7 @@ fn check(file: &Path, definition: GraphDefinition) -> Result<ValidatedGraph, Com
         .enumerate()
         .map(|(index, op)| {
             let mut parameters: Vec<Parameter> = Vec::new();
-            for cfg in definition
-                .module_configurations
-                .iter()
-                .filter(|c| c.name == op.name)
-            {
+            for cfg in definition.module_configurations.iter().filter(|c| c.name == op.name) {
                 for (key, p) in &cfg.parameters {
                     let param = Parameter {
                         key: key.clone(),

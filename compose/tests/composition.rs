@@ -7,8 +7,8 @@ use std::path::Path;
 
 use common::{fixture_modules, graph_yaml, operator_fixture, shape};
 use wasmflow_compose::{
-    compose, inspect_component, inspect_graph, load_graph, parse_graph, plan::plan, ComposeOptions,
-    Manifest, OperationKind, ValidatedGraph,
+    compose, inspect_component, inspect_graph, load_graph, parse_graph, plan::plan, ComposeOptions, Manifest,
+    OperationKind, ValidatedGraph,
 };
 
 fn opts(dir: &Path) -> ComposeOptions {
@@ -116,14 +116,10 @@ fn compose_time_overrides_are_baked_into_the_manifest() {
     let dir = sample_fixtures();
     let g = temperature_humidity();
     let mut o = opts(dir.path());
-    o.overrides = vec!["module-temperature/filter.temperature_upper_bound=100"
-        .parse()
-        .unwrap()];
+    o.overrides = vec!["module-temperature/filter.temperature_upper_bound=100".parse().unwrap()];
     let composed = compose(&g, &o).unwrap();
     let m = Manifest::from_component(&composed.bytes).unwrap().unwrap();
-    let config = m
-        .configuration_for("module-temperature/filter", &[])
-        .unwrap();
+    let config = m.configuration_for("module-temperature/filter", &[]).unwrap();
     assert_eq!(
         config,
         vec![
@@ -147,10 +143,7 @@ fn required_parameter_is_checked_again_at_run_time() {
     let text = map_graph_yaml("m", "enrichment", extra);
     let g = parse_graph(Path::new("g.yaml"), &text).unwrap();
     let e = compose(&g, &opts(dir.path())).unwrap_err().to_string();
-    assert!(
-        e.starts_with("g.yaml: operation `m` requires parameter `topic`"),
-        "{e}"
-    );
+    assert!(e.starts_with("g.yaml: operation `m` requires parameter `topic`"), "{e}");
     let mut o = opts(dir.path());
     // Supplied at compose time: the value is baked in and run time needs nothing more.
     o.overrides = vec!["m.topic=a".parse().unwrap()];
@@ -168,9 +161,7 @@ fn required_parameter_is_checked_again_at_run_time() {
         "graph `test graph`: operation `m` requires parameter `topic`, which has no default and was given no value; pass -c 'm.topic=VALUE'"
     );
     assert_eq!(
-        m2.configuration_for("m", &["m.topic=b".parse().unwrap()])
-            .unwrap()[0]
-            .1,
+        m2.configuration_for("m", &["m.topic=b".parse().unwrap()]).unwrap()[0].1,
         "b"
     );
 }
@@ -228,9 +219,7 @@ fn module_built_against_an_unsupported_wit_version() {
         .unwrap_err()
         .to_string();
     assert!(
-        e.contains(
-            "is built against `wasm-graph:processor@2.0.0`, which wasmflow does not support"
-        ),
+        e.contains("is built against `wasm-graph:processor@2.0.0`, which wasmflow does not support"),
         "{e}"
     );
 }
@@ -258,10 +247,7 @@ fn a_module_given_by_path_relative_to_the_graph() {
     let text = map_graph_yaml("m", "mine.wasm", "");
     let g = parse_graph(&sub.join("g.yaml"), &text).unwrap();
     let composed = compose(&g, &opts(dir.path())).unwrap();
-    assert_eq!(
-        composed.manifest.operations[1].module.as_deref(),
-        Some("mine.wasm")
-    );
+    assert_eq!(composed.manifest.operations[1].module.as_deref(), Some("mine.wasm"));
     common::assert_contract(&g, &composed, dir.path());
 }
 
@@ -279,9 +265,7 @@ fn wasi_nn_imports_are_recorded_and_warned_about() {
     );
     let s = shape(&composed.bytes);
     assert!(
-        s.imports
-            .iter()
-            .any(|i| i == "wasi:nn/graph@0.2.0-rc-2024-10-28"),
+        s.imports.iter().any(|i| i == "wasi:nn/graph@0.2.0-rc-2024-10-28"),
         "{:?}",
         s.imports
     );
@@ -294,9 +278,7 @@ fn inspect_shows_world_operations_and_parameters() {
     let composed = compose(&g, &opts(dir.path())).unwrap();
     let text = inspect_component(&composed.bytes).unwrap();
     assert!(
-        text.contains(
-            "  import op2-logger: wasm-graph:processor/logger@1.1.0 (instance, implements)"
-        ),
+        text.contains("  import op2-logger: wasm-graph:processor/logger@1.1.0 (instance, implements)"),
         "{text}"
     );
     assert!(
@@ -312,24 +294,26 @@ fn inspect_shows_world_operations_and_parameters() {
         "{text}"
     );
     assert!(text.contains("[4] module-temperature/filter: filter, module azure-samples/explore-iot-operations/temperature:1.0.0, export op4-module-temperature-filter, imports op4-logger, op4-metrics, op4-state-store"), "{text}");
-    assert!(text.contains("parameter temperature_upper_bound: optional, default \"3422\" - Maximum valid temperature"), "{text}");
+    assert!(
+        text.contains("parameter temperature_upper_bound: optional, default \"3422\" - Maximum valid temperature"),
+        "{text}"
+    );
     assert!(
         text.contains("module-temperature/branch [True] -> module-temperature/map"),
         "{text}"
     );
 
     let text = inspect_graph(&g);
-    assert!(text.contains("[7] concatenate1: concatenate, wasmflow plumbing wasmflow-concatenate.wasm, export op7-concatenate1"), "{text}");
+    assert!(
+        text.contains(
+            "[7] concatenate1: concatenate, wasmflow plumbing wasmflow-concatenate.wasm, export op7-concatenate1"
+        ),
+        "{text}"
+    );
 
     let e = inspect_component(b"not wasm").unwrap_err().to_string();
-    assert!(
-        e.starts_with("component: not a WebAssembly component"),
-        "{e}"
-    );
-    assert_eq!(
-        Manifest::from_component(&operator_fixture(&["map"])).unwrap(),
-        None
-    );
+    assert!(e.starts_with("component: not a WebAssembly component"), "{e}");
+    assert_eq!(Manifest::from_component(&operator_fixture(&["map"])).unwrap(), None);
 }
 
 #[test]

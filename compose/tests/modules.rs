@@ -41,28 +41,13 @@ fn compose_file(path: &Path, modules: &[&str]) -> (ValidatedGraph, Composed, Pat
 
 #[test]
 fn graph_simple() {
-    let (_, composed, _) = compose_file(
-        &azure_compat_dir().join("graph-simple.yaml"),
-        &["temperature"],
-    );
+    let (_, composed, _) = compose_file(&azure_compat_dir().join("graph-simple.yaml"), &["temperature"]);
     let s = shape(&composed.bytes);
-    eprintln!(
-        "graph-simple imports: {:#?}\nexports: {:#?}",
-        s.imports, s.exports
-    );
-    assert_eq!(
-        s.exports,
-        vec!["op0-source", "op1-module-temperature-map", "op2-sink"]
-    );
+    eprintln!("graph-simple imports: {:#?}\nexports: {:#?}", s.imports, s.exports);
+    assert_eq!(s.exports, vec!["op0-source", "op1-module-temperature-map", "op2-sink"]);
+    assert!(s.imports.iter().any(|i| i == "op1-logger"), "{:?}", s.imports);
     assert!(
-        s.imports.iter().any(|i| i == "op1-logger"),
-        "{:?}",
-        s.imports
-    );
-    assert!(
-        s.imports
-            .iter()
-            .any(|i| i == "wasm-graph:processor/types@1.1.0"),
+        s.imports.iter().any(|i| i == "wasm-graph:processor/types@1.1.0"),
         "{:?}",
         s.imports
     );
@@ -81,21 +66,13 @@ fn graph_opc_ua() {
 fn temperature_humidity_uses_one_module_four_times() {
     let (_, composed, _) = compose_file(
         &repo_root().join("graphs/temperature-humidity.yaml"),
-        &[
-            "window",
-            "temperature",
-            "humidity",
-            "collection",
-            "enrichment",
-        ],
+        &["window", "temperature", "humidity", "collection", "enrichment"],
     );
     let uses = composed
         .manifest
         .operations
         .iter()
-        .filter(|o| {
-            o.module.as_deref() == Some("azure-samples/explore-iot-operations/temperature:1.0.0")
-        })
+        .filter(|o| o.module.as_deref() == Some("azure-samples/explore-iot-operations/temperature:1.0.0"))
         .count();
     assert_eq!(uses, 4);
     common::wasm_tools_validate(&composed.bytes);
@@ -103,19 +80,12 @@ fn temperature_humidity_uses_one_module_four_times() {
 
 #[test]
 fn temperature_demo() {
-    let (g, composed, _) = compose_file(
-        &repo_root().join("graphs/temperature.yaml"),
-        &["window", "temperature"],
-    );
+    let (g, composed, _) = compose_file(&repo_root().join("graphs/temperature.yaml"), &["window", "temperature"]);
     let config = composed
         .manifest
         .configuration_for("module-temperature/filter", &[])
         .unwrap();
-    assert_eq!(
-        config,
-        g.configuration_for("module-temperature/filter", &[])
-            .unwrap()
-    );
+    assert_eq!(config, g.configuration_for("module-temperature/filter", &[]).unwrap());
     assert_eq!(
         config,
         vec![

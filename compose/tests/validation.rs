@@ -50,8 +50,7 @@ fn the_four_published_graphs_parse_and_validate() {
         "graph-opc-ua.yaml",
         "graph.dataflow.yaml",
     ] {
-        let g =
-            load_graph(&azure_compat_dir().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let g = load_graph(&azure_compat_dir().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(!g.operations.is_empty(), "{name}");
     }
     let complex = load_graph(&azure_compat_dir().join("graph-complex.yaml")).unwrap();
@@ -101,10 +100,7 @@ fn the_shipped_graphs_validate() {
 #[test]
 fn export_names_follow_the_kebab_rule() {
     use wasmflow_compose::plan::{export_name, slug};
-    assert_eq!(
-        export_name(1, "module-temperature/map"),
-        "op1-module-temperature-map"
-    );
+    assert_eq!(export_name(1, "module-temperature/map"), "op1-module-temperature-map");
     assert_eq!(slug("Module_Temperature//Map "), "module-temperature-map");
     assert_eq!(slug("2nd stage/3x"), "x2nd-stage-x3x");
     assert_eq!(export_name(4, "///"), "op4");
@@ -127,16 +123,12 @@ fn duplicate_yaml_key_is_a_syntax_error_with_line() {
     let text = "metadata:\n  name: x\n  name: y\n";
     let e = err(text);
     assert!(e.starts_with("graphs/g.yaml:"), "{e}");
-    assert!(
-        e.contains("YAML syntax error") && e.contains("duplicate"),
-        "{e}"
-    );
+    assert!(e.contains("YAML syntax error") && e.contains("duplicate"), "{e}");
 }
 
 #[test]
 fn schema_violation_names_the_field_and_operation() {
-    let text = graph_yaml(&simple_ops(), &simple_conns(), "")
-        .replace("    module: \"azure", "    modul: \"azure");
+    let text = graph_yaml(&simple_ops(), &simple_conns(), "").replace("    module: \"azure", "    modul: \"azure");
     let e = err(&text);
     assert!(
         e.starts_with("graphs/g.yaml: operations[1] (operation `module-temperature/map`)"),
@@ -162,7 +154,9 @@ fn schema_violation_for_unquoted_default_suggests_quotes() {
     let extra = "moduleConfigurations:\n  - name: module-temperature/map\n    parameters:\n      bound:\n        name: bound\n        default: 25\n";
     let e = err(&graph_yaml(&simple_ops(), &simple_conns(), extra));
     assert!(
-        e.contains("moduleConfigurations[0].parameters.bound.default (configuration of operation `module-temperature/map`)"),
+        e.contains(
+            "moduleConfigurations[0].parameters.bound.default (configuration of operation `module-temperature/map`)"
+        ),
         "{e}"
     );
     assert!(e.contains("quote the value"), "{e}");
@@ -175,11 +169,7 @@ fn unknown_operation_type() {
         ("transform", "t", Some(T)),
         ("sink", "sink", None),
     ];
-    let e = err(&graph_yaml(
-        &ops,
-        &[("source", None, "t"), ("t", None, "sink")],
-        "",
-    ));
+    let e = err(&graph_yaml(&ops, &[("source", None, "t"), ("t", None, "sink")], ""));
     assert_eq!(
         e,
         "graphs/g.yaml: operation `t` has unknown operationType `transform`; expected one of source, map, filter, branch, accumulate, delay, concatenate, sink"
@@ -217,7 +207,12 @@ fn connection_to_unknown_operation() {
         ("module-temperature/map", None, "snk"),
     ];
     let e = err(&graph_yaml(&simple_ops(), &conns, ""));
-    assert!(e.contains("connections[1] (`module-temperature/map` -> `snk`) refers to unknown operation `snk` in its `to` end"), "{e}");
+    assert!(
+        e.contains(
+            "connections[1] (`module-temperature/map` -> `snk`) refers to unknown operation `snk` in its `to` end"
+        ),
+        "{e}"
+    );
 }
 
 #[test]
@@ -237,7 +232,10 @@ fn cycle_names_its_operations() {
         ("c", None, "sink"),
     ];
     let e = err(&graph_yaml(&ops, &conns, ""));
-    assert_eq!(e, "graphs/g.yaml: the connections form a cycle through `a` -> `b` -> `c` -> `a`; a graph must be acyclic");
+    assert_eq!(
+        e,
+        "graphs/g.yaml: the connections form a cycle through `a` -> `b` -> `c` -> `a`; a graph must be acyclic"
+    );
 }
 
 #[test]
@@ -270,11 +268,7 @@ fn branch_graph(arms: &[(Option<&'static str>, &'static str)]) -> String {
 
 #[test]
 fn branch_with_both_arms_is_valid() {
-    let g = parse(&branch_graph(&[
-        (Some("\"True\""), "m"),
-        (Some("\"False\""), "sink"),
-    ]))
-    .unwrap();
+    let g = parse(&branch_graph(&[(Some("\"True\""), "m"), (Some("\"False\""), "sink")])).unwrap();
     assert_eq!(g.connections.iter().filter(|c| c.arm.is_some()).count(), 2);
 }
 
@@ -311,19 +305,13 @@ fn arm_on_a_non_branch() {
 
 #[test]
 fn arm_value_other_than_true_or_false() {
-    let e = err(&branch_graph(&[
-        (Some("\"Maybe\""), "m"),
-        (Some("\"False\""), "sink"),
-    ]));
+    let e = err(&branch_graph(&[(Some("\"Maybe\""), "m"), (Some("\"False\""), "sink")]));
     assert_eq!(
         e,
         "graphs/g.yaml: connections[2] (`br` -> `m`) has arm \"Maybe\"; an arm is the string \"True\" or \"False\" (quoted, so YAML keeps it a string)"
     );
     // Unquoted, YAML reads a boolean: same message, showing what YAML saw.
-    let e = err(&branch_graph(&[
-        (Some("True"), "m"),
-        (Some("\"False\""), "sink"),
-    ]));
+    let e = err(&branch_graph(&[(Some("True"), "m"), (Some("\"False\""), "sink")]));
     assert!(e.contains("has arm true; an arm is the string"), "{e}");
 }
 
@@ -338,17 +326,26 @@ fn unreachable_operation() {
     let mut conns = simple_conns();
     conns.push(("orphan", None, "sink"));
     let e = err(&graph_yaml(&ops, &conns, ""));
-    assert_eq!(e, "graphs/g.yaml: operation `orphan` cannot be reached from any source; connect it or remove it");
+    assert_eq!(
+        e,
+        "graphs/g.yaml: operation `orphan` cannot be reached from any source; connect it or remove it"
+    );
 }
 
 #[test]
 fn missing_source_and_missing_sink() {
     let ops = vec![("map", "m", Some(T)), ("sink", "sink", None)];
     let e = err(&graph_yaml(&ops, &[("m", None, "sink")], ""));
-    assert_eq!(e, "graphs/g.yaml: the graph has no source operation; it needs at least one (operationType: source)");
+    assert_eq!(
+        e,
+        "graphs/g.yaml: the graph has no source operation; it needs at least one (operationType: source)"
+    );
     let ops = vec![("source", "source", None), ("map", "m", Some(T))];
     let e = err(&graph_yaml(&ops, &[("source", None, "m")], ""));
-    assert_eq!(e, "graphs/g.yaml: the graph has no sink operation; it needs at least one (operationType: sink)");
+    assert_eq!(
+        e,
+        "graphs/g.yaml: the graph has no sink operation; it needs at least one (operationType: sink)"
+    );
 }
 
 #[test]
@@ -378,11 +375,7 @@ fn operator_without_module() {
         ("filter", "f", None),
         ("sink", "sink", None),
     ];
-    let e = err(&graph_yaml(
-        &ops,
-        &[("source", None, "f"), ("f", None, "sink")],
-        "",
-    ));
+    let e = err(&graph_yaml(&ops, &[("source", None, "f"), ("f", None, "sink")], ""));
     assert_eq!(
         e,
         "graphs/g.yaml: filter operation `f` has no `module`; every operation except source, sink and concatenate names the module that implements it"
@@ -396,11 +389,7 @@ fn plumbing_with_a_module() {
         ("map", "m", Some(T)),
         ("sink", "sink", None),
     ];
-    let e = err(&graph_yaml(
-        &ops,
-        &[("source", None, "m"), ("m", None, "sink")],
-        "",
-    ));
+    let e = err(&graph_yaml(&ops, &[("source", None, "m"), ("m", None, "sink")], ""));
     assert!(e.contains("source operation `source` names module `my/source:1`, but source, sink and concatenate operations are provided by wasmflow"), "{e}");
 }
 
@@ -539,23 +528,15 @@ fn defaults_then_global_then_operation_overrides() {
         ]
     );
     // A global key declared by some operation does not reach the others.
-    assert_eq!(
-        g.configuration_for("source", &[ov("topic=t")]).unwrap(),
-        vec![]
-    );
+    assert_eq!(g.configuration_for("source", &[ov("topic=t")]).unwrap(), vec![]);
     // An undeclared global key reaches every module-backed operation, not plumbing.
     let c = g
         .configuration_for("module-temperature/map", &[ov("topic=t"), ov("extra=1")])
         .unwrap();
     assert!(c.contains(&("extra".to_string(), "1".to_string())), "{c:?}");
-    assert_eq!(
-        g.configuration_for("sink", &[ov("extra=1")]).unwrap(),
-        vec![]
-    );
+    assert_eq!(g.configuration_for("sink", &[ov("extra=1")]).unwrap(), vec![]);
     // An operation override may add an undeclared key.
-    let c = g
-        .configuration_for("sink", &[ov("sink.topic=out")])
-        .unwrap();
+    let c = g.configuration_for("sink", &[ov("sink.topic=out")]).unwrap();
     assert_eq!(c, vec![("topic".to_string(), "out".to_string())]);
 }
 
@@ -581,10 +562,7 @@ fn module_names_from_references() {
         module_name("azure-samples/explore-iot-operations/temperature:1.0.0"),
         "temperature"
     );
-    assert_eq!(
-        module_name("localhost:5000/org/window@sha256:abcd"),
-        "window"
-    );
+    assert_eq!(module_name("localhost:5000/org/window@sha256:abcd"), "window");
     assert_eq!(module_name("ghcr.io/org/repo/humidity"), "humidity");
     assert_eq!(module_name("../modules/collection.wasm"), "collection");
     assert_eq!(module_name("format"), "format");
@@ -610,10 +588,7 @@ fn resolution_order_and_paths() {
 
     let r = ModuleResolver::with_env(&graph_dir, Some(&explicit), Some(&env), Some(&default));
     assert_eq!(r.dirs, vec![explicit.clone(), env.clone(), default.clone()]);
-    assert_eq!(
-        r.resolve("local.wasm").unwrap(),
-        graph_dir.join("local.wasm")
-    );
+    assert_eq!(r.resolve("local.wasm").unwrap(), graph_dir.join("local.wasm"));
     let abs = graph_dir.join("local.wasm");
     assert_eq!(r.resolve(abs.to_str().unwrap()).unwrap(), abs);
     assert_eq!(
@@ -621,10 +596,7 @@ fn resolution_order_and_paths() {
         env.join("temperature.wasm"),
         "env before default"
     );
-    assert_eq!(
-        r.resolve("reg.io/a/window:2").unwrap(),
-        explicit.join("window.wasm")
-    );
+    assert_eq!(r.resolve("reg.io/a/window:2").unwrap(), explicit.join("window.wasm"));
     assert_eq!(
         r.resolve_plumbing(OperationKind::Source).unwrap().unwrap(),
         default.join("wasmflow-source.wasm")
@@ -635,10 +607,7 @@ fn resolution_order_and_paths() {
         .resolve("azure-samples/explore-iot-operations/snapshot:1.0.0")
         .unwrap_err();
     assert_eq!(nf.module, "snapshot");
-    assert_eq!(
-        nf.searched,
-        vec![explicit.clone(), env.clone(), default.clone()]
-    );
+    assert_eq!(nf.searched, vec![explicit.clone(), env.clone(), default.clone()]);
     let nf = r.resolve("missing.wasm").unwrap_err();
     assert_eq!(nf.direct, Some(graph_dir.join("missing.wasm")));
 
@@ -656,9 +625,7 @@ fn missing_module_is_not_found_locally() {
         default_modules_dir: None,
         overrides: vec![],
     };
-    let e = wasmflow_compose::plan::plan(&g, &opts)
-        .unwrap_err()
-        .to_string();
+    let e = wasmflow_compose::plan::plan(&g, &opts).unwrap_err().to_string();
     let expected_start = format!(
         "graphs/g.yaml: module `temperature` (reference `{T}`, operation `module-temperature/map`) is not found locally: looked for temperature.wasm in {}",
         dir.path().display()
@@ -671,18 +638,16 @@ fn missing_plumbing_says_to_build_components() {
     let dir = tempfile::tempdir().unwrap();
     let r = ModuleResolver::with_env(Path::new("graphs"), Some(dir.path()), None, None);
     let g = parse(&graph_yaml(&simple_ops(), &simple_conns(), "")).unwrap();
-    let e = wasmflow_compose::plan::plan_with(&g, &r, &[])
-        .unwrap_err()
-        .to_string();
-    assert!(e.starts_with("graphs/g.yaml: plumbing component `wasmflow-source.wasm` for source operation `source` is not found:"), "{e}");
+    let e = wasmflow_compose::plan::plan_with(&g, &r, &[]).unwrap_err().to_string();
     assert!(
-        e.ends_with("run scripts/build-components.sh to build it"),
+        e.starts_with(
+            "graphs/g.yaml: plumbing component `wasmflow-source.wasm` for source operation `source` is not found:"
+        ),
         "{e}"
     );
+    assert!(e.ends_with("run scripts/build-components.sh to build it"), "{e}");
     let r = ModuleResolver::with_env(Path::new("graphs"), None, None, None);
-    let e = wasmflow_compose::plan::plan_with(&g, &r, &[])
-        .unwrap_err()
-        .to_string();
+    let e = wasmflow_compose::plan::plan_with(&g, &r, &[]).unwrap_err().to_string();
     assert!(e.contains("no modules directory is configured"), "{e}");
 }
 

@@ -43,8 +43,8 @@ use wasmflow_host::graph::{Graph, Input, RunOptions, EPOCH_TICK};
 use wasmflow_host::host_state::{self, GraphServices, HostState};
 use wasmflow_host::logger::OpIdentity;
 use wasmflow_host::metrics::Metrics;
-use wasmflow_host::state_store::StateStore;
 use wasmflow_host::runtime::{default_modules_dir, load_graph, Runtime, RuntimeConfig};
+use wasmflow_host::state_store::StateStore;
 
 const TOPIC: &str = "sensors/bench";
 const NODE: &str = "bench";
@@ -82,7 +82,9 @@ fn inputs(n: usize) -> Inputs {
     for i in 0..n {
         let tenths = (i as u64).wrapping_mul(7919) % 71_001;
         let v = tenths as f64 / 10.0 - 100.0;
-        payloads.push(Arc::from(format!(r#"{{"temperature":{{"value":{v},"unit":"F"}}}}"#).into_bytes()));
+        payloads.push(Arc::from(
+            format!(r#"{{"temperature":{{"value":{v},"unit":"F"}}}}"#).into_bytes(),
+        ));
         ts.push(format!("{:0>15}:{:0>5}:{NODE}", BASE_MS + i as u64, 0));
     }
     Inputs { payloads, ts }
@@ -119,7 +121,12 @@ impl Variant for Composed {
     }
 
     fn outputs(&mut self, inputs: &Inputs, i: usize) -> Result<Vec<Vec<u8>>> {
-        Ok(self.graph.push(None, Self::input(inputs, i))?.into_iter().map(|o| o.payload.to_vec()).collect())
+        Ok(self
+            .graph
+            .push(None, Self::input(inputs, i))?
+            .into_iter()
+            .map(|o| o.payload.to_vec())
+            .collect())
     }
 }
 
@@ -139,7 +146,9 @@ struct HostRouted {
 
 impl HostRouted {
     fn new(engine: &Engine, module: &Path, steps: &[Step], services: Arc<GraphServices>) -> Result<Self> {
-        let component = Component::from_file(engine, module).map_err(anyhow::Error::from).context("compiling temperature.wasm")?;
+        let component = Component::from_file(engine, module)
+            .map_err(anyhow::Error::from)
+            .context("compiling temperature.wasm")?;
         let mut linker = Linker::new(engine);
         host_state::add_to_linker(&mut linker, &component)?;
         let pre = linker.instantiate_pre(&component).map_err(anyhow::Error::from)?;
@@ -157,10 +166,18 @@ impl HostRouted {
                 Step::Map => "wasm-graph:processor/map@1.1.0",
                 Step::Filter => "wasm-graph:processor/filter@1.1.0",
             };
-            let ix = component.get_export_index(None, iface).ok_or_else(|| anyhow!("temperature.wasm lacks {iface}"))?;
-            let process = component.get_export_index(Some(&ix), "process").ok_or_else(|| anyhow!("no process"))?;
-            let init = component.get_export_index(Some(&ix), "init").ok_or_else(|| anyhow!("no init"))?;
-            let init: TypedFunc<(ModuleConfiguration,), (bool,)> = instance.get_typed_func(&mut store, &init).map_err(anyhow::Error::from)?;
+            let ix = component
+                .get_export_index(None, iface)
+                .ok_or_else(|| anyhow!("temperature.wasm lacks {iface}"))?;
+            let process = component
+                .get_export_index(Some(&ix), "process")
+                .ok_or_else(|| anyhow!("no process"))?;
+            let init = component
+                .get_export_index(Some(&ix), "init")
+                .ok_or_else(|| anyhow!("no init"))?;
+            let init: TypedFunc<(ModuleConfiguration,), (bool,)> = instance
+                .get_typed_func(&mut store, &init)
+                .map_err(anyhow::Error::from)?;
             let properties = match step {
                 Step::Map => vec![],
                 Step::Filter => vec![
@@ -168,13 +185,29 @@ impl HostRouted {
                     ("temperature_upper_bound".to_owned(), "3422".to_owned()),
                 ],
             };
-            let (ok,) = init.call(&mut store, (ModuleConfiguration { properties, module_schemas: vec![] },)).map_err(anyhow::Error::from)?;
+            let (ok,) = init
+                .call(
+                    &mut store,
+                    (ModuleConfiguration {
+                        properties,
+                        module_schemas: vec![],
+                    },),
+                )
+                .map_err(anyhow::Error::from)?;
             if !ok {
                 bail!("init refused");
             }
             calls.push(match step {
-                Step::Map => Call::Map(instance.get_typed_func(&mut store, &process).map_err(anyhow::Error::from)?),
-                Step::Filter => Call::Filter(instance.get_typed_func(&mut store, &process).map_err(anyhow::Error::from)?),
+                Step::Map => Call::Map(
+                    instance
+                        .get_typed_func(&mut store, &process)
+                        .map_err(anyhow::Error::from)?,
+                ),
+                Step::Filter => Call::Filter(
+                    instance
+                        .get_typed_func(&mut store, &process)
+                        .map_err(anyhow::Error::from)?,
+                ),
             });
         }
         Ok(Self { store, calls, ticks })
@@ -186,7 +219,10 @@ impl HostRouted {
         let ms = BASE_MS + i as u64;
         Ok(DataModel::Message(Message {
             timestamp: Timestamp {
-                timestamp: Timespec { secs: ms / 1000, nanos: (ms % 1000) as u32 * 1_000_000 },
+                timestamp: Timespec {
+                    secs: ms / 1000,
+                    nanos: (ms % 1000) as u32 * 1_000_000,
+                },
                 counter: 0,
                 node_id: BufferOrString::String(NODE.to_owned()),
             },
@@ -194,7 +230,10 @@ impl HostRouted {
             content_type: None,
             payload: BufferOrBytes::Buffer(payload),
             properties: MessageProperties {
-                user_properties: vec![(BufferOrString::String("__ts".to_owned()), BufferOrString::String(inputs.ts[i].clone()))],
+                user_properties: vec![(
+                    BufferOrString::String("__ts".to_owned()),
+                    BufferOrString::String(inputs.ts[i].clone()),
+                )],
             },
             schema: None,
         }))
@@ -221,7 +260,9 @@ impl HostRouted {
             }
         }
         let table = &mut self.store.data_mut().table;
-        let DataModel::Message(m) = dm else { bail!("expected a message") };
+        let DataModel::Message(m) = dm else {
+            bail!("expected a message")
+        };
         let payload = match m.payload {
             BufferOrBytes::Bytes(b) => Arc::from(b),
             BufferOrBytes::Buffer(b) => take_buffer(table, b)?,
@@ -256,13 +297,19 @@ fn dup_str(table: &mut wasmtime::component::ResourceTable, s: &BufferOrString) -
 /// A copy of a message for an operator that consumes its argument (buffers get new handles
 /// onto the same host bytes; no payload copy).
 fn dup(table: &mut wasmtime::component::ResourceTable, dm: &DataModel) -> Result<DataModel> {
-    let DataModel::Message(m) = dm else { bail!("the bench only routes messages") };
+    let DataModel::Message(m) = dm else {
+        bail!("the bench only routes messages")
+    };
     let mut props = Vec::with_capacity(m.properties.user_properties.len());
     for (k, v) in &m.properties.user_properties {
         props.push((dup_str(table, k)?, dup_str(table, v)?));
     }
     Ok(DataModel::Message(Message {
-        timestamp: Timestamp { timestamp: m.timestamp.timestamp, counter: m.timestamp.counter, node_id: dup_str(table, &m.timestamp.node_id)? },
+        timestamp: Timestamp {
+            timestamp: m.timestamp.timestamp,
+            counter: m.timestamp.counter,
+            node_id: dup_str(table, &m.timestamp.node_id)?,
+        },
         topic: dup_bytes(table, &m.topic)?,
         content_type: m.content_type.as_ref().map(|c| dup_str(table, c)).transpose()?,
         payload: dup_bytes(table, &m.payload)?,
@@ -360,7 +407,9 @@ fn measure(v: &mut dyn Variant, inputs: &Inputs, range: std::ops::Range<usize>, 
     for i in range {
         outputs += v.run(inputs, i)?;
         let now = Instant::now();
-        samples.latencies.push((now - prev).as_nanos().min(u32::MAX as u128) as u32);
+        samples
+            .latencies
+            .push((now - prev).as_nanos().min(u32::MAX as u128) as u32);
         prev = now;
     }
     samples.rounds.push((prev - start, n));
@@ -378,7 +427,13 @@ struct Row {
 
 fn summarize(s: &mut Samples) -> Row {
     if s.rounds.is_empty() {
-        return Row { msgs_per_s: f64::NAN, ns_per_msg: f64::NAN, p50: f64::NAN, p99: f64::NAN, pass: f64::NAN };
+        return Row {
+            msgs_per_s: f64::NAN,
+            ns_per_msg: f64::NAN,
+            p50: f64::NAN,
+            p99: f64::NAN,
+            pass: f64::NAN,
+        };
     }
     // Throughput: the median over chunks (the machine is noisy; the median ignores bursts).
     let mut per_msg: Vec<f64> = s.rounds.iter().map(|(d, n)| d.as_nanos() as f64 / *n as f64).collect();
@@ -387,7 +442,13 @@ fn summarize(s: &mut Samples) -> Row {
     s.latencies.sort_unstable();
     let pct = |p: f64| s.latencies[((s.latencies.len() - 1) as f64 * p).round() as usize] as f64 / 1000.0;
     let total: usize = s.rounds.iter().map(|(_, n)| n).sum();
-    Row { msgs_per_s: 1e9 / ns, ns_per_msg: ns, p50: pct(0.50), p99: pct(0.99), pass: s.outputs as f64 / total as f64 }
+    Row {
+        msgs_per_s: 1e9 / ns,
+        ns_per_msg: ns,
+        p50: pct(0.50),
+        p99: pct(0.99),
+        pass: s.outputs as f64 / total as f64,
+    }
 }
 
 fn clock_cost() -> f64 {
@@ -415,7 +476,9 @@ fn arg(name: &str, env: &str, default: usize) -> Result<usize> {
 /// `--only VARIANT` / `--workload NAME` (for profiling one of them under callgrind or perf).
 fn arg_str(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|p| args.get(p + 1).cloned())
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|p| args.get(p + 1).cloned())
 }
 
 fn fmt_int(v: f64) -> String {
@@ -448,8 +511,16 @@ fn main() -> Result<()> {
         bail!("{} is missing: run scripts/build-components.sh", module.display());
     }
     let workloads = [
-        Workload { name: "graph-simple", graph: repo().join("compose/tests/azure-compat/graph-simple.yaml"), steps: &[Step::Map] },
-        Workload { name: "bench-chain", graph: repo().join("graphs/bench-chain.yaml"), steps: &[Step::Map, Step::Filter, Step::Map] },
+        Workload {
+            name: "graph-simple",
+            graph: repo().join("compose/tests/azure-compat/graph-simple.yaml"),
+            steps: &[Step::Map],
+        },
+        Workload {
+            name: "bench-chain",
+            graph: repo().join("graphs/bench-chain.yaml"),
+            steps: &[Step::Map, Step::Filter, Step::Map],
+        },
     ];
 
     let dir = tempfile::tempdir()?;
@@ -460,13 +531,21 @@ fn main() -> Result<()> {
     let runtime = if on_demand {
         None
     } else {
-        Some(Runtime::new(&RuntimeConfig { data_dir: dir.path().into(), ephemeral_state: true, cache_dir: None, limits: Default::default() })?)
+        Some(Runtime::new(&RuntimeConfig {
+            data_dir: dir.path().into(),
+            ephemeral_state: true,
+            cache_dir: None,
+            limits: Default::default(),
+        })?)
     };
     let (engine, metrics, state) = match &runtime {
         Some(rt) => (rt.engine().clone(), rt.metrics.clone(), rt.state.clone()),
         None => (on_demand_engine()?, Metrics::new(), StateStore::in_memory()?),
     };
-    let compose = ComposeOptions { default_modules_dir: Some(default_modules_dir()), ..Default::default() };
+    let compose = ComposeOptions {
+        default_modules_dir: Some(default_modules_dir()),
+        ..Default::default()
+    };
     let inputs = inputs(n);
     let clock = clock_cost();
     eprintln!("inprocess: {n} messages × {rounds} rounds per variant; Instant::now() ≈ {clock:.0} ns");
@@ -490,27 +569,53 @@ fn main() -> Result<()> {
                         .manifest
                         .operations
                         .iter()
-                        .map(|o| OpIdentity { graph: name.clone(), operation: o.name.as_str().into() })
+                        .map(|o| OpIdentity {
+                            graph: name.clone(),
+                            operation: o.name.as_str().into(),
+                        })
                         .collect(),
                     metrics: metrics.clone(),
                     state: state.clone(),
                     schemas: vec![],
                 });
-                Graph::new(&engine, &component, loaded.manifest.clone(), services, RunOptions::default())?
+                Graph::new(
+                    &engine,
+                    &component,
+                    loaded.manifest.clone(),
+                    services,
+                    RunOptions::default(),
+                )?
             }
         };
         let name: Arc<str> = format!("host-routed {}", w.name).into();
         let services = Arc::new(GraphServices {
             graph: name.clone(),
-            operations: w.steps.iter().enumerate().map(|(i, _)| OpIdentity { graph: name.clone(), operation: format!("op{i}").into() }).collect(),
+            operations: w
+                .steps
+                .iter()
+                .enumerate()
+                .map(|(i, _)| OpIdentity {
+                    graph: name.clone(),
+                    operation: format!("op{i}").into(),
+                })
+                .collect(),
             metrics: metrics.clone(),
             state: state.clone(),
             schemas: vec![],
         });
         let mut variants: Vec<(&str, Box<dyn Variant>)> = vec![
             ("composed", Box::new(Composed { graph })),
-            ("host-routed", Box::new(HostRouted::new(&engine, &module, w.steps, services)?)),
-            ("native", Box::new(Native { steps: w.steps, bounds: temperature::Bounds::DEFAULT })),
+            (
+                "host-routed",
+                Box::new(HostRouted::new(&engine, &module, w.steps, services)?),
+            ),
+            (
+                "native",
+                Box::new(Native {
+                    steps: w.steps,
+                    bounds: temperature::Bounds::DEFAULT,
+                }),
+            ),
         ];
 
         // Cross-check: every variant produces the same payloads (and warms up).
@@ -525,8 +630,13 @@ fn main() -> Result<()> {
                         bail!(
                             "{}: {vname} disagrees with composed on message {i}: {:?} vs {:?}",
                             w.name,
-                            r[i].iter().map(|p| String::from_utf8_lossy(p).into_owned()).collect::<Vec<_>>(),
-                            outs[i].iter().map(|p| String::from_utf8_lossy(p).into_owned()).collect::<Vec<_>>()
+                            r[i].iter()
+                                .map(|p| String::from_utf8_lossy(p).into_owned())
+                                .collect::<Vec<_>>(),
+                            outs[i]
+                                .iter()
+                                .map(|p| String::from_utf8_lossy(p).into_owned())
+                                .collect::<Vec<_>>()
                         );
                     }
                 }
@@ -559,7 +669,9 @@ fn main() -> Result<()> {
     println!("In-process, {n} messages × {rounds} rounds per variant, variants interleaved every {chunk} messages (throughput: median over those chunks; latency: every message).");
     println!("Latency = time between consecutive per-message `Instant::now()` readings (≈{clock:.0} ns clock cost included).");
     println!();
-    println!("| workload | variant | msgs/s | ns/msg | p50 µs | p99 µs | passed | throughput vs native | vs host-routed |");
+    println!(
+        "| workload | variant | msgs/s | ns/msg | p50 µs | p99 µs | passed | throughput vs native | vs host-routed |"
+    );
     println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
     for (wname, names, rows) in &table {
         let native = rows[2].msgs_per_s;

@@ -21,8 +21,8 @@ wasmtime::component::bindgen!({
 
 pub use wasm_graph::processor::hybrid_logical_clock::{HybridLogicalClock, Timespec};
 pub use wasm_graph::processor::types::{
-    BufferOrBytes, BufferOrString, DataModel, Error as OperatorError, InlineSchema, Message,
-    MessageProperties, MessageSchema, ModuleConfiguration, ModuleSchema, Snapshot, Timestamp,
+    BufferOrBytes, BufferOrString, DataModel, Error as OperatorError, InlineSchema, Message, MessageProperties,
+    MessageSchema, ModuleConfiguration, ModuleSchema, Snapshot, Timestamp,
 };
 pub use wasmflow::graph::sink::Publication;
 pub use wasmflow::graph::source::Delivery;

@@ -24,7 +24,10 @@ pub struct EngineLimits {
 
 impl Default for EngineLimits {
     fn default() -> Self {
-        Self { max_memory_bytes: 256 << 20, max_graph_instances: 16 }
+        Self {
+            max_memory_bytes: 256 << 20,
+            max_graph_instances: 16,
+        }
     }
 }
 
@@ -48,7 +51,9 @@ pub fn new_engine(limits: &EngineLimits) -> Result<Engine> {
         .max_component_instance_size(1 << 20)
         .max_core_instance_size(1 << 20);
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-    Engine::new(&config).map_err(anyhow::Error::from).context("configuring the wasmtime engine")
+    Engine::new(&config)
+        .map_err(anyhow::Error::from)
+        .context("configuring the wasmtime engine")
 }
 
 /// Compiled components on disk, one file per (component digest, engine configuration).
@@ -95,7 +100,9 @@ impl CompiledCache {
                 Err(e) => tracing::warn!(path = %path.display(), "ignoring unusable cache entry: {e:#}"),
             }
         }
-        let component = Component::new(engine, bytes).map_err(anyhow::Error::from).context("compiling the graph component")?;
+        let component = Component::new(engine, bytes)
+            .map_err(anyhow::Error::from)
+            .context("compiling the graph component")?;
         if let Err(e) = self.store(&path, &component) {
             tracing::warn!(dir = %self.dir.display(), "could not cache compiled graph: {e:#}");
         }

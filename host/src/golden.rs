@@ -81,7 +81,11 @@ impl GoldenTest {
         let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
         let d: Descriptor = serde_yaml_ng::from_str(&text).map_err(|e| anyhow!("{}: {e}", file.display()))?;
         let dir = file.parent().unwrap_or(Path::new("."));
-        let name = d.name.unwrap_or_else(|| file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default());
+        let name = d.name.unwrap_or_else(|| {
+            file.file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        });
         Ok(Self {
             name,
             file: file.to_path_buf(),
@@ -110,7 +114,8 @@ impl GoldenTest {
                 let payload = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
                 let meta_path = PathBuf::from(format!("{}.meta.json", f.display()));
                 let meta: Meta = if meta_path.is_file() {
-                    serde_json::from_slice(&std::fs::read(&meta_path)?).map_err(|e| anyhow!("{}: {e}", meta_path.display()))?
+                    serde_json::from_slice(&std::fs::read(&meta_path)?)
+                        .map_err(|e| anyhow!("{}: {e}", meta_path.display()))?
                 } else {
                     Meta::default()
                 };
@@ -131,21 +136,33 @@ impl GoldenTest {
 
     /// The expected outputs.
     pub fn expected(&self) -> Result<Vec<Value>> {
-        let text = std::fs::read_to_string(&self.expected).with_context(|| format!("reading {}", self.expected.display()))?;
+        let text =
+            std::fs::read_to_string(&self.expected).with_context(|| format!("reading {}", self.expected.display()))?;
         match serde_json::from_str(&text).map_err(|e| anyhow!("{}: {e}", self.expected.display()))? {
             Value::Array(a) => Ok(a),
             one @ Value::Object(_) => Ok(vec![one]),
-            _ => bail!("{}: expected one JSON object or an array of them", self.expected.display()),
+            _ => bail!(
+                "{}: expected one JSON object or an array of them",
+                self.expected.display()
+            ),
         }
     }
 
     /// Compares sink outputs with the expectation; `Err` carries a readable difference.
     pub fn compare(&self, outputs: &[Output], started: Instant) -> Result<(), String> {
         if started.elapsed() > self.timeout {
-            return Err(format!("took {:.1?}, over the {:?} timeout", started.elapsed(), self.timeout));
+            return Err(format!(
+                "took {:.1?}, over the {:?} timeout",
+                started.elapsed(),
+                self.timeout
+            ));
         }
         let expected = self.expected().map_err(|e| e.to_string())?;
-        let actual: Vec<Value> = outputs.iter().filter(|o| matches!(o.destination, Destination::Sink(_))).map(comparable).collect();
+        let actual: Vec<Value> = outputs
+            .iter()
+            .filter(|o| matches!(o.destination, Destination::Sink(_)))
+            .map(comparable)
+            .collect();
         if actual.len() != expected.len() {
             return Err(format!(
                 "expected {} outputs, got {}:\n{}",
@@ -162,10 +179,19 @@ impl GoldenTest {
                 self.select.clone()
             };
             for p in &paths {
-                let (mut av, mut ev) = (get(a, p).cloned().unwrap_or(Value::Null), get(&e, p).cloned().unwrap_or(Value::Null));
+                let (mut av, mut ev) = (
+                    get(a, p).cloned().unwrap_or(Value::Null),
+                    get(&e, p).cloned().unwrap_or(Value::Null),
+                );
                 if p == "payload" || p.starts_with("payload.") {
                     for ig in &self.ignores {
-                        let rel = if p == "payload" { ig.clone() } else { ig.strip_prefix(&format!("{}.", &p["payload.".len()..])).unwrap_or("").to_string() };
+                        let rel = if p == "payload" {
+                            ig.clone()
+                        } else {
+                            ig.strip_prefix(&format!("{}.", &p["payload.".len()..]))
+                                .unwrap_or("")
+                                .to_string()
+                        };
                         if !rel.is_empty() {
                             remove(&mut av, &rel);
                             remove(&mut ev, &rel);
@@ -183,8 +209,13 @@ impl GoldenTest {
 
 /// An output as the JSON the expectations are written in.
 pub fn comparable(o: &Output) -> Value {
-    let payload = serde_json::from_slice::<Value>(&o.payload).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&o.payload).into_owned()));
-    let props: Map<String, Value> = o.user_properties.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+    let payload = serde_json::from_slice::<Value>(&o.payload)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&o.payload).into_owned()));
+    let props: Map<String, Value> = o
+        .user_properties
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
     serde_json::json!({ "payload": payload, "topic": o.topic, "properties": { "user-properties": props } })
 }
 
@@ -302,7 +333,12 @@ mod tests {
     #[test]
     fn json_payloads_compare_as_values() {
         let d = tempfile::tempdir().unwrap();
-        let t = test_with(d.path(), r#"{"payload": {"a": 1,   "b": [1, 2]}, "topic": "sensors"}"#, &[], &[]);
+        let t = test_with(
+            d.path(),
+            r#"{"payload": {"a": 1,   "b": [1, 2]}, "topic": "sensors"}"#,
+            &[],
+            &[],
+        );
         assert_eq!(t.compare(&[out(r#"{"b":[1,2],"a":1}"#)], Instant::now()), Ok(()));
         let err = t.compare(&[out(r#"{"b":[1,3],"a":1}"#)], Instant::now()).unwrap_err();
         assert!(err.contains("output 0, `payload`"), "{err}");
@@ -311,16 +347,35 @@ mod tests {
     #[test]
     fn select_and_ignores_narrow_the_comparison() {
         let d = tempfile::tempdir().unwrap();
-        let t = test_with(d.path(), r#"[{"payload": {"t": {"count": 1, "last": 9}}, "topic": "other"}]"#, &["payload"], &["t.last"]);
-        assert_eq!(t.compare(&[out(r#"{"t":{"count":1,"last":5}}"#)], Instant::now()), Ok(()), "topic not selected, last ignored");
-        let t = test_with(d.path(), r#"[{"payload": {"t": {"count": 2}}}]"#, &["payload.t.count"], &[]);
+        let t = test_with(
+            d.path(),
+            r#"[{"payload": {"t": {"count": 1, "last": 9}}, "topic": "other"}]"#,
+            &["payload"],
+            &["t.last"],
+        );
+        assert_eq!(
+            t.compare(&[out(r#"{"t":{"count":1,"last":5}}"#)], Instant::now()),
+            Ok(()),
+            "topic not selected, last ignored"
+        );
+        let t = test_with(
+            d.path(),
+            r#"[{"payload": {"t": {"count": 2}}}]"#,
+            &["payload.t.count"],
+            &[],
+        );
         assert!(t.compare(&[out(r#"{"t":{"count":1}}"#)], Instant::now()).is_err());
     }
 
     #[test]
     fn user_properties_compare_as_a_map_in_either_form() {
         let d = tempfile::tempdir().unwrap();
-        let t = test_with(d.path(), r#"{"properties": {"user-properties": [["__ts", "1"]]}}"#, &[], &[]);
+        let t = test_with(
+            d.path(),
+            r#"{"properties": {"user-properties": [["__ts", "1"]]}}"#,
+            &[],
+            &[],
+        );
         assert_eq!(t.compare(&[out("x")], Instant::now()), Ok(()));
     }
 

@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::Histogram;
+use wasmflow_compose::{Arm, Manifest, OperationKind, Override};
 use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Linker, TypedFunc};
 use wasmtime::{Engine, Store};
-use wasmflow_compose::{Arm, Manifest, OperationKind, Override};
 
 use crate::bindings::{DataModel, Delivery, HybridLogicalClock, ModuleConfiguration, OperatorError, Publication};
 use crate::hlc::Hlc;
@@ -167,11 +167,25 @@ fn entry_point(kind: OperationKind) -> &'static str {
 impl Graph {
     /// Links and instantiates a compiled graph and runs every operation's `init`. Fails with
     /// the operation's name when an `init` returns false or traps, or a parameter is missing.
-    pub fn new(engine: &Engine, component: &Component, manifest: Manifest, services: Arc<GraphServices>, options: RunOptions) -> Result<Self> {
+    pub fn new(
+        engine: &Engine,
+        component: &Component,
+        manifest: Manifest,
+        services: Arc<GraphServices>,
+        options: RunOptions,
+    ) -> Result<Self> {
         let mut linker = Linker::new(engine);
         host_state::add_to_linker(&mut linker, component).context("linking host interfaces")?;
-        let pre = linker.instantiate_pre(component).map_err(anyhow::Error::from).context("the graph imports something this host does not provide")?;
-        let by_name: HashMap<&str, usize> = manifest.operations.iter().enumerate().map(|(i, o)| (o.name.as_str(), i)).collect();
+        let pre = linker
+            .instantiate_pre(component)
+            .map_err(anyhow::Error::from)
+            .context("the graph imports something this host does not provide")?;
+        let by_name: HashMap<&str, usize> = manifest
+            .operations
+            .iter()
+            .enumerate()
+            .map(|(i, o)| (o.name.as_str(), i))
+            .collect();
         let mut edges = vec![Vec::new(); manifest.operations.len()];
         let mut inputs_seen = vec![0u32; manifest.operations.len()];
         for c in &manifest.connections {
@@ -179,7 +193,11 @@ impl Graph {
                 bail!("connection {} → {} names an unknown operation", c.from, c.to);
             };
             let arm = c.arm.map(|a| matches!(a, Arm::True));
-            edges[from].push(Edge { arm, to, input: inputs_seen[to] });
+            edges[from].push(Edge {
+                arm,
+                to,
+                input: inputs_seen[to],
+            });
             inputs_seen[to] += 1;
         }
         let order = topological_order(&edges)?;
@@ -189,9 +207,17 @@ impl Graph {
             let inst = component
                 .get_export_index(None, &op.export)
                 .ok_or_else(|| anyhow!("operation `{}`: the component has no export `{}`", op.name, op.export))?;
-            let process = component.get_export_index(Some(&inst), entry_point(op.kind)).ok_or_else(|| {
-                anyhow!("operation `{}`: export `{}` lacks `{}` of {}", op.name, op.export, entry_point(op.kind), op.kind.interface())
-            })?;
+            let process = component
+                .get_export_index(Some(&inst), entry_point(op.kind))
+                .ok_or_else(|| {
+                    anyhow!(
+                        "operation `{}`: export `{}` lacks `{}` of {}",
+                        op.name,
+                        op.export,
+                        entry_point(op.kind),
+                        op.kind.interface()
+                    )
+                })?;
             let init = component.get_export_index(Some(&inst), "init");
             exports.push(OpExports { process, init });
             configs.push(
@@ -244,29 +270,87 @@ impl Graph {
         exports: &[OpExports],
         configs: &[Vec<(String, String)>],
     ) -> Result<Live> {
-        let mut store = Store::new(pre.engine(), HostState::new(services.clone(), options.max_memory, &options.wasi)?);
+        let mut store = Store::new(
+            pre.engine(),
+            HostState::new(services.clone(), options.max_memory, &options.wasi)?,
+        );
         store.limiter(|s| &mut s.limits);
         let ticks = (options.call_timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
         store.set_epoch_deadline(ticks);
         store.epoch_deadline_trap();
-        let instance = pre.instantiate(&mut store).map_err(anyhow::Error::from).context("instantiating the graph")?;
+        let instance = pre
+            .instantiate(&mut store)
+            .map_err(anyhow::Error::from)
+            .context("instantiating the graph")?;
         let mut funcs = Vec::with_capacity(exports.len());
         for ((op, ex), config) in manifest.operations.iter().zip(exports).zip(configs) {
-            let ctx = || format!("operation `{}`: {} does not have the expected signature", op.name, op.kind.interface());
+            let ctx = || {
+                format!(
+                    "operation `{}`: {} does not have the expected signature",
+                    op.name,
+                    op.kind.interface()
+                )
+            };
             let p = &ex.process;
             funcs.push(match op.kind {
-                OperationKind::Source => OpFuncs::Source(instance.get_typed_func(&mut store, p).map_err(anyhow::Error::from).with_context(ctx)?),
-                OperationKind::Sink => OpFuncs::Sink(instance.get_typed_func(&mut store, p).map_err(anyhow::Error::from).with_context(ctx)?),
-                OperationKind::Concatenate => OpFuncs::Concatenate(instance.get_typed_func(&mut store, p).map_err(anyhow::Error::from).with_context(ctx)?),
-                OperationKind::Map => OpFuncs::Map(instance.get_typed_func(&mut store, p).map_err(anyhow::Error::from).with_context(ctx)?),
-                OperationKind::Filter => OpFuncs::Filter(instance.get_typed_func(&mut store, p).map_err(anyhow::Error::from).with_context(ctx)?),
-                OperationKind::Branch => OpFuncs::Branch(instance.get_typed_func(&mut store, p).map_err(anyhow::Error::from).with_context(ctx)?),
-                OperationKind::Accumulate => OpFuncs::Accumulate(instance.get_typed_func(&mut store, p).map_err(anyhow::Error::from).with_context(ctx)?),
-                OperationKind::Delay => OpFuncs::Delay(instance.get_typed_func(&mut store, p).map_err(anyhow::Error::from).with_context(ctx)?),
+                OperationKind::Source => OpFuncs::Source(
+                    instance
+                        .get_typed_func(&mut store, p)
+                        .map_err(anyhow::Error::from)
+                        .with_context(ctx)?,
+                ),
+                OperationKind::Sink => OpFuncs::Sink(
+                    instance
+                        .get_typed_func(&mut store, p)
+                        .map_err(anyhow::Error::from)
+                        .with_context(ctx)?,
+                ),
+                OperationKind::Concatenate => OpFuncs::Concatenate(
+                    instance
+                        .get_typed_func(&mut store, p)
+                        .map_err(anyhow::Error::from)
+                        .with_context(ctx)?,
+                ),
+                OperationKind::Map => OpFuncs::Map(
+                    instance
+                        .get_typed_func(&mut store, p)
+                        .map_err(anyhow::Error::from)
+                        .with_context(ctx)?,
+                ),
+                OperationKind::Filter => OpFuncs::Filter(
+                    instance
+                        .get_typed_func(&mut store, p)
+                        .map_err(anyhow::Error::from)
+                        .with_context(ctx)?,
+                ),
+                OperationKind::Branch => OpFuncs::Branch(
+                    instance
+                        .get_typed_func(&mut store, p)
+                        .map_err(anyhow::Error::from)
+                        .with_context(ctx)?,
+                ),
+                OperationKind::Accumulate => OpFuncs::Accumulate(
+                    instance
+                        .get_typed_func(&mut store, p)
+                        .map_err(anyhow::Error::from)
+                        .with_context(ctx)?,
+                ),
+                OperationKind::Delay => OpFuncs::Delay(
+                    instance
+                        .get_typed_func(&mut store, p)
+                        .map_err(anyhow::Error::from)
+                        .with_context(ctx)?,
+                ),
             });
             if let Some(init) = &ex.init {
-                let init: TypedFunc<(ModuleConfiguration,), (bool,)> = instance.get_typed_func(&mut store, init).map_err(anyhow::Error::from).with_context(ctx)?;
-                let cfg = ModuleConfiguration { properties: config.clone(), module_schemas: vec![] };
+                let init: TypedFunc<(ModuleConfiguration,), (bool,)> = instance
+                    .get_typed_func(&mut store, init)
+                    .map_err(anyhow::Error::from)
+                    .with_context(ctx)?;
+                let cfg = ModuleConfiguration {
+                    properties: config.clone(),
+                    module_schemas: vec![],
+                };
                 store.set_epoch_deadline(ticks);
                 match init.call(&mut store, (cfg,)) {
                     Ok((true,)) => {}
@@ -312,7 +396,9 @@ impl Graph {
         let mut out = Vec::new();
         let arrival = Hlc::now("wasmflow");
         self.stats[src].messages_in.inc();
-        let Some(item) = self.ingest(src, input, &arrival, &mut out)? else { return Ok(out) };
+        let Some(item) = self.ingest(src, input, &arrival, &mut out)? else {
+            return Ok(out);
+        };
         let t = item.ts.time_key();
         self.stats[src].messages_out.inc();
         self.forward(src, item, &mut out)?;
@@ -357,7 +443,9 @@ impl Graph {
             content_type: input.content_type.clone(),
             user_properties: input.user_properties.clone(),
         };
-        let OpFuncs::Source(f) = &self.live.funcs[src] else { bail!("operation {src} is not a source") };
+        let OpFuncs::Source(f) = &self.live.funcs[src] else {
+            bail!("operation {src} is not a source")
+        };
         let f = *f;
         match self.timed(src, |s| f.call(s, (delivery, arrival.into()))) {
             Ok(((dm, warning),)) => {
@@ -391,7 +479,9 @@ impl Graph {
     fn forward_arm(&mut self, from: usize, arm: Option<bool>, item: Item, out: &mut Vec<Output>) -> Result<()> {
         let takes = |e: &Edge| arm.is_none() || e.arm == arm;
         // The last target gets the item itself, earlier ones a clone (it shares the payload).
-        let Some(last) = self.edges[from].iter().rposition(takes) else { return Ok(()) };
+        let Some(last) = self.edges[from].iter().rposition(takes) else {
+            return Ok(());
+        };
         for i in 0..last {
             let e = self.edges[from][i];
             if takes(&e) {
@@ -412,7 +502,12 @@ impl Graph {
                 if late {
                     tracing::debug!(operation = %self.manifest.operations[op].name, ts = %item.ts, "late item: its window closes at once");
                 }
-                self.windows.entry(op).or_default().entry(item.ts.time_key()).or_default().push((input_ix, item));
+                self.windows
+                    .entry(op)
+                    .or_default()
+                    .entry(item.ts.time_key())
+                    .or_default()
+                    .push((input_ix, item));
                 Ok(())
             }
             OperationKind::Map => match self.call_map(op, &item) {
@@ -475,9 +570,16 @@ impl Graph {
         };
         if self.options.dead_letter {
             let (topic, content_type, user_properties) = match &item.body {
-                Body::Message { topic, content_type, properties, .. } => {
-                    (Some(String::from_utf8_lossy(topic).into_owned()), content_type.clone(), properties.clone())
-                }
+                Body::Message {
+                    topic,
+                    content_type,
+                    properties,
+                    ..
+                } => (
+                    Some(String::from_utf8_lossy(topic).into_owned()),
+                    content_type.clone(),
+                    properties.clone(),
+                ),
                 _ => (None, None, vec![]),
             };
             let mut user_properties = user_properties;
@@ -500,8 +602,15 @@ impl Graph {
         let name = &self.manifest.operations[op].name;
         self.stats[op].traps.inc();
         tracing::error!(graph = &*self.services.graph, operation = %name, "operator trapped: {msg}; rebuilding the graph instance");
-        self.live = Self::instantiate(&self.pre, &self.manifest, &self.services, &self.options, &self.exports, &self.configs)
-            .with_context(|| format!("rebuilding the graph after a trap in `{name}`"))?;
+        self.live = Self::instantiate(
+            &self.pre,
+            &self.manifest,
+            &self.services,
+            &self.options,
+            &self.exports,
+            &self.configs,
+        )
+        .with_context(|| format!("rebuilding the graph after a trap in `{name}`"))?;
         self.rebuilds += 1;
         Ok(())
     }
@@ -568,7 +677,9 @@ impl Graph {
             OperationKind::Concatenate => {
                 let merged = match self.call_concatenate(op, &ts, batch) {
                     Ok(m) => m,
-                    Err(CallFailure::Trapped(e) | CallFailure::Rejected(e)) => bail!("concatenate `{}` failed: {e}", self.manifest.operations[op].name),
+                    Err(CallFailure::Trapped(e) | CallFailure::Rejected(e)) => {
+                        bail!("concatenate `{}` failed: {e}", self.manifest.operations[op].name)
+                    }
                 };
                 for item in merged {
                     self.emit(op, None, item, out)?;
@@ -579,7 +690,11 @@ impl Graph {
         }
     }
 
-    fn timed<R>(&mut self, op: usize, f: impl FnOnce(&mut Store<HostState>) -> wasmtime::Result<R>) -> Result<R, CallFailure> {
+    fn timed<R>(
+        &mut self,
+        op: usize,
+        f: impl FnOnce(&mut Store<HostState>) -> wasmtime::Result<R>,
+    ) -> Result<R, CallFailure> {
         let ticks = (self.options.call_timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
         self.live.store.set_epoch_deadline(ticks);
         let started = Instant::now();
@@ -589,15 +704,19 @@ impl Graph {
     }
 
     fn lower(&mut self, item: &Item) -> Result<DataModel, CallFailure> {
-        item.lower(&mut self.live.store.data_mut().table).map_err(|e| CallFailure::Trapped(e.to_string()))
+        item.lower(&mut self.live.store.data_mut().table)
+            .map_err(|e| CallFailure::Trapped(e.to_string()))
     }
 
     fn lift(&mut self, dm: DataModel, ts: &Hlc) -> Result<Item, CallFailure> {
-        Item::lift(&mut self.live.store.data_mut().table, dm, ts).map_err(|e| CallFailure::Rejected(format!("unusable result: {e}")))
+        Item::lift(&mut self.live.store.data_mut().table, dm, ts)
+            .map_err(|e| CallFailure::Rejected(format!("unusable result: {e}")))
     }
 
     fn call_map(&mut self, op: usize, item: &Item) -> Result<Item, CallFailure> {
-        let OpFuncs::Map(f) = &self.live.funcs[op] else { unreachable!("kind checked by caller") };
+        let OpFuncs::Map(f) = &self.live.funcs[op] else {
+            unreachable!("kind checked by caller")
+        };
         let f = *f;
         let arg = self.lower(item)?;
         let (r,) = self.timed(op, |s| f.call(s, (arg,)))?;
@@ -606,7 +725,9 @@ impl Graph {
     }
 
     fn call_filter(&mut self, op: usize, item: &Item) -> Result<bool, CallFailure> {
-        let OpFuncs::Filter(f) = &self.live.funcs[op] else { unreachable!("kind checked by caller") };
+        let OpFuncs::Filter(f) = &self.live.funcs[op] else {
+            unreachable!("kind checked by caller")
+        };
         let f = *f;
         let arg = self.lower(item)?;
         let (r,) = self.timed(op, |s| f.call(s, (arg,)))?;
@@ -614,7 +735,9 @@ impl Graph {
     }
 
     fn call_branch(&mut self, op: usize, item: &Item) -> Result<bool, CallFailure> {
-        let OpFuncs::Branch(f) = &self.live.funcs[op] else { unreachable!("kind checked by caller") };
+        let OpFuncs::Branch(f) = &self.live.funcs[op] else {
+            unreachable!("kind checked by caller")
+        };
         let f = *f;
         let arg = self.lower(item)?;
         let hlc = item.hlc();
@@ -623,7 +746,9 @@ impl Graph {
     }
 
     fn call_delay(&mut self, op: usize, item: &Item) -> Result<Hlc, CallFailure> {
-        let OpFuncs::Delay(f) = &self.live.funcs[op] else { unreachable!("kind checked by caller") };
+        let OpFuncs::Delay(f) = &self.live.funcs[op] else {
+            unreachable!("kind checked by caller")
+        };
         let f = *f;
         let arg = self.lower(item)?;
         let hlc = item.hlc();
@@ -631,13 +756,18 @@ impl Graph {
         let new = r.map_err(|e| CallFailure::Rejected(e.message))?;
         let new = Hlc::from(&new);
         if new < item.ts {
-            return Err(CallFailure::Rejected(format!("delay moved the timestamp back from {} to {new}", item.ts)));
+            return Err(CallFailure::Rejected(format!(
+                "delay moved the timestamp back from {} to {new}",
+                item.ts
+            )));
         }
         Ok(new)
     }
 
     fn call_accumulate(&mut self, op: usize, ts: &Hlc, items: &[Item]) -> Result<Item, CallFailure> {
-        let OpFuncs::Accumulate(f) = &self.live.funcs[op] else { unreachable!("kind checked by caller") };
+        let OpFuncs::Accumulate(f) = &self.live.funcs[op] else {
+            unreachable!("kind checked by caller")
+        };
         let f = *f;
         let staged = self.lower(&Item::empty_message(ts.clone()))?;
         let mut args = Vec::with_capacity(items.len());
@@ -650,7 +780,9 @@ impl Graph {
     }
 
     fn call_concatenate(&mut self, op: usize, ts: &Hlc, batch: Vec<(u32, Item)>) -> Result<Vec<Item>, CallFailure> {
-        let OpFuncs::Concatenate(f) = &self.live.funcs[op] else { unreachable!("kind checked by caller") };
+        let OpFuncs::Concatenate(f) = &self.live.funcs[op] else {
+            unreachable!("kind checked by caller")
+        };
         let f = *f;
         let mut args = Vec::with_capacity(batch.len());
         for (ix, i) in &batch {
@@ -661,7 +793,9 @@ impl Graph {
     }
 
     fn call_sink(&mut self, op: usize, item: &Item) -> Result<Output, CallFailure> {
-        let OpFuncs::Sink(f) = &self.live.funcs[op] else { unreachable!("kind checked by caller") };
+        let OpFuncs::Sink(f) = &self.live.funcs[op] else {
+            unreachable!("kind checked by caller")
+        };
         let f = *f;
         let arg = self.lower(item)?;
         let (r,) = self.timed(op, |s| f.call(s, (arg,)))?;
@@ -699,7 +833,12 @@ pub fn describe_trap(e: &wasmtime::Error) -> String {
         s.push_str(&e.to_string());
     }
     if let Some(bt) = e.downcast_ref::<wasmtime::WasmBacktrace>() {
-        let frames: Vec<String> = bt.frames().iter().take(4).filter_map(|f| f.func_name().map(str::to_owned)).collect();
+        let frames: Vec<String> = bt
+            .frames()
+            .iter()
+            .take(4)
+            .filter_map(|f| f.func_name().map(str::to_owned))
+            .collect();
         if !frames.is_empty() {
             s.push_str(" at ");
             s.push_str(&frames.join(" ← "));

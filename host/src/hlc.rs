@@ -18,7 +18,12 @@ impl Hlc {
     /// The wall clock now, stamped by `node_id`; used for arrival time and the idle frontier.
     pub fn now(node_id: &str) -> Self {
         let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-        Self { secs: d.as_secs(), nanos: d.subsec_nanos(), counter: 0, node_id: node_id.to_owned() }
+        Self {
+            secs: d.as_secs(),
+            nanos: d.subsec_nanos(),
+            counter: 0,
+            node_id: node_id.to_owned(),
+        }
     }
 
     /// Milliseconds since the epoch (the unit of the `__ts` property).
@@ -34,14 +39,22 @@ impl Hlc {
 
 impl From<&HybridLogicalClock> for Hlc {
     fn from(h: &HybridLogicalClock) -> Self {
-        Self { secs: h.timestamp.secs, nanos: h.timestamp.nanos, counter: h.counter, node_id: h.node_id.clone() }
+        Self {
+            secs: h.timestamp.secs,
+            nanos: h.timestamp.nanos,
+            counter: h.counter,
+            node_id: h.node_id.clone(),
+        }
     }
 }
 
 impl From<&Hlc> for HybridLogicalClock {
     fn from(h: &Hlc) -> Self {
         HybridLogicalClock {
-            timestamp: Timespec { secs: h.secs, nanos: h.nanos },
+            timestamp: Timespec {
+                secs: h.secs,
+                nanos: h.nanos,
+            },
             counter: h.counter,
             node_id: h.node_id.clone(),
         }
@@ -61,21 +74,46 @@ mod tests {
 
     #[test]
     fn orders_by_time_then_counter() {
-        let a = Hlc { secs: 1, nanos: 5, counter: 9, node_id: "z".into() };
-        let b = Hlc { secs: 1, nanos: 6, counter: 0, node_id: "a".into() };
-        let c = Hlc { secs: 1, nanos: 6, counter: 1, node_id: "a".into() };
+        let a = Hlc {
+            secs: 1,
+            nanos: 5,
+            counter: 9,
+            node_id: "z".into(),
+        };
+        let b = Hlc {
+            secs: 1,
+            nanos: 6,
+            counter: 0,
+            node_id: "a".into(),
+        };
+        let c = Hlc {
+            secs: 1,
+            nanos: 6,
+            counter: 1,
+            node_id: "a".into(),
+        };
         assert!(a < b && b < c);
     }
 
     #[test]
     fn displays_in_ts_wire_form() {
-        let h = Hlc { secs: 1_700_000_000, nanos: 123_000_000, counter: 7, node_id: "df".into() };
+        let h = Hlc {
+            secs: 1_700_000_000,
+            nanos: 123_000_000,
+            counter: 7,
+            node_id: "df".into(),
+        };
         assert_eq!(h.to_string(), "001700000000123:00007:df");
     }
 
     #[test]
     fn converts_to_and_from_wit() {
-        let h = Hlc { secs: 3, nanos: 4, counter: 5, node_id: "n".into() };
+        let h = Hlc {
+            secs: 3,
+            nanos: 4,
+            counter: 5,
+            node_id: "n".into(),
+        };
         let w: HybridLogicalClock = (&h).into();
         assert_eq!(Hlc::from(&w), h);
     }

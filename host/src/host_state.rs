@@ -32,7 +32,9 @@ impl OpId {
         let rest = name.strip_prefix("op")?;
         let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
         let after = &rest[digits.len()..];
-        (!digits.is_empty() && after.starts_with('-')).then(|| digits.parse().ok().map(OpId)).flatten()
+        (!digits.is_empty() && after.starts_with('-'))
+            .then(|| digits.parse().ok().map(OpId))
+            .flatten()
     }
 }
 
@@ -49,10 +51,13 @@ pub struct GraphServices {
 impl GraphServices {
     /// The identity behind an id, falling back to the graph itself for unnamed imports.
     pub fn identity(&self, id: OpId) -> OpIdentity {
-        self.operations.get(id.0 as usize).cloned().unwrap_or_else(|| OpIdentity {
-            graph: self.graph.clone(),
-            operation: "(module)".into(),
-        })
+        self.operations
+            .get(id.0 as usize)
+            .cloned()
+            .unwrap_or_else(|| OpIdentity {
+                graph: self.graph.clone(),
+                operation: "(module)".into(),
+            })
     }
 }
 
@@ -118,7 +123,10 @@ impl wit::types::Host for HostState {}
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -138,12 +146,21 @@ pub fn add_to_linker(linker: &mut Linker<HostState>, component: &wasmtime::compo
     wit::schema_types::add_to_linker::<HostState, HasSelf<HostState>>(linker, getter)?;
     wit::schema_registry::add_to_linker::<HostState, HasSelf<HostState>>(linker, getter)?;
     let lookup = |name: &str| {
-        OpId::from_import_name(name)
-            .ok_or_else(|| wasmtime::Error::msg(format!("import `{name}` does not name an operation (expected `op<N>-…`)")))
+        OpId::from_import_name(name).ok_or_else(|| {
+            wasmtime::Error::msg(format!(
+                "import `{name}` does not name an operation (expected `op<N>-…`)"
+            ))
+        })
     };
-    named_imports::wasm_graph::processor::logger::add_to_linker::<HostState, HasSelf<HostState>>(linker, component, lookup, getter)?;
-    named_imports::wasm_graph::processor::metrics::add_to_linker::<HostState, HasSelf<HostState>>(linker, component, lookup, getter)?;
-    named_imports::wasm_graph::processor::state_store::add_to_linker::<HostState, HasSelf<HostState>>(linker, component, lookup, getter)?;
+    named_imports::wasm_graph::processor::logger::add_to_linker::<HostState, HasSelf<HostState>>(
+        linker, component, lookup, getter,
+    )?;
+    named_imports::wasm_graph::processor::metrics::add_to_linker::<HostState, HasSelf<HostState>>(
+        linker, component, lookup, getter,
+    )?;
+    named_imports::wasm_graph::processor::state_store::add_to_linker::<HostState, HasSelf<HostState>>(
+        linker, component, lookup, getter,
+    )?;
     Ok(())
 }
 
@@ -185,7 +202,11 @@ impl named_imports::wasm_graph::processor::metrics::Host for HostState {
     ) -> wasmtime::Result<Result<(), wit::metrics::MetricsError>> {
         let wit::metrics::CounterValue::U64(v) = value;
         let who = self.services.identity(id);
-        Ok(self.services.metrics.add_to_counter(&who, &name, v, &labels(l)).map_err(metrics_error))
+        Ok(self
+            .services
+            .metrics
+            .add_to_counter(&who, &name, v, &labels(l))
+            .map_err(metrics_error))
     }
 
     fn record_to_histogram(
@@ -200,7 +221,11 @@ impl named_imports::wasm_graph::processor::metrics::Host for HostState {
             wit::metrics::HistogramValue::U64(v) => v as f64,
         };
         let who = self.services.identity(id);
-        Ok(self.services.metrics.record_to_histogram(&who, &name, v, &labels(l)).map_err(metrics_error))
+        Ok(self
+            .services
+            .metrics
+            .record_to_histogram(&who, &name, v, &labels(l))
+            .map_err(metrics_error))
     }
 }
 
@@ -230,22 +255,41 @@ use wit::state_store_types::{
 };
 
 fn wit_hlc(h: Hlc) -> HybridLogicalClock {
-    HybridLogicalClock { timestamp: Timespec { secs: h.secs, nanos: h.nanos }, counter: h.counter, node_id: h.node_id }
+    HybridLogicalClock {
+        timestamp: Timespec {
+            secs: h.secs,
+            nanos: h.nanos,
+        },
+        counter: h.counter,
+        node_id: h.node_id,
+    }
 }
 
 fn store_error(who: &OpIdentity, e: state_store::StateStoreError) -> WitStateError {
-    tracing::debug!(graph = &*who.graph, operation = &*who.operation, "state store refused: {e}");
+    tracing::debug!(
+        graph = &*who.graph,
+        operation = &*who.operation,
+        "state store refused: {e}"
+    );
     WitStateError::RequestError(e.to_string())
 }
 
 impl named_imports::wasm_graph::processor::state_store::Host for HostState {
-    fn get(&mut self, id: OpId, key: Vec<u8>, _timeout: Option<WitDuration>) -> wasmtime::Result<Result<StateStoreGetResponse, WitStateError>> {
+    fn get(
+        &mut self,
+        id: OpId,
+        key: Vec<u8>,
+        _timeout: Option<WitDuration>,
+    ) -> wasmtime::Result<Result<StateStoreGetResponse, WitStateError>> {
         let who = self.services.identity(id);
         Ok(self
             .services
             .state
             .get(&key)
-            .map(|r| StateStoreGetResponse { response: r.value, version: r.version.map(wit_hlc) })
+            .map(|r| StateStoreGetResponse {
+                response: r.value,
+                version: r.version.map(wit_hlc),
+            })
             .map_err(|e| store_error(&who, e)))
     }
 
@@ -270,7 +314,10 @@ impl named_imports::wasm_graph::processor::state_store::Host for HostState {
             .services
             .state
             .set(&key, &value, fence.as_ref(), cond, expires)
-            .map(|r| StateStoreSetResponse { response: r.done, version: r.version.map(wit_hlc) })
+            .map(|r| StateStoreSetResponse {
+                response: r.done,
+                version: r.version.map(wit_hlc),
+            })
             .map_err(|e| store_error(&who, e)))
     }
 
@@ -287,7 +334,10 @@ impl named_imports::wasm_graph::processor::state_store::Host for HostState {
             .services
             .state
             .del(&key, fence.as_ref())
-            .map(|r| StateStoreDelResponse { response: r.deleted, version: None })
+            .map(|r| StateStoreDelResponse {
+                response: r.deleted,
+                version: None,
+            })
             .map_err(|e| store_error(&who, e)))
     }
 
@@ -305,13 +355,20 @@ impl named_imports::wasm_graph::processor::state_store::Host for HostState {
             .services
             .state
             .vdel(&key, &value, fence.as_ref())
-            .map(|r| StateStoreDelResponse { response: r.deleted, version: None })
+            .map(|r| StateStoreDelResponse {
+                response: r.deleted,
+                version: None,
+            })
             .map_err(|e| store_error(&who, e)))
     }
 }
 
 impl wit::state_store::Host for HostState {
-    fn get(&mut self, key: Vec<u8>, t: Option<WitDuration>) -> wasmtime::Result<Result<StateStoreGetResponse, WitStateError>> {
+    fn get(
+        &mut self,
+        key: Vec<u8>,
+        t: Option<WitDuration>,
+    ) -> wasmtime::Result<Result<StateStoreGetResponse, WitStateError>> {
         named_imports::wasm_graph::processor::state_store::Host::get(self, OpId::UNNAMED, key, t)
     }
     fn set(
@@ -324,7 +381,12 @@ impl wit::state_store::Host for HostState {
     ) -> wasmtime::Result<Result<StateStoreSetResponse, WitStateError>> {
         named_imports::wasm_graph::processor::state_store::Host::set(self, OpId::UNNAMED, key, value, t, f, o)
     }
-    fn del(&mut self, key: Vec<u8>, f: Option<HybridLogicalClock>, t: Option<WitDuration>) -> wasmtime::Result<Result<StateStoreDelResponse, WitStateError>> {
+    fn del(
+        &mut self,
+        key: Vec<u8>,
+        f: Option<HybridLogicalClock>,
+        t: Option<WitDuration>,
+    ) -> wasmtime::Result<Result<StateStoreDelResponse, WitStateError>> {
         named_imports::wasm_graph::processor::state_store::Host::del(self, OpId::UNNAMED, key, f, t)
     }
     fn vdel(

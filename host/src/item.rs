@@ -34,7 +34,12 @@ pub enum Body {
         properties: Vec<(String, String)>,
         schema: Option<Schema>,
     },
-    Snapshot { format: String, width: u32, height: u32, frame: Bytes },
+    Snapshot {
+        format: String,
+        width: u32,
+        height: u32,
+        frame: Bytes,
+    },
 }
 
 /// An item and its event time (for `Raw`, which has no timestamp field, the time it inherited).
@@ -64,14 +69,22 @@ fn lift_bytes(table: &mut ResourceTable, v: BufferOrBytes) -> wasmtime::Result<B
 
 fn lower_ts(ts: &Hlc) -> Timestamp {
     Timestamp {
-        timestamp: Timespec { secs: ts.secs, nanos: ts.nanos },
+        timestamp: Timespec {
+            secs: ts.secs,
+            nanos: ts.nanos,
+        },
         counter: ts.counter,
         node_id: lower_str(&ts.node_id),
     }
 }
 
 fn lift_ts(table: &mut ResourceTable, t: Timestamp) -> wasmtime::Result<Hlc> {
-    Ok(Hlc { secs: t.timestamp.secs, nanos: t.timestamp.nanos, counter: t.counter, node_id: lift_str(table, t.node_id)? })
+    Ok(Hlc {
+        secs: t.timestamp.secs,
+        nanos: t.timestamp.nanos,
+        counter: t.counter,
+        node_id: lift_str(table, t.node_id)?,
+    })
 }
 
 impl Item {
@@ -79,7 +92,13 @@ impl Item {
     pub fn empty_message(ts: Hlc) -> Self {
         Item {
             ts,
-            body: Body::Message { topic: Bytes::from(&[][..]), content_type: None, payload: Bytes::from(&[][..]), properties: vec![], schema: None },
+            body: Body::Message {
+                topic: Bytes::from(&[][..]),
+                content_type: None,
+                payload: Bytes::from(&[][..]),
+                properties: vec![],
+                schema: None,
+            },
         }
     }
 
@@ -106,7 +125,13 @@ impl Item {
     pub fn lower(&self, table: &mut ResourceTable) -> wasmtime::Result<DataModel> {
         Ok(match &self.body {
             Body::Raw(b) => DataModel::BufferOrBytes(BufferOrBytes::Buffer(new_buffer(table, b.clone())?)),
-            Body::Message { topic, content_type, payload, properties, schema } => DataModel::Message(Message {
+            Body::Message {
+                topic,
+                content_type,
+                payload,
+                properties,
+                schema,
+            } => DataModel::Message(Message {
                 timestamp: lower_ts(&self.ts),
                 topic: BufferOrBytes::Bytes(topic.to_vec()),
                 content_type: content_type.as_deref().map(lower_str),
@@ -116,12 +141,18 @@ impl Item {
                 },
                 schema: schema.as_ref().map(|s| match s {
                     Schema::Registry(r) => MessageSchema::RegistryReference(lower_str(r)),
-                    Schema::Inline { name, content } => {
-                        MessageSchema::Inline(InlineSchema { name: lower_str(name), content: lower_str(content) })
-                    }
+                    Schema::Inline { name, content } => MessageSchema::Inline(InlineSchema {
+                        name: lower_str(name),
+                        content: lower_str(content),
+                    }),
                 }),
             }),
-            Body::Snapshot { format, width, height, frame } => DataModel::Snapshot(Snapshot {
+            Body::Snapshot {
+                format,
+                width,
+                height,
+                frame,
+            } => DataModel::Snapshot(Snapshot {
                 timestamp: lower_ts(&self.ts),
                 format: lower_str(format),
                 width: *width,
@@ -135,7 +166,10 @@ impl Item {
     /// value keeps `inherited_ts`, the time of the item it came from.
     pub fn lift(table: &mut ResourceTable, v: DataModel, inherited_ts: &Hlc) -> wasmtime::Result<Item> {
         Ok(match v {
-            DataModel::BufferOrBytes(b) => Item { ts: inherited_ts.clone(), body: Body::Raw(lift_bytes(table, b)?) },
+            DataModel::BufferOrBytes(b) => Item {
+                ts: inherited_ts.clone(),
+                body: Body::Raw(lift_bytes(table, b)?),
+            },
             DataModel::Message(m) => {
                 let ts = lift_ts(table, m.timestamp)?;
                 let mut properties = Vec::with_capacity(m.properties.user_properties.len());
@@ -145,9 +179,10 @@ impl Item {
                 let schema = match m.schema {
                     None => None,
                     Some(MessageSchema::RegistryReference(r)) => Some(Schema::Registry(lift_str(table, r)?)),
-                    Some(MessageSchema::Inline(i)) => {
-                        Some(Schema::Inline { name: lift_str(table, i.name)?, content: lift_str(table, i.content)? })
-                    }
+                    Some(MessageSchema::Inline(i)) => Some(Schema::Inline {
+                        name: lift_str(table, i.name)?,
+                        content: lift_str(table, i.content)?,
+                    }),
                 };
                 let content_type = match m.content_type {
                     Some(c) => Some(lift_str(table, c)?),
@@ -182,7 +217,12 @@ mod tests {
     use super::*;
 
     fn ts() -> Hlc {
-        Hlc { secs: 10, nanos: 5, counter: 2, node_id: "n".into() }
+        Hlc {
+            secs: 10,
+            nanos: 5,
+            counter: 2,
+            node_id: "n".into(),
+        }
     }
 
     #[test]
@@ -209,7 +249,18 @@ mod tests {
     #[test]
     fn raw_items_inherit_time() {
         let mut table = ResourceTable::new();
-        let back = Item::lift(&mut table, DataModel::BufferOrBytes(BufferOrBytes::Bytes(vec![1, 2])), &ts()).unwrap();
-        assert_eq!(back, Item { ts: ts(), body: Body::Raw(Arc::from(&[1u8, 2][..])) });
+        let back = Item::lift(
+            &mut table,
+            DataModel::BufferOrBytes(BufferOrBytes::Bytes(vec![1, 2])),
+            &ts(),
+        )
+        .unwrap();
+        assert_eq!(
+            back,
+            Item {
+                ts: ts(),
+                body: Body::Raw(Arc::from(&[1u8, 2][..]))
+            }
+        );
     }
 }

@@ -27,7 +27,12 @@ pub enum InputFormat {
 }
 
 /// Parses one input line (1-based `line` for messages). Blank lines yield `None`.
-pub fn parse_line(text: &str, line: usize, format: InputFormat, default_topic: &str) -> Result<Option<Input>, InputError> {
+pub fn parse_line(
+    text: &str,
+    line: usize,
+    format: InputFormat,
+    default_topic: &str,
+) -> Result<Option<Input>, InputError> {
     let text = text.trim_end_matches(['\r', '\n']);
     if text.trim().is_empty() {
         return Ok(None);
@@ -42,7 +47,9 @@ pub fn parse_line(text: &str, line: usize, format: InputFormat, default_topic: &
         })),
         InputFormat::Envelope => {
             let v: Value = serde_json::from_str(text).map_err(|e| err(format!("not JSON: {e}")))?;
-            let Value::Object(mut o) = v else { return Err(err("expected a JSON object envelope".into())) };
+            let Value::Object(mut o) = v else {
+                return Err(err("expected a JSON object envelope".into()));
+            };
             let payload = match o.remove("payload") {
                 Some(Value::String(s)) => s.into_bytes(),
                 Some(other) => other.to_string().into_bytes(),
@@ -77,14 +84,20 @@ pub fn parse_line(text: &str, line: usize, format: InputFormat, default_topic: &
                 }
                 Some(_) => return Err(err("`user-properties` must be an object or a list of pairs".into())),
             }
-            Ok(Some(Input { topic, payload: Arc::from(payload), content_type, user_properties }))
+            Ok(Some(Input {
+                topic,
+                payload: Arc::from(payload),
+                content_type,
+                user_properties,
+            }))
         }
     }
 }
 
 /// One output as a JSON object: the payload as JSON when it is JSON, else as text (lossy UTF-8).
 pub fn output_json(o: &Output) -> Value {
-    let payload = serde_json::from_slice::<Value>(&o.payload).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&o.payload).into_owned()));
+    let payload = serde_json::from_slice::<Value>(&o.payload)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&o.payload).into_owned()));
     let props: Vec<Value> = o.user_properties.iter().map(|(k, v)| json!([k, v])).collect();
     let mut v = json!({
         "topic": o.topic,
@@ -96,7 +109,9 @@ pub fn output_json(o: &Output) -> Value {
     }
     match &o.destination {
         Destination::Sink(s) => v["sink"] = json!(s),
-        Destination::DeadLetter { operation, error } => v["dead-letter"] = json!({"operation": operation, "error": error}),
+        Destination::DeadLetter { operation, error } => {
+            v["dead-letter"] = json!({"operation": operation, "error": error})
+        }
     }
     v
 }
@@ -107,19 +122,29 @@ mod tests {
 
     #[test]
     fn payload_lines_use_the_default_topic() {
-        let i = parse_line("{\"a\":1}\n", 1, InputFormat::Payload, "in").unwrap().unwrap();
+        let i = parse_line("{\"a\":1}\n", 1, InputFormat::Payload, "in")
+            .unwrap()
+            .unwrap();
         assert_eq!((i.topic.as_str(), &*i.payload), ("in", &b"{\"a\":1}"[..]));
         assert!(parse_line("  ", 2, InputFormat::Payload, "in").unwrap().is_none());
     }
 
     #[test]
     fn envelopes_carry_topic_and_properties() {
-        let i = parse_line(r#"{"topic":"t","payload":{"x":1},"user-properties":{"__ts":"000000000001000:00000:a"}}"#, 1, InputFormat::Envelope, "in")
-            .unwrap()
-            .unwrap();
+        let i = parse_line(
+            r#"{"topic":"t","payload":{"x":1},"user-properties":{"__ts":"000000000001000:00000:a"}}"#,
+            1,
+            InputFormat::Envelope,
+            "in",
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(i.topic, "t");
         assert_eq!(&*i.payload, b"{\"x\":1}");
-        assert_eq!(i.user_properties, vec![("__ts".to_string(), "000000000001000:00000:a".to_string())]);
+        assert_eq!(
+            i.user_properties,
+            vec![("__ts".to_string(), "000000000001000:00000:a".to_string())]
+        );
     }
 
     #[test]

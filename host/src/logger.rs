@@ -55,7 +55,10 @@ mod tests {
             .with_max_level(tracing::Level::TRACE)
             .with_ansi(false)
             .finish();
-        let who = OpIdentity { graph: "g1".into(), operation: "module-temperature/map".into() };
+        let who = OpIdentity {
+            graph: "g1".into(),
+            operation: "module-temperature/map".into(),
+        };
         tracing::subscriber::with_default(sub, || {
             log(&who, Level::Warn, "temp", "too hot");
             log(&who, Level::Critical, "temp", "melting");
@@ -68,6 +71,9 @@ mod tests {
             assert!(l.contains("graph=\"g1\"") || l.contains("graph=g1"), "{l}");
             assert!(l.contains("module-temperature/map"), "{l}");
         }
-        assert!(lines[1].contains("ERROR") && lines[1].contains("critical=true"), "{out}");
+        assert!(
+            lines[1].contains("ERROR") && lines[1].contains("critical=true"),
+            "{out}"
+        );
     }
 }

@@ -80,18 +80,45 @@ impl Metrics {
             traps: Family::default(),
             latency_seconds: Family::new_with_constructor(latency_histogram),
         };
-        registry.register("messages_in", "Items that entered an operation", nodes.messages_in.clone());
+        registry.register(
+            "messages_in",
+            "Items that entered an operation",
+            nodes.messages_in.clone(),
+        );
         registry.register("messages_out", "Items an operation emitted", nodes.messages_out.clone());
-        registry.register("messages_dropped", "Items an operation dropped (filter, error, trap)", nodes.dropped.clone());
-        registry.register("operator_errors", "process() calls that returned Err", nodes.errors.clone());
-        registry.register("operator_traps", "Traps raised while an operation ran", nodes.traps.clone());
-        registry.register("operator_latency_seconds", "Time spent in one call of an operation", nodes.latency_seconds.clone());
-        Self { registry: Arc::new(Mutex::new(registry)), modules: Default::default(), nodes }
+        registry.register(
+            "messages_dropped",
+            "Items an operation dropped (filter, error, trap)",
+            nodes.dropped.clone(),
+        );
+        registry.register(
+            "operator_errors",
+            "process() calls that returned Err",
+            nodes.errors.clone(),
+        );
+        registry.register(
+            "operator_traps",
+            "Traps raised while an operation ran",
+            nodes.traps.clone(),
+        );
+        registry.register(
+            "operator_latency_seconds",
+            "Time spent in one call of an operation",
+            nodes.latency_seconds.clone(),
+        );
+        Self {
+            registry: Arc::new(Mutex::new(registry)),
+            modules: Default::default(),
+            nodes,
+        }
     }
 
     /// The label set the runtime attaches to everything a node does.
     pub fn node_labels(who: &OpIdentity) -> Labels {
-        vec![("graph".into(), who.graph.to_string()), ("operation".into(), who.operation.to_string())]
+        vec![
+            ("graph".into(), who.graph.to_string()),
+            ("operation".into(), who.operation.to_string()),
+        ]
     }
 
     fn labels(who: &OpIdentity, extra: &[(String, String)]) -> Labels {
@@ -101,7 +128,13 @@ impl Metrics {
     }
 
     /// `add-to-counter` from a module.
-    pub fn add_to_counter(&self, who: &OpIdentity, name: &str, value: u64, labels: &[(String, String)]) -> Result<(), MetricsError> {
+    pub fn add_to_counter(
+        &self,
+        who: &OpIdentity,
+        name: &str,
+        value: u64,
+        labels: &[(String, String)],
+    ) -> Result<(), MetricsError> {
         let name = sanitize(name);
         let mut modules = self.modules.lock().map_err(|_| MetricsError::Lock)?;
         let metric = match modules.get(&name) {
@@ -126,7 +159,13 @@ impl Metrics {
     }
 
     /// `record-to-histogram` from a module.
-    pub fn record_to_histogram(&self, who: &OpIdentity, name: &str, value: f64, labels: &[(String, String)]) -> Result<(), MetricsError> {
+    pub fn record_to_histogram(
+        &self,
+        who: &OpIdentity,
+        name: &str,
+        value: f64,
+        labels: &[(String, String)],
+    ) -> Result<(), MetricsError> {
         let name = sanitize(name);
         let mut modules = self.modules.lock().map_err(|_| MetricsError::Lock)?;
         let metric = match modules.get(&name) {
@@ -190,7 +229,16 @@ impl Metrics {
 
 /// Prometheus metric names allow `[a-zA-Z0-9_:]`; anything else becomes `_`.
 fn sanitize(name: &str) -> String {
-    let mut s: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == ':' { c } else { '_' }).collect();
+    let mut s: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == ':' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
     if s.is_empty() || s.starts_with(|c: char| c.is_ascii_digit()) {
         s.insert(0, '_');
     }
@@ -202,16 +250,24 @@ mod tests {
     use super::*;
 
     fn who() -> OpIdentity {
-        OpIdentity { graph: "g".into(), operation: "module-temperature/map".into() }
+        OpIdentity {
+            graph: "g".into(),
+            operation: "module-temperature/map".into(),
+        }
     }
 
     #[test]
     fn module_counter_carries_operation_label() {
         let m = Metrics::new();
-        m.add_to_counter(&who(), "converted", 2, &[("unit".into(), "C".into())]).unwrap();
-        m.add_to_counter(&who(), "converted", 3, &[("unit".into(), "C".into())]).unwrap();
+        m.add_to_counter(&who(), "converted", 2, &[("unit".into(), "C".into())])
+            .unwrap();
+        m.add_to_counter(&who(), "converted", 3, &[("unit".into(), "C".into())])
+            .unwrap();
         let text = m.render();
-        let line = text.lines().find(|l| l.starts_with("wasmflow_module_converted_total{")).expect(&text);
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("wasmflow_module_converted_total{"))
+            .expect(&text);
         assert!(line.contains("operation=\"module-temperature/map\""), "{line}");
         assert!(line.contains("unit=\"C\""), "{line}");
         assert!(line.ends_with(" 5"), "{line}");
@@ -221,15 +277,22 @@ mod tests {
     fn a_name_keeps_its_type() {
         let m = Metrics::new();
         m.add_to_counter(&who(), "x", 1, &[]).unwrap();
-        assert_eq!(m.record_to_histogram(&who(), "x", 1.0, &[]), Err(MetricsError::IncompatibleType("x".into(), "counter")));
+        assert_eq!(
+            m.record_to_histogram(&who(), "x", 1.0, &[]),
+            Err(MetricsError::IncompatibleType("x".into(), "counter"))
+        );
         m.record_to_histogram(&who(), "h", 0.5, &[]).unwrap();
-        assert!(matches!(m.add_to_counter(&who(), "h", 1, &[]), Err(MetricsError::IncompatibleType(_, "histogram"))));
+        assert!(matches!(
+            m.add_to_counter(&who(), "h", 1, &[]),
+            Err(MetricsError::IncompatibleType(_, "histogram"))
+        ));
     }
 
     #[test]
     fn modules_cannot_forge_the_operation_label() {
         let m = Metrics::new();
-        m.add_to_counter(&who(), "c", 1, &[("operation".into(), "other".into())]).unwrap();
+        m.add_to_counter(&who(), "c", 1, &[("operation".into(), "other".into())])
+            .unwrap();
         assert!(!m.render().contains("operation=\"other\""));
     }
 
@@ -244,7 +307,10 @@ mod tests {
         let mut body = String::new();
         s.read_to_string(&mut body).await.unwrap();
         assert!(body.starts_with("HTTP/1.1 200 OK"), "{body}");
-        assert!(body.contains("wasmflow_messages_in_total{graph=\"g\",operation=\"module-temperature/map\"} 1"), "{body}");
+        assert!(
+            body.contains("wasmflow_messages_in_total{graph=\"g\",operation=\"module-temperature/map\"} 1"),
+            "{body}"
+        );
         task.abort();
     }
 }

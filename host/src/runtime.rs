@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::{anyhow, Context, Result};
-use wasmtime::Engine;
 use wasmflow_compose::{ComposeOptions, Manifest};
+use wasmtime::Engine;
 
 use crate::engine::{new_engine, CacheOutcome, CompiledCache, EngineLimits};
 use crate::graph::{Graph, RunOptions, EPOCH_TICK};
@@ -37,7 +37,10 @@ impl RuntimeConfig {
         if let Some(d) = std::env::var_os("XDG_DATA_HOME") {
             return PathBuf::from(d).join("wasmflow");
         }
-        std::env::var_os("HOME").map_or_else(|| PathBuf::from(".wasmflow"), |h| PathBuf::from(h).join(".local/share/wasmflow"))
+        std::env::var_os("HOME").map_or_else(
+            || PathBuf::from(".wasmflow"),
+            |h| PathBuf::from(h).join(".local/share/wasmflow"),
+        )
     }
 }
 
@@ -63,14 +66,22 @@ pub fn load_graph(target: &Path, compose: &ComposeOptions) -> Result<LoadedGraph
         let manifest = Manifest::from_component(&bytes)
             .map_err(|e| anyhow!("{e}"))?
             .ok_or_else(|| anyhow!("{origin} is not a composed wasmflow graph (no `wasmflow-graph` section); compose a graph definition with `wasmflow compose`"))?;
-        return Ok(LoadedGraph { bytes, manifest, origin });
+        return Ok(LoadedGraph {
+            bytes,
+            manifest,
+            origin,
+        });
     }
     let graph = wasmflow_compose::load_graph(target).map_err(|e| anyhow!("{e}"))?;
     let composed = wasmflow_compose::compose(&graph, compose).map_err(|e| anyhow!("{e}"))?;
     for w in &composed.warnings {
         tracing::warn!("{origin}: {w}");
     }
-    Ok(LoadedGraph { bytes: composed.bytes, manifest: composed.manifest, origin })
+    Ok(LoadedGraph {
+        bytes: composed.bytes,
+        manifest: composed.manifest,
+        origin,
+    })
 }
 
 /// Shared runtime state; dropping it stops the epoch clock.
@@ -93,13 +104,26 @@ impl Runtime {
         let stop = Arc::new(AtomicBool::new(false));
         // The epoch clock that lets wasmtime interrupt an operator stuck in a loop.
         let (e, s) = (engine.clone(), stop.clone());
-        std::thread::Builder::new().name("wasmflow-epoch".into()).spawn(move || {
-            while !s.load(Ordering::Relaxed) {
-                std::thread::sleep(EPOCH_TICK);
-                e.increment_epoch();
-            }
-        })?;
-        Ok(Self { engine, cache: CompiledCache::new(config.cache_dir.clone().unwrap_or_else(|| config.data_dir.join("cache"))), metrics: Metrics::new(), state, stop })
+        std::thread::Builder::new()
+            .name("wasmflow-epoch".into())
+            .spawn(move || {
+                while !s.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    e.increment_epoch();
+                }
+            })?;
+        Ok(Self {
+            engine,
+            cache: CompiledCache::new(
+                config
+                    .cache_dir
+                    .clone()
+                    .unwrap_or_else(|| config.data_dir.join("cache")),
+            ),
+            metrics: Metrics::new(),
+            state,
+            stop,
+        })
     }
 
     pub fn engine(&self) -> &Engine {
@@ -108,7 +132,10 @@ impl Runtime {
 
     /// Compiles (or loads from cache) and starts a graph.
     pub fn start(&self, graph: &LoadedGraph, options: RunOptions) -> Result<(Graph, CacheOutcome)> {
-        let (component, outcome) = self.cache.load(&self.engine, &graph.bytes).with_context(|| format!("loading {}", graph.origin))?;
+        let (component, outcome) = self
+            .cache
+            .load(&self.engine, &graph.bytes)
+            .with_context(|| format!("loading {}", graph.origin))?;
         let name: Arc<str> = graph.manifest.name.clone().into();
         let services = Arc::new(GraphServices {
             graph: name.clone(),
@@ -116,11 +143,19 @@ impl Runtime {
                 .manifest
                 .operations
                 .iter()
-                .map(|o| OpIdentity { graph: name.clone(), operation: o.name.as_str().into() })
+                .map(|o| OpIdentity {
+                    graph: name.clone(),
+                    operation: o.name.as_str().into(),
+                })
                 .collect(),
             metrics: self.metrics.clone(),
             state: self.state.clone(),
-            schemas: graph.manifest.schemas.iter().map(|s| (s.name.clone(), s.format.clone(), s.content.clone())).collect(),
+            schemas: graph
+                .manifest
+                .schemas
+                .iter()
+                .map(|s| (s.name.clone(), s.format.clone(), s.content.clone()))
+                .collect(),
         });
         let g = Graph::new(&self.engine, &component, graph.manifest.clone(), services, options)
             .with_context(|| format!("starting graph `{}` from {}", graph.manifest.name, graph.origin))?;

@@ -113,11 +113,19 @@ pub struct StateStore {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 fn to_hlc(v: (u64, u32, u64)) -> Hlc {
-    Hlc { secs: v.0, nanos: v.1, counter: v.2, node_id: NODE_ID.into() }
+    Hlc {
+        secs: v.0,
+        nanos: v.1,
+        counter: v.2,
+        node_id: NODE_ID.into(),
+    }
 }
 
 impl StateStore {
@@ -126,26 +134,37 @@ impl StateStore {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(storage)?;
         }
-        let db = Database::create(path).map_err(|source| StateStoreError::Open { path: path.display().to_string(), source })?;
+        let db = Database::create(path).map_err(|source| StateStoreError::Open {
+            path: path.display().to_string(),
+            source,
+        })?;
         Ok(Self::from_db(db))
     }
 
     /// A store that lives only in memory (tests, `wasmflow test`).
     pub fn in_memory() -> Result<Self, StateStoreError> {
-        let db = Database::builder().create_with_backend(redb::backends::InMemoryBackend::new()).map_err(storage)?;
+        let db = Database::builder()
+            .create_with_backend(redb::backends::InMemoryBackend::new())
+            .map_err(storage)?;
         Ok(Self::from_db(db))
     }
 
     fn from_db(db: Database) -> Self {
-        Self { db: Arc::new(db), clock: Arc::new(Mutex::new((0, 0))) }
+        Self {
+            db: Arc::new(db),
+            clock: Arc::new(Mutex::new((0, 0))),
+        }
     }
 
     /// Seeds string keys and values from a JSON object file (`{"key": "value", …}`).
     pub fn seed_from_json(&self, path: &Path) -> Result<usize, StateStoreError> {
-        let seed_err = |reason: String| StateStoreError::Seed { path: path.display().to_string(), reason };
+        let seed_err = |reason: String| StateStoreError::Seed {
+            path: path.display().to_string(),
+            reason,
+        };
         let text = std::fs::read_to_string(path).map_err(|e| seed_err(e.to_string()))?;
-        let obj: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_str(&text).map_err(|e| seed_err(format!("expected a JSON object of keys to values: {e}")))?;
+        let obj: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text)
+            .map_err(|e| seed_err(format!("expected a JSON object of keys to values: {e}")))?;
         for (k, v) in &obj {
             let value = match v {
                 serde_json::Value::String(s) => s.clone(),
@@ -165,8 +184,13 @@ impl StateStore {
         (c.0 / 1000, ((c.0 % 1000) * 1_000_000) as u32, c.1)
     }
 
-    fn live(table: &impl ReadableTable<&'static [u8], &'static [u8]>, key: &[u8]) -> Result<Option<Record>, StateStoreError> {
-        let Some(v) = table.get(key).map_err(storage)? else { return Ok(None) };
+    fn live(
+        table: &impl ReadableTable<&'static [u8], &'static [u8]>,
+        key: &[u8],
+    ) -> Result<Option<Record>, StateStoreError> {
+        let Some(v) = table.get(key).map_err(storage)? else {
+            return Ok(None);
+        };
         let r = Record::decode(v.value())?;
         Ok((!r.expired(now_ms())).then_some(r))
     }
@@ -192,13 +216,26 @@ impl StateStore {
             Err(e) => return Err(storage(e)),
         };
         Ok(match rec {
-            Some(r) => GetResponse { value: Some(r.value), version: Some(to_hlc(r.version)) },
-            None => GetResponse { value: None, version: None },
+            Some(r) => GetResponse {
+                value: Some(r.value),
+                version: Some(to_hlc(r.version)),
+            },
+            None => GetResponse {
+                value: None,
+                version: None,
+            },
         })
     }
 
     /// A key once written with a fencing token only changes with a token at least as new.
-    pub fn set(&self, key: &[u8], value: &[u8], fence: Option<&Hlc>, cond: SetCondition, expires: Option<Duration>) -> Result<SetResponse, StateStoreError> {
+    pub fn set(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        fence: Option<&Hlc>,
+        cond: SetCondition,
+        expires: Option<Duration>,
+    ) -> Result<SetResponse, StateStoreError> {
         let tx = self.db.begin_write().map_err(storage)?;
         let resp = {
             let mut t = tx.open_table(TABLE).map_err(storage)?;
@@ -216,13 +253,21 @@ impl StateStore {
                 let rec = Record {
                     version,
                     expires_ms: expires.map(|d| now_ms() + d.as_millis() as u64),
-                    fence: fence.map(|f| (f.secs, f.nanos, f.counter)).or(cur.and_then(|c| c.fence)),
+                    fence: fence
+                        .map(|f| (f.secs, f.nanos, f.counter))
+                        .or(cur.and_then(|c| c.fence)),
                     value: value.to_vec(),
                 };
                 t.insert(key, rec.encode().as_slice()).map_err(storage)?;
-                SetResponse { done: true, version: Some(to_hlc(version)) }
+                SetResponse {
+                    done: true,
+                    version: Some(to_hlc(version)),
+                }
             } else {
-                SetResponse { done: false, version: None }
+                SetResponse {
+                    done: false,
+                    version: None,
+                }
             }
         };
         tx.commit().map_err(storage)?;
@@ -266,7 +311,13 @@ mod tests {
     #[test]
     fn set_get_del_roundtrip() {
         let s = StateStore::in_memory().unwrap();
-        assert_eq!(s.get(b"k").unwrap(), GetResponse { value: None, version: None });
+        assert_eq!(
+            s.get(b"k").unwrap(),
+            GetResponse {
+                value: None,
+                version: None
+            }
+        );
         let r = s.set(b"k", b"v", None, SetCondition::Unconditional, None).unwrap();
         assert!(r.done && r.version.is_some());
         let g = s.get(b"k").unwrap();
@@ -279,23 +330,55 @@ mod tests {
     #[test]
     fn lock_primitive_renews_for_holder_and_refuses_others() {
         let s = StateStore::in_memory().unwrap();
-        let a = s.set(b"lock", b"A", None, SetCondition::OnlyIfEqualOrDoesNotExist, None).unwrap();
+        let a = s
+            .set(b"lock", b"A", None, SetCondition::OnlyIfEqualOrDoesNotExist, None)
+            .unwrap();
         assert!(a.done);
-        let b = s.set(b"lock", b"B", None, SetCondition::OnlyIfEqualOrDoesNotExist, None).unwrap();
-        assert_eq!(b, SetResponse { done: false, version: None });
-        let renew = s.set(b"lock", b"A", None, SetCondition::OnlyIfEqualOrDoesNotExist, None).unwrap();
+        let b = s
+            .set(b"lock", b"B", None, SetCondition::OnlyIfEqualOrDoesNotExist, None)
+            .unwrap();
+        assert_eq!(
+            b,
+            SetResponse {
+                done: false,
+                version: None
+            }
+        );
+        let renew = s
+            .set(b"lock", b"A", None, SetCondition::OnlyIfEqualOrDoesNotExist, None)
+            .unwrap();
         assert!(renew.done);
-        assert!(renew.version > a.version, "versions increase: {:?} vs {:?}", renew.version, a.version);
-        assert!(!s.set(b"lock", b"A", None, SetCondition::OnlyIfDoesNotExist, None).unwrap().done);
+        assert!(
+            renew.version > a.version,
+            "versions increase: {:?} vs {:?}",
+            renew.version,
+            a.version
+        );
+        assert!(
+            !s.set(b"lock", b"A", None, SetCondition::OnlyIfDoesNotExist, None)
+                .unwrap()
+                .done
+        );
     }
 
     #[test]
     fn older_fencing_token_is_refused() {
         let s = StateStore::in_memory().unwrap();
-        let old = s.set(b"lock", b"A", None, SetCondition::OnlyIfEqualOrDoesNotExist, None).unwrap().version.unwrap();
-        let new = s.set(b"lock", b"A", None, SetCondition::OnlyIfEqualOrDoesNotExist, None).unwrap().version.unwrap();
-        s.set(b"counter", b"1", Some(&new), SetCondition::Unconditional, None).unwrap();
-        let err = s.set(b"counter", b"2", Some(&old), SetCondition::Unconditional, None).unwrap_err();
+        let old = s
+            .set(b"lock", b"A", None, SetCondition::OnlyIfEqualOrDoesNotExist, None)
+            .unwrap()
+            .version
+            .unwrap();
+        let new = s
+            .set(b"lock", b"A", None, SetCondition::OnlyIfEqualOrDoesNotExist, None)
+            .unwrap()
+            .version
+            .unwrap();
+        s.set(b"counter", b"1", Some(&new), SetCondition::Unconditional, None)
+            .unwrap();
+        let err = s
+            .set(b"counter", b"2", Some(&old), SetCondition::Unconditional, None)
+            .unwrap_err();
         assert!(matches!(err, StateStoreError::StaleFencingToken { .. }), "{err}");
         assert!(s.del(b"counter", None).is_err(), "no token at all is refused too");
         assert_eq!(s.get(b"counter").unwrap().value.as_deref(), Some(&b"1"[..]));
@@ -314,11 +397,22 @@ mod tests {
     #[test]
     fn expired_keys_vanish() {
         let s = StateStore::in_memory().unwrap();
-        s.set(b"k", b"v", None, SetCondition::Unconditional, Some(Duration::from_millis(30))).unwrap();
+        s.set(
+            b"k",
+            b"v",
+            None,
+            SetCondition::Unconditional,
+            Some(Duration::from_millis(30)),
+        )
+        .unwrap();
         assert!(s.get(b"k").unwrap().value.is_some());
         std::thread::sleep(Duration::from_millis(60));
         assert_eq!(s.get(b"k").unwrap().value, None);
-        assert!(s.set(b"k", b"w", None, SetCondition::OnlyIfDoesNotExist, None).unwrap().done);
+        assert!(
+            s.set(b"k", b"w", None, SetCondition::OnlyIfDoesNotExist, None)
+                .unwrap()
+                .done
+        );
     }
 
     #[test]

@@ -57,7 +57,12 @@ connections:
 }
 
 fn options() -> RunOptions {
-    RunOptions { dead_letter: true, call_timeout: Duration::from_millis(300), max_memory: 64 << 20, ..Default::default() }
+    RunOptions {
+        dead_letter: true,
+        call_timeout: Duration::from_millis(300),
+        max_memory: 64 << 20,
+        ..Default::default()
+    }
 }
 
 /// One good item before and after the bad one, all in the same window: the window must count
@@ -71,20 +76,34 @@ fn survives(fault: &str, expect_trap: bool) {
     assert_eq!(g.rebuilds(), u64::from(expect_trap), "rebuilds after {fault}");
     out.extend(g.flush().unwrap());
 
-    let dead: Vec<_> = out.iter().filter(|o| matches!(o.destination, Destination::DeadLetter { .. })).collect();
+    let dead: Vec<_> = out
+        .iter()
+        .filter(|o| matches!(o.destination, Destination::DeadLetter { .. }))
+        .collect();
     assert_eq!(dead.len(), 1, "{fault}: {out:?}");
-    let Destination::DeadLetter { operation, error } = &dead[0].destination else { unreachable!() };
+    let Destination::DeadLetter { operation, error } = &dead[0].destination else {
+        unreachable!()
+    };
     assert_eq!(operation, "faulty/map");
     assert_eq!(expect_trap, error.starts_with("trap:"), "{fault}: {error}");
     assert_eq!(payload(dead[0]), format!(r#"{{"fault":"{fault}"}}"#));
     assert_eq!(prop(dead[0], "operation"), Some("faulty/map"));
 
-    let sunk: Vec<_> = out.iter().filter(|o| matches!(o.destination, Destination::Sink(_))).map(payload).collect();
+    let sunk: Vec<_> = out
+        .iter()
+        .filter(|o| matches!(o.destination, Destination::Sink(_)))
+        .map(payload)
+        .collect();
     assert_eq!(sunk, [r#"{"count":2}"#], "{fault}: the window kept both good items");
     let text = h.runtime.metrics.render();
-    let counter = if expect_trap { "wasmflow_operator_traps_total" } else { "wasmflow_operator_errors_total" };
+    let counter = if expect_trap {
+        "wasmflow_operator_traps_total"
+    } else {
+        "wasmflow_operator_errors_total"
+    };
     assert!(
-        text.lines().any(|l| l.starts_with(counter) && l.contains("operation=\"faulty/map\"") && l.ends_with(" 1")),
+        text.lines()
+            .any(|l| l.starts_with(counter) && l.contains("operation=\"faulty/map\"") && l.ends_with(" 1")),
         "{counter} for faulty/map in\n{text}"
     );
 }
@@ -108,7 +127,10 @@ fn unreachable_traps_and_the_graph_is_rebuilt() {
 fn an_endless_loop_is_interrupted() {
     let started = Instant::now();
     survives("loop", true);
-    assert!(started.elapsed() < Duration::from_secs(20), "the loop was cut off by the call timeout");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the loop was cut off by the call timeout"
+    );
 }
 
 #[test]
@@ -126,17 +148,31 @@ fn a_trap_inside_a_window_keeps_the_other_windows() {
     out.extend(g.push(None, input(r#"{"ok":3}"#, T0 + 5)).unwrap());
     let before = g.pending();
     let dead = g.push(None, input(r#"{"fault":"panic"}"#, T0 + 5)).unwrap();
-    assert_eq!((before, g.pending(), g.rebuilds()), (2, 2, 1), "the rebuild kept every pending item");
-    assert!(matches!(dead[..], [ref d] if matches!(d.destination, Destination::DeadLetter { .. })), "{dead:?}");
+    assert_eq!(
+        (before, g.pending(), g.rebuilds()),
+        (2, 2, 1),
+        "the rebuild kept every pending item"
+    );
+    assert!(
+        matches!(dead[..], [ref d] if matches!(d.destination, Destination::DeadLetter { .. })),
+        "{dead:?}"
+    );
     out.extend(g.flush().unwrap());
     let sunk: Vec<_> = out.iter().map(payload).collect();
-    assert_eq!(sunk, [r#"{"count":1}"#, r#"{"count":2}"#], "T0's window closed when T0+5 arrived");
+    assert_eq!(
+        sunk,
+        [r#"{"count":1}"#, r#"{"count":2}"#],
+        "T0's window closed when T0+5 arrived"
+    );
 }
 
 fn start_error(init: &str) -> String {
     let h = Harness::new();
     let loaded = h.load(&faulty_graph(&h));
-    let options = RunOptions { overrides: vec![Override::parse(&format!("faulty/map.init={init}")).unwrap()], ..options() };
+    let options = RunOptions {
+        overrides: vec![Override::parse(&format!("faulty/map.init={init}")).unwrap()],
+        ..options()
+    };
     match h.runtime.start(&loaded, options) {
         Ok(_) => panic!("init={init} must stop start-up"),
         Err(e) => format!("{e:#}"),

@@ -13,8 +13,14 @@ const T0: u64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z, on a 10 s boundary
 #[test]
 fn graph_simple_converts_fahrenheit() {
     let h = Harness::new();
-    let mut g = h.start(&repo().join("compose/tests/azure-compat/graph-simple.yaml"), RunOptions::default());
-    let out = run_all(&mut g, vec![input(r#"{"temperature":{"value":1209,"unit":"F"}}"#, T0 + 1000)]);
+    let mut g = h.start(
+        &repo().join("compose/tests/azure-compat/graph-simple.yaml"),
+        RunOptions::default(),
+    );
+    let out = run_all(
+        &mut g,
+        vec![input(r#"{"temperature":{"value":1209,"unit":"F"}}"#, T0 + 1000)],
+    );
     assert_eq!(out.len(), 1, "{out:?}");
     assert_eq!(
         payload(&out[0]),
@@ -22,14 +28,24 @@ fn graph_simple_converts_fahrenheit() {
     );
     assert_eq!(out[0].destination, Destination::Sink("sink".into()));
     assert_eq!(out[0].topic.as_deref(), Some("sensors/test"));
-    assert_eq!(prop(&out[0], "__ts"), Some(ts(T0 + 1000).as_str()), "event time is carried through");
+    assert_eq!(
+        prop(&out[0], "__ts"),
+        Some(ts(T0 + 1000).as_str()),
+        "event time is carried through"
+    );
 }
 
 #[test]
 fn non_temperature_payloads_pass_the_map_unchanged() {
     let h = Harness::new();
-    let mut g = h.start(&repo().join("compose/tests/azure-compat/graph-simple.yaml"), RunOptions::default());
-    let out = run_all(&mut g, vec![input("not json", T0), input(r#"{"humidity":{"value":3}}"#, T0 + 1)]);
+    let mut g = h.start(
+        &repo().join("compose/tests/azure-compat/graph-simple.yaml"),
+        RunOptions::default(),
+    );
+    let out = run_all(
+        &mut g,
+        vec![input("not json", T0), input(r#"{"humidity":{"value":3}}"#, T0 + 1)],
+    );
     let payloads: Vec<_> = out.iter().map(payload).collect();
     assert_eq!(payloads, ["not json", r#"{"humidity":{"value":3}}"#]);
 }
@@ -42,14 +58,21 @@ fn temperature_humidity() -> std::path::PathBuf {
 fn one_hot_reading_through_the_complex_graph() {
     let h = Harness::new();
     let mut g = h.start(&temperature_humidity(), RunOptions::default());
-    let out = run_all(&mut g, vec![input(r#"{"temperature":{"value":1209,"unit":"F"}}"#, T0 + 1000)]);
+    let out = run_all(
+        &mut g,
+        vec![input(r#"{"temperature":{"value":1209,"unit":"F"}}"#, T0 + 1000)],
+    );
     assert_eq!(out.len(), 1, "{out:?}");
     assert_eq!(
         payload(&out[0]),
         r#"{"temperature":[{"count":1,"max":653.8888888888889,"min":653.8888888888889,"average":653.8888888888889,"last":653.8888888888889,"unit":"C","overtemp":true}]}"#
     );
     assert_eq!(out[0].topic.as_deref(), Some("sensors"));
-    assert_eq!(prop(&out[0], "__ts"), Some(ts(T0 + 10_000).as_str()), "the window's time");
+    assert_eq!(
+        prop(&out[0], "__ts"),
+        Some(ts(T0 + 10_000).as_str()),
+        "the window's time"
+    );
 }
 
 #[test]
@@ -80,7 +103,10 @@ fn implausible_temperatures_are_filtered_out() {
     let h = Harness::new();
     let mut g = h.start(&temperature_humidity(), RunOptions::default());
     // -100 °F = -73.3 °C, below the filter's -40 °C bound: the window has nothing to report.
-    let out = run_all(&mut g, vec![input(r#"{"temperature":{"value":-100,"unit":"F"}}"#, T0 + 1000)]);
+    let out = run_all(
+        &mut g,
+        vec![input(r#"{"temperature":{"value":-100,"unit":"F"}}"#, T0 + 1000)],
+    );
     assert!(out.is_empty(), "{out:?}");
 }
 
@@ -90,11 +116,18 @@ fn a_window_closes_when_event_time_passes_it() {
     let mut g = h.start(&temperature_humidity(), RunOptions::default());
     let t = r#"{"temperature":{"value":50,"unit":"F"}}"#;
     assert!(g.push(None, input(t, T0 + 1000)).unwrap().is_empty());
-    assert!(g.push(None, input(t, T0 + 9000)).unwrap().is_empty(), "window [0, 10 s) still open");
+    assert!(
+        g.push(None, input(t, T0 + 9000)).unwrap().is_empty(),
+        "window [0, 10 s) still open"
+    );
     assert_eq!(g.pending(), 2);
     let out = g.push(None, input(t, T0 + 10_500)).unwrap();
     assert_eq!(out.len(), 1, "event time 10.5 s closed the first window: {out:?}");
-    assert!(payload(&out[0]).starts_with(r#"{"temperature":[{"count":2,"#), "{}", payload(&out[0]));
+    assert!(
+        payload(&out[0]).starts_with(r#"{"temperature":[{"count":2,"#),
+        "{}",
+        payload(&out[0])
+    );
     assert_eq!(g.pending(), 1, "the 10.5 s reading waits in the next window");
 }
 
@@ -107,9 +140,14 @@ fn replay_is_byte_identical() {
         let inputs = lines
             .lines()
             .enumerate()
-            .filter_map(|(i, l)| wasmflow_host::jsonl::parse_line(l, i + 1, wasmflow_host::jsonl::InputFormat::Envelope, "in").unwrap())
+            .filter_map(|(i, l)| {
+                wasmflow_host::jsonl::parse_line(l, i + 1, wasmflow_host::jsonl::InputFormat::Envelope, "in").unwrap()
+            })
             .collect();
-        run_all(&mut g, inputs).iter().map(|o| wasmflow_host::jsonl::output_json(o).to_string()).collect::<Vec<_>>()
+        run_all(&mut g, inputs)
+            .iter()
+            .map(|o| wasmflow_host::jsonl::output_json(o).to_string())
+            .collect::<Vec<_>>()
     };
     let first = run();
     assert!(first.len() >= 3, "{first:?}");
@@ -129,7 +167,13 @@ fn second_start_uses_the_compiled_cache() {
 fn runtime_metrics_name_each_operation() {
     let h = Harness::new();
     let mut g = h.start(&temperature_humidity(), RunOptions::default());
-    run_all(&mut g, vec![input(r#"{"temperature":{"value":-100,"unit":"F"}}"#, T0), input(r#"{"temperature":{"value":50,"unit":"F"}}"#, T0 + 1)]);
+    run_all(
+        &mut g,
+        vec![
+            input(r#"{"temperature":{"value":-100,"unit":"F"}}"#, T0),
+            input(r#"{"temperature":{"value":50,"unit":"F"}}"#, T0 + 1),
+        ],
+    );
     let text = h.runtime.metrics.render();
     let line = |name: &str, op: &str| {
         text.lines()
@@ -153,7 +197,10 @@ fn enrichment_state_persists_in_the_data_directory() {
     drop(h.runtime);
     let store = wasmflow_host::state_store::StateStore::open(&data_dir.join("state.redb")).unwrap();
     assert_eq!(store.get(b"overtemp").unwrap().value.as_deref(), Some(&b"true"[..]));
-    assert_eq!(store.get(b"overtemp_windows").unwrap().value.as_deref(), Some(&b"1"[..]));
+    assert_eq!(
+        store.get(b"overtemp_windows").unwrap().value.as_deref(),
+        Some(&b"1"[..])
+    );
 }
 
 #[test]
@@ -189,9 +236,24 @@ connections:
     let t = r#"{"temperature":{"value":212,"unit":"F"}}"#;
     // The temperature path holds each reading in a window until event time passes it; the
     // other path is immediate. Without the merge, "a" would overtake the 1 s window.
-    let out = run_all(&mut g, vec![input(t, T0 + 1000), input("a", T0 + 2000), input(t, T0 + 3000), input("b", T0 + 4000)]);
-    let order: Vec<_> = out.iter().map(|o| prop(o, "__ts").unwrap_or_default().to_string()).collect();
-    assert_eq!(order, [ts(T0 + 1000), ts(T0 + 2000), ts(T0 + 3000), ts(T0 + 4000)], "{out:?}");
+    let out = run_all(
+        &mut g,
+        vec![
+            input(t, T0 + 1000),
+            input("a", T0 + 2000),
+            input(t, T0 + 3000),
+            input("b", T0 + 4000),
+        ],
+    );
+    let order: Vec<_> = out
+        .iter()
+        .map(|o| prop(o, "__ts").unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(
+        order,
+        [ts(T0 + 1000), ts(T0 + 2000), ts(T0 + 3000), ts(T0 + 4000)],
+        "{out:?}"
+    );
     let stats = r#"{"temperature":{"count":1,"max":100.0,"min":100.0,"average":100.0,"last":100.0,"unit":"C","overtemp":false}}"#;
     let payloads: Vec<_> = out.iter().map(payload).collect();
     assert_eq!(payloads, [stats, "a", stats, "b"]);
@@ -202,9 +264,14 @@ fn an_idle_graph_takes_its_next_message() {
     // The call deadline is counted from each call, not from start-up: a pause longer than the
     // call timeout must not interrupt the next call.
     let h = Harness::new();
-    let options = RunOptions { call_timeout: std::time::Duration::from_millis(100), ..RunOptions::default() };
+    let options = RunOptions {
+        call_timeout: std::time::Duration::from_millis(100),
+        ..RunOptions::default()
+    };
     let mut g = h.start(&repo().join("compose/tests/azure-compat/graph-simple.yaml"), options);
     std::thread::sleep(std::time::Duration::from_millis(400));
-    let out = g.push(None, input(r#"{"temperature":{"value":32,"unit":"F"}}"#, T0)).unwrap();
+    let out = g
+        .push(None, input(r#"{"temperature":{"value":32,"unit":"F"}}"#, T0))
+        .unwrap();
     assert_eq!((out.len(), g.rebuilds()), (1, 0), "{out:?}");
 }

@@ -32,7 +32,10 @@ fn python_mix() -> PathBuf {
 }
 
 fn bytes_input(payload: &[u8], ms: u64) -> Input {
-    Input { payload: Arc::from(payload), ..input("", ms) }
+    Input {
+        payload: Arc::from(payload),
+        ..input("", ms)
+    }
 }
 
 fn metric(h: &Harness, name: &str, op: &str) -> String {
@@ -68,14 +71,29 @@ fn python_map_matches_the_rust_map_in_the_same_graph() {
 fn other_payloads_pass_the_python_map_and_the_filter_drops_them() {
     logs();
     let h = Harness::new();
-    let options = RunOptions { dead_letter: true, ..RunOptions::default() };
+    let options = RunOptions {
+        dead_letter: true,
+        ..RunOptions::default()
+    };
     let mut g = h.start(&python_mix(), options);
-    let out = run_all(&mut g, vec![input(r#"{"humidity":{"value":41.5}}"#, T0 + 1000), input("not json", T0 + 2000)]);
-    assert!(out.is_empty(), "nothing reaches the sink, nothing is dead-lettered: {out:?}");
+    let out = run_all(
+        &mut g,
+        vec![
+            input(r#"{"humidity":{"value":41.5}}"#, T0 + 1000),
+            input("not json", T0 + 2000),
+        ],
+    );
+    assert!(
+        out.is_empty(),
+        "nothing reaches the sink, nothing is dead-lettered: {out:?}"
+    );
     assert_eq!(g.rebuilds(), 0);
     let map = "module-fahrenheit-py/map";
     assert!(metric(&h, "wasmflow_messages_in_total", map).ends_with(" 2"));
-    assert!(metric(&h, "wasmflow_messages_out_total", map).ends_with(" 2"), "the map passed both");
+    assert!(
+        metric(&h, "wasmflow_messages_out_total", map).ends_with(" 2"),
+        "the map passed both"
+    );
     assert!(metric(&h, "wasmflow_messages_dropped_total", "module-temperature/filter").ends_with(" 2"));
 }
 
@@ -95,7 +113,13 @@ connections:
 "#
     );
     let path = h.write_graph(&format!("map-{module}.yaml"), &yaml);
-    h.start(&path, RunOptions { dead_letter: true, ..RunOptions::default() })
+    h.start(
+        &path,
+        RunOptions {
+            dead_letter: true,
+            ..RunOptions::default()
+        },
+    )
 }
 
 /// Payloads on which the two maps must agree byte for byte: readings, summaries, the float
@@ -138,13 +162,21 @@ const AGREE_ON: &[&[u8]] = &[
 /// loses its next message to an epoch trap.
 fn through_map(h: &Harness, module: &str, payloads: &[&[u8]]) -> (Vec<Vec<Output>>, u64) {
     let mut g = map_graph(h, module);
-    let outs = payloads.iter().enumerate().map(|(i, p)| run_all(&mut g, vec![bytes_input(p, T0 + i as u64)])).collect();
+    let outs = payloads
+        .iter()
+        .enumerate()
+        .map(|(i, p)| run_all(&mut g, vec![bytes_input(p, T0 + i as u64)]))
+        .collect();
     (outs, g.rebuilds())
 }
 
 /// `{"temperature":{…,"x":…}}` nested `depth` levels deep, arrays or objects.
 fn nested(depth: usize, objects: bool) -> Vec<u8> {
-    let (open, empty, close) = if objects { (r#"{"a":"#, "{}", "}") } else { ("[", "[]", "]") };
+    let (open, empty, close) = if objects {
+        (r#"{"a":"#, "{}", "}")
+    } else {
+        ("[", "[]", "]")
+    };
     let inner = format!("{}{empty}{}", open.repeat(depth - 3), close.repeat(depth - 3));
     format!(r#"{{"temperature":{{"value":1,"unit":"F","x":{inner}}}}}"#).into_bytes()
 }
@@ -164,7 +196,11 @@ fn python_and_rust_maps_write_the_same_bytes() {
         let shown = String::from_utf8_lossy(&p[..p.len().min(120)]);
         assert_eq!(py.len(), 1, "{shown}: {py:?}");
         assert_eq!(py[0].destination, Destination::Sink("sink".into()), "{shown}");
-        assert_eq!(String::from_utf8_lossy(&py[0].payload), String::from_utf8_lossy(&r[0].payload), "{shown}");
+        assert_eq!(
+            String::from_utf8_lossy(&py[0].payload),
+            String::from_utf8_lossy(&r[0].payload),
+            "{shown}"
+        );
         assert_eq!(py, r, "{shown}");
     }
     assert_eq!(rebuilds, 0);
@@ -215,7 +251,10 @@ fn logs() -> &'static Capture {
     LOGS.get_or_init(|| {
         let cap = Capture::default();
         let w = cap.clone();
-        let sub = tracing_subscriber::fmt().with_writer(move || w.clone()).with_ansi(false).finish();
+        let sub = tracing_subscriber::fmt()
+            .with_writer(move || w.clone())
+            .with_ansi(false)
+            .finish();
         tracing::subscriber::set_global_default(sub).expect("the only global subscriber");
         cap
     })
@@ -231,6 +270,12 @@ fn python_init_logs_through_the_imported_logger() {
         .lines()
         .find(|l| l.contains("fahrenheit-py/map"))
         .unwrap_or_else(|| panic!("no log record from the Python init:\n{logs}"));
-    assert!(line.contains("INFO") && line.contains("init with 0 properties: []"), "{line}");
-    assert!(line.contains("module-fahrenheit-py/map"), "the record names the operation: {line}");
+    assert!(
+        line.contains("INFO") && line.contains("init with 0 properties: []"),
+        "{line}"
+    );
+    assert!(
+        line.contains("module-fahrenheit-py/map"),
+        "the record names the operation: {line}"
+    );
 }

@@ -33,7 +33,13 @@ connections:
     let secret_dir = h.dir.path().join("granted");
     std::fs::create_dir_all(&secret_dir).unwrap();
     std::fs::write(secret_dir.join("note.txt"), "hello from the host").unwrap();
-    let mut g = h.start(&g, RunOptions { wasi: grants, ..Default::default() });
+    let mut g = h.start(
+        &g,
+        RunOptions {
+            wasi: grants,
+            ..Default::default()
+        },
+    );
     let host_file = secret_dir.join("note.txt");
     let inputs = vec![
         input(r#"{"env":"WASMFLOW_PROBE"}"#, 1),
@@ -49,8 +55,15 @@ fn nothing_is_granted_by_default() {
     let h = Harness::new();
     let out = probe(WasiGrants::default(), &h);
     assert_eq!(out[0], r#"{"env":"WASMFLOW_PROBE","value":null}"#);
-    assert_eq!(out[1], r#"{"env":"HOME","value":null}"#, "the host's environment is not inherited");
-    assert!(out[2].contains(r#""error":"#), "host files are out of reach: {}", out[2]);
+    assert_eq!(
+        out[1], r#"{"env":"HOME","value":null}"#,
+        "the host's environment is not inherited"
+    );
+    assert!(
+        out[2].contains(r#""error":"#),
+        "host files are out of reach: {}",
+        out[2]
+    );
     assert!(out[3].contains(r#""error":"#), "{}", out[3]);
 }
 
@@ -66,6 +79,10 @@ fn granted_variables_and_directories_are_visible() {
     let out = probe(grants, &h);
     assert_eq!(out[0], r#"{"env":"WASMFLOW_PROBE","value":"granted"}"#);
     assert_eq!(out[1], r#"{"env":"HOME","value":null}"#, "only what was granted");
-    assert!(out[2].contains(r#""error":"#), "the host path itself stays hidden: {}", out[2]);
+    assert!(
+        out[2].contains(r#""error":"#),
+        "the host path itself stays hidden: {}",
+        out[2]
+    );
     assert_eq!(out[3], r#"{"file":"/data/note.txt","value":"hello from the host"}"#);
 }

@@ -53,11 +53,7 @@ pub fn copy_timestamp(ts: &Timestamp) -> Timestamp {
             nanos: ts.timestamp.nanos,
         },
         counter: ts.counter,
-        node_id: BufferOrString::String(
-            string_of(&ts.node_id)
-                .map(Cow::into_owned)
-                .unwrap_or_default(),
-        ),
+        node_id: BufferOrString::String(string_of(&ts.node_id).map(Cow::into_owned).unwrap_or_default()),
     }
 }
 
@@ -84,11 +80,7 @@ pub fn describe_configuration(configuration: &ModuleConfiguration) -> String {
         .iter()
         .map(|(k, v)| format!("{k}={v:?}"))
         .collect();
-    let noun = if pairs.len() == 1 {
-        "property"
-    } else {
-        "properties"
-    };
+    let noun = if pairs.len() == 1 { "property" } else { "properties" };
     format!("{} {noun}: [{}]", pairs.len(), pairs.join(", "))
 }
 
@@ -104,19 +96,11 @@ pub fn log_init(context: &str, configuration: &ModuleConfiguration) {
 
 /// Ends an `init` that parses configuration: logs one record (info with `detail` on success,
 /// error with the reason on failure) and returns what `init` must return.
-pub fn finish_init(
-    context: &str,
-    configuration: &ModuleConfiguration,
-    outcome: Result<String, String>,
-) -> bool {
+pub fn finish_init(context: &str, configuration: &ModuleConfiguration, outcome: Result<String, String>) -> bool {
     let config = describe_configuration(configuration);
     match outcome {
         Ok(detail) => {
-            log(
-                logger::Level::Info,
-                context,
-                &format!("init with {config}; {detail}"),
-            );
+            log(logger::Level::Info, context, &format!("init with {config}; {detail}"));
             true
         }
         Err(reason) => {

@@ -67,8 +67,7 @@ impl TsParts<'_> {
 /// error is a sentence the host can log as is.
 pub fn parse_ts(value: &str) -> Result<TsParts<'_>, String> {
     let mut parts = value.splitn(3, ':');
-    let (Some(millis), Some(counter), Some(node_id)) = (parts.next(), parts.next(), parts.next())
-    else {
+    let (Some(millis), Some(counter), Some(node_id)) = (parts.next(), parts.next(), parts.next()) else {
         return Err(format!(
             "`{TS_PROPERTY}` value {value:?} is not <ms since epoch>:<counter>:<node id>"
         ));
@@ -144,10 +143,7 @@ pub fn stable_order(keys: &[OrderKey]) -> Vec<usize> {
 
 /// Index of the latest key (the last one among equal maxima), `None` for no keys.
 pub fn latest(keys: &[OrderKey]) -> Option<usize> {
-    keys.iter()
-        .enumerate()
-        .max_by_key(|&(_, key)| *key)
-        .map(|(i, _)| i)
+    keys.iter().enumerate().max_by_key(|&(_, key)| *key).map(|(i, _)| i)
 }
 
 #[cfg(test)]
@@ -179,10 +175,7 @@ mod tests {
 
     #[test]
     fn formats_zero_padded() {
-        assert_eq!(
-            format_ts(1_700_000_003_456, 7, "n"),
-            "001700000003456:00007:n"
-        );
+        assert_eq!(format_ts(1_700_000_003_456, 7, "n"), "001700000003456:00007:n");
         assert_eq!(format_ts(0, 0, ""), "000000000000000:00000:");
         // Wider than the padding: printed in full, never cut.
         assert_eq!(
@@ -204,15 +197,9 @@ mod tests {
         ] {
             let text = format_ts(u128::from(millis), counter, node);
             let parts = parse_ts(&text).expect("own output parses");
-            assert_eq!(
-                (parts.millis, parts.counter, parts.node_id),
-                (millis, counter, node)
-            );
+            assert_eq!((parts.millis, parts.counter, parts.node_id), (millis, counter, node));
             let hlc = parts.to_hlc();
-            assert_eq!(
-                format_hlc(hlc.secs, hlc.nanos, hlc.counter, &hlc.node_id),
-                text
-            );
+            assert_eq!(format_hlc(hlc.secs, hlc.nanos, hlc.counter, &hlc.node_id), text);
         }
     }
 
@@ -236,22 +223,14 @@ mod tests {
         assert!(parse_ts("12a:0:n")
             .expect_err("bad ms")
             .contains("milliseconds \"12a\""));
-        assert!(parse_ts("12:zz:n")
-            .expect_err("bad counter")
-            .contains("counter \"zz\""));
+        assert!(parse_ts("12:zz:n").expect_err("bad counter").contains("counter \"zz\""));
     }
 
     #[test]
     fn millisecond_conversions() {
-        assert_eq!(
-            millis_to_timespec(1_700_000_003_456),
-            (1_700_000_003, 456_000_000)
-        );
+        assert_eq!(millis_to_timespec(1_700_000_003_456), (1_700_000_003, 456_000_000));
         assert_eq!(millis_to_timespec(999), (0, 999_000_000));
-        assert_eq!(
-            timespec_to_millis(1_700_000_003, 456_789_123),
-            1_700_000_003_456
-        );
+        assert_eq!(timespec_to_millis(1_700_000_003, 456_789_123), 1_700_000_003_456);
         assert_eq!(timespec_to_millis(u64::MAX, 0), u128::from(u64::MAX) * 1000);
     }
 
@@ -263,10 +242,7 @@ mod tests {
             Some((1_700_000_010, 0))
         );
         // Exactly on a boundary: the next one.
-        assert_eq!(
-            next_window_boundary(1_700_000_010, 0, 10_000),
-            Some((1_700_000_020, 0))
-        );
+        assert_eq!(next_window_boundary(1_700_000_010, 0, 10_000), Some((1_700_000_020, 0)));
         // Sub-millisecond part is below the precision: still the next boundary.
         assert_eq!(
             next_window_boundary(1_700_000_019, 999_999_999, 10_000),

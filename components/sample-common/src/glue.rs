@@ -43,7 +43,9 @@ pub fn accumulate(
             schema: None,
         },
         DataModel::Snapshot(_) => {
-            return Err(error(format!("{context}: the staged value is a snapshot, expected a message with the accumulated JSON")))
+            return Err(error(format!(
+                "{context}: the staged value is a snapshot, expected a message with the accumulated JSON"
+            )))
         }
     };
 

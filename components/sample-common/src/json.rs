@@ -17,10 +17,7 @@ pub fn parse_object(payload: &[u8]) -> Result<Map<String, Value>, String> {
             "the payload is JSON but not an object (found {})",
             kind(&other)
         )),
-        Err(e) => Err(format!(
-            "the payload is not JSON ({} bytes): {e}",
-            payload.len()
-        )),
+        Err(e) => Err(format!("the payload is not JSON ({} bytes): {e}", payload.len())),
     }
 }
 

@@ -80,14 +80,7 @@ impl TemperatureRecord {
 
     /// What the record contributes to the statistics (see [`Stats::of_record`]), in its unit.
     pub fn stats(&self) -> Stats {
-        Stats::of_record(
-            self.value,
-            self.count,
-            self.max,
-            self.min,
-            self.average,
-            self.last,
-        )
+        Stats::of_record(self.value, self.count, self.max, self.min, self.average, self.last)
     }
 }
 
@@ -137,14 +130,7 @@ impl HumidityRecord {
 
     /// What the record contributes to the statistics (see [`Stats::of_record`]).
     pub fn stats(&self) -> Stats {
-        Stats::of_record(
-            self.value,
-            self.count,
-            self.max,
-            self.min,
-            self.average,
-            self.last,
-        )
+        Stats::of_record(self.value, self.count, self.max, self.min, self.average, self.last)
     }
 }
 
@@ -249,18 +235,14 @@ mod tests {
 
     #[test]
     fn conversion_is_the_exact_formula() {
-        assert_eq!(
-            fahrenheit_to_celsius(1209.0).to_string(),
-            "653.8888888888889"
-        );
+        assert_eq!(fahrenheit_to_celsius(1209.0).to_string(), "653.8888888888889");
         assert_eq!(fahrenheit_to_celsius(32.0), 0.0);
         assert_eq!(fahrenheit_to_celsius(212.0), 100.0);
     }
 
     #[test]
     fn parsing_temperatures() {
-        let t = parse_temperature(br#"{"temperature":{"value":1209,"unit":"F"}}"#)
-            .expect("temperature");
+        let t = parse_temperature(br#"{"temperature":{"value":1209,"unit":"F"}}"#).expect("temperature");
         assert_eq!(t.value, Some(1209.0));
         assert_eq!(t.unit, TemperatureUnit::Fahrenheit);
         assert_eq!(t.count, 0);
@@ -289,10 +271,7 @@ mod tests {
             &br#"{"object":[{"result":"dog"}]}"#[..],
             br#"{"temperature":[],"humidity":[],"object":[{"result":"dog"}]}"#,
         ] {
-            assert_eq!(
-                serde_json::from_slice::<SensorData>(input).expect("sensor data"),
-                data
-            );
+            assert_eq!(serde_json::from_slice::<SensorData>(input).expect("sensor data"), data);
         }
     }
 

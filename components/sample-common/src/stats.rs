@@ -86,14 +86,7 @@ impl Stats {
 
     /// What one record contributes: a reading (`value` present) its value, an accumulated record
     /// (no `value`) its summary.
-    pub fn of_record(
-        value: Option<f64>,
-        count: u64,
-        max: f64,
-        min: f64,
-        average: f64,
-        last: f64,
-    ) -> Self {
+    pub fn of_record(value: Option<f64>, count: u64, max: f64, min: f64, average: f64, last: f64) -> Self {
         match value {
             Some(value) => {
                 let mut stats = Self::new();
@@ -252,10 +245,7 @@ mod tests {
         let mut s = Stats::new();
         s.add(f64::MAX);
         s.add(f64::MAX);
-        assert!(s
-            .check_finite()
-            .expect_err("overflow")
-            .contains("overflowed"));
+        assert!(s.check_finite().expect_err("overflow").contains("overflowed"));
         let mut ok = Stats::new();
         ok.add(1.0);
         assert!(ok.check_finite().is_ok());

@@ -35,20 +35,15 @@ pub fn component_from_wit(deps: &[&Path], wit: &str, world: &str) -> Vec<u8> {
 
 /// A component targeting `world` of the package text `wit`, pushed onto `resolve`.
 fn component_on(mut resolve: Resolve, wit: &str, world: &str) -> Vec<u8> {
-    let pkg = resolve
-        .push_str("fixture.wit", wit)
-        .expect("parse fixture WIT");
+    let pkg = resolve.push_str("fixture.wit", wit).expect("parse fixture WIT");
     encode_world(&resolve, pkg, world)
 }
 
 /// A component with a dummy implementation of `world` of package `pkg`.
 fn encode_world(resolve: &Resolve, pkg: PackageId, world: &str) -> Vec<u8> {
-    let world = resolve
-        .select_world(&[pkg], Some(world))
-        .expect("select world");
+    let world = resolve.select_world(&[pkg], Some(world)).expect("select world");
     let mut module = dummy_module(resolve, world, ManglingAndAbi::Standard32);
-    embed_component_metadata(&mut module, resolve, world, StringEncoding::UTF8)
-        .expect("embed metadata");
+    embed_component_metadata(&mut module, resolve, world, StringEncoding::UTF8).expect("embed metadata");
     ComponentEncoder::default()
         .module(&module)
         .expect("component encoder module")
@@ -75,7 +70,10 @@ pub fn wasi_nn_fixture() -> Vec<u8> {
         .push_dir(repo_root().join("wit/processor"))
         .expect("push WIT dir");
     resolve
-        .push_str("nn.wit", "package wasi:nn@0.2.0-rc-2024-10-28;\ninterface graph { load-by-name: func(name: string) -> u32; }\n")
+        .push_str(
+            "nn.wit",
+            "package wasi:nn@0.2.0-rc-2024-10-28;\ninterface graph { load-by-name: func(name: string) -> u32; }\n",
+        )
         .expect("parse nn WIT");
     let wit = "package fixture:nn;\nworld op {\n    include wasm-graph:processor/map-impl@1.1.0;\n    import wasi:nn/graph@0.2.0-rc-2024-10-28;\n}\n";
     component_on(resolve, wit, "op")
@@ -129,19 +127,13 @@ pub fn write_plumbing(dir: &Path) {
 
 /// A graph document from a compact description. `ops` are `(operationType, name, module)`,
 /// `conns` are `(from, arm, to)`; `extra` is appended verbatim (e.g. moduleConfigurations).
-pub fn graph_yaml(
-    ops: &[(&str, &str, Option<&str>)],
-    conns: &[(&str, Option<&str>, &str)],
-    extra: &str,
-) -> String {
+pub fn graph_yaml(ops: &[(&str, &str, Option<&str>)], conns: &[(&str, Option<&str>, &str)], extra: &str) -> String {
     let mut s = String::from(
         "metadata:\n  name: \"test graph\"\n  version: \"1.0.0\"\n  $schema: \"https://www.schemastore.org/aio-wasm-graph-config-1.0.0.json\"\n\
          moduleRequirements:\n  apiVersion: \"1.1.0\"\n  runtimeVersion: \"1.1.0\"\noperations:\n",
     );
     for (kind, name, module) in ops {
-        s.push_str(&format!(
-            "  - operationType: \"{kind}\"\n    name: \"{name}\"\n"
-        ));
+        s.push_str(&format!("  - operationType: \"{kind}\"\n    name: \"{name}\"\n"));
         if let Some(m) = module {
             s.push_str(&format!("    module: \"{m}\"\n"));
         }
@@ -183,14 +175,9 @@ pub fn shape(bytes: &[u8]) -> Shape {
     let mut depth = 0usize;
     for payload in Parser::new(0).parse_all(bytes) {
         match payload.unwrap() {
-            Payload::ComponentSection {
-                unchecked_range, ..
-            } => {
+            Payload::ComponentSection { unchecked_range, .. } => {
                 if depth == 0 {
-                    components.push(
-                        bytes[unchecked_range.start as usize..unchecked_range.end as usize]
-                            .to_vec(),
-                    );
+                    components.push(bytes[unchecked_range.start as usize..unchecked_range.end as usize].to_vec());
                 }
                 depth += 1;
             }
@@ -208,10 +195,7 @@ pub fn shape(bytes: &[u8]) -> Shape {
             }
             Payload::ComponentInstanceSection(r) if depth == 0 => {
                 for inst in r {
-                    if let ComponentInstance::Instantiate {
-                        component_index, ..
-                    } = inst.unwrap()
-                    {
+                    if let ComponentInstance::Instantiate { component_index, .. } = inst.unwrap() {
                         *instantiations.entry(component_index).or_insert(0) += 1;
                     }
                 }
@@ -310,11 +294,7 @@ pub fn assert_contract(
         };
         *per_file.entry(path).or_insert(0) += 1;
     }
-    assert_eq!(
-        s.components.len(),
-        per_file.len(),
-        "each module file is defined once"
-    );
+    assert_eq!(s.components.len(), per_file.len(), "each module file is defined once");
     for (path, uses) in &per_file {
         let bytes = std::fs::read(path).unwrap();
         let index = s
@@ -342,17 +322,12 @@ pub fn assert_contract(
                 assert_eq!(*prefix, format!("op{i}"));
                 assert!(!op.kind.is_plumbing());
                 assert!(
-                    s.imports
-                        .iter()
-                        .any(|n| n.starts_with(&format!("{prefix}-"))),
+                    s.imports.iter().any(|n| n.starts_with(&format!("{prefix}-"))),
                     "operator {i} has identity imports: {:?}",
                     s.imports
                 );
             }
-            None => assert!(
-                op.kind.is_plumbing(),
-                "operation {i} lacks an import prefix"
-            ),
+            None => assert!(op.kind.is_plumbing(), "operation {i} lacks an import prefix"),
         }
     }
 }

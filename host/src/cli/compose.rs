@@ -21,7 +21,8 @@ impl ComposeCmd {
     pub fn execute(self) -> Result<ExitCode> {
         let started = std::time::Instant::now();
         let graph = wasmflow_compose::load_graph(&self.graph).map_err(|e| anyhow!("{e}"))?;
-        let composed = wasmflow_compose::compose(&graph, &self.graph_args.compose_options()).map_err(|e| anyhow!("{e}"))?;
+        let composed =
+            wasmflow_compose::compose(&graph, &self.graph_args.compose_options()).map_err(|e| anyhow!("{e}"))?;
         std::fs::write(&self.output, &composed.bytes).with_context(|| format!("writing {}", self.output.display()))?;
         eprintln!(
             "composed {} operations of `{}` into {} ({} bytes, {:.0?})",

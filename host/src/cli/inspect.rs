@@ -22,7 +22,8 @@ impl InspectCmd {
             wasmflow_compose::inspect_component(&bytes).map_err(|e| anyhow!("{}: {e}", self.target.display()))?
         } else {
             let graph = wasmflow_compose::load_graph(&self.target).map_err(|e| anyhow!("{e}"))?;
-            let composed = wasmflow_compose::compose(&graph, &self.graph_args.compose_options()).map_err(|e| anyhow!("{e}"))?;
+            let composed =
+                wasmflow_compose::compose(&graph, &self.graph_args.compose_options()).map_err(|e| anyhow!("{e}"))?;
             wasmflow_compose::inspect_component(&composed.bytes).map_err(|e| anyhow!("{e}"))?
         };
         print!("{text}");

@@ -7,8 +7,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Args;
 use wasmflow_host::graph::RunOptions;
-use wasmflow_host::host_state::WasiGrants;
 use wasmflow_host::hlc::Hlc;
+use wasmflow_host::host_state::WasiGrants;
 use wasmflow_host::jsonl::{output_json, parse_line, InputFormat};
 use wasmflow_host::runtime::{load_graph, Runtime, RuntimeConfig};
 
@@ -68,7 +68,10 @@ impl RunCmd {
         for e in &self.env {
             match e.split_once('=') {
                 Some((k, v)) => env.push((k.to_owned(), v.to_owned())),
-                None => env.push((e.clone(), std::env::var(e).map_err(|_| anyhow::anyhow!("--env {e}: not set in this environment"))?)),
+                None => env.push((
+                    e.clone(),
+                    std::env::var(e).map_err(|_| anyhow::anyhow!("--env {e}: not set in this environment"))?,
+                )),
             }
         }
         let dirs = self
@@ -79,7 +82,11 @@ impl RunCmd {
                 None => (PathBuf::from(d), d.clone()),
             })
             .collect();
-        Ok(WasiGrants { env, dirs, inherit_stderr: self.inherit_stderr })
+        Ok(WasiGrants {
+            env,
+            dirs,
+            inherit_stderr: self.inherit_stderr,
+        })
     }
 }
 
@@ -95,7 +102,10 @@ impl RunCmd {
             data_dir: self.data_dir.clone().unwrap_or_else(RuntimeConfig::default_data_dir),
             ephemeral_state: false,
             cache_dir: None,
-            limits: wasmflow_host::engine::EngineLimits { max_memory_bytes: self.max_memory_mib << 20, ..Default::default() },
+            limits: wasmflow_host::engine::EngineLimits {
+                max_memory_bytes: self.max_memory_mib << 20,
+                ..Default::default()
+            },
         };
         let runtime = Runtime::new(&config)?;
         if let Some(seed) = &self.state_seed {
@@ -161,7 +171,11 @@ impl RunCmd {
             let _ = ctrlc_flag(flag);
         }
 
-        let format = if self.envelope { InputFormat::Envelope } else { InputFormat::Payload };
+        let format = if self.envelope {
+            InputFormat::Envelope
+        } else {
+            InputFormat::Payload
+        };
         let stdout = std::io::stdout();
         let mut out = std::io::BufWriter::new(stdout.lock());
         let print = |outputs: Vec<wasmflow_host::graph::Output>, out: &mut dyn Write| -> Result<()> {

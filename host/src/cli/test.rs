@@ -50,7 +50,11 @@ impl TestCmd {
             }
         }
         println!("{passed} passed, {failed} failed");
-        Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        Ok(if failed == 0 {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        })
     }
 
     fn run_one(&self, file: &std::path::Path, data_dir: &std::path::Path) -> Result<(String, Result<(), String>)> {
@@ -74,7 +78,13 @@ impl TestCmd {
         compose.overrides = overrides.clone();
         let loaded = load_graph(&t.graph, &compose)?;
         let started = Instant::now();
-        let (mut graph, _) = runtime.start(&loaded, RunOptions { overrides, ..Default::default() })?;
+        let (mut graph, _) = runtime.start(
+            &loaded,
+            RunOptions {
+                overrides,
+                ..Default::default()
+            },
+        )?;
         let mut outputs = Vec::new();
         for input in t.inputs()? {
             outputs.extend(graph.push(None, input)?);

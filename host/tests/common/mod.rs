@@ -15,12 +15,19 @@ pub fn repo() -> PathBuf {
 
 pub fn module(name: &str) -> PathBuf {
     let p = default_modules_dir().join(format!("{name}.wasm"));
-    assert!(p.is_file(), "{} is missing: run scripts/build-components.sh", p.display());
+    assert!(
+        p.is_file(),
+        "{} is missing: run scripts/build-components.sh",
+        p.display()
+    );
     p
 }
 
 pub fn compose_options() -> ComposeOptions {
-    ComposeOptions { default_modules_dir: Some(default_modules_dir()), ..Default::default() }
+    ComposeOptions {
+        default_modules_dir: Some(default_modules_dir()),
+        ..Default::default()
+    }
 }
 
 /// A runtime with its own data directory (dropped with it) and an in-memory state store.
@@ -37,7 +44,10 @@ impl Harness {
     /// A runtime whose compiled-code cache is shared by the tests (compiling a graph in a
     /// debug build takes a second or two); state is in memory unless `ephemeral_state` is false.
     pub fn with_state(ephemeral_state: bool) -> Self {
-        Self::build(ephemeral_state, Some(Path::new(env!("CARGO_TARGET_TMPDIR")).join("wasmflow-cache")))
+        Self::build(
+            ephemeral_state,
+            Some(Path::new(env!("CARGO_TARGET_TMPDIR")).join("wasmflow-cache")),
+        )
     }
 
     /// A runtime with a cache of its own, empty at first.
@@ -47,7 +57,12 @@ impl Harness {
 
     fn build(ephemeral_state: bool, cache_dir: Option<PathBuf>) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let config = RuntimeConfig { data_dir: dir.path().into(), ephemeral_state, cache_dir, limits: Default::default() };
+        let config = RuntimeConfig {
+            data_dir: dir.path().into(),
+            ephemeral_state,
+            cache_dir,
+            limits: Default::default(),
+        };
         let runtime = Runtime::new(&config).expect("runtime");
         Self { dir, runtime }
     }
@@ -60,7 +75,10 @@ impl Harness {
 
     pub fn start(&self, graph: &Path, options: RunOptions) -> Graph {
         let loaded = self.load(graph);
-        self.runtime.start(&loaded, options).unwrap_or_else(|e| panic!("{e:#}")).0
+        self.runtime
+            .start(&loaded, options)
+            .unwrap_or_else(|e| panic!("{e:#}"))
+            .0
     }
 
     /// Writes a graph definition into the harness directory.
@@ -90,7 +108,10 @@ pub fn payload(o: &Output) -> String {
 }
 
 pub fn prop<'a>(o: &'a Output, key: &str) -> Option<&'a str> {
-    o.user_properties.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    o.user_properties
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
 }
 
 /// Feeds every input, then closes all windows; returns everything that came out.

@@ -50,14 +50,7 @@ mod tests {
     #[test]
     fn sorts_by_secs_nanos_counter_stably() {
         let items = vec!["late", "early-b", "early-a", "mid", "late-2", "unstamped"];
-        let keys = [
-            (10, 0, 0),
-            (5, 0, 1),
-            (5, 0, 0),
-            (5, 1, 0),
-            (10, 0, 0),
-            UNSTAMPED,
-        ];
+        let keys = [(10, 0, 0), (5, 0, 1), (5, 0, 0), (5, 1, 0), (10, 0, 0), UNSTAMPED];
         assert_eq!(
             sort_by_keys(items, &keys),
             vec!["unstamped", "early-a", "early-b", "mid", "late", "late-2"]
@@ -67,10 +60,7 @@ mod tests {
     #[test]
     fn counter_breaks_ties_before_arrival_order() {
         let items = vec![1, 2, 3];
-        assert_eq!(
-            sort_by_keys(items, &[(1, 0, 2), (1, 0, 1), (1, 0, 2)]),
-            vec![2, 1, 3]
-        );
+        assert_eq!(sort_by_keys(items, &[(1, 0, 2), (1, 0, 1), (1, 0, 2)]), vec![2, 1, 3]);
         assert_eq!(sort_by_keys(Vec::<u8>::new(), &[]), Vec::<u8>::new());
     }
 }

@@ -63,9 +63,7 @@ mod component {
                         BufferOrBytes::Bytes(bytes) => String::from_utf8(bytes.clone()),
                         BufferOrBytes::Buffer(buffer) => String::from_utf8(buffer.read()),
                     }
-                    .map_err(|e| {
-                        error(format!("sink: the message topic is not valid UTF-8: {e}"))
-                    })?;
+                    .map_err(|e| error(format!("sink: the message topic is not valid UTF-8: {e}")))?;
                     let content_type = match &message.content_type {
                         Some(ct) => Some(
                             string_of(ct)
@@ -74,13 +72,10 @@ mod component {
                         ),
                         None => None,
                     };
-                    let mut properties =
-                        Vec::with_capacity(message.properties.user_properties.len() + 1);
+                    let mut properties = Vec::with_capacity(message.properties.user_properties.len() + 1);
                     for (key, value) in &message.properties.user_properties {
-                        let key = string_of(key)
-                            .map_err(|e| error(format!("sink: user property name: {e}")))?;
-                        let value = string_of(value)
-                            .map_err(|e| error(format!("sink: user property {key:?}: {e}")))?;
+                        let key = string_of(key).map_err(|e| error(format!("sink: user property name: {e}")))?;
+                        let value = string_of(value).map_err(|e| error(format!("sink: user property {key:?}: {e}")))?;
                         properties.push((key.into_owned(), value.into_owned()));
                     }
                     let ts = ts_of(&message.timestamp)?;
@@ -126,10 +121,7 @@ mod tests {
     use wasmflow_guest::hlc::parse_ts;
 
     fn props(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).into(), (*v).into()))
-            .collect()
+        pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect()
     }
 
     #[test]
@@ -153,10 +145,7 @@ mod tests {
     #[test]
     fn ts_is_replaced_in_place_and_duplicates_dropped() {
         let before = props(&[("__ts", "old"), ("a", "1"), ("__ts", "older")]);
-        assert_eq!(
-            with_ts(before, "new".into()),
-            props(&[("__ts", "new"), ("a", "1")])
-        );
+        assert_eq!(with_ts(before, "new".into()), props(&[("__ts", "new"), ("a", "1")]));
     }
 
     #[test]

@@ -36,8 +36,7 @@ mod component {
 
     impl Guest for Component {
         fn ingest(delivery: Delivery, arrival: HybridLogicalClock) -> (DataModel, Option<String>) {
-            let (time, problem) =
-                crate::event_time(&delivery.user_properties, hlc_from_binding(&arrival));
+            let (time, problem) = crate::event_time(&delivery.user_properties, hlc_from_binding(&arrival));
             let message = Message {
                 timestamp: Timestamp {
                     timestamp: Timespec {
@@ -78,10 +77,7 @@ mod tests {
     }
 
     fn props(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).into(), (*v).into()))
-            .collect()
+        pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect()
     }
 
     #[test]
@@ -104,10 +100,7 @@ mod tests {
 
     #[test]
     fn no_ts_means_arrival_time() {
-        assert_eq!(
-            event_time(&props(&[("x", "1")]), arrival()),
-            (arrival(), None)
-        );
+        assert_eq!(event_time(&props(&[("x", "1")]), arrival()), (arrival(), None));
         assert_eq!(event_time(&[], arrival()), (arrival(), None));
     }
 
@@ -125,10 +118,7 @@ mod tests {
 
     #[test]
     fn first_ts_wins() {
-        let (time, _) = event_time(
-            &props(&[("__ts", "1000:0:a"), ("__ts", "2000:0:b")]),
-            arrival(),
-        );
+        let (time, _) = event_time(&props(&[("__ts", "1000:0:a"), ("__ts", "2000:0:b")]), arrival());
         assert_eq!((time.secs, time.node_id.as_str()), (1, "a"));
     }
 }

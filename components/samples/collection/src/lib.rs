@@ -56,9 +56,7 @@ pub fn accumulate(staged: Option<&[u8]>, items: &[Option<&[u8]>]) -> Result<Fold
                         data.object.extend(more.object);
                         used = true;
                     }
-                    Err(e) => {
-                        warnings.push(format!("batch item {index}: `sensor_data` ignored: {e}"))
-                    }
+                    Err(e) => warnings.push(format!("batch item {index}: `sensor_data` ignored: {e}")),
                 }
                 continue;
             }
@@ -154,10 +152,7 @@ mod tests {
         ] {
             let items: [Option<&[u8]>; 1] = [Some(br#"{"object":{"result":"cat"}}"#)];
             let (out, _) = folded(Some(staged), &items);
-            assert_eq!(
-                out,
-                r#"{"sensor_data":{"object":[{"result":"dog"},{"result":"cat"}]}}"#
-            );
+            assert_eq!(out, r#"{"sensor_data":{"object":[{"result":"dog"},{"result":"cat"}]}}"#);
         }
     }
 

@@ -7,9 +7,7 @@ use std::sync::Mutex;
 use wasmflow_guest::glue::logger::Level;
 use wasmflow_guest::glue::state_store;
 use wasmflow_guest::glue::state_store_types::{Duration, SetConditions, SetOptions};
-use wasmflow_guest::glue::types::{
-    BufferOrBytes, BufferOrString, DataModel, Error, ModuleConfiguration,
-};
+use wasmflow_guest::glue::types::{BufferOrBytes, BufferOrString, DataModel, Error, ModuleConfiguration};
 use wasmflow_guest::glue::{bytes_of, error, finish_init, hlc_from_binding, hlc_to_binding, log};
 use wasmflow_guest::hlc::Hlc;
 
@@ -79,12 +77,7 @@ impl StateStore for HostStore {
             .map_err(|e| format!("{e:?}"))
     }
 
-    fn vdel(
-        &mut self,
-        key: &str,
-        value: &[u8],
-        fencing_token: Option<&Hlc>,
-    ) -> Result<i64, String> {
+    fn vdel(&mut self, key: &str, value: &[u8], fencing_token: Option<&Hlc>) -> Result<i64, String> {
         let token = fencing_token.map(hlc_to_binding);
         state_store::vdel(key.as_bytes(), value, token.as_ref(), None)
             .map(|r| r.response)
@@ -94,18 +87,12 @@ impl StateStore for HostStore {
 
 impl exports::wasm_graph::processor::map::Guest for Component {
     fn init(configuration: ModuleConfiguration) -> bool {
-        finish_init(
-            CONTEXT,
-            &configuration,
-            Ok(format!("lock holder id {}", owner())),
-        )
+        finish_init(CONTEXT, &configuration, Ok(format!("lock holder id {}", owner())))
     }
 
     fn process(message: DataModel) -> Result<DataModel, Error> {
         let DataModel::Message(mut message) = message else {
-            return Err(error(format!(
-                "{CONTEXT}: expects a message carrying sensor_data"
-            )));
+            return Err(error(format!("{CONTEXT}: expects a message carrying sensor_data")));
         };
         let enriched = crate::enrich(&bytes_of(&message.payload), &mut HostStore, &owner())
             .map_err(|e| error(format!("{CONTEXT}: {e}")))?;

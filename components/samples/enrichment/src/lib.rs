@@ -65,8 +65,7 @@ pub trait StateStore {
         expires_millis: Option<u64>,
     ) -> Result<SetResponse, String>;
     /// Deletes `key` only if it holds `value`: 1 deleted, 0 absent, -1 value did not match.
-    fn vdel(&mut self, key: &str, value: &[u8], fencing_token: Option<&Hlc>)
-        -> Result<i64, String>;
+    fn vdel(&mut self, key: &str, value: &[u8], fencing_token: Option<&Hlc>) -> Result<i64, String>;
 }
 
 /// The output of one enrichment.
@@ -86,11 +85,7 @@ struct Flag {
 }
 
 impl Flag {
-    fn get(
-        &mut self,
-        store: &mut impl StateStore,
-        warnings: &mut Vec<String>,
-    ) -> Result<bool, String> {
+    fn get(&mut self, store: &mut impl StateStore, warnings: &mut Vec<String>) -> Result<bool, String> {
         if let Some(value) = self.value {
             return Ok(value);
         }
@@ -130,11 +125,7 @@ fn number(record: &serde_json::Map<String, Value>, key: &str) -> Option<f64> {
 /// otherwise the stored flag (default false). Humidity `max > 80` → state `wet_flag = "true"`.
 /// A window with any over-temperature record increments `overtemp_windows` under the lock
 /// (see [`count_overtemp_window`]). `owner` identifies this instance as the lock holder.
-pub fn enrich(
-    payload: &[u8],
-    store: &mut impl StateStore,
-    owner: &str,
-) -> Result<Enriched, String> {
+pub fn enrich(payload: &[u8], store: &mut impl StateStore, owner: &str) -> Result<Enriched, String> {
     let mut data: SensorData = serde_json::from_slice::<SensorDataPayload>(payload)
         .map_err(|e| format!("the payload is not a sensor_data document: {e}"))?
         .sensor_data;
@@ -167,11 +158,7 @@ pub fn enrich(
         hot_window |= overtemp;
     }
     if flag.dirty {
-        let value: &[u8] = if flag.value == Some(true) {
-            b"true"
-        } else {
-            b"false"
-        };
+        let value: &[u8] = if flag.value == Some(true) { b"true" } else { b"false" };
         store
             .set(OVERTEMP_KEY, value, None, SetCondition::Unconditional, None)
             .map_err(|e| format!("state-store set `{OVERTEMP_KEY}` failed: {e}"))?;
@@ -185,13 +172,7 @@ pub fn enrich(
     });
     if wet {
         store
-            .set(
-                WET_FLAG_KEY,
-                b"true",
-                None,
-                SetCondition::Unconditional,
-                None,
-            )
+            .set(WET_FLAG_KEY, b"true", None, SetCondition::Unconditional, None)
             .map_err(|e| format!("state-store set `{WET_FLAG_KEY}` failed: {e}"))?;
     }
 
@@ -228,12 +209,16 @@ pub fn count_overtemp_window(
         )
         .map_err(|e| format!("state-store set `{LOCK_KEY}` failed: {e}"))?;
     if !lock.applied {
-        warnings.push(format!("`{LOCK_KEY}` is held by another instance; this over-temperature window was not counted"));
+        warnings.push(format!(
+            "`{LOCK_KEY}` is held by another instance; this over-temperature window was not counted"
+        ));
         return Ok(());
     }
     let token = lock.version;
     if token.is_none() {
-        warnings.push(format!("the state store returned no version for `{LOCK_KEY}`; counting without a fencing token"));
+        warnings.push(format!(
+            "the state store returned no version for `{LOCK_KEY}`; counting without a fencing token"
+        ));
     }
     let counted = increment_windows(store, token.as_ref(), warnings);
     let released = store
@@ -271,13 +256,7 @@ fn increment_windows(
     };
     let next = count.saturating_add(1).to_string();
     let written = store
-        .set(
-            WINDOWS_KEY,
-            next.as_bytes(),
-            token,
-            SetCondition::Unconditional,
-            None,
-        )
+        .set(WINDOWS_KEY, next.as_bytes(), token, SetCondition::Unconditional, None)
         .map_err(|e| format!("state-store set `{WINDOWS_KEY}` failed: {e}"))?;
     if !written.applied {
         warnings.push(format!(

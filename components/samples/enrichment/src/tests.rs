@@ -83,20 +83,14 @@ impl StateStore for FakeStore {
             nanos: 0,
             node_id: "fake".into(),
         };
-        self.entries
-            .insert(key.to_owned(), (value.to_vec(), version.clone()));
+        self.entries.insert(key.to_owned(), (value.to_vec(), version.clone()));
         Ok(SetResponse {
             applied: true,
             version: Some(version),
         })
     }
 
-    fn vdel(
-        &mut self,
-        key: &str,
-        value: &[u8],
-        fencing_token: Option<&Hlc>,
-    ) -> Result<i64, String> {
+    fn vdel(&mut self, key: &str, value: &[u8], fencing_token: Option<&Hlc>) -> Result<i64, String> {
         self.vdels.push((
             key.to_owned(),
             String::from_utf8_lossy(value).into_owned(),
@@ -143,39 +137,17 @@ fn hot_window_sets_flag_removes_value_and_counts_under_the_lock() {
     assert_eq!(store.value(WINDOWS_KEY).as_deref(), Some("1"));
     // The lock was taken with the lock condition and expiry, and released.
     assert_eq!(store.value(LOCK_KEY), None);
-    let lock = store
-        .sets
-        .iter()
-        .find(|s| s.0 == LOCK_KEY)
-        .expect("lock set");
+    let lock = store.sets.iter().find(|s| s.0 == LOCK_KEY).expect("lock set");
     assert_eq!(
         (lock.1.as_str(), lock.3, lock.4),
         (OWNER, SetCondition::OnlyIfEqualOrDoesNotExist, Some(10_000))
     );
     // The counter write carried the lock's version as its fencing token, and so did the vdel.
-    let lock_index = store
-        .sets
-        .iter()
-        .position(|s| s.0 == LOCK_KEY)
-        .expect("lock");
-    let counter = store
-        .sets
-        .iter()
-        .find(|s| s.0 == WINDOWS_KEY)
-        .expect("counter set");
-    assert!(
-        store
-            .sets
-            .iter()
-            .position(|s| s.0 == WINDOWS_KEY)
-            .expect("counter")
-            > lock_index
-    );
+    let lock_index = store.sets.iter().position(|s| s.0 == LOCK_KEY).expect("lock");
+    let counter = store.sets.iter().find(|s| s.0 == WINDOWS_KEY).expect("counter set");
+    assert!(store.sets.iter().position(|s| s.0 == WINDOWS_KEY).expect("counter") > lock_index);
     let token = counter.2.clone().expect("fencing token");
-    assert_eq!(
-        store.vdels,
-        vec![(LOCK_KEY.to_owned(), OWNER.to_owned(), Some(token))]
-    );
+    assert_eq!(store.vdels, vec![(LOCK_KEY.to_owned(), OWNER.to_owned(), Some(token))]);
 
     // A second hot window counts to 2.
     run(&input, &mut store);
@@ -262,18 +234,12 @@ fn flag_is_sticky_across_records_of_one_window() {
 fn wet_humidity_sets_the_wet_flag() {
     let mut store = FakeStore::default();
     run(
-        &window(
-            "",
-            r#"{"count":1,"max":80.0,"min":80.0,"average":80.0,"last":80.0}"#,
-        ),
+        &window("", r#"{"count":1,"max":80.0,"min":80.0,"average":80.0,"last":80.0}"#),
         &mut store,
     );
     assert_eq!(store.value(WET_FLAG_KEY), None, "80 is not above 80");
     let (out, _) = run(
-        &window(
-            "",
-            r#"{"count":1,"max":80.5,"min":80.5,"average":80.5,"last":80.5}"#,
-        ),
+        &window("", r#"{"count":1,"max":80.5,"min":80.5,"average":80.5,"last":80.5}"#),
         &mut store,
     );
     assert_eq!(store.value(WET_FLAG_KEY).as_deref(), Some("true"));
@@ -328,26 +294,14 @@ fn outdated_fencing_token_is_refused_by_the_store() {
     count_overtemp_window(&mut store, OWNER, &mut warnings).expect("count");
     assert_eq!(store.value(WINDOWS_KEY).as_deref(), Some("8"));
     assert!(warnings[0].contains("refused"), "{warnings:?}");
-    assert_eq!(
-        store.value(LOCK_KEY),
-        None,
-        "released even when the update was refused"
-    );
+    assert_eq!(store.value(LOCK_KEY), None, "released even when the update was refused");
 }
 
 #[test]
 fn invalid_input_and_store_failures_are_errors() {
     let mut store = FakeStore::default();
-    let err = enrich(
-        br#"{"temperature":{"value":1,"unit":"C"}}"#,
-        &mut store,
-        OWNER,
-    )
-    .expect_err("not sensor_data");
-    assert!(
-        err.starts_with("the payload is not a sensor_data document"),
-        "{err}"
-    );
+    let err = enrich(br#"{"temperature":{"value":1,"unit":"C"}}"#, &mut store, OWNER).expect_err("not sensor_data");
+    assert!(err.starts_with("the payload is not a sensor_data document"), "{err}");
     assert!(enrich(b"\x00\x01", &mut store, OWNER).is_err());
     store.fail_gets = true;
     let err = enrich(

@@ -53,9 +53,7 @@ pub fn to_frame(payload: &[u8]) -> Result<Vec<u8>, String> {
 #[cfg(target_arch = "wasm32")]
 mod component {
     //! Component glue: the exports of world `wasmflow:samples/format`.
-    use wasmflow_guest::glue::types::{
-        BufferOrBytes, BufferOrString, DataModel, Error, ModuleConfiguration, Snapshot,
-    };
+    use wasmflow_guest::glue::types::{BufferOrBytes, BufferOrString, DataModel, Error, ModuleConfiguration, Snapshot};
     use wasmflow_guest::glue::{bytes_of, error, log_init, string_of};
 
     use crate::{FORMAT, SIZE};
@@ -76,7 +74,8 @@ mod component {
         fn process(message: DataModel) -> Result<DataModel, Error> {
             match message {
                 DataModel::Message(message) => {
-                    let frame = crate::to_frame(&bytes_of(&message.payload)).map_err(|e| error(format!("{CONTEXT}: {e}")))?;
+                    let frame =
+                        crate::to_frame(&bytes_of(&message.payload)).map_err(|e| error(format!("{CONTEXT}: {e}")))?;
                     Ok(DataModel::Snapshot(Snapshot {
                         timestamp: message.timestamp,
                         format: BufferOrString::String(FORMAT.to_owned()),
@@ -121,10 +120,7 @@ mod tests {
         let frame = to_frame(&encode(&small, ImageFormat::Png)).expect("png");
         assert_eq!(frame.len(), 150_528);
         // Deterministic: the same input gives the same frame.
-        assert_eq!(
-            frame,
-            to_frame(&encode(&small, ImageFormat::Png)).expect("png")
-        );
+        assert_eq!(frame, to_frame(&encode(&small, ImageFormat::Png)).expect("png"));
         // Corners keep the corner colours' order (dark top-left, bright bottom-right red/green).
         assert!(frame[0] < frame[FRAME_LEN - 3]);
         // The blue channel is constant in the source, so it is constant after interpolation.
@@ -158,7 +154,10 @@ mod tests {
     #[test]
     fn garbage_is_an_error() {
         let err = to_frame(b"definitely not an image").expect_err("garbage");
-        assert_eq!(err, "the payload is neither a PNG or JPEG image nor raw 224x224 RGB24 (150528 bytes); got 23 bytes");
+        assert_eq!(
+            err,
+            "the payload is neither a PNG or JPEG image nor raw 224x224 RGB24 (150528 bytes); got 23 bytes"
+        );
         assert!(to_frame(&[0u8; FRAME_LEN - 1]).is_err());
         // A PNG signature followed by garbage: recognised, but fails to decode.
         let err = to_frame(b"\x89PNG\r\n\x1a\nbroken").expect_err("broken png");

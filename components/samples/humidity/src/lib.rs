@@ -55,8 +55,7 @@ mod tests {
 
     #[test]
     fn staged_record_is_folded_count_weighted() {
-        let staged =
-            br#"{"humidity":{"count":1,"max":50.0,"min":50.0,"average":50.0,"last":50.0}}"#;
+        let staged = br#"{"humidity":{"count":1,"max":50.0,"min":50.0,"average":50.0,"last":50.0}}"#;
         let items: [Option<&[u8]>; 1] = [Some(br#"{"humidity":{"value":30}}"#)];
         let (out, _) = folded(Some(staged), &items);
         assert_eq!(
@@ -107,8 +106,7 @@ mod tests {
 
     #[test]
     fn a_staged_reading_is_enough() {
-        let staged =
-            br#"{"humidity":{"count":1,"max":50.0,"min":50.0,"average":50.0,"last":50.0}}"#;
+        let staged = br#"{"humidity":{"count":1,"max":50.0,"min":50.0,"average":50.0,"last":50.0}}"#;
         let items: [Option<&[u8]>; 1] = [Some(b"not json")];
         let (out, warnings) = folded(Some(staged), &items);
         assert_eq!(

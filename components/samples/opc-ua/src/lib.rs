@@ -77,11 +77,7 @@ fn data_value(entry: &Value) -> Option<(&Value, &Value)> {
 /// columns (from the message's user properties; absent properties give no column), then with
 /// `copy_all` every non-DataValue entry under its own key. Earlier columns are never
 /// overwritten by later ones. A payload that is not a JSON object is an error.
-pub fn flatten(
-    payload: &[u8],
-    options: &Options,
-    user_properties: &[(String, String)],
-) -> Result<Vec<u8>, String> {
+pub fn flatten(payload: &[u8], options: &Options, user_properties: &[(String, String)]) -> Result<Vec<u8>, String> {
     let input = json::parse_object(payload)?;
     let mut extras: Vec<(&String, &Value)> = Vec::new();
     let mut rows: Vec<(&String, Map<String, Value>)> = Vec::new();
@@ -118,8 +114,7 @@ pub fn flatten(
             }
             if options.copy_all {
                 for (key, value) in &extras {
-                    row.entry((*key).clone())
-                        .or_insert_with(|| (*value).clone());
+                    row.entry((*key).clone()).or_insert_with(|| (*value).clone());
                 }
             }
             Value::Object(row)
@@ -151,12 +146,11 @@ mod component {
 
     impl exports::wasm_graph::processor::map::Guest for Component {
         fn init(configuration: ModuleConfiguration) -> bool {
-            let outcome =
-                Options::from_config(|key| config_value(&configuration, key)).map(|options| {
-                    let detail = format!("{options:?}");
-                    *OPTIONS.lock().unwrap_or_else(|e| e.into_inner()) = Some(options);
-                    detail
-                });
+            let outcome = Options::from_config(|key| config_value(&configuration, key)).map(|options| {
+                let detail = format!("{options:?}");
+                *OPTIONS.lock().unwrap_or_else(|e| e.into_inner()) = Some(options);
+                detail
+            });
             finish_init(CONTEXT, &configuration, outcome)
         }
 
@@ -176,10 +170,7 @@ mod component {
                             .user_properties
                             .iter()
                             .filter_map(|(k, v)| {
-                                Some((
-                                    string_of(k).ok()?.into_owned(),
-                                    string_of(v).ok()?.into_owned(),
-                                ))
+                                Some((string_of(k).ok()?.into_owned(), string_of(v).ok()?.into_owned()))
                             })
                             .collect()
                     };
@@ -187,9 +178,7 @@ mod component {
                         .map_err(|e| error(format!("{CONTEXT}: {e}")))?;
                     message.payload = BufferOrBytes::Bytes(rows);
                     if let Some(schema) = &options.dataschema {
-                        message.schema = Some(MessageSchema::RegistryReference(
-                            BufferOrString::String(schema.clone()),
-                        ));
+                        message.schema = Some(MessageSchema::RegistryReference(BufferOrString::String(schema.clone())));
                     }
                     Ok(DataModel::Message(message))
                 }
@@ -198,9 +187,7 @@ mod component {
                         .map_err(|e| error(format!("{CONTEXT}: {e}")))?;
                     Ok(DataModel::BufferOrBytes(BufferOrBytes::Bytes(rows)))
                 }
-                DataModel::Snapshot(_) => Err(error(format!(
-                    "{CONTEXT}: expects a JSON message, got a snapshot"
-                ))),
+                DataModel::Snapshot(_) => Err(error(format!("{CONTEXT}: expects a JSON message, got a snapshot"))),
             }
         }
     }
@@ -211,12 +198,8 @@ mod tests {
     use super::*;
 
     fn rows(payload: &str, options: &Options, properties: &[(&str, &str)]) -> String {
-        let properties: Vec<(String, String)> = properties
-            .iter()
-            .map(|(k, v)| ((*k).into(), (*v).into()))
-            .collect();
-        String::from_utf8(flatten(payload.as_bytes(), options, &properties).expect("flatten"))
-            .expect("utf-8")
+        let properties: Vec<(String, String)> = properties.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
+        String::from_utf8(flatten(payload.as_bytes(), options, &properties).expect("flatten")).expect("utf-8")
     }
 
     const INPUT: &str = r#"{"Pressure":{"Value":101.3,"SourceTimestamp":"2024-01-01T00:00:01Z"},"Line":"L1","Alarm":{"Value":false,"SourceTimestamp":"2024-01-01T00:00:02Z","StatusCode":0},"Meta":{"Quality":"good"},"Flow":{"Value":7,"SourceTimestamp":"2024-01-01T00:00:00Z"}}"#;
@@ -237,10 +220,7 @@ mod tests {
     fn copy_all_and_headers_add_columns() {
         let options = Options {
             dataschema: None,
-            headers: vec![
-                ("site".into(), "plant".into()),
-                ("missing".into(), "nothing".into()),
-            ],
+            headers: vec![("site".into(), "plant".into()), ("missing".into(), "nothing".into())],
             copy_all: true,
         };
         let out = rows(
@@ -264,11 +244,7 @@ mod tests {
             ..Options::default()
         };
         assert_eq!(
-            rows(
-                r#"{"A":{"Value":1,"SourceTimestamp":"t"},"tag":"oops"}"#,
-                &options,
-                &[]
-            ),
+            rows(r#"{"A":{"Value":1,"SourceTimestamp":"t"},"tag":"oops"}"#, &options, &[]),
             r#"[{"tag":"A","value":1,"timestamp":"t"}]"#
         );
     }
@@ -296,24 +272,14 @@ mod tests {
             Options::from_config(config).expect("valid"),
             Options {
                 dataschema: Some("opcua-rows:1".into()),
-                headers: vec![
-                    ("site".into(), "plant".into()),
-                    ("line".into(), "line_id".into())
-                ],
+                headers: vec![("site".into(), "plant".into()), ("line".into(), "line_id".into())],
                 copy_all: true
             }
         );
-        assert_eq!(
-            Options::from_config(|_| None).expect("empty"),
-            Options::default()
-        );
+        assert_eq!(Options::from_config(|_| None).expect("empty"), Options::default());
         let bad_headers = |key: &str| (key == HEADERS_KEY).then_some("site;x=y");
-        assert!(Options::from_config(bad_headers)
-            .expect_err("bad")
-            .contains("\"site\""));
+        assert!(Options::from_config(bad_headers).expect_err("bad").contains("\"site\""));
         let bad_copy = |key: &str| (key == COPY_ALL_KEY).then_some("yes");
-        assert!(Options::from_config(bad_copy)
-            .expect_err("bad")
-            .contains("copy_all"));
+        assert!(Options::from_config(bad_copy).expect_err("bad").contains("copy_all"));
     }
 }

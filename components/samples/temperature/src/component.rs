@@ -18,8 +18,7 @@ static BOUNDS: Mutex<Bounds> = Mutex::new(Bounds::DEFAULT);
 
 /// Applies the map to a payload, keeping the original (buffer or bytes) when it is unchanged.
 fn map_payload(payload: BufferOrBytes) -> Result<BufferOrBytes, Error> {
-    let outcome =
-        crate::map(&bytes_of(&payload)).map_err(|e| error(format!("temperature/map: {e}")))?;
+    let outcome = crate::map(&bytes_of(&payload)).map_err(|e| error(format!("temperature/map: {e}")))?;
     Ok(match outcome {
         MapOutcome::Unchanged => payload,
         MapOutcome::Replaced(bytes) => BufferOrBytes::Bytes(bytes),
@@ -38,9 +37,7 @@ impl exports::wasm_graph::processor::map::Guest for Component {
                 message.payload = map_payload(message.payload)?;
                 Ok(DataModel::Message(message))
             }
-            DataModel::BufferOrBytes(payload) => {
-                Ok(DataModel::BufferOrBytes(map_payload(payload)?))
-            }
+            DataModel::BufferOrBytes(payload) => Ok(DataModel::BufferOrBytes(map_payload(payload)?)),
             snapshot @ DataModel::Snapshot(_) => Ok(snapshot),
         }
     }
@@ -70,10 +67,7 @@ impl exports::wasm_graph::processor::filter::Guest for Component {
     fn init(configuration: ModuleConfiguration) -> bool {
         let outcome = Bounds::from_config(|key| config_value(&configuration, key)).map(|bounds| {
             *BOUNDS.lock().unwrap_or_else(|e| e.into_inner()) = bounds;
-            format!(
-                "passing °C readings in ({}, {})",
-                bounds.lower, bounds.upper
-            )
+            format!("passing °C readings in ({}, {})", bounds.lower, bounds.upper)
         });
         finish_init("temperature/filter", &configuration, outcome)
     }
@@ -91,11 +85,6 @@ impl exports::wasm_graph::processor::accumulate::Guest for Component {
     }
 
     fn process(staged: DataModel, message: Vec<DataModel>) -> Result<DataModel, Error> {
-        sample_common::glue::accumulate(
-            "temperature/accumulate",
-            staged,
-            message,
-            crate::accumulate,
-        )
+        sample_common::glue::accumulate("temperature/accumulate", staged, message, crate::accumulate)
     }
 }

@@ -6,8 +6,7 @@
 
 use sample_common::json;
 use sample_common::records::{
-    fahrenheit_to_celsius, parse_temperature, TemperaturePayload, TemperatureRecord,
-    TemperatureUnit,
+    fahrenheit_to_celsius, parse_temperature, TemperaturePayload, TemperatureRecord, TemperatureUnit,
 };
 use sample_common::stats;
 use sample_common::Folded;
@@ -28,10 +27,7 @@ pub fn map(payload: &[u8]) -> Result<MapOutcome, String> {
         return Ok(MapOutcome::Unchanged);
     };
     let record = to_celsius(record);
-    json::to_bytes(&TemperaturePayload {
-        temperature: record,
-    })
-    .map(MapOutcome::Replaced)
+    json::to_bytes(&TemperaturePayload { temperature: record }).map(MapOutcome::Replaced)
 }
 
 /// A record in °C. Statistics of a °F record are converted too, but only when it summarises
@@ -85,9 +81,7 @@ impl Bounds {
                 None => Ok(default),
                 Some(text) => match text.trim().parse::<f64>() {
                     Ok(v) if v.is_finite() => Ok(v),
-                    _ => Err(format!(
-                        "configuration `{key}` = {text:?} is not a finite number"
-                    )),
+                    _ => Err(format!("configuration `{key}` = {text:?} is not a finite number")),
                 },
             }
         };
@@ -173,7 +167,8 @@ mod tests {
 
     #[test]
     fn map_converts_statistics_of_a_fahrenheit_summary() {
-        let out = map(br#"{"temperature":{"count":2,"max":212,"min":32,"average":122,"last":212,"unit":"F"}}"#).expect("ok");
+        let out =
+            map(br#"{"temperature":{"count":2,"max":212,"min":32,"average":122,"last":212,"unit":"F"}}"#).expect("ok");
         assert_eq!(
             replaced(out),
             r#"{"temperature":{"count":2,"max":100.0,"min":0.0,"average":50.0,"last":100.0,"unit":"C","overtemp":false}}"#
@@ -195,10 +190,10 @@ mod tests {
 
     #[test]
     fn branch_recognises_temperatures() {
+        assert!(is_temperature(br#"{"temperature":{"value":70,"unit":"F"}}"#));
         assert!(is_temperature(
-            br#"{"temperature":{"value":70,"unit":"F"}}"#
+            br#"{"temperature":{"count":1,"max":1,"min":1,"average":1,"last":1,"unit":"C","overtemp":false}}"#
         ));
-        assert!(is_temperature(br#"{"temperature":{"count":1,"max":1,"min":1,"average":1,"last":1,"unit":"C","overtemp":false}}"#));
         assert!(!is_temperature(br#"{"humidity":{"value":70}}"#));
         assert!(!is_temperature(b"\xff\xd8\xff\xe0"));
     }
@@ -240,14 +235,8 @@ mod tests {
     #[test]
     fn filter_passes_celsius_strictly_inside_the_bounds() {
         let b = Bounds::DEFAULT;
-        assert!(filter(
-            br#"{"temperature":{"value":653.8888888888889,"unit":"C"}}"#,
-            &b
-        ));
-        assert!(filter(
-            br#"{"temperature":{"value":-39.99,"unit":"C"}}"#,
-            &b
-        ));
+        assert!(filter(br#"{"temperature":{"value":653.8888888888889,"unit":"C"}}"#, &b));
+        assert!(filter(br#"{"temperature":{"value":-39.99,"unit":"C"}}"#, &b));
         // Bounds are exclusive.
         assert!(!filter(br#"{"temperature":{"value":-40,"unit":"C"}}"#, &b));
         assert!(!filter(br#"{"temperature":{"value":3422,"unit":"C"}}"#, &b));
@@ -315,11 +304,7 @@ mod tests {
 
     #[test]
     fn accumulate_of_a_window_without_readings_is_an_error() {
-        let items: [Option<&[u8]>; 3] = [
-            Some(br#"{"humidity":{"value":40}}"#),
-            Some(b"not json"),
-            None,
-        ];
+        let items: [Option<&[u8]>; 3] = [Some(br#"{"humidity":{"value":40}}"#), Some(b"not json"), None];
         assert_eq!(
             accumulate(None, &items).expect_err("no readings"),
             "no temperature readings in the window (3 items ignored)"
@@ -331,7 +316,8 @@ mod tests {
             "no temperature readings in the window (1 item ignored)"
         );
         // Nor is a staged record of zeros, or nothing at all.
-        let zeros = br#"{"temperature":{"count":0,"max":0.0,"min":0.0,"average":0.0,"last":0.0,"unit":"C","overtemp":false}}"#;
+        let zeros =
+            br#"{"temperature":{"count":0,"max":0.0,"min":0.0,"average":0.0,"last":0.0,"unit":"C","overtemp":false}}"#;
         assert!(accumulate(Some(zeros), &items).is_err());
         assert_eq!(
             accumulate(None, &[]).expect_err("no readings"),
@@ -354,9 +340,6 @@ mod tests {
     #[test]
     fn accumulate_rejects_a_foreign_staged_value() {
         let err = accumulate(Some(b"{\"humidity\":{}}"), &[]).expect_err("not a temperature");
-        assert!(
-            err.starts_with("the staged value is not a temperature record"),
-            "{err}"
-        );
+        assert!(err.starts_with("the staged value is not a temperature record"), "{err}");
     }
 }

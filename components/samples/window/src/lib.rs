@@ -12,12 +12,7 @@ pub const WINDOW_MILLIS: u64 = 10_000;
 /// kept.
 pub fn delay(timestamp: &Hlc) -> Result<Hlc, String> {
     let (secs, nanos) = next_window_boundary(timestamp.secs, timestamp.nanos, WINDOW_MILLIS)
-        .ok_or_else(|| {
-            format!(
-                "timestamp {}s is too large to round up to a window",
-                timestamp.secs
-            )
-        })?;
+        .ok_or_else(|| format!("timestamp {}s is too large to round up to a window", timestamp.secs))?;
     Ok(Hlc {
         secs,
         nanos,
@@ -44,10 +39,7 @@ mod component {
             true
         }
 
-        fn process(
-            _data: DataModel,
-            timestamp: HybridLogicalClock,
-        ) -> Result<HybridLogicalClock, Error> {
+        fn process(_data: DataModel, timestamp: HybridLogicalClock) -> Result<HybridLogicalClock, Error> {
             crate::delay(&hlc_from_binding(&timestamp))
                 .map(|t| hlc_to_binding(&t))
                 .map_err(|e| error(format!("window/delay: {e}")))
@@ -85,14 +77,8 @@ mod tests {
 
     #[test]
     fn exact_boundary_moves_to_the_next_one() {
-        assert_eq!(
-            delay(&at(1_700_000_010_000, 0)).expect("ok").secs,
-            1_700_000_020
-        );
-        assert_eq!(
-            delay(&at(1_700_000_009_999, 0)).expect("ok").secs,
-            1_700_000_010
-        );
+        assert_eq!(delay(&at(1_700_000_010_000, 0)).expect("ok").secs, 1_700_000_020);
+        assert_eq!(delay(&at(1_700_000_009_999, 0)).expect("ok").secs, 1_700_000_010);
     }
 
     #[test]

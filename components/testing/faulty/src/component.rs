@@ -3,17 +3,14 @@
 use wasmflow_guest::glue::hybrid_logical_clock::Timespec;
 use wasmflow_guest::glue::logger::Level;
 use wasmflow_guest::glue::types::{
-    BufferOrBytes, BufferOrString, DataModel, Error, Message, MessageProperties,
-    ModuleConfiguration, Timestamp,
+    BufferOrBytes, BufferOrString, DataModel, Error, Message, MessageProperties, ModuleConfiguration, Timestamp,
 };
 use wasmflow_guest::glue::{
-    bytes_of, config_value, copy_timestamp, describe_configuration, error, finish_init, log,
-    timestamp_of,
+    bytes_of, config_value, copy_timestamp, describe_configuration, error, finish_init, log, timestamp_of,
 };
 
 use crate::{
-    batch_fault, count_payload, fault_of, Fault, InitMode, ERR_MESSAGE, INIT_KEY,
-    INIT_PANIC_MESSAGE, PANIC_MESSAGE,
+    batch_fault, count_payload, fault_of, Fault, InitMode, ERR_MESSAGE, INIT_KEY, INIT_PANIC_MESSAGE, PANIC_MESSAGE,
 };
 
 wasmflow_guest::component_bindings!(operator, "faulty", "../../../wit/samples");
@@ -118,8 +115,7 @@ impl exports::wasm_graph::processor::accumulate::Guest for Component {
     /// output is `{"count":N}` for the N items, with the timestamp of the last item that has one
     /// (else the staged message's) and the topic of the last message (else the staged one's).
     fn process(staged: DataModel, message: Vec<DataModel>) -> Result<DataModel, Error> {
-        if let Some(fault) = batch_fault(message.iter().map(|item| payload_of(item).map(bytes_of)))
-        {
+        if let Some(fault) = batch_fault(message.iter().map(|item| payload_of(item).map(bytes_of))) {
             return Err(perform(fault));
         }
         let count = message.len();

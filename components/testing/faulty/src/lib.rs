@@ -41,13 +41,7 @@ pub enum Fault {
 
 impl Fault {
     /// Every fault, for tests and documentation.
-    pub const ALL: [Fault; 5] = [
-        Fault::Err,
-        Fault::Panic,
-        Fault::Unreachable,
-        Fault::Loop,
-        Fault::Oom,
-    ];
+    pub const ALL: [Fault; 5] = [Fault::Err, Fault::Panic, Fault::Unreachable, Fault::Loop, Fault::Oom];
 
     /// The value of `"fault"` that asks for this fault.
     pub fn name(self) -> &'static str {
@@ -72,10 +66,7 @@ impl Fault {
 /// `"fault"` nested deeper all ask for nothing.
 pub fn fault_of(payload: &[u8]) -> Option<Fault> {
     match serde_json::from_slice::<Value>(payload).ok()? {
-        Value::Object(object) => object
-            .get(FAULT_KEY)
-            .and_then(Value::as_str)
-            .and_then(Fault::from_name),
+        Value::Object(object) => object.get(FAULT_KEY).and_then(Value::as_str).and_then(Fault::from_name),
         _ => None,
     }
 }
@@ -163,12 +154,7 @@ mod tests {
             b"\x89PNG\r\n\x1a\n",
             b"",
         ] {
-            assert_eq!(
-                fault_of(payload),
-                None,
-                "{}",
-                String::from_utf8_lossy(payload)
-            );
+            assert_eq!(fault_of(payload), None, "{}", String::from_utf8_lossy(payload));
         }
     }
 

@@ -48,10 +48,7 @@ mod tests {
 
     #[test]
     fn reads_what_it_is_asked() {
-        assert_eq!(
-            probe_of(br#"{"env":"HOME"}"#),
-            Some(Probe::Env("HOME".into()))
-        );
+        assert_eq!(probe_of(br#"{"env":"HOME"}"#), Some(Probe::Env("HOME".into())));
         assert_eq!(
             probe_of(br#"{"file":"/etc/hosts"}"#),
             Some(Probe::File("/etc/hosts".into()))
@@ -65,9 +62,6 @@ mod tests {
         let env = String::from_utf8(answer(&Probe::Env("WASI_PROBE_SURELY_UNSET".into()))).unwrap();
         assert_eq!(env, r#"{"env":"WASI_PROBE_SURELY_UNSET","value":null}"#);
         let file = String::from_utf8(answer(&Probe::File("/surely/not/here".into()))).unwrap();
-        assert!(
-            file.starts_with(r#"{"file":"/surely/not/here","error":"#),
-            "{file}"
-        );
+        assert!(file.starts_with(r#"{"file":"/surely/not/here","error":"#), "{file}");
     }
 }
