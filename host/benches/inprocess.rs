@@ -562,22 +562,11 @@ fn main() -> Result<()> {
             Some(rt) => rt.start(&loaded, RunOptions::default())?.0,
             None => {
                 let component = Component::new(&engine, &loaded.bytes).map_err(anyhow::Error::from)?;
-                let name: Arc<str> = loaded.manifest.name.clone().into();
-                let services = Arc::new(GraphServices {
-                    graph: name.clone(),
-                    operations: loaded
-                        .manifest
-                        .operations
-                        .iter()
-                        .map(|o| OpIdentity {
-                            graph: name.clone(),
-                            operation: o.name.as_str().into(),
-                        })
-                        .collect(),
-                    metrics: metrics.clone(),
-                    state: state.clone(),
-                    schemas: vec![],
-                });
+                let services = Arc::new(GraphServices::for_manifest(
+                    &loaded.manifest,
+                    metrics.clone(),
+                    state.clone(),
+                ));
                 Graph::new(
                     &engine,
                     &component,

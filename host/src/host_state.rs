@@ -49,6 +49,32 @@ pub struct GraphServices {
 }
 
 impl GraphServices {
+    /// The services of a graph: one identity per operation of its manifest, in manifest order
+    /// (so an `op{i}-…` import's index is its identity), and the graph's schemas.
+    pub fn for_manifest(manifest: &wasmflow_compose::Manifest, metrics: Metrics, state: StateStore) -> Self {
+        let graph: Arc<str> = manifest.name.clone().into();
+        let operations = manifest
+            .operations
+            .iter()
+            .map(|o| OpIdentity {
+                graph: graph.clone(),
+                operation: o.name.as_str().into(),
+            })
+            .collect();
+        let schemas = manifest
+            .schemas
+            .iter()
+            .map(|s| (s.name.clone(), s.format.clone(), s.content.clone()))
+            .collect();
+        Self {
+            graph,
+            operations,
+            metrics,
+            state,
+            schemas,
+        }
+    }
+
     /// The identity behind an id, falling back to the graph itself for unnamed imports.
     pub fn identity(&self, id: OpId) -> OpIdentity {
         self.operations

@@ -12,7 +12,6 @@ use wasmtime::Engine;
 use crate::engine::{new_engine, CacheOutcome, CompiledCache, EngineLimits};
 use crate::graph::{Graph, RunOptions, EPOCH_TICK};
 use crate::host_state::GraphServices;
-use crate::logger::OpIdentity;
 use crate::metrics::Metrics;
 use crate::state_store::StateStore;
 
@@ -136,27 +135,11 @@ impl Runtime {
             .cache
             .load(&self.engine, &graph.bytes)
             .with_context(|| format!("loading {}", graph.origin))?;
-        let name: Arc<str> = graph.manifest.name.clone().into();
-        let services = Arc::new(GraphServices {
-            graph: name.clone(),
-            operations: graph
-                .manifest
-                .operations
-                .iter()
-                .map(|o| OpIdentity {
-                    graph: name.clone(),
-                    operation: o.name.as_str().into(),
-                })
-                .collect(),
-            metrics: self.metrics.clone(),
-            state: self.state.clone(),
-            schemas: graph
-                .manifest
-                .schemas
-                .iter()
-                .map(|s| (s.name.clone(), s.format.clone(), s.content.clone()))
-                .collect(),
-        });
+        let services = Arc::new(GraphServices::for_manifest(
+            &graph.manifest,
+            self.metrics.clone(),
+            self.state.clone(),
+        ));
         let g = Graph::new(&self.engine, &component, graph.manifest.clone(), services, options)
             .with_context(|| format!("starting graph `{}` from {}", graph.manifest.name, graph.origin))?;
         Ok((g, outcome))
