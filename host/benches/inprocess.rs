@@ -175,9 +175,8 @@ impl HostRouted {
             let init = component
                 .get_export_index(Some(&ix), "init")
                 .ok_or_else(|| anyhow!("no init"))?;
-            let init: TypedFunc<(ModuleConfiguration,), (bool,)> = instance
-                .get_typed_func(&mut store, &init)
-                .map_err(anyhow::Error::from)?;
+            let init: TypedFunc<(ModuleConfiguration,), (bool,)> =
+                instance.get_typed_func(&mut store, init).map_err(anyhow::Error::from)?;
             let properties = match step {
                 Step::Map => vec![],
                 Step::Filter => vec![
@@ -200,12 +199,12 @@ impl HostRouted {
             calls.push(match step {
                 Step::Map => Call::Map(
                     instance
-                        .get_typed_func(&mut store, &process)
+                        .get_typed_func(&mut store, process)
                         .map_err(anyhow::Error::from)?,
                 ),
                 Step::Filter => Call::Filter(
                     instance
-                        .get_typed_func(&mut store, &process)
+                        .get_typed_func(&mut store, process)
                         .map_err(anyhow::Error::from)?,
                 ),
             });

@@ -24,5 +24,3 @@ pub use wasm_graph::processor::types::{
     BufferOrBytes, BufferOrString, DataModel, Error as OperatorError, InlineSchema, Message, MessageProperties,
     MessageSchema, ModuleConfiguration, ModuleSchema, Snapshot, Timestamp,
 };
-pub use wasmflow::graph::sink::Publication;
-pub use wasmflow::graph::source::Delivery;

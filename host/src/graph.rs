@@ -18,7 +18,7 @@ use wasmflow_compose::{Arm, Manifest, OperationKind, Override};
 use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Linker, TypedFunc};
 use wasmtime::{Engine, Store};
 
-use crate::bindings::{DataModel, Delivery, HybridLogicalClock, ModuleConfiguration, OperatorError, Publication};
+use crate::bindings::{DataModel, HybridLogicalClock, ModuleConfiguration, OperatorError};
 use crate::hlc::Hlc;
 use crate::host_state::{self, GraphServices, HostState, WasiGrants};
 use crate::item::{Body, Bytes, Item};
@@ -80,7 +80,7 @@ pub enum Destination {
 /// The typed entry points of one operation in the live instance.
 enum OpFuncs {
     Source(SourceFn),
-    Sink(TypedFunc<(DataModel,), (Result<Publication, OperatorError>,)>),
+    Sink(TypedFunc<(HybridLogicalClock,), (String,)>),
     Concatenate(ConcatenateFn),
     Map(TypedFunc<(DataModel,), (Result<DataModel, OperatorError>,)>),
     Filter(TypedFunc<(DataModel,), (Result<bool, OperatorError>,)>),
@@ -130,7 +130,7 @@ struct Edge {
 /// Items waiting in one window operation, by event time, with the input each came from.
 type Window = BTreeMap<(u64, u32, u64), Vec<(u32, Item)>>;
 
-type SourceFn = TypedFunc<(Delivery, HybridLogicalClock), ((DataModel, Option<String>),)>;
+type SourceFn = TypedFunc<(Option<String>, HybridLogicalClock), ((HybridLogicalClock, Option<String>),)>;
 type ConcatenateFn = TypedFunc<(Vec<(u32, DataModel)>,), (Vec<DataModel>,)>;
 type AccumulateFn = TypedFunc<(DataModel, Vec<DataModel>), (Result<DataModel, OperatorError>,)>;
 
@@ -157,8 +157,8 @@ pub struct Graph {
 
 fn entry_point(kind: OperationKind) -> &'static str {
     match kind {
-        OperationKind::Source => "ingest",
-        OperationKind::Sink => "emit",
+        OperationKind::Source => "event-time",
+        OperationKind::Sink => "ts-property",
         OperationKind::Concatenate => "merge",
         _ => "process",
     }
@@ -433,39 +433,40 @@ impl Graph {
         self.windows.values().flat_map(|w| w.values()).map(Vec::len).sum()
     }
 
-    /// Calls the source plumbing; a trap there rebuilds the instance and dead-letters the input.
+    /// Asks the source plumbing for the input's event time (from its first `__ts`), and builds
+    /// the message around it. A trap there rebuilds the instance and dead-letters the input.
     fn ingest(&mut self, src: usize, input: Input, arrival: &Hlc, out: &mut Vec<Output>) -> Result<Option<Item>> {
-        let table = &mut self.live.store.data_mut().table;
-        let payload = crate::buffer::new_buffer(table, input.payload.clone())?;
-        let delivery = Delivery {
-            topic: input.topic.clone(),
-            payload,
-            content_type: input.content_type.clone(),
-            user_properties: input.user_properties.clone(),
-        };
+        let ts = input
+            .user_properties
+            .iter()
+            .find(|(k, _)| k == TS_PROPERTY)
+            .map(|(_, v)| v.clone());
         let OpFuncs::Source(f) = &self.live.funcs[src] else {
             bail!("operation {src} is not a source")
         };
         let f = *f;
-        match self.timed(src, |s| f.call(s, (delivery, arrival.into()))) {
-            Ok(((dm, warning),)) => {
+        let answer = self.timed(src, |s| f.call(s, (ts, arrival.into())));
+        let mut item = Item {
+            ts: arrival.clone(),
+            body: Body::Message {
+                topic: Bytes::from(input.topic.into_bytes()),
+                content_type: input.content_type,
+                payload: input.payload,
+                properties: input.user_properties,
+                schema: None,
+            },
+        };
+        match answer {
+            Ok(((time, warning),)) => {
                 if let Some(w) = warning {
-                    tracing::warn!(graph = &*self.services.graph, operation = %self.manifest.operations[src].name, "{w}; using arrival time");
+                    let op = &self.manifest.operations[src].name;
+                    tracing::warn!(graph = &*self.services.graph, operation = %op, "{w}; using arrival time");
                 }
-                Ok(Some(Item::lift(&mut self.live.store.data_mut().table, dm, arrival)?))
+                item.ts = Hlc::from(&time);
+                Ok(Some(item))
             }
-            Err(CallFailure::Trapped(e) | CallFailure::Rejected(e)) => {
-                let item = Item {
-                    ts: arrival.clone(),
-                    body: Body::Message {
-                        topic: Bytes::from(input.topic.as_bytes()),
-                        content_type: input.content_type,
-                        payload: input.payload,
-                        properties: input.user_properties,
-                        schema: None,
-                    },
-                };
-                self.failed(src, CallFailure::Trapped(e), item, out)?;
+            Err(failure) => {
+                self.failed(src, failure, item, out)?;
                 Ok(None)
             }
         }
@@ -535,9 +536,8 @@ impl Graph {
                 Err(f) => self.failed(op, f, item, out),
             },
             OperationKind::Sink => match self.call_sink(op, &item) {
-                Ok(mut o) => {
+                Ok(o) => {
                     self.stats[op].messages_out.inc();
-                    o.destination = Destination::Sink(self.manifest.operations[op].name.clone());
                     out.push(o);
                     Ok(())
                 }
@@ -792,29 +792,72 @@ impl Graph {
         r.into_iter().map(|dm| self.lift(dm, ts)).collect()
     }
 
+    /// Asks the sink plumbing how to write the item's event time, and builds the publication:
+    /// `__ts` replaces the first existing one in place (later duplicates dropped) or is appended.
     fn call_sink(&mut self, op: usize, item: &Item) -> Result<Output, CallFailure> {
         let OpFuncs::Sink(f) = &self.live.funcs[op] else {
             unreachable!("kind checked by caller")
         };
         let f = *f;
-        let arg = self.lower(item)?;
-        let (r,) = self.timed(op, |s| f.call(s, (arg,)))?;
-        let p = r.map_err(|e| CallFailure::Rejected(e.message))?;
-        let table = &mut self.live.store.data_mut().table;
-        let payload = match p.payload {
-            crate::bindings::BufferOrBytes::Bytes(b) => b.into(),
-            crate::bindings::BufferOrBytes::Buffer(b) => {
-                crate::buffer::take_buffer(table, b).map_err(|e| CallFailure::Rejected(e.to_string()))?
+        let (ts,) = self.timed(op, |s| f.call(s, (item.hlc(),)))?;
+        let (topic, content_type, properties) = match &item.body {
+            Body::Message {
+                topic,
+                content_type,
+                properties,
+                ..
+            } => {
+                let topic = String::from_utf8(topic.to_vec())
+                    .map_err(|e| CallFailure::Rejected(format!("sink: the message topic is not valid UTF-8: {e}")))?;
+                (Some(topic), content_type.clone(), properties.clone())
             }
+            Body::Raw(_) => (None, None, vec![]),
+            // A frame has no topic or content type; its shape travels as user properties.
+            Body::Snapshot {
+                format, width, height, ..
+            } => (
+                None,
+                None,
+                vec![
+                    ("snapshot-format".to_owned(), format.clone()),
+                    ("snapshot-width".to_owned(), width.to_string()),
+                    ("snapshot-height".to_owned(), height.to_string()),
+                ],
+            ),
         };
         Ok(Output {
-            destination: Destination::Sink(String::new()),
-            topic: p.topic,
-            payload,
-            content_type: p.content_type,
-            user_properties: p.user_properties,
+            destination: Destination::Sink(self.manifest.operations[op].name.clone()),
+            topic,
+            payload: item.payload().clone(),
+            content_type,
+            user_properties: with_ts(properties, ts),
         })
     }
+}
+
+/// The event-time user property, read by the source plumbing and written by the sink's.
+pub const TS_PROPERTY: &str = "__ts";
+
+/// `properties` with `__ts` set to `ts`: the first existing `__ts` is replaced in place, later
+/// duplicates are dropped, and it is appended when there was none.
+fn with_ts(mut properties: Vec<(String, String)>, ts: String) -> Vec<(String, String)> {
+    let mut ts = Some(ts);
+    properties.retain_mut(|(key, value)| {
+        if key != TS_PROPERTY {
+            return true;
+        }
+        match ts.take() {
+            Some(new) => {
+                *value = new;
+                true
+            }
+            None => false,
+        }
+    });
+    if let Some(ts) = ts {
+        properties.push((TS_PROPERTY.to_owned(), ts));
+    }
+    properties
 }
 
 fn fmt_config(c: &[(String, String)]) -> String {
@@ -871,4 +914,28 @@ fn topological_order(edges: &[Vec<Edge>]) -> Result<Vec<usize>> {
         bail!("the graph has a cycle");
     }
     Ok(order)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn props(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect()
+    }
+
+    #[test]
+    fn ts_is_added_when_absent() {
+        assert_eq!(
+            with_ts(props(&[("a", "1")]), "T".into()),
+            props(&[("a", "1"), ("__ts", "T")])
+        );
+        assert_eq!(with_ts(Vec::new(), "T".into()), props(&[("__ts", "T")]));
+    }
+
+    #[test]
+    fn ts_is_replaced_in_place_and_duplicates_dropped() {
+        let before = props(&[("__ts", "old"), ("a", "1"), ("__ts", "older")]);
+        assert_eq!(with_ts(before, "new".into()), props(&[("__ts", "new"), ("a", "1")]));
+    }
 }

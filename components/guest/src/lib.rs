@@ -36,8 +36,9 @@ pub mod glue;
 /// Generates a component's bindings (its exports) against the shared imports in [`bindings`].
 ///
 /// `operator` maps every interface an operator world (`X-impl`) imports; `plumbing` maps only
-/// `types` and `hybrid-logical-clock`, which is all wasmflow's plumbing worlds use (wit-bindgen
-/// rejects mappings a world does not use). Mapping instead of regenerating means one `Buffer`
+/// `types` and `hybrid-logical-clock` (concatenate), `clock` only `hybrid-logical-clock` (source
+/// and sink, which see event time but never an item). wit-bindgen rejects mappings a world does
+/// not use. Mapping instead of regenerating means one `Buffer`
 /// type across crates, so helpers like [`glue::bytes_of`] work for every component.
 #[cfg(target_arch = "wasm32")]
 #[macro_export]
@@ -53,6 +54,15 @@ macro_rules! component_bindings {
                 "wasm-graph:processor/metrics@1.1.0": ::wasmflow_guest::glue::metrics,
                 "wasm-graph:processor/state-store@1.1.0": ::wasmflow_guest::glue::state_store,
                 "wasm-graph:processor/state-store-types@1.1.0": ::wasmflow_guest::glue::state_store_types,
+            },
+        });
+    };
+    (clock, $world:tt, $path:tt) => {
+        wit_bindgen::generate!({
+            world: $world,
+            path: $path,
+            with: {
+                "wasm-graph:processor/hybrid-logical-clock@1.1.0": ::wasmflow_guest::glue::hybrid_logical_clock,
             },
         });
     };

@@ -1,17 +1,16 @@
-//! The graph's entry plumbing (world `wasmflow:graph/source-node`): turns what a transport
-//! delivered into the `data-model::message` every operator takes. The payload buffer is passed
-//! through unread (it stays in host memory until an operator reads it); event time comes from
-//! the `__ts` user property, else from the arrival time the host supplies.
+//! The graph's entry plumbing (world `wasmflow:graph/source-node`): decides a delivery's event
+//! time from its `__ts` user property, else from the arrival time the host supplies. The host
+//! builds the message around the answer, so the payload never crosses into this component.
 
-use wasmflow_guest::hlc::{parse_ts, Hlc, TS_PROPERTY};
+use wasmflow_guest::hlc::{parse_ts, Hlc};
 
-/// The event time of a delivery: its first `__ts` property when present and well formed, else
-/// `arrival`. The second value is the reason when a `__ts` was present but malformed (the host
-/// logs it; the item still flows, stamped with its arrival).
-pub fn event_time(user_properties: &[(String, String)], arrival: Hlc) -> (Hlc, Option<String>) {
-    match user_properties.iter().find(|(key, _)| key == TS_PROPERTY) {
+/// The event time of a delivery whose first `__ts` property is `ts`: `ts` parsed when present
+/// and well formed, else `arrival`. The second value is the reason when a `__ts` was present
+/// but malformed (the host logs it; the item still flows, stamped with its arrival).
+pub fn event_time(ts: Option<&str>, arrival: Hlc) -> (Hlc, Option<String>) {
+    match ts {
         None => (arrival, None),
-        Some((_, value)) => match parse_ts(value) {
+        Some(value) => match parse_ts(value) {
             Ok(parts) => (parts.to_hlc(), None),
             Err(reason) => (arrival, Some(reason)),
         },
@@ -23,42 +22,26 @@ mod component {
     //! Component glue: the export of world `wasmflow:graph/source-node`.
     use wasmflow_guest::glue::hlc_from_binding;
     use wasmflow_guest::glue::hybrid_logical_clock::{HybridLogicalClock, Timespec};
-    use wasmflow_guest::glue::types::{
-        BufferOrBytes, BufferOrString, DataModel, Message, MessageProperties, Timestamp,
-    };
 
-    use exports::wasmflow::graph::source::{Delivery, Guest};
+    use exports::wasmflow::graph::source::Guest;
 
-    wasmflow_guest::component_bindings!(plumbing, "source-node", "../../../wit/wasmflow");
+    wasmflow_guest::component_bindings!(clock, "source-node", "../../../wit/wasmflow");
 
     struct Component;
     export!(Component);
 
     impl Guest for Component {
-        fn ingest(delivery: Delivery, arrival: HybridLogicalClock) -> (DataModel, Option<String>) {
-            let (time, problem) = crate::event_time(&delivery.user_properties, hlc_from_binding(&arrival));
-            let message = Message {
-                timestamp: Timestamp {
-                    timestamp: Timespec {
-                        secs: time.secs,
-                        nanos: time.nanos,
-                    },
-                    counter: time.counter,
-                    node_id: BufferOrString::String(time.node_id),
+        fn event_time(ts: Option<String>, arrival: HybridLogicalClock) -> (HybridLogicalClock, Option<String>) {
+            let (time, problem) = crate::event_time(ts.as_deref(), hlc_from_binding(&arrival));
+            let clock = HybridLogicalClock {
+                timestamp: Timespec {
+                    secs: time.secs,
+                    nanos: time.nanos,
                 },
-                topic: BufferOrBytes::Bytes(delivery.topic.into_bytes()),
-                content_type: delivery.content_type.map(BufferOrString::String),
-                payload: BufferOrBytes::Buffer(delivery.payload),
-                properties: MessageProperties {
-                    user_properties: delivery
-                        .user_properties
-                        .into_iter()
-                        .map(|(k, v)| (BufferOrString::String(k), BufferOrString::String(v)))
-                        .collect(),
-                },
-                schema: None,
+                counter: time.counter,
+                node_id: time.node_id,
             };
-            (DataModel::Message(message), problem)
+            (clock, problem)
         }
     }
 }
@@ -76,16 +59,9 @@ mod tests {
         }
     }
 
-    fn props(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect()
-    }
-
     #[test]
     fn ts_property_sets_event_time() {
-        let (time, problem) = event_time(
-            &props(&[("a", "b"), ("__ts", "001700000003456:00002:sensor-1")]),
-            arrival(),
-        );
+        let (time, problem) = event_time(Some("001700000003456:00002:sensor-1"), arrival());
         assert_eq!(
             time,
             Hlc {
@@ -100,25 +76,18 @@ mod tests {
 
     #[test]
     fn no_ts_means_arrival_time() {
-        assert_eq!(event_time(&props(&[("x", "1")]), arrival()), (arrival(), None));
-        assert_eq!(event_time(&[], arrival()), (arrival(), None));
+        assert_eq!(event_time(None, arrival()), (arrival(), None));
     }
 
     #[test]
     fn malformed_ts_falls_back_with_a_reason() {
-        let (time, problem) = event_time(&props(&[("__ts", "yesterday")]), arrival());
+        let (time, problem) = event_time(Some("yesterday"), arrival());
         assert_eq!(time, arrival());
         assert_eq!(
             problem.as_deref(),
             Some("`__ts` value \"yesterday\" is not <ms since epoch>:<counter>:<node id>")
         );
-        let (_, problem) = event_time(&props(&[("__ts", "12:x:n")]), arrival());
+        let (_, problem) = event_time(Some("12:x:n"), arrival());
         assert!(problem.expect("reason").contains("counter \"x\""));
-    }
-
-    #[test]
-    fn first_ts_wins() {
-        let (time, _) = event_time(&props(&[("__ts", "1000:0:a"), ("__ts", "2000:0:b")]), arrival());
-        assert_eq!((time.secs, time.node_id.as_str()), (1, "a"));
     }
 }
