@@ -53,7 +53,8 @@ pub struct LoadedGraph {
 
 /// The modules directory a build of this repository fills (`scripts/build-components.sh`).
 pub fn default_modules_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/modules")
+    let host = Path::new(env!("CARGO_MANIFEST_DIR"));
+    host.parent().unwrap_or(host).join("target/modules")
 }
 
 /// Reads a graph: a definition (`.yaml`/`.yml`, composed now) or a composed `.wasm`.
