@@ -4,6 +4,7 @@
 //! Modules name their metrics at run time, so their families are registered on first use; every
 //! sample carries `graph` and `operation` labels added by the host, which modules cannot forge.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -32,6 +33,19 @@ pub enum MetricsError {
 enum ModuleMetric {
     Counter(Family<Labels, Counter>),
     Histogram(HistogramFamily),
+}
+
+impl ModuleMetric {
+    fn new_counter() -> (Self, &'static str) {
+        (ModuleMetric::Counter(Family::default()), "Counter reported by a module")
+    }
+
+    fn new_histogram() -> (Self, &'static str) {
+        (
+            ModuleMetric::Histogram(Family::new_with_constructor(module_histogram)),
+            "Histogram reported by a module",
+        )
+    }
 }
 
 fn latency_histogram() -> Histogram {
@@ -135,27 +149,13 @@ impl Metrics {
         value: u64,
         labels: &[(String, String)],
     ) -> Result<(), MetricsError> {
-        let name = sanitize(name);
-        let mut modules = self.modules.lock().map_err(|_| MetricsError::Lock)?;
-        let metric = match modules.get(&name) {
-            Some(m) => m,
-            None => {
-                let fam = Family::<Labels, Counter>::default();
-                self.registry.lock().map_err(|_| MetricsError::Lock)?.register(
-                    format!("module_{name}"),
-                    "Counter reported by a module",
-                    fam.clone(),
-                );
-                modules.entry(name.clone()).or_insert(ModuleMetric::Counter(fam))
-            }
-        };
-        match metric {
+        self.with_module_metric(name, ModuleMetric::new_counter, |m, name| match m {
             ModuleMetric::Counter(f) => {
                 f.get_or_create(&Self::labels(who, labels)).inc_by(value);
                 Ok(())
             }
             ModuleMetric::Histogram(_) => Err(MetricsError::IncompatibleType(name, "histogram")),
-        }
+        })
     }
 
     /// `record-to-histogram` from a module.
@@ -166,27 +166,38 @@ impl Metrics {
         value: f64,
         labels: &[(String, String)],
     ) -> Result<(), MetricsError> {
-        let name = sanitize(name);
-        let mut modules = self.modules.lock().map_err(|_| MetricsError::Lock)?;
-        let metric = match modules.get(&name) {
-            Some(m) => m,
-            None => {
-                let fam: HistogramFamily = Family::new_with_constructor(module_histogram);
-                self.registry.lock().map_err(|_| MetricsError::Lock)?.register(
-                    format!("module_{name}"),
-                    "Histogram reported by a module",
-                    fam.clone(),
-                );
-                modules.entry(name.clone()).or_insert(ModuleMetric::Histogram(fam))
-            }
-        };
-        match metric {
+        self.with_module_metric(name, ModuleMetric::new_histogram, |m, name| match m {
             ModuleMetric::Histogram(f) => {
                 f.get_or_create(&Self::labels(who, labels)).observe(value);
                 Ok(())
             }
             ModuleMetric::Counter(_) => Err(MetricsError::IncompatibleType(name, "counter")),
-        }
+        })
+    }
+
+    /// Finds the module metric `name` (sanitized), registering it with `make` on first use, and
+    /// hands it to `use_it`; a name keeps the type it was first used with.
+    fn with_module_metric(
+        &self,
+        name: &str,
+        make: fn() -> (ModuleMetric, &'static str),
+        use_it: impl FnOnce(&ModuleMetric, String) -> Result<(), MetricsError>,
+    ) -> Result<(), MetricsError> {
+        let name = sanitize(name);
+        let mut modules = self.modules.lock().map_err(|_| MetricsError::Lock)?;
+        let metric = match modules.entry(name.clone()) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => {
+                let (metric, help) = make();
+                let mut registry = self.registry.lock().map_err(|_| MetricsError::Lock)?;
+                match &metric {
+                    ModuleMetric::Counter(f) => registry.register(format!("module_{name}"), help, f.clone()),
+                    ModuleMetric::Histogram(f) => registry.register(format!("module_{name}"), help, f.clone()),
+                }
+                e.insert(metric)
+            }
+        };
+        use_it(metric, name)
     }
 
     /// The whole registry in Prometheus text exposition format.
