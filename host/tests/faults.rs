@@ -17,17 +17,9 @@ fn faulty_graph(h: &Harness) -> std::path::PathBuf {
     module("faulty");
     h.write_graph(
         "faulty.yaml",
-        r#"
-metadata:
-  name: "faults"
-  description: "A faulty operator and a window after it"
-  version: "1.0.0"
-  $schema: "https://www.schemastore.org/aio-wasm-graph-config-1.0.0.json"
-  vendor: "wasmflow tests"
-moduleRequirements:
-  apiVersion: "1.1.0"
-  runtimeVersion: "1.1.0"
-moduleConfigurations:
+        "faults",
+        "A faulty operator and a window after it",
+        r#"moduleConfigurations:
   - name: faulty/map
     parameters:
       init:

@@ -208,17 +208,9 @@ fn concatenate_merges_its_inputs_in_event_time_order() {
     let h = Harness::new();
     let g = h.write_graph(
         "merge.yaml",
-        r#"
-metadata:
-  name: "merge"
-  description: "temperature windows and everything else, merged back in event-time order"
-  version: "1.0.0"
-  $schema: "https://www.schemastore.org/aio-wasm-graph-config-1.0.0.json"
-  vendor: "wasmflow tests"
-moduleRequirements:
-  apiVersion: "1.1.0"
-  runtimeVersion: "1.1.0"
-operations:
+        "merge",
+        "temperature windows and everything else, merged back in event-time order",
+        r#"operations:
   - { operationType: source, name: source }
   - { operationType: branch, name: is-temperature, module: "x/temperature:1.0.0" }
   - { operationType: accumulate, name: stats, module: "x/temperature:1.0.0" }

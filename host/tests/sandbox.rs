@@ -11,17 +11,9 @@ fn probe(grants: WasiGrants, h: &Harness) -> Vec<String> {
     module("wasi-probe");
     let g = h.write_graph(
         "probe.yaml",
-        r#"
-metadata:
-  name: "probe"
-  description: "what WASI lets a module see"
-  version: "1.0.0"
-  $schema: "https://www.schemastore.org/aio-wasm-graph-config-1.0.0.json"
-  vendor: "wasmflow tests"
-moduleRequirements:
-  apiVersion: "1.1.0"
-  runtimeVersion: "1.1.0"
-operations:
+        "probe",
+        "what WASI lets a module see",
+        r#"operations:
   - { operationType: source, name: source }
   - { operationType: map, name: probe, module: "x/wasi-probe:1.0.0" }
   - { operationType: sink, name: sink }

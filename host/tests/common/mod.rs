@@ -81,9 +81,22 @@ impl Harness {
             .0
     }
 
-    /// Writes a graph definition into the harness directory.
-    pub fn write_graph(&self, name: &str, yaml: &str) -> PathBuf {
-        let p = self.dir.path().join(name);
+    /// Writes a graph definition into the harness directory: the metadata and module
+    /// requirements every definition needs, then `body` (operations, connections, …).
+    pub fn write_graph(&self, file: &str, name: &str, description: &str, body: &str) -> PathBuf {
+        let yaml = format!(
+            r#"metadata:
+  name: "{name}"
+  description: "{description}"
+  version: "1.0.0"
+  $schema: "https://www.schemastore.org/aio-wasm-graph-config-1.0.0.json"
+  vendor: "wasmflow tests"
+moduleRequirements:
+  apiVersion: "1.1.0"
+  runtimeVersion: "1.1.0"
+{body}"#
+        );
+        let p = self.dir.path().join(file);
         std::fs::write(&p, yaml).expect("write graph");
         p
     }
