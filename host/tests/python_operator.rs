@@ -99,11 +99,8 @@ fn other_payloads_pass_the_python_map_and_the_filter_drops_them() {
 
 /// `source -> map -> sink` on `module`.
 fn map_graph(h: &Harness, module: &str) -> Graph {
-    let yaml = format!(
-        r#"
-metadata: {{ name: "map {module}", version: "1.0.0", $schema: "https://www.schemastore.org/aio-wasm-graph-config-1.0.0.json" }}
-moduleRequirements: {{ apiVersion: "1.1.0", runtimeVersion: "1.1.0" }}
-operations:
+    let body = format!(
+        r#"operations:
   - {{ operationType: "source", name: "source" }}
   - {{ operationType: "map", name: "module-{module}/map", module: "wasmflow/{module}:1.0.0" }}
   - {{ operationType: "sink", name: "sink" }}
@@ -112,7 +109,12 @@ connections:
   - {{ from: {{ name: "module-{module}/map" }}, to: {{ name: "sink" }} }}
 "#
     );
-    let path = h.write_graph(&format!("map-{module}.yaml"), &yaml);
+    let path = h.write_graph(
+        &format!("map-{module}.yaml"),
+        &format!("map {module}"),
+        "source, one map, sink",
+        &body,
+    );
     h.start(
         &path,
         RunOptions {
