@@ -15,3 +15,4 @@ pub mod logger;
 pub mod metrics;
 pub mod runtime;
 pub mod state_store;
+pub mod transport;
