@@ -64,7 +64,35 @@ impl From<&Hlc> for HybridLogicalClock {
 impl std::fmt::Display for Hlc {
     /// The `__ts` wire form: `{ms:0>15}:{counter:0>5}:{node}`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:0>15}:{:0>5}:{}", self.millis(), self.counter, self.node_id)
+        f.write_str(&wasmflow_guest::hlc::format_hlc(
+            self.secs,
+            self.nanos,
+            self.counter,
+            &self.node_id,
+        ))
+    }
+}
+
+/// The guests' clock type: what the plumbing crates, run natively, take and return.
+impl From<wasmflow_guest::hlc::Hlc> for Hlc {
+    fn from(h: wasmflow_guest::hlc::Hlc) -> Self {
+        Self {
+            secs: h.secs,
+            nanos: h.nanos,
+            counter: h.counter,
+            node_id: h.node_id,
+        }
+    }
+}
+
+impl From<&Hlc> for wasmflow_guest::hlc::Hlc {
+    fn from(h: &Hlc) -> Self {
+        Self {
+            secs: h.secs,
+            nanos: h.nanos,
+            counter: h.counter,
+            node_id: h.node_id.clone(),
+        }
     }
 }
 

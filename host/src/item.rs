@@ -121,7 +121,7 @@ impl Item {
         }
     }
 
-    /// Lowers into a WIT value; payloads become new buffer handles sharing the same bytes.
+    /// Lowers into a WIT value; payloads and topics become new buffer handles sharing the same bytes.
     pub fn lower(&self, table: &mut ResourceTable) -> wasmtime::Result<DataModel> {
         Ok(match &self.body {
             Body::Raw(b) => DataModel::BufferOrBytes(BufferOrBytes::Buffer(new_buffer(table, b.clone())?)),
@@ -133,7 +133,9 @@ impl Item {
                 schema,
             } => DataModel::Message(Message {
                 timestamp: lower_ts(&self.ts),
-                topic: BufferOrBytes::Bytes(topic.to_vec()),
+                // A buffer, like the payload: most operators pass the topic through untouched,
+                // and a handle costs no allocation inside the guest (a `list<u8>` does).
+                topic: BufferOrBytes::Buffer(new_buffer(table, topic.clone())?),
                 content_type: content_type.as_deref().map(lower_str),
                 payload: BufferOrBytes::Buffer(new_buffer(table, payload.clone())?),
                 properties: MessageProperties {

@@ -154,6 +154,53 @@ fn replay_is_byte_identical() {
     assert_eq!(first, run());
 }
 
+/// The router runs wasmflow's own plumbing natively by default; the components it replaces must
+/// give the same bytes: event time from `__ts` (first one wins, duplicates dropped on the way out),
+/// arrival time for a missing or malformed one.
+#[test]
+fn native_plumbing_matches_the_plumbing_components() {
+    let graph = repo().join("compose/tests/azure-compat/graph-simple.yaml");
+    let mut duplicate = input(r#"{"temperature":{"value":212,"unit":"F"}}"#, 1_700_000_000_500);
+    duplicate.user_properties.insert(0, ("site".into(), "north".into()));
+    duplicate.user_properties.push(("__ts".into(), ts(1)));
+    let mut missing = input(r#"{"temperature":{"value":32,"unit":"F"}}"#, 0);
+    missing.user_properties.clear();
+    let mut malformed = input(r#"{"temperature":{"value":50,"unit":"F"}}"#, 0);
+    malformed.user_properties = vec![("__ts".into(), "yesterday".into())];
+    let inputs = vec![
+        input(r#"{"temperature":{"value":1209,"unit":"F"}}"#, 1_700_000_000_000),
+        duplicate,
+        missing,
+        malformed,
+    ];
+    let run = |native_plumbing| {
+        let h = Harness::new();
+        let mut g = h.start(
+            &graph,
+            RunOptions {
+                native_plumbing,
+                ..RunOptions::default()
+            },
+        );
+        let before = wasmflow_host::hlc::Hlc::now("test").millis();
+        (run_all(&mut g, inputs.clone()), before)
+    };
+    let ((native, t0), (component, t1)) = (run(true), run(false));
+    assert_eq!(native.len(), 4, "{native:?}");
+    // Timed inputs: identical publications, `__ts` carried through (the first of two kept).
+    assert_eq!(native[..2], component[..2]);
+    assert_eq!(prop(&native[1], "__ts"), Some(ts(1_700_000_000_500).as_str()));
+    assert_eq!(native[1].user_properties.iter().filter(|(k, _)| k == "__ts").count(), 1);
+    // Untimed or badly timed inputs: stamped with their arrival, same payloads either way.
+    for (o, start) in native[2..].iter().zip([t0, t0]).chain(component[2..].iter().zip([t1, t1])) {
+        let ts = prop(o, "__ts").expect("__ts written");
+        let millis: u64 = ts.split(':').next().and_then(|m| m.parse().ok()).expect("ms");
+        assert!(millis >= start && millis < start + 60_000, "{ts} is not an arrival time");
+    }
+    assert_eq!(payload(&native[2]), payload(&component[2]));
+    assert_eq!(payload(&native[3]), payload(&component[3]));
+}
+
 #[test]
 fn second_start_uses_the_compiled_cache() {
     let h = Harness::with_fresh_cache();

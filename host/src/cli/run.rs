@@ -119,6 +119,7 @@ impl RunCmd {
             overrides: self.graph_args.config.clone(),
             dead_letter: self.dead_letter,
             wasi: self.wasi_grants()?,
+            ..RunOptions::default()
         };
         let started = std::time::Instant::now();
         let (mut graph, cache) = runtime.start(&loaded, options)?;
