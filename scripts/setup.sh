@@ -25,14 +25,18 @@ fi
 # The packaged mosquitto service is not wanted: tests start their own on a free port.
 if command -v systemctl >/dev/null 2>&1; then $SUDO systemctl disable --now mosquitto >/dev/null 2>&1 || true; fi
 
-cargo_tool() { # name version
-  if ! command -v "$1" >/dev/null 2>&1 || ! "$1" --version 2>/dev/null | grep -q "$2"; then
-    log "cargo install $1@$2"
-    cargo install --quiet --locked "$1" --version "$2"
+cargo_tool() { # name version [extra cargo-install arguments]
+  local name=$1 version=$2
+  shift 2
+  if ! command -v "$name" >/dev/null 2>&1 || ! "$name" --version 2>/dev/null | grep -q "$version"; then
+    log "cargo install $name@$version $*"
+    cargo install --quiet --locked "$name" --version "$version" "$@"
   fi
 }
 cargo_tool wasm-component-ld 0.5.31
-cargo_tool wasm-tools 1.263.0
+# Only what the build and tests use (validate; print and `component wit` by hand): a third of
+# the default build's compile time on a new machine.
+cargo_tool wasm-tools 1.263.0 --no-default-features --features validate,print,component
 
 # Python operators (components/python): componentize-py bundles CPython and everything else it
 # needs; pinned, as the operator ABI notes were verified with this version.
