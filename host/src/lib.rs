@@ -11,6 +11,7 @@ pub mod hlc;
 pub mod host_state;
 pub mod item;
 pub mod jsonl;
+pub mod kafka;
 pub mod logger;
 pub mod metrics;
 pub mod runtime;
