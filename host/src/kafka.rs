@@ -68,7 +68,13 @@ impl std::fmt::Debug for KafkaSettings {
         let props: Vec<String> = self
             .properties
             .iter()
-            .map(|(k, v)| if is_secret(k) { format!("{k}=***") } else { format!("{k}={v}") })
+            .map(|(k, v)| {
+                if is_secret(k) {
+                    format!("{k}=***")
+                } else {
+                    format!("{k}={v}")
+                }
+            })
             .collect();
         f.debug_struct("KafkaSettings")
             .field("brokers", &self.brokers)
@@ -126,7 +132,11 @@ impl KafkaSettings {
 
     /// The client configuration: `defaults` (which the user's properties may override), the
     /// user's properties, then `forced` (which they may not contradict).
-    fn client_config(&self, defaults: &[(&str, &str)], forced: &[(&str, &str)]) -> Result<ClientConfig, TransportError> {
+    fn client_config(
+        &self,
+        defaults: &[(&str, &str)],
+        forced: &[(&str, &str)],
+    ) -> Result<ClientConfig, TransportError> {
         let mut config = ClientConfig::new();
         config.set("bootstrap.servers", &self.brokers);
         for (k, v) in defaults {
@@ -158,7 +168,9 @@ impl KafkaSettings {
 fn resolve_value(key: &str, value: &str) -> Result<String, TransportError> {
     if let Some(var) = value.strip_prefix("env:") {
         std::env::var(var).map_err(|_| {
-            TransportError::Config(format!("kafka property `{key}`: environment variable `{var}` is not set"))
+            TransportError::Config(format!(
+                "kafka property `{key}`: environment variable `{var}` is not set"
+            ))
         })
     } else if let Some(path) = value.strip_prefix("file:") {
         std::fs::read_to_string(path)
@@ -199,11 +211,15 @@ async fn probe(
 // Headers
 
 /// Splits Kafka headers into the content type and the user properties.
-fn from_headers<'a>(headers: impl Iterator<Item = (&'a str, Option<&'a [u8]>)>) -> (Option<String>, Vec<(String, String)>) {
+fn from_headers<'a>(
+    headers: impl Iterator<Item = (&'a str, Option<&'a [u8]>)>,
+) -> (Option<String>, Vec<(String, String)>) {
     let mut content_type = None;
     let mut props = Vec::new();
     for (key, value) in headers {
-        let value = value.map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default();
+        let value = value
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .unwrap_or_default();
         if content_type.is_none() && key.eq_ignore_ascii_case(CONTENT_TYPE_HEADER) {
             content_type = Some(value);
         } else {
@@ -492,7 +508,11 @@ impl KafkaSource {
         self
     }
 
-    async fn run_inner(self, tx: mpsc::Sender<Inbound>, mut shutdown: watch::Receiver<bool>) -> Result<(), TransportError> {
+    async fn run_inner(
+        self,
+        tx: mpsc::Sender<Inbound>,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<(), TransportError> {
         if self.topics.is_empty() {
             return Err(TransportError::Config("kafka source: no topic to read".into()));
         }
@@ -609,7 +629,11 @@ fn continue_or_stop(shutdown: &watch::Receiver<bool>) -> Result<Option<Inbound>,
 }
 
 impl Source for KafkaSource {
-    fn run(self: Box<Self>, tx: mpsc::Sender<Inbound>, shutdown: watch::Receiver<bool>) -> BoxFuture<Result<(), TransportError>> {
+    fn run(
+        self: Box<Self>,
+        tx: mpsc::Sender<Inbound>,
+        shutdown: watch::Receiver<bool>,
+    ) -> BoxFuture<Result<(), TransportError>> {
         Box::pin(self.run_inner(tx, shutdown))
     }
 }
@@ -710,7 +734,9 @@ impl KafkaSink {
 
 /// The record for a publication, borrowing its topic, payload and key.
 fn record(msg: &Outbound) -> FutureRecord<'_, [u8], [u8]> {
-    let r = FutureRecord::to(&msg.topic).payload(&msg.payload[..]).headers(to_headers(msg));
+    let r = FutureRecord::to(&msg.topic)
+        .payload(&msg.payload[..])
+        .headers(to_headers(msg));
     match &msg.key {
         Some(k) => r.key(&k[..]),
         None => r,
@@ -884,7 +910,9 @@ mod tests {
         );
         assert!(!format!("{s:?}").contains("s3cret"), "{s:?}");
 
-        let err = s.property("sasl.password=env:WASMFLOW_TEST_UNSET_VARIABLE").unwrap_err();
+        let err = s
+            .property("sasl.password=env:WASMFLOW_TEST_UNSET_VARIABLE")
+            .unwrap_err();
         assert!(err.to_string().contains("WASMFLOW_TEST_UNSET_VARIABLE"), "{err}");
         let err = s.property("no-equals-sign").unwrap_err();
         assert!(err.to_string().contains("expected KEY=VALUE"), "{err}");
@@ -900,7 +928,9 @@ mod tests {
         let mut same = KafkaSettings::new("127.0.0.1:9092");
         same.property("enable.idempotence=TRUE").unwrap();
         same.property("linger.ms=20").unwrap();
-        let c = same.client_config(&[("linger.ms", "0")], &[("enable.idempotence", "true")]).unwrap();
+        let c = same
+            .client_config(&[("linger.ms", "0")], &[("enable.idempotence", "true")])
+            .unwrap();
         assert_eq!(c.get("linger.ms"), Some("20"), "the user's value wins over a default");
         assert_eq!(c.get("enable.idempotence"), Some("true"));
     }
