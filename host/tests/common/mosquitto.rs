@@ -62,8 +62,14 @@ impl Mosquitto {
     }
 
     pub fn with_limits(limits: Limits) -> Self {
-        let bin = mosquitto_binary();
+        mosquitto_binary();
         let dir = tempfile::tempdir().expect("temp dir");
+        // Started as root, mosquitto drops to the `mosquitto` user: it must still be able to
+        // write its persistence file and log here.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        }
         let port = free_port();
         let conf = dir.path().join("mosquitto.conf");
         let mut f = std::fs::File::create(&conf).expect("mosquitto.conf");
@@ -84,7 +90,6 @@ impl Mosquitto {
             queued = limits.max_queued,
         )
         .expect("write mosquitto.conf");
-        let _ = bin;
         let mut m = Self { port, dir, child: None };
         m.resume();
         m
@@ -144,10 +149,13 @@ pub struct Client {
     pub rt: tokio::runtime::Runtime,
     pub client: AsyncClient,
     pub received: Arc<Mutex<Vec<Publish>>>,
+    /// PUBACKs received for this client's publications: the broker took responsibility.
+    pub pubacks: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Client {
-    /// Connects with a clean session and subscribes to `filters` at QoS 1.
+    /// Connects with a persistent session (so nothing is lost while the broker restarts) and
+    /// subscribes to `filters` at QoS 1.
     pub fn connect(port: u16, id: &str, filters: &[&str]) -> Self {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -155,19 +163,26 @@ impl Client {
             .build()
             .expect("tokio");
         let mut o = MqttOptions::new(id, "127.0.0.1", port);
-        o.set_keep_alive(Duration::from_secs(30)).set_clean_start(true);
+        o.set_keep_alive(Duration::from_secs(30))
+            .set_clean_start(false)
+            .set_session_expiry_interval(Some(3600));
         o.set_outgoing_inflight_upper_limit(100);
         let (client, mut el) = AsyncClient::new(o, 10_000);
         let received = Arc::new(Mutex::new(Vec::new()));
+        let pubacks = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let (sub_tx, sub_rx) = std::sync::mpsc::channel();
         {
             let received = received.clone();
+            let pubacks = pubacks.clone();
             let n = filters.len();
             rt.spawn(async move {
                 let mut subacks = 0;
                 loop {
                     match el.poll().await {
                         Ok(Event::Incoming(Packet::Publish(p))) => received.lock().unwrap().push(p),
+                        Ok(Event::Incoming(Packet::PubAck(_))) => {
+                            pubacks.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        }
                         Ok(Event::Incoming(Packet::SubAck(_))) => {
                             subacks += 1;
                             if subacks == n {
@@ -189,7 +204,12 @@ impl Client {
         sub_rx
             .recv_timeout(Duration::from_secs(10))
             .expect("connected and subscribed within 10 s");
-        Self { rt, client, received }
+        Self {
+            rt,
+            client,
+            received,
+            pubacks,
+        }
     }
 
     pub fn publish(&self, topic: &str, payload: &str, props: Vec<(&str, &str)>, content_type: Option<&str>) {
@@ -207,6 +227,60 @@ impl Client {
                 properties,
             ))
             .expect("publish");
+    }
+
+    /// Publishes `n` QoS 1 messages on a task of its own (`payload(i)`, user property `seq=i`),
+    /// `per_ms` of them per millisecond at most (0: as fast as possible).
+    pub fn publish_many(&self, topic: &str, n: usize, per_ms: usize, payload: fn(usize) -> String) {
+        let (client, topic) = (self.client.clone(), topic.to_owned());
+        self.rt.spawn(async move {
+            let start = tokio::time::Instant::now();
+            for i in 0..n {
+                if per_ms > 0 && i % per_ms == 0 {
+                    tokio::time::sleep_until(start + Duration::from_millis((i / per_ms) as u64)).await;
+                }
+                let properties = PublishProperties {
+                    user_properties: vec![("seq".into(), i.to_string())],
+                    ..Default::default()
+                };
+                client
+                    .publish_with_properties(
+                        topic.clone(),
+                        QoS::AtLeastOnce,
+                        false,
+                        payload(i).into_bytes(),
+                        properties,
+                    )
+                    .await
+                    .expect("publish");
+            }
+        });
+    }
+
+    /// Waits until the broker acknowledged `n` of this client's publications.
+    pub fn wait_pubacks(&self, n: usize, timeout: Duration) -> usize {
+        let until = Instant::now() + timeout;
+        loop {
+            let got = self.pubacks.load(std::sync::atomic::Ordering::SeqCst);
+            if got >= n || Instant::now() >= until {
+                return got;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Distinct `seq` values received, and how many arrived more than once.
+    pub fn seqs(&self) -> (std::collections::BTreeSet<usize>, usize) {
+        let mut seen = std::collections::BTreeSet::new();
+        let mut dups = 0;
+        for p in self.received.lock().unwrap().iter() {
+            if let Some(s) = user_prop(p, "seq").and_then(|s| s.parse().ok()) {
+                if !seen.insert(s) {
+                    dups += 1;
+                }
+            }
+        }
+        (seen, dups)
     }
 
     /// Waits until at least `n` messages arrived (or `timeout`); returns what arrived.
