@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::delivery::WindowJournal;
 use crate::graph::Graph;
+use crate::kafka::{KafkaConfig, KafkaSink, KafkaSource};
 use crate::mqtt::{MqttConfig, MqttSink, MqttSource};
 use crate::pump::{self, PumpOptions, PumpStats, Route, Routes};
 use crate::transport::{Sink, Source};
@@ -24,12 +25,14 @@ use crate::transport::{Sink, Source};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TransportKind {
     Mqtt,
+    Kafka,
 }
 
 impl TransportKind {
     fn prefix(self) -> &'static str {
         match self {
             TransportKind::Mqtt => "mqtt",
+            TransportKind::Kafka => "kafka",
         }
     }
 }
@@ -45,6 +48,7 @@ pub struct Endpoint {
 #[derive(Debug, Clone, Default)]
 pub struct Binding {
     pub mqtt: Option<MqttConfig>,
+    pub kafka: Option<KafkaConfig>,
     /// Topic filters the graph's source reads (several allowed, on one or more transports).
     pub sources: Vec<Endpoint>,
     /// Where the graph's sinks publish.
@@ -59,6 +63,9 @@ impl Binding {
         if self.mqtt.is_some() {
             v.push(TransportKind::Mqtt);
         }
+        if self.kafka.is_some() {
+            v.push(TransportKind::Kafka);
+        }
         v
     }
 
@@ -66,7 +73,7 @@ impl Binding {
     /// with two configured, the prefix is required.
     pub fn endpoint(&self, spec: &str) -> Result<Endpoint> {
         let configured = self.configured();
-        for kind in [TransportKind::Mqtt] {
+        for kind in [TransportKind::Mqtt, TransportKind::Kafka] {
             if let Some(topic) = spec.strip_prefix(kind.prefix()).and_then(|s| s.strip_prefix(':')) {
                 if !configured.contains(&kind) {
                     bail!(
@@ -181,6 +188,10 @@ async fn start_sink(binding: &Binding, kind: TransportKind) -> Result<Arc<dyn Si
                 .ok_or_else(|| anyhow!("no MQTT broker configured"))?;
             Ok(Arc::new(MqttSink::connect(cfg).await?))
         }
+        TransportKind::Kafka => {
+            let cfg = binding.kafka.as_ref().ok_or_else(|| anyhow!("no Kafka cluster configured"))?;
+            Ok(Arc::new(KafkaSink::connect(&cfg.settings).await?))
+        }
     }
 }
 
@@ -199,6 +210,16 @@ fn start_sources(binding: &Binding) -> Result<Vec<Box<dyn Source>>> {
             .clone()
             .ok_or_else(|| anyhow!("no MQTT broker configured"))?;
         out.push(Box::new(MqttSource::new(cfg, mqtt)?));
+    }
+    let kafka: Vec<String> = binding
+        .sources
+        .iter()
+        .filter(|e| e.transport == TransportKind::Kafka)
+        .map(|e| e.topic.clone())
+        .collect();
+    if !kafka.is_empty() {
+        let cfg = binding.kafka.clone().ok_or_else(|| anyhow!("no Kafka cluster configured"))?;
+        out.push(Box::new(KafkaSource::new(cfg.settings, cfg.group_id, kafka)));
     }
     Ok(out)
 }

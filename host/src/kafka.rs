@@ -472,6 +472,14 @@ impl ConsumerContext for SourceContext {
 // ---------------------------------------------------------------------------------------------
 // Source
 
+/// A graph's Kafka connection as `run` binds it: the cluster, and the consumer group its
+/// source joins (a restart in the same group resumes at the last commit).
+#[derive(Debug, Clone)]
+pub struct KafkaConfig {
+    pub settings: KafkaSettings,
+    pub group_id: String,
+}
+
 /// Reads topics as a member of a consumer group; see the module doc for the commit rule.
 pub struct KafkaSource {
     settings: KafkaSettings,

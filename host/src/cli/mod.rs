@@ -2,6 +2,7 @@
 
 mod compose;
 mod inspect;
+mod kafka;
 mod run;
 mod test;
 mod transport;

@@ -53,6 +53,8 @@ pub struct TransportArgs {
     /// Client key (PEM) for mutual TLS.
     #[arg(long, value_name = "FILE")]
     pub mqtt_key: Option<PathBuf>,
+    #[command(flatten)]
+    pub kafka: super::kafka::KafkaArgs,
 }
 
 impl TransportArgs {
@@ -77,6 +79,9 @@ impl TransportArgs {
             }
             b.mqtt = Some(c);
         }
+        b.kafka = self
+            .kafka
+            .config(&default_client_id(graph), Duration::from_secs(self.connect_timeout_secs))?;
         let sources = if self.sources.is_empty() {
             vec![DEFAULT_SOURCE.to_owned()]
         } else {
@@ -120,14 +125,17 @@ pub fn run_bound(
     idle: Duration,
 ) -> Result<std::process::ExitCode> {
     let rt = wasmflow_host::bind::transport_runtime()?;
-    let Some(url) = args.mqtt.clone() else {
-        anyhow::bail!("no broker: give --mqtt mqtt://HOST:PORT (or --input FILE|- to read lines)");
-    };
-    let binding = args.binding(&graph.manifest().name, Some(&url))?;
+    let url = args.mqtt.clone();
+    if url.is_none() && args.kafka.kafka.is_none() {
+        anyhow::bail!("no broker: give --mqtt mqtt://HOST:PORT or --kafka HOST:PORT (or --input FILE|- to read lines)");
+    }
+    let binding = args.binding(&graph.manifest().name, url.as_deref())?;
     tracing::info!(
         sources = ?binding.sources.iter().map(|e| &e.topic).collect::<Vec<_>>(),
         sink = ?binding.sink.as_ref().map(|e| &e.topic),
-        "bound to {url}"
+        mqtt = ?url,
+        kafka = ?args.kafka.kafka,
+        "bound"
     );
     let options = wasmflow_host::pump::PumpOptions {
         idle,
