@@ -139,8 +139,38 @@ struct Edge {
     input: u32,
 }
 
-/// Items waiting in one window operation, by event time, with the input each came from.
-type Window = BTreeMap<(u64, u32, u64), Vec<(u32, Item)>>;
+/// Items waiting in one window operation, by event time, with the input each came from and
+/// the lineage id of the entry (see [`Held`]).
+type Window = BTreeMap<(u64, u32, u64), Vec<(u32, Item, u64)>>;
+
+/// An item a window operation holds until its window closes. At-least-once delivery persists
+/// these (so the input they came from can be acknowledged before the window closes) and gives
+/// them back with [`Graph::restore_held`] after a restart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Held {
+    /// Lineage id of this window entry; outputs of the window name it.
+    pub id: u64,
+    /// The window operation's name.
+    pub operation: String,
+    /// Which input of the operation it arrived on (a concatenate tells its inputs apart by it).
+    pub input: u32,
+    pub item: Item,
+    /// Lineage ids of what it derives from (an input, or entries of an upstream window).
+    pub parents: Vec<u64>,
+}
+
+/// What one call into the graph did, by lineage, so a transport can acknowledge each input
+/// once everything derived from it is done.
+#[derive(Debug, Default)]
+pub struct Traced {
+    /// Each output with the lineage ids (inputs or window entries) it derives from.
+    pub outputs: Vec<(Output, Vec<u64>)>,
+    /// Items that entered a window during the call.
+    pub held: Vec<Held>,
+    /// Window entries whose window closed during the call: after this, nothing more derives
+    /// from them than the outputs (and held items) listed here.
+    pub released: Vec<u64>,
+}
 
 type SourceFn = TypedFunc<(Option<String>, HybridLogicalClock), ((HybridLogicalClock, Option<String>),)>;
 type ConcatenateFn = TypedFunc<(Vec<(u32, DataModel)>,), (Vec<DataModel>,)>;
@@ -165,6 +195,13 @@ pub struct Graph {
     windows: HashMap<usize, Window>,
     frontier: Option<(u64, u32, u64)>,
     rebuilds: u64,
+    /// Lineage ids of the item being routed now (an input, or the entries of a closing window).
+    lineage: Vec<u64>,
+    /// Lineage of each output pushed during the current call, in order.
+    out_lineage: Vec<Vec<u64>>,
+    held: Vec<Held>,
+    released: Vec<u64>,
+    next_id: u64,
 }
 
 fn entry_point(kind: OperationKind) -> &'static str {
@@ -270,6 +307,11 @@ impl Graph {
             windows: HashMap::new(),
             frontier: None,
             rebuilds: 0,
+            lineage: Vec::new(),
+            out_lineage: Vec::new(),
+            held: Vec::new(),
+            released: Vec::new(),
+            next_id: 1,
         })
     }
 
@@ -394,6 +436,91 @@ impl Graph {
     /// Feeds one delivery into the graph through `source` (the first source when `None`), runs
     /// it as far as it goes, closes the windows its time completes, and returns what came out.
     pub fn push(&mut self, source: Option<&str>, input: Input) -> Result<Vec<Output>> {
+        Ok(self.push_traced(source, input)?.1.into_outputs())
+    }
+
+    /// [`Graph::push`], telling which outputs derive from the input (whose lineage id it
+    /// returns) and which from the windows the push closed.
+    pub fn push_traced(&mut self, source: Option<&str>, input: Input) -> Result<(u64, Traced)> {
+        let origin = self.new_id();
+        self.begin(vec![origin]);
+        let r = self.push_inner(source, input);
+        let traced = self.end(r)?;
+        Ok((origin, traced))
+    }
+
+    /// [`Graph::advance_to`], with lineage.
+    pub fn advance_traced(&mut self, now: &Hlc) -> Result<Traced> {
+        self.begin(Vec::new());
+        let r = self.advance_inner(now);
+        self.end(r)
+    }
+
+    /// [`Graph::flush`], with lineage.
+    pub fn flush_traced(&mut self) -> Result<Traced> {
+        self.begin(Vec::new());
+        let r = self.flush_inner();
+        self.end(r)
+    }
+
+    /// Puts persisted window entries back (after a restart), before any input is pushed. Later
+    /// lineage ids are above theirs.
+    pub fn restore_held(&mut self, held: Vec<Held>) -> Result<()> {
+        for h in held {
+            let op = self
+                .manifest
+                .operations
+                .iter()
+                .position(|o| {
+                    o.name == h.operation && matches!(o.kind, OperationKind::Accumulate | OperationKind::Concatenate)
+                })
+                .ok_or_else(|| {
+                    anyhow!(
+                        "a persisted window item belongs to operation `{}`, which this graph has no window named",
+                        h.operation
+                    )
+                })?;
+            self.next_id = self.next_id.max(h.id + 1);
+            self.windows
+                .entry(op)
+                .or_default()
+                .entry(h.item.ts.time_key())
+                .or_default()
+                .push((h.input, h.item, h.id));
+        }
+        Ok(())
+    }
+
+    fn new_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    fn begin(&mut self, lineage: Vec<u64>) {
+        self.lineage = lineage;
+        self.out_lineage.clear();
+        self.held.clear();
+        self.released.clear();
+    }
+
+    fn end(&mut self, r: Result<Vec<Output>>) -> Result<Traced> {
+        let outputs = r?;
+        debug_assert_eq!(outputs.len(), self.out_lineage.len());
+        Ok(Traced {
+            outputs: outputs.into_iter().zip(self.out_lineage.drain(..)).collect(),
+            held: std::mem::take(&mut self.held),
+            released: std::mem::take(&mut self.released),
+        })
+    }
+
+    /// Records an output with the lineage of what is being routed.
+    fn output(&mut self, o: Output, out: &mut Vec<Output>) {
+        self.out_lineage.push(self.lineage.clone());
+        out.push(o);
+    }
+
+    fn push_inner(&mut self, source: Option<&str>, input: Input) -> Result<Vec<Output>> {
         let src = match source {
             Some(name) => self
                 .manifest
@@ -427,6 +554,10 @@ impl Graph {
 
     /// Advances the progress frontier to `now` (sources idle): windows before it close.
     pub fn advance_to(&mut self, now: &Hlc) -> Result<Vec<Output>> {
+        Ok(self.advance_traced(now)?.into_outputs())
+    }
+
+    fn advance_inner(&mut self, now: &Hlc) -> Result<Vec<Output>> {
         let t = now.time_key();
         if self.frontier.is_none_or(|f| t > f) {
             self.frontier = Some(t);
@@ -438,6 +569,10 @@ impl Graph {
 
     /// Closes every open window (end of input): nothing more will come.
     pub fn flush(&mut self) -> Result<Vec<Output>> {
+        Ok(self.flush_traced()?.into_outputs())
+    }
+
+    fn flush_inner(&mut self) -> Result<Vec<Output>> {
         let mut out = Vec::new();
         self.close_windows(true, &mut out)?;
         Ok(out)
@@ -525,12 +660,20 @@ impl Graph {
                 if late {
                     tracing::debug!(operation = %self.manifest.operations[op].name, ts = %item.ts, "late item: its window closes at once");
                 }
+                let id = self.new_id();
+                self.held.push(Held {
+                    id,
+                    operation: self.manifest.operations[op].name.clone(),
+                    input: input_ix,
+                    item: item.clone(),
+                    parents: self.lineage.clone(),
+                });
                 self.windows
                     .entry(op)
                     .or_default()
                     .entry(item.ts.time_key())
                     .or_default()
-                    .push((input_ix, item));
+                    .push((input_ix, item, id));
                 Ok(())
             }
             OperationKind::Map => match self.call_map(op, &item) {
@@ -560,7 +703,7 @@ impl Graph {
             OperationKind::Sink => match self.call_sink(op, &item) {
                 Ok(o) => {
                     self.stats[op].messages_out.inc();
-                    out.push(o);
+                    self.output(o, out);
                     Ok(())
                 }
                 Err(f) => self.failed(op, f, item, out),
@@ -609,13 +752,14 @@ impl Graph {
             user_properties.push(("__ts".into(), item.ts.to_string()));
             user_properties.push(("operation".into(), name.clone()));
             user_properties.push(("error".into(), error.clone()));
-            out.push(Output {
+            let o = Output {
                 destination: Destination::DeadLetter { operation: name, error },
                 topic,
                 payload: item.payload().clone(),
                 content_type,
                 user_properties,
-            });
+            };
+            self.output(o, out);
         }
         Ok(())
     }
@@ -670,7 +814,19 @@ impl Graph {
         Ok(())
     }
 
-    fn close_one(&mut self, op: usize, batch: Vec<(u32, Item)>, out: &mut Vec<Output>) -> Result<()> {
+    /// Closes one batch with the lineage of its entries, then restores the lineage of what was
+    /// being routed before.
+    fn close_one(&mut self, op: usize, batch: Vec<(u32, Item, u64)>, out: &mut Vec<Output>) -> Result<()> {
+        let ids: Vec<u64> = batch.iter().map(|(_, _, id)| *id).collect();
+        self.released.extend_from_slice(&ids);
+        let outer = std::mem::replace(&mut self.lineage, ids);
+        let batch = batch.into_iter().map(|(ix, item, _)| (ix, item)).collect();
+        let r = self.close_batch(op, batch, out);
+        self.lineage = outer;
+        r
+    }
+
+    fn close_batch(&mut self, op: usize, batch: Vec<(u32, Item)>, out: &mut Vec<Output>) -> Result<()> {
         let Some(first) = batch.first() else { return Ok(()) };
         let ts = first.1.ts.clone();
         match self.manifest.operations[op].kind {
@@ -860,6 +1016,13 @@ impl Graph {
             content_type,
             user_properties: with_ts(properties, ts),
         })
+    }
+}
+
+impl Traced {
+    /// The outputs alone, for callers that do not track delivery.
+    pub fn into_outputs(self) -> Vec<Output> {
+        self.outputs.into_iter().map(|(o, _)| o).collect()
     }
 }
 

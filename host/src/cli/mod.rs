@@ -2,8 +2,10 @@
 
 mod compose;
 mod inspect;
+mod kafka;
 mod run;
 mod test;
+mod transport;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -28,7 +30,7 @@ pub enum Command {
     Compose(compose::ComposeCmd),
     /// Show a graph's world, operations and parameters (a definition or a composed .wasm).
     Inspect(inspect::InspectCmd),
-    /// Run a graph, reading messages from --input and printing outputs as JSON lines.
+    /// Run a graph bound to MQTT topics (--mqtt, --source, --sink), or on --input lines.
     Run(run::RunCmd),
     /// Run golden-file tests: a graph, an input folder, expected JSON.
     Test(test::TestCmd),

@@ -18,9 +18,10 @@ use super::GraphArgs;
 pub struct RunCmd {
     /// A graph definition (YAML) or a composed graph (.wasm).
     pub target: PathBuf,
-    /// Newline-delimited messages to feed the graph's source (`-` for standard input).
-    #[arg(long, default_value = "-")]
-    pub input: String,
+    /// Newline-delimited messages to feed the graph's source (`-` for standard input) instead
+    /// of a broker; outputs are printed as JSON lines.
+    #[arg(long)]
+    pub input: Option<String>,
     /// Input lines are JSON envelopes with topic, payload and user-properties.
     #[arg(long)]
     pub envelope: bool,
@@ -59,6 +60,8 @@ pub struct RunCmd {
     pub inherit_stderr: bool,
     #[command(flatten)]
     pub graph_args: GraphArgs,
+    #[command(flatten)]
+    pub transport: super::transport::TransportArgs,
 }
 
 impl RunCmd {
@@ -117,7 +120,7 @@ impl RunCmd {
             call_timeout: Duration::from_millis(self.call_timeout_ms),
             max_memory: self.max_memory_mib << 20,
             overrides: self.graph_args.config.clone(),
-            dead_letter: self.dead_letter,
+            dead_letter: self.dead_letter || self.transport.dead_letter_topic.is_some(),
             wasi: self.wasi_grants()?,
             ..RunOptions::default()
         };
@@ -137,8 +140,11 @@ impl RunCmd {
             None => None,
         };
 
+        let Some(input) = self.input.clone() else {
+            let idle = Duration::from_millis(self.idle_ms);
+            return super::transport::run_bound(&self.transport, &mut graph, &config.data_dir, idle);
+        };
         let (tx, rx) = mpsc::channel::<Event>();
-        let input = self.input.clone();
         std::thread::spawn(move || {
             let reader: Box<dyn BufRead> = if input == "-" {
                 Box::new(std::io::stdin().lock())
@@ -203,7 +209,7 @@ impl RunCmd {
                     Ok(None) => {}
                     Err(e) => {
                         bad += 1;
-                        tracing::warn!("{}: {e}", self.input);
+                        tracing::warn!("{}: {e}", self.input.as_deref().unwrap_or("-"));
                     }
                 },
                 Ok(Event::End) | Err(mpsc::RecvTimeoutError::Disconnected) => {

@@ -1,0 +1,255 @@
+//! Binding a graph's source and sinks to broker topics, and running it: the library side of
+//! `wasmflow run --mqtt … --source … --sink …`.
+//!
+//! A [`Binding`] names endpoints as `[transport:]topic`; the prefix is needed only when more than
+//! one transport is configured, so a graph may read MQTT and write Kafka. [`run`] starts the
+//! transports on a tokio runtime and drives the graph with the [`crate::pump`] on the calling
+//! thread. Kafka plugs in next to MQTT: a `TransportKind` variant, its configuration in
+//! `Binding`, and one arm in `start_source`/`start_sink`.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use tokio::sync::{mpsc, watch};
+
+use crate::delivery::WindowJournal;
+use crate::graph::Graph;
+use crate::kafka::{KafkaConfig, KafkaSink, KafkaSource};
+use crate::mqtt::{MqttConfig, MqttSink, MqttSource};
+use crate::pump::{self, PumpOptions, PumpStats, Route, Routes};
+use crate::transport::{Sink, Source};
+
+/// Which kind of broker an endpoint is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportKind {
+    Mqtt,
+    Kafka,
+}
+
+impl TransportKind {
+    fn prefix(self) -> &'static str {
+        match self {
+            TransportKind::Mqtt => "mqtt",
+            TransportKind::Kafka => "kafka",
+        }
+    }
+}
+
+/// A topic (or topic filter) on one transport.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub transport: TransportKind,
+    pub topic: String,
+}
+
+/// Everything `run` needs to connect a graph to its brokers.
+#[derive(Debug, Clone, Default)]
+pub struct Binding {
+    pub mqtt: Option<MqttConfig>,
+    pub kafka: Option<KafkaConfig>,
+    /// Topic filters the graph's source reads (several allowed, on one or more transports).
+    pub sources: Vec<Endpoint>,
+    /// Where the graph's sinks publish.
+    pub sink: Option<Endpoint>,
+    /// Where items operators reject go, with `error` and `operation` user properties.
+    pub dead_letter: Option<Endpoint>,
+}
+
+impl Binding {
+    fn configured(&self) -> Vec<TransportKind> {
+        let mut v = Vec::new();
+        if self.mqtt.is_some() {
+            v.push(TransportKind::Mqtt);
+        }
+        if self.kafka.is_some() {
+            v.push(TransportKind::Kafka);
+        }
+        v
+    }
+
+    /// Parses `[mqtt:|kafka:]topic`. Without a prefix the one configured transport is meant;
+    /// with two configured, the prefix is required.
+    pub fn endpoint(&self, spec: &str) -> Result<Endpoint> {
+        let configured = self.configured();
+        for kind in [TransportKind::Mqtt, TransportKind::Kafka] {
+            if let Some(topic) = spec.strip_prefix(kind.prefix()).and_then(|s| s.strip_prefix(':')) {
+                if !configured.contains(&kind) {
+                    bail!(
+                        "`{spec}` names {} but no {} broker is configured",
+                        kind.prefix(),
+                        kind.prefix()
+                    );
+                }
+                return Ok(Endpoint {
+                    transport: kind,
+                    topic: topic.to_owned(),
+                });
+            }
+        }
+        match configured.as_slice() {
+            [one] => Ok(Endpoint {
+                transport: *one,
+                topic: spec.to_owned(),
+            }),
+            [] => bail!("`{spec}`: no broker is configured"),
+            _ => bail!("`{spec}`: more than one broker is configured; prefix the topic with `mqtt:` or `kafka:`"),
+        }
+    }
+}
+
+/// A tokio runtime for the transports: two workers are plenty (they mostly wait on sockets).
+pub fn transport_runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("wasmflow-io")
+        .enable_all()
+        .build()
+        .context("starting the transport runtime")
+}
+
+/// Runs `graph` bound to its brokers until `shutdown` turns true, or (when `None`) until Ctrl-C
+/// or SIGTERM. Window contents persist in `<data_dir>/windows.redb`.
+pub fn run(
+    graph: &mut Graph,
+    data_dir: &Path,
+    binding: &Binding,
+    options: &PumpOptions,
+    rt: &tokio::runtime::Runtime,
+    shutdown: Option<watch::Receiver<bool>>,
+) -> Result<PumpStats> {
+    if binding.sources.is_empty() {
+        bail!("no source topic: give --source");
+    }
+    let journal = WindowJournal::open(&data_dir.join("windows.redb"), &graph.manifest().name)?;
+    let shutdown = match shutdown {
+        Some(s) => s,
+        None => signals(rt),
+    };
+    // Sinks first: a source would otherwise take messages it cannot yet deliver.
+    let mut routes = Routes::default();
+    if let Some(e) = &binding.sink {
+        routes.default = Some(rt.block_on(route(binding, e))?);
+    }
+    if let Some(e) = &binding.dead_letter {
+        routes.dead_letter = Some(rt.block_on(route(binding, e))?);
+    }
+    let (tx, rx) = mpsc::channel(256);
+    // A source that fails (unreachable broker at start, refused subscription) stops the run
+    // with its error; so does the caller's shutdown, without one.
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stop_tx = Arc::new(stop_tx);
+    let failure: Arc<Mutex<Option<anyhow::Error>>> = Arc::default();
+    for source in start_sources(binding)? {
+        let (tx, sd, stop, failure) = (tx.clone(), stop_rx.clone(), stop_tx.clone(), failure.clone());
+        rt.spawn(async move {
+            if let Err(e) = source.run(tx, sd).await {
+                failure
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .get_or_insert(e.into());
+                let _ = stop.send(true);
+            }
+        });
+    }
+    drop(tx);
+    {
+        let (mut sd, stop) = (shutdown, stop_tx.clone());
+        rt.spawn(async move {
+            while !*sd.borrow() {
+                if sd.changed().await.is_err() {
+                    return;
+                }
+            }
+            let _ = stop.send(true);
+        });
+    }
+    let stats = pump::run(graph, &journal, rx, &routes, rt.handle(), stop_rx, options);
+    if let Some(e) = failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() {
+        return Err(e);
+    }
+    stats
+}
+
+async fn route(binding: &Binding, e: &Endpoint) -> Result<Route> {
+    Ok(Route {
+        sink: start_sink(binding, e.transport).await?,
+        topic: e.topic.clone(),
+    })
+}
+
+async fn start_sink(binding: &Binding, kind: TransportKind) -> Result<Arc<dyn Sink>> {
+    match kind {
+        TransportKind::Mqtt => {
+            let cfg = binding
+                .mqtt
+                .clone()
+                .ok_or_else(|| anyhow!("no MQTT broker configured"))?;
+            Ok(Arc::new(MqttSink::connect(cfg).await?))
+        }
+        TransportKind::Kafka => {
+            let cfg = binding.kafka.as_ref().ok_or_else(|| anyhow!("no Kafka cluster configured"))?;
+            Ok(Arc::new(KafkaSink::connect(&cfg.settings).await?))
+        }
+    }
+}
+
+/// One source per transport, reading all of that transport's topic filters.
+fn start_sources(binding: &Binding) -> Result<Vec<Box<dyn Source>>> {
+    let mut out: Vec<Box<dyn Source>> = Vec::new();
+    let mqtt: Vec<String> = binding
+        .sources
+        .iter()
+        .filter(|e| e.transport == TransportKind::Mqtt)
+        .map(|e| e.topic.clone())
+        .collect();
+    if !mqtt.is_empty() {
+        let cfg = binding
+            .mqtt
+            .clone()
+            .ok_or_else(|| anyhow!("no MQTT broker configured"))?;
+        out.push(Box::new(MqttSource::new(cfg, mqtt)?));
+    }
+    let kafka: Vec<String> = binding
+        .sources
+        .iter()
+        .filter(|e| e.transport == TransportKind::Kafka)
+        .map(|e| e.topic.clone())
+        .collect();
+    if !kafka.is_empty() {
+        let cfg = binding.kafka.clone().ok_or_else(|| anyhow!("no Kafka cluster configured"))?;
+        out.push(Box::new(KafkaSource::new(cfg.settings, cfg.group_id, kafka)));
+    }
+    Ok(out)
+}
+
+/// A shutdown signal that turns true on Ctrl-C or SIGTERM.
+fn signals(rt: &tokio::runtime::Runtime) -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    rt.spawn(async move {
+        #[cfg(unix)]
+        {
+            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    let _ = tx.send(true);
+                    return;
+                }
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("stopping: unacknowledged inputs stay with the broker");
+        let _ = tx.send(true);
+    });
+    rx
+}
+
+/// Default idle time for `run`, like the line mode's `--idle-ms`.
+pub const DEFAULT_IDLE: Duration = Duration::from_millis(1000);
