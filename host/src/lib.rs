@@ -16,3 +16,4 @@ pub mod metrics;
 pub mod runtime;
 pub mod state_store;
 pub mod transport;
+pub mod wasi_nn;

@@ -2,6 +2,7 @@
 
 mod compose;
 mod inspect;
+mod nn;
 mod run;
 mod test;
 

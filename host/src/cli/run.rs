@@ -59,6 +59,8 @@ pub struct RunCmd {
     pub inherit_stderr: bool,
     #[command(flatten)]
     pub graph_args: GraphArgs,
+    #[command(flatten)]
+    pub nn: super::nn::NnArgs,
 }
 
 impl RunCmd {
@@ -107,7 +109,8 @@ impl RunCmd {
                 ..Default::default()
             },
         };
-        let runtime = Runtime::new(&config)?;
+        let mut runtime = Runtime::new(&config)?;
+        runtime.set_wasi_nn(self.nn.options());
         if let Some(seed) = &self.state_seed {
             let n = runtime.state.seed_from_json(seed)?;
             tracing::info!("seeded {n} state keys from {}", seed.display());
