@@ -352,8 +352,8 @@ struct CheckedContext(ExecutionContext);
 pub fn check_tensor(tensor: &Tensor) -> Result<(), String> {
     if tensor.ty != TensorType::Fp32 {
         return Err(format!(
-            "{:?} input: the ONNX backend takes only FP32 input tensors",
-            tensor.ty
+            "{} input: the ONNX backend takes only FP32 input tensors",
+            type_name(tensor.ty)
         ));
     }
     let elements = tensor
@@ -370,6 +370,19 @@ pub fn check_tensor(tensor: &Tensor) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// The WIT name of a tensor type (`FP32`, `I64`, …).
+fn type_name(ty: TensorType) -> &'static str {
+    match ty {
+        TensorType::Fp16 => "FP16",
+        TensorType::Fp32 => "FP32",
+        TensorType::Fp64 => "FP64",
+        TensorType::Bf16 => "BF16",
+        TensorType::U8 => "U8",
+        TensorType::I32 => "I32",
+        TensorType::I64 => "I64",
+    }
 }
 
 fn refused(what: String) -> BackendError {
@@ -423,6 +436,71 @@ mod tests {
             Err("FP32 input of dimensions [1, 64] needs 256 bytes of data, got 255".into())
         );
         assert!(check_tensor(&tensor(vec![u32::MAX, u32::MAX, u32::MAX], TensorType::Fp32, 4)).is_err());
+    }
+
+    /// ONNX Runtime for the tests that run it (installed by scripts/setup.sh; fails if absent).
+    fn real_onnxruntime() {
+        let lib = locate_onnxruntime(None).unwrap_or_else(|e| panic!("{e}"));
+        init_onnxruntime(&lib).unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// A one-node model written by the `onnx` Python package (scripts/setup.sh installs it):
+    /// `Cast` of an int64 [1, 4] input to float32.
+    fn int64_input_model() -> Vec<u8> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("cast.onnx");
+        let out = std::process::Command::new("python3")
+            .arg("-c")
+            .arg(
+                r#"
+import sys, onnx
+from onnx import helper, TensorProto
+x = helper.make_tensor_value_info("X", TensorProto.INT64, [1, 4])
+y = helper.make_tensor_value_info("Y", TensorProto.FLOAT, [1, 4])
+g = helper.make_graph([helper.make_node("Cast", ["X"], ["Y"], to=TensorProto.FLOAT)], "cast", [x], [y])
+m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+m.ir_version = 8
+onnx.save(m, sys.argv[1])
+"#,
+            )
+            .arg(&path)
+            .output()
+            .expect("python3 (scripts/setup.sh installs onnx)");
+        assert!(out.status.success(), "python: {}", String::from_utf8_lossy(&out.stderr));
+        std::fs::read(path).expect("model")
+    }
+
+    #[test]
+    fn the_checked_backend_turns_would_be_panics_into_errors() {
+        real_onnxruntime();
+        let mut backend = CheckedOnnx::default();
+        // A corrupt model (what a guest's graph.load may pass): an error, not a panic.
+        let e = backend
+            .load(&[b"not an onnx model"], ExecutionTarget::Cpu)
+            .err()
+            .expect("corrupt model");
+        assert!(backend_reason(&e).contains("protobuf"), "{}", backend_reason(&e));
+        // An int64 input matching the model reaches the backend's `unimplemented!()` unchecked.
+        let graph = backend
+            .load(&[&int64_input_model()], ExecutionTarget::Cpu)
+            .expect("cast model");
+        let mut ctx = graph.init_execution_context().expect("context");
+        let ints = Tensor::new(vec![1, 4], TensorType::I64, vec![0; 32]);
+        let e = ctx
+            .compute_with_io(vec![NamedTensor {
+                name: "X".into(),
+                tensor: ints.clone(),
+            }])
+            .err()
+            .expect("I64 refused");
+        assert_eq!(
+            e.to_string(),
+            "Unsupported tensor type: input `X`: I64 input: the ONNX backend takes only FP32 input tensors"
+        );
+        assert!(ctx.set_input(Id::Name("X".into()), &ints).is_err());
+        // FP32 data of the wrong length reaches a slice `unwrap` unchecked.
+        let short = Tensor::new(vec![1, 4], TensorType::Fp32, vec![0; 15]);
+        assert!(ctx.set_input(Id::Index(0), &short).is_err());
     }
 
     #[test]
