@@ -4,7 +4,7 @@
 CARGO ?= cargo
 WASMFLOW = $(CARGO) run --quiet -p wasmflow-host --bin wasmflow --
 
-.PHONY: demo test setup components test-host test-components test-golden
+.PHONY: demo test setup model components test-host test-components test-golden
 
 ## Run the demo graph on the bundled readings (no broker, no flags).
 demo: components
@@ -16,7 +16,11 @@ test: components test-components test-host test-golden
 setup:
 	./scripts/setup.sh
 
-components: setup
+## The digits classifier (target/models/): the snapshot operator embeds it, tests and benches use it.
+model: setup
+	python3 scripts/build-model.py
+
+components: setup model
 	./scripts/build-components.sh
 
 test-components:

@@ -47,4 +47,34 @@ if ! componentize-py --version 2>/dev/null | grep -qx "componentize-py $COMPONEN
   command -v componentize-py >/dev/null 2>&1 \
     || log "warning: pip installed componentize-py outside PATH; add its scripts directory to PATH"
 fi
+# wasi-nn (host/src/wasi_nn.rs): ONNX Runtime as a shared library, taken from the PyPI wheel
+# (ort's load-dynamic; nothing is downloaded at build time), and the Python packages that train
+# and export the digits model (scripts/build-model.py) and check it in tests. Pinned: versions
+# verified together here; ort rc.10 refuses ONNX Runtime older than 1.22.
+ORT_VERSION=1.22.1
+ORT_DIR="${WASMFLOW_ONNXRUNTIME_DIR:-$HOME/.cache/wasmflow/onnxruntime}"
+ORT_LIB="$ORT_DIR/libonnxruntime.so.$ORT_VERSION"
+nn_pip=("onnxruntime==$ORT_VERSION" "scikit-learn==1.9.1" "skl2onnx==1.20.0" "onnx==1.23.2")
+if ! python3 -c 'import onnxruntime, sklearn, skl2onnx, onnx, sys
+sys.exit(0 if (onnxruntime.__version__, sklearn.__version__, skl2onnx.__version__, onnx.__version__) == tuple(sys.argv[1:]) else 1)' \
+    "$ORT_VERSION" 1.9.1 1.20.0 1.23.2 2>/dev/null; then
+  log "pip install ${nn_pip[*]}"
+  python3 -m pip install --quiet "${nn_pip[@]}"
+fi
+if [ ! -f "$ORT_LIB" ]; then
+  log "ONNX Runtime $ORT_VERSION shared library → $ORT_LIB"
+  tmp="$(mktemp -d)"
+  python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$tmp" "onnxruntime==$ORT_VERSION"
+  mkdir -p "$ORT_DIR"
+  python3 - "$tmp" "$ORT_LIB" <<'PY'
+import glob, sys, zipfile
+wheel = glob.glob(sys.argv[1] + "/onnxruntime-*.whl")[0]
+with zipfile.ZipFile(wheel) as z:
+    name = next(n for n in z.namelist() if n.startswith("onnxruntime/capi/libonnxruntime.so."))
+    with z.open(name) as src, open(sys.argv[2] + ".tmp", "wb") as dst:
+        dst.write(src.read())
+PY
+  mv "$ORT_LIB.tmp" "$ORT_LIB"
+  rm -rf "$tmp"
+fi
 log "toolchain ready"

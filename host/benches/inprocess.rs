@@ -590,6 +590,7 @@ fn main() -> Result<()> {
             metrics: metrics.clone(),
             state: state.clone(),
             schemas: vec![],
+            nn: None,
         });
         let mut variants: Vec<(&str, Box<dyn Variant>)> = vec![
             ("composed", Box::new(Composed { graph })),

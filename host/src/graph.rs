@@ -225,6 +225,7 @@ impl Graph {
     ) -> Result<Self> {
         let mut linker = Linker::new(engine);
         host_state::add_to_linker(&mut linker, component).context("linking host interfaces")?;
+        host_state::add_wasi_nn_to_linker(&mut linker, &services).context("linking wasi-nn")?;
         let pre = linker
             .instantiate_pre(component)
             .map_err(anyhow::Error::from)

@@ -46,6 +46,8 @@ pub struct GraphServices {
     pub state: StateStore,
     /// `(name, content-type, content)` from the graph's `schemas`, answered by `schema-registry`.
     pub schemas: Vec<(String, String, String)>,
+    /// wasi-nn, when a module of the graph imports it (see `wasi_nn::NnRuntime::for_manifest`).
+    pub nn: Option<Arc<crate::wasi_nn::WasiNn>>,
 }
 
 impl GraphServices {
@@ -72,6 +74,7 @@ impl GraphServices {
             metrics,
             state,
             schemas,
+            nn: None,
         }
     }
 
@@ -120,6 +123,8 @@ pub struct HostState {
     wasi: WasiCtx,
     pub limits: StoreLimits,
     pub services: Arc<GraphServices>,
+    /// This store's wasi-nn context (empty unless the graph uses wasi-nn).
+    pub nn: wasmtime_wasi_nn::wit::WasiNnCtx,
 }
 
 impl HostState {
@@ -130,6 +135,10 @@ impl HostState {
             table: ResourceTable::new(),
             wasi: grants.build()?,
             limits: StoreLimitsBuilder::new().memory_size(max_memory).build(),
+            nn: services
+                .nn
+                .as_ref()
+                .map_or_else(crate::wasi_nn::disabled_ctx, |nn| nn.ctx()),
             services,
         })
     }
@@ -187,6 +196,14 @@ pub fn add_to_linker(linker: &mut Linker<HostState>, component: &wasmtime::compo
     named_imports::wasm_graph::processor::state_store::add_to_linker::<HostState, HasSelf<HostState>>(
         linker, component, lookup, getter,
     )?;
+    Ok(())
+}
+
+/// Adds wasi-nn to `linker` when the graph's services carry it (a module imports `wasi:nn`).
+pub fn add_wasi_nn_to_linker(linker: &mut Linker<HostState>, services: &GraphServices) -> anyhow::Result<()> {
+    if services.nn.is_some() {
+        crate::wasi_nn::add_to_linker(linker, |s| crate::wasi_nn::view(&mut s.table, &mut s.nn))?;
+    }
     Ok(())
 }
 

@@ -21,3 +21,4 @@ pub mod pump;
 pub mod runtime;
 pub mod state_store;
 pub mod transport;
+pub mod wasi_nn;

@@ -91,6 +91,8 @@ pub struct Runtime {
     pub metrics: Metrics,
     pub state: StateStore,
     stop: Arc<AtomicBool>,
+    /// wasi-nn, started for the first graph that imports it.
+    nn: crate::wasi_nn::NnRuntime,
 }
 
 impl Runtime {
@@ -123,7 +125,14 @@ impl Runtime {
             metrics: Metrics::new(),
             state,
             stop,
+            nn: Default::default(),
         })
+    }
+
+    /// Where ONNX Runtime is and which models to preload, for graphs that use wasi-nn (by
+    /// default: found through `ORT_DYLIB_PATH` or the set-up location, no models).
+    pub fn set_wasi_nn(&mut self, options: crate::wasi_nn::NnOptions) {
+        self.nn = crate::wasi_nn::NnRuntime::new(options);
     }
 
     pub fn engine(&self) -> &Engine {
@@ -136,11 +145,12 @@ impl Runtime {
             .cache
             .load(&self.engine, &graph.bytes)
             .with_context(|| format!("loading {}", graph.origin))?;
-        let services = Arc::new(GraphServices::for_manifest(
-            &graph.manifest,
-            self.metrics.clone(),
-            self.state.clone(),
-        ));
+        let mut services = GraphServices::for_manifest(&graph.manifest, self.metrics.clone(), self.state.clone());
+        services.nn = self
+            .nn
+            .for_manifest(&graph.manifest)
+            .with_context(|| format!("starting graph `{}` from {}", graph.manifest.name, graph.origin))?;
+        let services = Arc::new(services);
         let g = Graph::new(&self.engine, &component, graph.manifest.clone(), services, options)
             .with_context(|| format!("starting graph `{}` from {}", graph.manifest.name, graph.origin))?;
         Ok((g, outcome))

@@ -3,6 +3,7 @@
 mod compose;
 mod inspect;
 mod kafka;
+mod nn;
 mod run;
 mod test;
 mod transport;

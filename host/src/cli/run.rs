@@ -62,6 +62,7 @@ pub struct RunCmd {
     pub graph_args: GraphArgs,
     #[command(flatten)]
     pub transport: super::transport::TransportArgs,
+    pub nn: super::nn::NnArgs,
 }
 
 impl RunCmd {
@@ -110,7 +111,8 @@ impl RunCmd {
                 ..Default::default()
             },
         };
-        let runtime = Runtime::new(&config)?;
+        let mut runtime = Runtime::new(&config)?;
+        runtime.set_wasi_nn(self.nn.options());
         if let Some(seed) = &self.state_seed {
             let n = runtime.state.seed_from_json(seed)?;
             tracing::info!("seeded {n} state keys from {}", seed.display());

@@ -21,6 +21,8 @@ pub struct TestCmd {
     pub data_dir: Option<PathBuf>,
     #[command(flatten)]
     pub graph_args: GraphArgs,
+    #[command(flatten)]
+    pub nn: super::nn::NnArgs,
 }
 
 impl TestCmd {
@@ -66,7 +68,8 @@ impl TestCmd {
             cache_dir: None,
             limits: Default::default(),
         };
-        let runtime = Runtime::new(&config)?;
+        let mut runtime = Runtime::new(&config)?;
+        runtime.set_wasi_nn(self.nn.options());
         if let Some(seed) = &t.state {
             runtime.state.seed_from_json(seed)?;
         }
