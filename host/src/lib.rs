@@ -13,6 +13,7 @@ pub mod item;
 pub mod jsonl;
 pub mod logger;
 pub mod metrics;
+pub mod oci;
 pub mod runtime;
 pub mod state_store;
 pub mod transport;
