@@ -43,9 +43,13 @@ impl Registry {
     }
 
     fn start_with(auth: bool) -> Self {
+        Self::start_on("127.0.0.1", auth)
+    }
+
+    fn start_on(ip: &str, auth: bool) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let host = format!("127.0.0.1:{port}");
+        let port = TcpListener::bind((ip, 0)).unwrap().local_addr().unwrap().port();
+        let host = format!("{ip}:{port}");
         let mut config = format!(
             "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {host}\n",
             dir.path().join("storage").display()
@@ -698,4 +702,38 @@ fn modules_pushed_with_the_platform_ci_layer_type_are_accepted() {
     ]));
     assert_eq!(digest, sha256(manifest.as_bytes()));
     assert_eq!(std::fs::read(&target).unwrap(), wasm);
+}
+
+/// This machine's address on its default route (no packet is sent: a UDP "connect" only picks it).
+fn non_loopback_ip() -> String {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    socket
+        .connect("10.255.255.255:9")
+        .expect("this test needs a non-loopback network interface");
+    let ip = socket.local_addr().unwrap().ip();
+    assert!(!ip.is_loopback(), "no non-loopback address: {ip}");
+    ip.to_string()
+}
+
+#[test]
+fn plain_http_beyond_loopback_only_when_asked() {
+    let registry = Registry::start_on(&non_loopback_ip(), false);
+    let client = Client::new();
+    let file = module("temperature");
+    let reference = registry.reference("org/insecure:1");
+    let e = client.fails(&["push", path_str(&file), &reference]);
+    assert!(
+        e.contains(&format!(
+            "cannot reach registry {} for {reference} over https",
+            registry.host
+        )) && e.contains("pass --insecure"),
+        "{e}"
+    );
+    let digest = digest_line(&client.ok(&["push", path_str(&file), &reference, "--insecure"]));
+    let out = client.data.path().join("i.wasm");
+    assert_eq!(
+        digest_line(&client.ok(&["pull", &reference, "--insecure", "-o", path_str(&out)])),
+        digest
+    );
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&file).unwrap());
 }

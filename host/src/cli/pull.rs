@@ -28,7 +28,7 @@ impl PullCmd {
         let mut oci = Oci::new(&data_dir, self.registry.options())?;
         let pulled = oci.pull(&self.reference, TagPolicy::Resolve)?;
         eprintln!(
-            "{} {} ({:?}) {}",
+            "{} {} ({}) {}",
             if pulled.fetched { "pulled" } else { "cached" },
             pulled.reference,
             pulled.kind,

@@ -23,7 +23,7 @@ impl PushCmd {
         let mut oci = Oci::new(&RuntimeConfig::default_data_dir(), self.registry.options())?;
         let pushed = oci.push(&self.file, &self.reference)?;
         eprintln!(
-            "pushed {} ({:?}, {} bytes) to {}",
+            "pushed {} ({}, {} bytes) to {}",
             self.file.display(),
             pushed.kind,
             pushed.size,

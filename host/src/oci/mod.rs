@@ -108,6 +108,15 @@ pub enum ArtifactKind {
     GraphDefinition,
 }
 
+impl std::fmt::Display for ArtifactKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ArtifactKind::Component => "wasm component",
+            ArtifactKind::GraphDefinition => "graph definition",
+        })
+    }
+}
+
 impl ArtifactKind {
     /// File extension the loaders expect.
     pub fn extension(self) -> &'static str {
