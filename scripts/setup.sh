@@ -16,6 +16,8 @@ if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
 fi
 # Test peers and native build deps (rdkafka builds librdkafka; tests run a real broker).
 for p in mosquitto mosquitto-clients pkg-config zlib1g-dev make perl; do have_pkg "$p" || need_apt+=("$p"); done
+# OCI registry tests: the registry:2 server, htpasswd (bcrypt entries for basic auth), curl (the independent client).
+for p in docker-registry apache2-utils curl; do have_pkg "$p" || need_apt+=("$p"); done
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "apt: ${need_apt[*]}"
@@ -24,6 +26,8 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 # The packaged mosquitto service is not wanted: tests start their own on a free port.
 if command -v systemctl >/dev/null 2>&1; then $SUDO systemctl disable --now mosquitto >/dev/null 2>&1 || true; fi
+# Same for the packaged registry (htpasswd auth on :5000): tests start their own.
+if command -v systemctl >/dev/null 2>&1; then $SUDO systemctl disable --now docker-registry >/dev/null 2>&1 || true; fi
 
 cargo_tool() { # name version [extra cargo-install arguments]
   local name=$1 version=$2

@@ -197,7 +197,7 @@ pub enum ComposeError {
     },
 
     /// A module reference resolves to no file on this machine.
-    #[error("{file}: module `{module}` (reference `{reference}`, operation `{operation}`) is not found locally: {}; build it into a modules directory or pass --modules DIR (pulling from a registry is not supported yet)", fmt_searched(&format!("{module}.wasm"), .searched, .direct.as_ref()))]
+    #[error("{file}: module `{module}` (reference `{reference}`, operation `{operation}`) is not found locally: {}; build it into a modules directory or pass --modules DIR (or --registry HOST to pull it)", fmt_searched(&format!("{module}.wasm"), .searched, .direct.as_ref()))]
     ModuleNotFound {
         /// The graph file.
         file: String,

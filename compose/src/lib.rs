@@ -31,6 +31,7 @@ pub mod resolve;
 pub mod schema;
 pub mod validate;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 pub use config::{Override, Parameter};
@@ -53,6 +54,10 @@ pub struct ComposeOptions {
     /// `-c` values given at compose time: checked against `required` parameters and baked into
     /// the manifest's defaults.
     pub overrides: Vec<Override>,
+    /// Module references the caller has already fetched (the host pulls registry references into
+    /// its OCI cache), reference → local file. Consulted before any search, so a graph pulled
+    /// from a registry uses exactly the modules that registry holds; compose itself never fetches.
+    pub resolved: BTreeMap<String, PathBuf>,
 }
 
 /// A composed graph: the component's bytes (manifest included) and the manifest itself.

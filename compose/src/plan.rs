@@ -151,7 +151,8 @@ pub fn plan(graph: &ValidatedGraph, opts: &ComposeOptions) -> Result<Composition
         &graph.base_dir(),
         opts.modules_dir.as_deref(),
         opts.default_modules_dir.as_deref(),
-    );
+    )
+    .with_resolved(opts.resolved.clone());
     plan_with(graph, &resolver, &opts.overrides)
 }
 

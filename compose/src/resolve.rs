@@ -3,9 +3,11 @@
 //! A reference is either a path to a `.wasm` file (relative to the graph file's directory, or
 //! absolute), used as it is, or an OCI-style reference (`registry/org/repo/temperature:1.0.0`,
 //! `…/temperature@sha256:…`) whose last path segment, without tag or digest, names
-//! `<segment>.wasm` in a modules directory. Registry pulls come later; until then a reference
-//! that no local file answers is an error naming where it looked.
+//! `<segment>.wasm` in a modules directory. Registry pulls happen in the host, which passes the
+//! files it fetched as [`ModuleResolver::resolved`]; a reference that neither answers is an
+//! error naming where it looked.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::model::OperationKind;
@@ -35,6 +37,8 @@ pub struct ModuleResolver {
     pub base_dir: PathBuf,
     /// The modules directories, in search order.
     pub dirs: Vec<PathBuf>,
+    /// References already fetched by the caller (e.g. from an OCI registry): used as they are.
+    pub resolved: BTreeMap<String, PathBuf>,
 }
 
 impl ModuleResolver {
@@ -59,12 +63,23 @@ impl ModuleResolver {
         ModuleResolver {
             base_dir: base_dir.to_path_buf(),
             dirs,
+            resolved: BTreeMap::new(),
         }
+    }
+
+    /// Adds references the caller has already turned into files (the host's registry pulls);
+    /// they win over every search, so compose stays free of network access.
+    pub fn with_resolved(mut self, resolved: BTreeMap<String, PathBuf>) -> Self {
+        self.resolved = resolved;
+        self
     }
 
     /// Resolves a module reference to an existing file.
     pub fn resolve(&self, reference: &str) -> Result<PathBuf, NotFound> {
         let reference = reference.trim();
+        if let Some(path) = self.resolved.get(reference) {
+            return Ok(path.clone());
+        }
         let looks_like_path = reference.ends_with(".wasm");
         let direct = self.base_dir.join(reference);
         if looks_like_path && direct.is_file() {

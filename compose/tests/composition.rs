@@ -16,6 +16,7 @@ fn opts(dir: &Path) -> ComposeOptions {
         modules_dir: Some(dir.to_path_buf()),
         default_modules_dir: None,
         overrides: vec![],
+        resolved: Default::default(),
     }
 }
 

@@ -611,6 +611,12 @@ fn resolution_order_and_paths() {
     let nf = r.resolve("missing.wasm").unwrap_err();
     assert_eq!(nf.direct, Some(graph_dir.join("missing.wasm")));
 
+    // References the caller already fetched (the host's registry pulls) win over every search.
+    let fetched = graph_dir.join("pulled-blob");
+    let r = r.with_resolved([(T.to_string(), fetched.clone())].into());
+    assert_eq!(r.resolve(T).unwrap(), fetched);
+    assert_eq!(r.resolve("reg.io/a/window:2").unwrap(), explicit.join("window.wasm"));
+
     let r = ModuleResolver::with_env(&graph_dir, None, None, Some(&default));
     assert_eq!(r.resolve(T).unwrap(), default.join("temperature.wasm"));
 }
@@ -624,6 +630,7 @@ fn missing_module_is_not_found_locally() {
         modules_dir: Some(dir.path().to_path_buf()),
         default_modules_dir: None,
         overrides: vec![],
+        resolved: Default::default(),
     };
     let e = wasmflow_compose::plan::plan(&g, &opts).unwrap_err().to_string();
     let expected_start = format!(

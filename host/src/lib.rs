@@ -18,6 +18,7 @@ pub mod logger;
 pub mod metrics;
 pub mod mqtt;
 pub mod pump;
+pub mod oci;
 pub mod runtime;
 pub mod state_store;
 pub mod transport;

@@ -8,7 +8,7 @@ use super::GraphArgs;
 
 #[derive(Args, Debug)]
 pub struct ComposeCmd {
-    /// The graph definition (YAML).
+    /// The graph definition (YAML), or a registry reference to one.
     pub graph: PathBuf,
     /// Where to write the composed component.
     #[arg(short, long, default_value = "graph.wasm")]
@@ -20,9 +20,10 @@ pub struct ComposeCmd {
 impl ComposeCmd {
     pub fn execute(self) -> Result<ExitCode> {
         let started = std::time::Instant::now();
-        let graph = wasmflow_compose::load_graph(&self.graph).map_err(|e| anyhow!("{e}"))?;
-        let composed =
-            wasmflow_compose::compose(&graph, &self.graph_args.compose_options()).map_err(|e| anyhow!("{e}"))?;
+        let data_dir = wasmflow_host::runtime::RuntimeConfig::default_data_dir();
+        let (path, options) = self.graph_args.resolve_target(&self.graph, &data_dir)?;
+        let graph = wasmflow_compose::load_graph(&path).map_err(|e| anyhow!("{e}"))?;
+        let composed = wasmflow_compose::compose(&graph, &options).map_err(|e| anyhow!("{e}"))?;
         std::fs::write(&self.output, &composed.bytes).with_context(|| format!("writing {}", self.output.display()))?;
         eprintln!(
             "composed {} operations of `{}` into {} ({} bytes, {:.0?})",

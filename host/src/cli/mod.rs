@@ -4,6 +4,9 @@ mod compose;
 mod inspect;
 mod kafka;
 mod nn;
+mod pull;
+mod push;
+mod registry;
 mod run;
 mod test;
 mod transport;
@@ -35,6 +38,10 @@ pub enum Command {
     Run(run::RunCmd),
     /// Run golden-file tests: a graph, an input folder, expected JSON.
     Test(test::TestCmd),
+    /// Push a component or graph definition to an OCI registry; prints the manifest digest.
+    Push(push::PushCmd),
+    /// Pull an artifact into the local cache (and optionally to a file); prints its digest.
+    Pull(pull::PullCmd),
 }
 
 /// Options shared by every command that reads a graph definition.
@@ -46,6 +53,8 @@ pub struct GraphArgs {
     /// Configuration value for init: `key=value` (every operation declaring it) or `operation.key=value`.
     #[arg(short = 'c', long = "config", value_name = "KEY=VALUE")]
     pub config: Vec<Override>,
+    #[command(flatten)]
+    pub registry: registry::RegistryArgs,
 }
 
 impl GraphArgs {
@@ -54,6 +63,7 @@ impl GraphArgs {
             modules_dir: self.modules.clone(),
             default_modules_dir: Some(wasmflow_host::runtime::default_modules_dir()),
             overrides: self.config.clone(),
+            resolved: Default::default(),
         }
     }
 }
@@ -81,5 +91,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Inspect(c) => c.execute(),
         Command::Run(c) => c.execute(),
         Command::Test(c) => c.execute(),
+        Command::Push(c) => c.execute(),
+        Command::Pull(c) => c.execute(),
     }
 }

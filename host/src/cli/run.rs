@@ -16,7 +16,7 @@ use super::GraphArgs;
 
 #[derive(Args, Debug)]
 pub struct RunCmd {
-    /// A graph definition (YAML) or a composed graph (.wasm).
+    /// A graph definition (YAML), a composed graph (.wasm), or a registry reference to either.
     pub target: PathBuf,
     /// Newline-delimited messages to feed the graph's source (`-` for standard input) instead
     /// of a broker; outputs are printed as JSON lines.
@@ -117,7 +117,8 @@ impl RunCmd {
             let n = runtime.state.seed_from_json(seed)?;
             tracing::info!("seeded {n} state keys from {}", seed.display());
         }
-        let loaded = load_graph(&self.target, &self.graph_args.compose_options())?;
+        let (target, compose) = self.graph_args.resolve_target(&self.target, &config.data_dir)?;
+        let loaded = load_graph(&target, &compose)?;
         let options = RunOptions {
             call_timeout: Duration::from_millis(self.call_timeout_ms),
             max_memory: self.max_memory_mib << 20,

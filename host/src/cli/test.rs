@@ -77,9 +77,9 @@ impl TestCmd {
         for c in &t.config {
             overrides.push(Override::parse(c).map_err(|e| anyhow!("{}: config: {e}", file.display()))?);
         }
-        let mut compose = self.graph_args.compose_options();
+        let (graph_file, mut compose) = self.graph_args.resolve_target(&t.graph, data_dir)?;
         compose.overrides = overrides.clone();
-        let loaded = load_graph(&t.graph, &compose)?;
+        let loaded = load_graph(&graph_file, &compose)?;
         let started = Instant::now();
         let (mut graph, _) = runtime.start(
             &loaded,
