@@ -4,7 +4,7 @@
 CARGO ?= cargo
 WASMFLOW = $(CARGO) run --quiet -p wasmflow-host --bin wasmflow --
 
-.PHONY: demo test setup model components test-host test-components test-golden
+.PHONY: demo test setup model components test-host test-components test-golden bench
 
 ## Run the demo graph on the bundled readings (no broker, no flags).
 demo: components
@@ -32,3 +32,8 @@ test-host:
 
 test-golden:
 	$(WASMFLOW) test tests/golden
+
+## Run every benchmark; writes bench/results.md and bench/throughput.svg and updates BENCHMARKS.md
+## (`make bench BENCH_QUICK=1` for a short run).
+bench: components
+	BENCH_QUICK=$(BENCH_QUICK) ./scripts/bench.sh

@@ -1,373 +1,295 @@
-//! In-process speed: the same workload three ways, side by side, in one run (issue 3).
+//! In-process speed, side by side in one run (issue 7; BENCHMARKS.md says what every column means).
 //!
-//! * **composed** — `wasmflow_host::graph::Graph::push` on the composed graph (source and sink
-//!   plumbing components included, metrics and timeouts on, exactly what `wasmflow run` does).
-//! * **host-routed** — the same operator module (`temperature.wasm`) instantiated once per
-//!   operation as separate component instances in one `Store`; the host builds the
-//!   `data-model` itself (no source/sink plumbing calls), calls each `process` in turn and hands
-//!   the returned value straight to the next call (a filter consumes its argument, so the host
-//!   passes it a copy). Per-call epoch deadline as in `Graph`, no metrics.
-//! * **native** — the sample operator's own Rust logic (`temperature::map` / `temperature::filter`,
-//!   the rlib the component is built from), applied in one loop to the payload bytes.
+//! Sections (`--section graphs|payload|scaling`, all by default):
+//! * **graphs** — three workloads (`graph-simple`; `chain5`, a 5-operator map/filter chain;
+//!   `complex`, `graphs/temperature-humidity.yaml`: windows, branch, accumulates, concatenate,
+//!   state store) run four ways: **composed** (`Graph::push`, as `wasmflow run` runs it), **composed,
+//!   plumbing calls** (the same with `RunOptions::native_plumbing = false`: source and sink are
+//!   component calls), **host-routed** (every operation its own instance of its module, the
+//!   bench moves values between them: `support::routed`) and **native** (the sample crates' own
+//!   Rust, the rlibs the components are built from, in one loop).
+//! * **payload** — 100 B … 150 KB payloads through a map that reads its payload and one that
+//!   passes it on unread (`faulty` with `payload = read | ignore`): composed, host-routed, native.
+//! * **scaling** — graph-simple with 1 and 2 worker threads, one graph per thread.
 //!
-//! Workloads: `graph-simple` (source → temperature map → sink) and `graphs/bench-chain.yaml`
-//! (source → map °F→°C → filter → map again → sink). Input `{"temperature":{"value":N,"unit":"F"}}`.
+//! Before timing, every variant runs the first messages and their output payloads must be
+//! byte-identical (the bench stops otherwise). Variants then take turns every `--chunk`
+//! messages so a burst of load elsewhere hits all of them alike. Throughput = median over chunks;
+//! latency = time between consecutive per-message `Instant::now()` readings.
 //!
-//! Before timing, the first 2,000 messages go through every variant and their outputs must be
-//! byte-identical. Variants then take turns every `--chunk` messages (default 10,000) so load
-//! from elsewhere on the machine hits them alike. Latency is per message: one `Instant::now()`
-//! after each message, latency = the difference to the previous reading (each message pays one
-//! clock read, in every variant; the clock's cost is printed). Throughput = median over chunks.
-//!
-//! `cargo bench -p wasmflow-host --bench inprocess [-- --messages N --rounds R --chunk C]`, or
-//! `WASMFLOW_BENCH_MESSAGES` / `WASMFLOW_BENCH_ROUNDS` / `WASMFLOW_BENCH_CHUNK`. Profiling:
-//! `--only composed|host-routed|native`, `--workload graph-simple|bench-chain`, and
-//! `--on-demand` (on-demand instance allocation: valgrind cannot reserve the pooling
-//! allocator's address space). The table is printed to stdout as Markdown.
+//! `cargo bench -p wasmflow-host --bench inprocess [-- --quick] [--messages N --rounds R --chunk C]
+//! [--section S] [--workload W] [--only VARIANT] [--on-demand] [--svg FILE]`. `--on-demand` uses
+//! on-demand instance allocation (valgrind cannot reserve the pooling allocator's address space;
+//! graphs section only). Tables go to stdout as Markdown, progress to stderr.
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+mod support;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context, Result};
-use wasmtime::component::{Component, Linker, TypedFunc};
-use wasmtime::{Engine, Store};
+use anyhow::{anyhow, bail, Result};
+use wasmtime::component::{Component, TypedFunc};
+use wasmtime::Engine;
 
-use wasmflow_compose::ComposeOptions;
-use wasmflow_host::bindings::{
-    BufferOrBytes, BufferOrString, DataModel, Message, MessageProperties, ModuleConfiguration, OperatorError, Timespec,
-    Timestamp,
-};
-use wasmflow_host::buffer::{new_buffer, take_buffer, Payload};
-use wasmflow_host::graph::{Graph, Input, RunOptions, EPOCH_TICK};
-use wasmflow_host::host_state::{self, GraphServices, HostState};
+use support::routed::{self, Chain, MapFn, Ops, Step};
+use support::{arg, arg_str, clock_cost, fmt_int, quick, ratio, repo, selected, Row, Variant};
+use wasmflow_host::bindings::{BufferOrString, DataModel, HybridLogicalClock, OperatorError, Timespec, Timestamp};
+use wasmflow_host::graph::{Destination, Graph, Input, RunOptions};
+use wasmflow_host::hlc::Hlc;
+use wasmflow_host::host_state::GraphServices;
 use wasmflow_host::logger::OpIdentity;
 use wasmflow_host::metrics::Metrics;
-use wasmflow_host::runtime::{default_modules_dir, load_graph, Runtime, RuntimeConfig};
+use wasmflow_host::runtime::{load_graph, LoadedGraph, Runtime, RuntimeConfig};
 use wasmflow_host::state_store::StateStore;
 
 const TOPIC: &str = "sensors/bench";
 const NODE: &str = "bench";
+/// A multiple of the 10 s window, so windows hold whole runs of messages.
 const BASE_MS: u64 = 1_700_000_000_000;
-
-#[derive(Clone, Copy, PartialEq)]
-enum Step {
-    Map,
-    Filter,
-}
-
-struct Workload {
-    name: &'static str,
-    graph: PathBuf,
-    steps: &'static [Step],
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 // ---------------------------------------------------------------------------------------------
 // Inputs
 
 struct Inputs {
+    topic: Arc<[u8]>,
+    /// Indexed modulo their number.
     payloads: Vec<Arc<[u8]>>,
     ts: Vec<String>,
+    ms: Vec<u64>,
 }
 
-/// `{"temperature":{"value":N,"unit":"F"}}` with N from -100.0 to 7000.0 °F in a scattered
-/// order: about 88 % pass the default filter (-40 °C < v < 3422 °C).
-fn inputs(n: usize) -> Inputs {
-    let mut payloads = Vec::with_capacity(n);
-    let mut ts = Vec::with_capacity(n);
-    for i in 0..n {
-        let tenths = (i as u64).wrapping_mul(7919) % 71_001;
-        let v = tenths as f64 / 10.0 - 100.0;
-        payloads.push(Arc::from(
-            format!(r#"{{"temperature":{{"value":{v},"unit":"F"}}}}"#).into_bytes(),
-        ));
-        ts.push(format!("{:0>15}:{:0>5}:{NODE}", BASE_MS + i as u64, 0));
+impl Inputs {
+    fn new(payloads: Vec<Arc<[u8]>>, total: usize, step_ms: u64) -> Self {
+        let ms: Vec<u64> = (0..total as u64).map(|i| BASE_MS + i * step_ms).collect();
+        let ts = ms.iter().map(|m| format!("{m:0>15}:{:0>5}:{NODE}", 0)).collect();
+        Self {
+            topic: Arc::from(TOPIC.as_bytes()),
+            payloads,
+            ts,
+            ms,
+        }
     }
-    Inputs { payloads, ts }
+
+    fn payload(&self, i: usize) -> &Arc<[u8]> {
+        &self.payloads[i % self.payloads.len()]
+    }
+
+    fn hlc(&self, i: usize) -> Hlc {
+        Hlc {
+            secs: self.ms[i] / 1000,
+            nanos: (self.ms[i] % 1000) as u32 * 1_000_000,
+            counter: 0,
+            node_id: NODE.to_owned(),
+        }
+    }
+
+    fn input(&self, i: usize) -> Input {
+        Input {
+            topic: TOPIC.to_owned(),
+            payload: self.payload(i).clone(),
+            content_type: None,
+            user_properties: vec![("__ts".to_owned(), self.ts[i].clone())],
+        }
+    }
+}
+
+/// `{"temperature":{"value":N,"unit":"F"}}`, N from -100.0 to 7000.0 °F in a scattered order:
+/// about 88 % pass the default filter (-40 °C < v < 3422 °C).
+fn temperature(i: usize) -> String {
+    let tenths = (i as u64).wrapping_mul(7919) % 71_001;
+    format!(
+        r#"{{"temperature":{{"value":{},"unit":"F"}}}}"#,
+        tenths as f64 / 10.0 - 100.0
+    )
+}
+
+/// Two temperature readings, then one `{"humidity":{"value":H}}` (H in 0.0..100.0).
+fn mixed(i: usize) -> String {
+    if i % 3 == 2 {
+        let tenths = (i as u64).wrapping_mul(104_729) % 1_001;
+        format!(r#"{{"humidity":{{"value":{}}}}}"#, tenths as f64 / 10.0)
+    } else {
+        temperature(i)
+    }
+}
+
+fn pool(n: usize, f: impl Fn(usize) -> String) -> Vec<Arc<[u8]>> {
+    (0..n).map(|i| Arc::from(f(i).into_bytes())).collect()
+}
+
+/// Image-like bytes (a PNG signature, then pseudo-random): not JSON, so a reader copies them
+/// and gives up at the first byte; only the copy costs.
+fn blob(size: usize, seed: u64) -> Arc<[u8]> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut v: Vec<u8> = b"\x89PNG\r\n\x1a\n".iter().copied().take(size).collect();
+    while v.len() < size {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.push(x as u8);
+    }
+    Arc::from(v)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Environment: one runtime (or, for valgrind, an on-demand engine) for every graph
+
+struct Env {
+    runtime: Option<Runtime>,
+    engine: Engine,
+    metrics: Metrics,
+    state: StateStore,
+    _dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new(on_demand: bool) -> Result<Self> {
+        let dir = tempfile::tempdir()?;
+        if on_demand {
+            let mut config = wasmtime::Config::new();
+            config.wasm_component_model(true);
+            config.wasm_component_model_implements(true);
+            config.epoch_interruption(true);
+            return Ok(Self {
+                runtime: None,
+                engine: Engine::new(&config).map_err(anyhow::Error::from)?,
+                metrics: Metrics::new(),
+                state: StateStore::in_memory()?,
+                _dir: dir,
+            });
+        }
+        let rt = Runtime::new(&RuntimeConfig {
+            data_dir: dir.path().into(),
+            ephemeral_state: true,
+            cache_dir: None,
+            limits: Default::default(),
+        })?;
+        Ok(Self {
+            engine: rt.engine().clone(),
+            metrics: rt.metrics.clone(),
+            state: rt.state.clone(),
+            runtime: Some(rt),
+            _dir: dir,
+        })
+    }
+
+    fn load(&self, path: &std::path::Path) -> Result<LoadedGraph> {
+        load_graph(path, &support::compose_options()).map_err(|e| anyhow!("{}: {e:#}", path.display()))
+    }
+
+    /// Starts a graph as `wasmflow run` does (`Runtime::start`), or, on demand, with
+    /// `Graph::new` directly (the same minus the compiled-code cache).
+    fn start(&self, loaded: &LoadedGraph, options: RunOptions) -> Result<Graph> {
+        match &self.runtime {
+            Some(rt) => Ok(rt.start(loaded, options)?.0),
+            None => {
+                let component = Component::new(&self.engine, &loaded.bytes).map_err(anyhow::Error::from)?;
+                let services = Arc::new(GraphServices::for_manifest(
+                    &loaded.manifest,
+                    self.metrics.clone(),
+                    self.state.clone(),
+                ));
+                Graph::new(&self.engine, &component, loaded.manifest.clone(), services, options)
+            }
+        }
+    }
+
+    /// A store for host-routed instances, with `ops` operation identities for logs and metrics.
+    fn ops(&self, name: &str, ops: usize) -> Result<Ops> {
+        let graph: Arc<str> = format!("host-routed {name}").into();
+        let services = Arc::new(GraphServices {
+            graph: graph.clone(),
+            operations: (0..ops)
+                .map(|i| OpIdentity {
+                    graph: graph.clone(),
+                    operation: format!("op{i}").into(),
+                })
+                .collect(),
+            metrics: self.metrics.clone(),
+            state: self.state.clone(),
+            schemas: vec![],
+            nn: None,
+        });
+        Ops::new(&self.engine, services)
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Variants
 
-trait Variant {
-    /// Processes message `i`; returns how many outputs it produced (0 or 1 here).
-    fn run(&mut self, inputs: &Inputs, i: usize) -> Result<usize>;
-    /// The output payloads of message `i` (for the cross-check before timing).
-    fn outputs(&mut self, inputs: &Inputs, i: usize) -> Result<Vec<Vec<u8>>>;
-}
-
+/// `Graph::push`, one message at a time; outputs are what reached a sink.
 struct Composed {
     graph: Graph,
-}
-
-impl Composed {
-    fn input(inputs: &Inputs, i: usize) -> Input {
-        Input {
-            topic: TOPIC.to_owned(),
-            payload: inputs.payloads[i].clone(),
-            content_type: None,
-            user_properties: vec![("__ts".to_owned(), inputs.ts[i].clone())],
-        }
-    }
+    inputs: Arc<Inputs>,
 }
 
 impl Variant for Composed {
-    fn run(&mut self, inputs: &Inputs, i: usize) -> Result<usize> {
-        Ok(self.graph.push(None, Self::input(inputs, i))?.len())
+    fn run(&mut self, i: usize) -> Result<usize> {
+        Ok(self.graph.push(None, self.inputs.input(i))?.len())
     }
 
-    fn outputs(&mut self, inputs: &Inputs, i: usize) -> Result<Vec<Vec<u8>>> {
-        Ok(self
-            .graph
-            .push(None, Self::input(inputs, i))?
-            .into_iter()
-            .map(|o| o.payload.to_vec())
-            .collect())
-    }
-}
-
-type MapFn = TypedFunc<(DataModel,), (Result<DataModel, OperatorError>,)>;
-type FilterFn = TypedFunc<(DataModel,), (Result<bool, OperatorError>,)>;
-
-enum Call {
-    Map(MapFn),
-    Filter(FilterFn),
-}
-
-struct HostRouted {
-    store: Store<HostState>,
-    calls: Vec<Call>,
-    ticks: u64,
-}
-
-impl HostRouted {
-    fn new(engine: &Engine, module: &Path, steps: &[Step], services: Arc<GraphServices>) -> Result<Self> {
-        let component = Component::from_file(engine, module)
-            .map_err(anyhow::Error::from)
-            .context("compiling temperature.wasm")?;
-        let mut linker = Linker::new(engine);
-        host_state::add_to_linker(&mut linker, &component)?;
-        let pre = linker.instantiate_pre(&component).map_err(anyhow::Error::from)?;
-        let options = RunOptions::default();
-        let mut store = Store::new(engine, HostState::new(services, options.max_memory, &options.wasi)?);
-        store.limiter(|s| &mut s.limits);
-        let ticks = (options.call_timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
-        store.set_epoch_deadline(ticks);
-        store.epoch_deadline_trap();
-        let mut calls = Vec::new();
-        for step in steps {
-            // One instance per operation, as the composition has.
-            let instance = pre.instantiate(&mut store).map_err(anyhow::Error::from)?;
-            let iface = match step {
-                Step::Map => "wasm-graph:processor/map@1.1.0",
-                Step::Filter => "wasm-graph:processor/filter@1.1.0",
-            };
-            let ix = component
-                .get_export_index(None, iface)
-                .ok_or_else(|| anyhow!("temperature.wasm lacks {iface}"))?;
-            let process = component
-                .get_export_index(Some(&ix), "process")
-                .ok_or_else(|| anyhow!("no process"))?;
-            let init = component
-                .get_export_index(Some(&ix), "init")
-                .ok_or_else(|| anyhow!("no init"))?;
-            let init: TypedFunc<(ModuleConfiguration,), (bool,)> =
-                instance.get_typed_func(&mut store, init).map_err(anyhow::Error::from)?;
-            let properties = match step {
-                Step::Map => vec![],
-                Step::Filter => vec![
-                    ("temperature_lower_bound".to_owned(), "-40".to_owned()),
-                    ("temperature_upper_bound".to_owned(), "3422".to_owned()),
-                ],
-            };
-            let (ok,) = init
-                .call(
-                    &mut store,
-                    (ModuleConfiguration {
-                        properties,
-                        module_schemas: vec![],
-                    },),
-                )
-                .map_err(anyhow::Error::from)?;
-            if !ok {
-                bail!("init refused");
-            }
-            calls.push(match step {
-                Step::Map => Call::Map(
-                    instance
-                        .get_typed_func(&mut store, process)
-                        .map_err(anyhow::Error::from)?,
-                ),
-                Step::Filter => Call::Filter(
-                    instance
-                        .get_typed_func(&mut store, process)
-                        .map_err(anyhow::Error::from)?,
-                ),
-            });
+    fn outputs(&mut self, i: usize) -> Result<Vec<Vec<u8>>> {
+        let out = self.graph.push(None, self.inputs.input(i))?;
+        if let Some(d) = out
+            .iter()
+            .find(|o| matches!(o.destination, Destination::DeadLetter { .. }))
+        {
+            bail!("composed dead-lettered message {i}: {:?}", d.destination);
         }
-        Ok(Self { store, calls, ticks })
-    }
-
-    /// The data model the source plumbing would have produced, built by the host directly.
-    fn lower(&mut self, inputs: &Inputs, i: usize) -> Result<DataModel> {
-        let payload = new_buffer(&mut self.store.data_mut().table, inputs.payloads[i].clone())?;
-        let ms = BASE_MS + i as u64;
-        Ok(DataModel::Message(Message {
-            timestamp: Timestamp {
-                timestamp: Timespec {
-                    secs: ms / 1000,
-                    nanos: (ms % 1000) as u32 * 1_000_000,
-                },
-                counter: 0,
-                node_id: BufferOrString::String(NODE.to_owned()),
-            },
-            topic: BufferOrBytes::Bytes(TOPIC.as_bytes().to_vec()),
-            content_type: None,
-            payload: BufferOrBytes::Buffer(payload),
-            properties: MessageProperties {
-                user_properties: vec![(
-                    BufferOrString::String("__ts".to_owned()),
-                    BufferOrString::String(inputs.ts[i].clone()),
-                )],
-            },
-            schema: None,
-        }))
-    }
-
-    /// Runs one item through every call; `Some(payload)` when it comes out the end.
-    fn route(&mut self, inputs: &Inputs, i: usize) -> Result<Option<Arc<[u8]>>> {
-        let mut dm = self.lower(inputs, i)?;
-        for call in &self.calls {
-            self.store.set_epoch_deadline(self.ticks);
-            match call {
-                Call::Map(f) => {
-                    let (r,) = f.call(&mut self.store, (dm,)).map_err(anyhow::Error::from)?;
-                    dm = r.map_err(|e| anyhow!("map: {}", e.message))?;
-                }
-                Call::Filter(f) => {
-                    let copy = dup(&mut self.store.data_mut().table, &dm)?;
-                    let (r,) = f.call(&mut self.store, (copy,)).map_err(anyhow::Error::from)?;
-                    if !r.map_err(|e| anyhow!("filter: {}", e.message))? {
-                        release(&mut self.store.data_mut().table, dm)?;
-                        return Ok(None);
-                    }
-                }
-            }
-        }
-        let table = &mut self.store.data_mut().table;
-        let DataModel::Message(m) = dm else {
-            bail!("expected a message")
-        };
-        let payload = match m.payload {
-            BufferOrBytes::Bytes(b) => Arc::from(b),
-            BufferOrBytes::Buffer(b) => take_buffer(table, b)?,
-        };
-        if let BufferOrBytes::Buffer(b) = m.topic {
-            take_buffer(table, b)?;
-        }
-        Ok(Some(payload))
+        Ok(out.into_iter().map(|o| o.payload.to_vec()).collect())
     }
 }
 
-fn dup_bytes(table: &mut wasmtime::component::ResourceTable, b: &BufferOrBytes) -> Result<BufferOrBytes> {
-    Ok(match b {
-        BufferOrBytes::Bytes(v) => BufferOrBytes::Bytes(v.clone()),
-        BufferOrBytes::Buffer(h) => {
-            let bytes = table.get::<Payload>(h)?.0.clone();
-            BufferOrBytes::Buffer(new_buffer(table, bytes)?)
-        }
-    })
+/// A host-routed chain of maps and filters.
+struct RoutedChain {
+    chain: Chain,
+    inputs: Arc<Inputs>,
 }
 
-fn dup_str(table: &mut wasmtime::component::ResourceTable, s: &BufferOrString) -> Result<BufferOrString> {
-    Ok(match s {
-        BufferOrString::String(v) => BufferOrString::String(v.clone()),
-        BufferOrString::Buffer(h) => {
-            let bytes = table.get::<Payload>(h)?.0.clone();
-            BufferOrString::Buffer(new_buffer(table, bytes)?)
-        }
-    })
-}
-
-/// A copy of a message for an operator that consumes its argument (buffers get new handles
-/// onto the same host bytes; no payload copy).
-fn dup(table: &mut wasmtime::component::ResourceTable, dm: &DataModel) -> Result<DataModel> {
-    let DataModel::Message(m) = dm else {
-        bail!("the bench only routes messages")
-    };
-    let mut props = Vec::with_capacity(m.properties.user_properties.len());
-    for (k, v) in &m.properties.user_properties {
-        props.push((dup_str(table, k)?, dup_str(table, v)?));
-    }
-    Ok(DataModel::Message(Message {
-        timestamp: Timestamp {
-            timestamp: m.timestamp.timestamp,
-            counter: m.timestamp.counter,
-            node_id: dup_str(table, &m.timestamp.node_id)?,
-        },
-        topic: dup_bytes(table, &m.topic)?,
-        content_type: m.content_type.as_ref().map(|c| dup_str(table, c)).transpose()?,
-        payload: dup_bytes(table, &m.payload)?,
-        properties: MessageProperties { user_properties: props },
-        schema: None,
-    }))
-}
-
-/// Drops the host side of every buffer handle a dropped item still holds.
-fn release(table: &mut wasmtime::component::ResourceTable, dm: DataModel) -> Result<()> {
-    let DataModel::Message(m) = dm else { return Ok(()) };
-    let mut strs = vec![m.timestamp.node_id];
-    strs.extend(m.content_type);
-    for (k, v) in m.properties.user_properties {
-        strs.push(k);
-        strs.push(v);
-    }
-    for s in strs {
-        if let BufferOrString::Buffer(h) = s {
-            take_buffer(table, h)?;
-        }
-    }
-    for b in [m.topic, m.payload] {
-        if let BufferOrBytes::Buffer(h) = b {
-            take_buffer(table, h)?;
-        }
-    }
-    Ok(())
-}
-
-impl Variant for HostRouted {
-    fn run(&mut self, inputs: &Inputs, i: usize) -> Result<usize> {
-        Ok(self.route(inputs, i)?.is_some() as usize)
-    }
-
-    fn outputs(&mut self, inputs: &Inputs, i: usize) -> Result<Vec<Vec<u8>>> {
-        Ok(self.route(inputs, i)?.into_iter().map(|p| p.to_vec()).collect())
+impl RoutedChain {
+    fn route(&mut self, i: usize) -> Result<Option<Arc<[u8]>>> {
+        let inp = &self.inputs;
+        let dm = self
+            .chain
+            .ops
+            .message(&inp.topic, inp.payload(i), inp.ms[i], NODE, &inp.ts[i])?;
+        self.chain.route(dm)
     }
 }
 
-struct Native {
-    steps: &'static [Step],
+impl Variant for RoutedChain {
+    fn run(&mut self, i: usize) -> Result<usize> {
+        Ok(self.route(i)?.is_some() as usize)
+    }
+
+    fn outputs(&mut self, i: usize) -> Result<Vec<Vec<u8>>> {
+        Ok(self.route(i)?.into_iter().map(|p| p.to_vec()).collect())
+    }
+}
+
+/// `temperature::map` / `temperature::filter` on the payload bytes, in one loop.
+struct NativeChain {
+    filters: Vec<bool>,
     bounds: temperature::Bounds,
+    inputs: Arc<Inputs>,
 }
 
-impl Native {
-    fn route(&self, payload: &[u8]) -> Result<Option<Vec<u8>>> {
+impl NativeChain {
+    fn route(&self, i: usize) -> Result<Option<Vec<u8>>> {
+        let payload = self.inputs.payload(i);
         let mut owned: Option<Vec<u8>> = None;
-        for step in self.steps {
+        for &filter in &self.filters {
             let cur = owned.as_deref().unwrap_or(payload);
-            match step {
-                Step::Map => match temperature::map(cur).map_err(|e| anyhow!(e))? {
+            if filter {
+                if !temperature::filter(cur, &self.bounds) {
+                    return Ok(None);
+                }
+            } else {
+                match temperature::map(cur).map_err(|e| anyhow!(e))? {
                     temperature::MapOutcome::Unchanged => {}
                     temperature::MapOutcome::Replaced(b) => owned = Some(b),
-                },
-                Step::Filter => {
-                    if !temperature::filter(cur, &self.bounds) {
-                        return Ok(None);
-                    }
                 }
             }
         }
@@ -375,317 +297,884 @@ impl Native {
     }
 }
 
-impl Variant for Native {
-    fn run(&mut self, inputs: &Inputs, i: usize) -> Result<usize> {
-        Ok(std::hint::black_box(self.route(&inputs.payloads[i])?).is_some() as usize)
+impl Variant for NativeChain {
+    fn run(&mut self, i: usize) -> Result<usize> {
+        Ok(std::hint::black_box(self.route(i)?).is_some() as usize)
     }
 
-    fn outputs(&mut self, inputs: &Inputs, i: usize) -> Result<Vec<Vec<u8>>> {
-        Ok(self.route(&inputs.payloads[i])?.into_iter().collect())
+    fn outputs(&mut self, i: usize) -> Result<Vec<Vec<u8>>> {
+        Ok(self.route(i)?.into_iter().collect())
     }
 }
 
 // ---------------------------------------------------------------------------------------------
-// Measurement
+// The complex graph's shape, for host-routed and native: source → delay (10 s windows) → branch
+// (temperature?) → [map → filter → temperature accumulate | humidity accumulate] → concatenate →
+// collection accumulate → enrichment map → sink. Windows close as `Graph` closes them: when the
+// frontier (the latest source event time) passes the window's time.
 
-#[derive(Default)]
-struct Samples {
-    /// Per-message latency, ns.
-    latencies: Vec<u32>,
-    /// Total time and messages of each round.
-    rounds: Vec<(Duration, usize)>,
-    outputs: usize,
+type Key = (u64, u32, u64);
+
+#[derive(Clone, Copy)]
+enum Acc {
+    Temperature,
+    Humidity,
+    Collection,
 }
 
-#[inline(never)] // a named frame for profilers (callgrind --toggle-collect)
-fn measure(v: &mut dyn Variant, inputs: &Inputs, range: std::ops::Range<usize>, samples: &mut Samples) -> Result<()> {
-    let n = range.len();
-    let mut outputs = 0;
-    let start = Instant::now();
-    let mut prev = start;
-    for i in range {
-        outputs += v.run(inputs, i)?;
-        let now = Instant::now();
-        samples
-            .latencies
-            .push((now - prev).as_nanos().min(u32::MAX as u128) as u32);
-        prev = now;
-    }
-    samples.rounds.push((prev - start, n));
-    samples.outputs += outputs;
-    Ok(())
+trait WindowOps {
+    type Item;
+    /// Message `i` and its source event time.
+    fn ingest(&mut self, i: usize) -> Result<(Self::Item, Hlc)>;
+    /// The delay: moves the item to the end of its window, returns that time.
+    fn delay(&mut self, item: &mut Self::Item, ts: &Hlc) -> Result<Hlc>;
+    fn branch(&mut self, item: &Self::Item, ts: &Hlc) -> Result<bool>;
+    fn map(&mut self, item: Self::Item) -> Result<Self::Item>;
+    fn filter(&mut self, item: &Self::Item) -> Result<bool>;
+    fn discard(&mut self, item: Self::Item) -> Result<()>;
+    /// `None` when the accumulate rejects the window (dropped, as `Graph` drops it).
+    fn accumulate(&mut self, acc: Acc, ts: &Hlc, items: Vec<Self::Item>) -> Result<Option<Self::Item>>;
+    fn enrich(&mut self, item: Self::Item) -> Result<Arc<[u8]>>;
 }
 
-struct Row {
-    msgs_per_s: f64,
-    ns_per_msg: f64,
-    p50: f64,
-    p99: f64,
-    pass: f64,
+type Windows<T> = BTreeMap<Key, (Hlc, Vec<T>)>;
+
+struct Windowed<O: WindowOps> {
+    ops: O,
+    temperature: Windows<O::Item>,
+    humidity: Windows<O::Item>,
+    frontier: Option<Key>,
 }
 
-fn summarize(s: &mut Samples) -> Row {
-    if s.rounds.is_empty() {
-        return Row {
-            msgs_per_s: f64::NAN,
-            ns_per_msg: f64::NAN,
-            p50: f64::NAN,
-            p99: f64::NAN,
-            pass: f64::NAN,
-        };
-    }
-    // Throughput: the median over chunks (the machine is noisy; the median ignores bursts).
-    let mut per_msg: Vec<f64> = s.rounds.iter().map(|(d, n)| d.as_nanos() as f64 / *n as f64).collect();
-    per_msg.sort_by(f64::total_cmp);
-    let ns = per_msg[per_msg.len() / 2];
-    s.latencies.sort_unstable();
-    let pct = |p: f64| s.latencies[((s.latencies.len() - 1) as f64 * p).round() as usize] as f64 / 1000.0;
-    let total: usize = s.rounds.iter().map(|(_, n)| n).sum();
-    Row {
-        msgs_per_s: 1e9 / ns,
-        ns_per_msg: ns,
-        p50: pct(0.50),
-        p99: pct(0.99),
-        pass: s.outputs as f64 / total as f64,
-    }
-}
-
-fn clock_cost() -> f64 {
-    let n = 1_000_000;
-    let start = Instant::now();
-    let mut last = start;
-    for _ in 0..n {
-        last = std::hint::black_box(Instant::now());
-    }
-    (last - start).as_nanos() as f64 / n as f64
-}
-
-fn arg(name: &str, env: &str, default: usize) -> Result<usize> {
-    let args: Vec<String> = std::env::args().collect();
-    if let Some(p) = args.iter().position(|a| a == name) {
-        let v = args.get(p + 1).ok_or_else(|| anyhow!("{name} needs a value"))?;
-        return v.parse().with_context(|| format!("{name} {v}"));
-    }
-    match std::env::var(env) {
-        Ok(v) => v.parse().with_context(|| format!("{env}={v}")),
-        Err(_) => Ok(default),
-    }
-}
-
-/// `--only VARIANT` / `--workload NAME` (for profiling one of them under callgrind or perf).
-fn arg_str(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|p| args.get(p + 1).cloned())
-}
-
-fn fmt_int(v: f64) -> String {
-    let s = format!("{:.0}", v);
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
+impl<O: WindowOps> Windowed<O> {
+    fn new(ops: O) -> Self {
+        Self {
+            ops,
+            temperature: BTreeMap::new(),
+            humidity: BTreeMap::new(),
+            frontier: None,
         }
-        out.push(c);
     }
-    out
+
+    fn push(&mut self, i: usize) -> Result<Vec<Arc<[u8]>>> {
+        let (mut item, src) = self.ops.ingest(i)?;
+        let ts = self.ops.delay(&mut item, &src)?;
+        let target = if self.ops.branch(&item, &ts)? {
+            let item = self.ops.map(item)?;
+            if self.ops.filter(&item)? {
+                Some((&mut self.temperature, item))
+            } else {
+                self.ops.discard(item)?;
+                None
+            }
+        } else {
+            Some((&mut self.humidity, item))
+        };
+        if let Some((windows, item)) = target {
+            windows
+                .entry(ts.time_key())
+                .or_insert_with(|| (ts.clone(), Vec::new()))
+                .1
+                .push(item);
+        }
+        let t = src.time_key();
+        if self.frontier.is_none_or(|f| t > f) {
+            self.frontier = Some(t);
+        }
+        let mut out = Vec::new();
+        let Some(f) = self.frontier else { return Ok(out) };
+        loop {
+            let next = [self.temperature.keys().next(), self.humidity.keys().next()]
+                .into_iter()
+                .flatten()
+                .min()
+                .copied();
+            let Some(key) = next.filter(|k| *k < f) else { break };
+            let mut merged = Vec::new();
+            for (acc, windows) in [
+                (Acc::Temperature, &mut self.temperature),
+                (Acc::Humidity, &mut self.humidity),
+            ] {
+                if let Some((ts, items)) = windows.remove(&key) {
+                    if let Some(r) = self.ops.accumulate(acc, &ts, items)? {
+                        merged.push((ts, r));
+                    }
+                }
+            }
+            let Some(ts) = merged.first().map(|(ts, _)| ts.clone()) else {
+                continue;
+            };
+            let items = merged.into_iter().map(|(_, r)| r).collect();
+            if let Some(c) = self.ops.accumulate(Acc::Collection, &ts, items)? {
+                out.push(self.ops.enrich(c)?);
+            }
+        }
+        Ok(out)
+    }
 }
 
-/// The engine of `wasmflow_host::engine::new_engine` with on-demand instance allocation.
-fn on_demand_engine() -> Result<Engine> {
-    let mut config = wasmtime::Config::new();
-    config.wasm_component_model(true);
-    config.wasm_component_model_implements(true);
-    config.epoch_interruption(true);
-    Engine::new(&config).map_err(anyhow::Error::from)
+impl<O: WindowOps> Variant for Windowed<O> {
+    fn run(&mut self, i: usize) -> Result<usize> {
+        Ok(self.push(i)?.len())
+    }
+
+    fn outputs(&mut self, i: usize) -> Result<Vec<Vec<u8>>> {
+        Ok(self.push(i)?.into_iter().map(|p| p.to_vec()).collect())
+    }
 }
 
-fn main() -> Result<()> {
-    let n = arg("--messages", "WASMFLOW_BENCH_MESSAGES", 200_000)?;
-    let rounds = arg("--rounds", "WASMFLOW_BENCH_ROUNDS", 3)?.max(1);
-    let chunk = arg("--chunk", "WASMFLOW_BENCH_CHUNK", 10_000)?.max(1);
-    let module = default_modules_dir().join("temperature.wasm");
-    if !module.is_file() {
-        bail!("{} is missing: run scripts/build-components.sh", module.display());
+/// The sample crates' own functions.
+struct NativeOps {
+    inputs: Arc<Inputs>,
+    bounds: temperature::Bounds,
+    store: MemStore,
+}
+
+impl WindowOps for NativeOps {
+    type Item = Arc<[u8]>;
+
+    fn ingest(&mut self, i: usize) -> Result<(Self::Item, Hlc)> {
+        Ok((self.inputs.payload(i).clone(), self.inputs.hlc(i)))
+    }
+
+    fn delay(&mut self, _item: &mut Self::Item, ts: &Hlc) -> Result<Hlc> {
+        let t = wasmflow_guest::hlc::Hlc {
+            secs: ts.secs,
+            nanos: ts.nanos,
+            counter: ts.counter,
+            node_id: ts.node_id.clone(),
+        };
+        let d = window::delay(&t).map_err(|e| anyhow!(e))?;
+        Ok(Hlc {
+            secs: d.secs,
+            nanos: d.nanos,
+            counter: d.counter,
+            node_id: d.node_id,
+        })
+    }
+
+    fn branch(&mut self, item: &Self::Item, _ts: &Hlc) -> Result<bool> {
+        Ok(temperature::is_temperature(item))
+    }
+
+    fn map(&mut self, item: Self::Item) -> Result<Self::Item> {
+        Ok(match temperature::map(&item).map_err(|e| anyhow!(e))? {
+            temperature::MapOutcome::Unchanged => item,
+            temperature::MapOutcome::Replaced(b) => Arc::from(b),
+        })
+    }
+
+    fn filter(&mut self, item: &Self::Item) -> Result<bool> {
+        Ok(temperature::filter(item, &self.bounds))
+    }
+
+    fn discard(&mut self, _item: Self::Item) -> Result<()> {
+        Ok(())
+    }
+
+    fn accumulate(&mut self, acc: Acc, _ts: &Hlc, items: Vec<Self::Item>) -> Result<Option<Self::Item>> {
+        let views: Vec<Option<&[u8]>> = items.iter().map(|p| Some(&p[..])).collect();
+        let folded = match acc {
+            Acc::Temperature => temperature::accumulate(None, &views),
+            Acc::Humidity => humidity::accumulate(None, &views),
+            Acc::Collection => collection::accumulate(None, &views),
+        };
+        Ok(folded.ok().map(|f| Arc::from(f.payload)))
+    }
+
+    fn enrich(&mut self, item: Self::Item) -> Result<Arc<[u8]>> {
+        let e = enrichment::enrich(&item, &mut self.store, "native").map_err(|e| anyhow!(e))?;
+        Ok(Arc::from(e.payload))
+    }
+}
+
+/// The state store semantics enrichment relies on, in a `HashMap` (native variant only).
+#[derive(Default)]
+struct MemStore(std::collections::HashMap<String, Vec<u8>>);
+
+impl enrichment::StateStore for MemStore {
+    fn get(&mut self, key: &str) -> Result<Option<Vec<u8>>, String> {
+        Ok(self.0.get(key).cloned())
+    }
+
+    fn set(
+        &mut self,
+        key: &str,
+        value: &[u8],
+        _fencing_token: Option<&wasmflow_guest::hlc::Hlc>,
+        condition: enrichment::SetCondition,
+        _expires_millis: Option<u64>,
+    ) -> Result<enrichment::SetResponse, String> {
+        use enrichment::SetCondition::*;
+        let applied = match (condition, self.0.get(key)) {
+            (Unconditional, _) | (_, None) => true,
+            (OnlyIfEqualOrDoesNotExist, Some(v)) => v == value,
+            (OnlyIfDoesNotExist, Some(_)) => false,
+        };
+        if applied {
+            self.0.insert(key.to_owned(), value.to_vec());
+        }
+        Ok(enrichment::SetResponse {
+            applied,
+            version: Some(wasmflow_guest::hlc::Hlc::default()),
+        })
+    }
+
+    fn vdel(&mut self, key: &str, value: &[u8], _: Option<&wasmflow_guest::hlc::Hlc>) -> Result<i64, String> {
+        Ok(match self.0.get(key) {
+            None => 0,
+            Some(v) if v == value => {
+                self.0.remove(key);
+                1
+            }
+            Some(_) => -1,
+        })
+    }
+}
+
+type DelayFn = TypedFunc<(DataModel, HybridLogicalClock), (Result<HybridLogicalClock, OperatorError>,)>;
+type BranchFn = TypedFunc<(HybridLogicalClock, DataModel), (Result<bool, OperatorError>,)>;
+type AccumulateFn = TypedFunc<(DataModel, Vec<DataModel>), (Result<DataModel, OperatorError>,)>;
+
+/// Every operation of the complex graph as its own instance of its module.
+struct RoutedOps {
+    ops: Ops,
+    inputs: Arc<Inputs>,
+    delay: DelayFn,
+    branch: BranchFn,
+    map: MapFn,
+    filter: routed::FilterFn,
+    temperature: AccumulateFn,
+    humidity: AccumulateFn,
+    collection: AccumulateFn,
+    enrichment: MapFn,
+}
+
+impl RoutedOps {
+    fn new(mut ops: Ops, inputs: Arc<Inputs>) -> Result<Self> {
+        let m = support::module;
+        let (window, temp, hum, coll, enr) = (
+            m("window")?,
+            m("temperature")?,
+            m("humidity")?,
+            m("collection")?,
+            m("enrichment")?,
+        );
+        let bounds = [("temperature_lower_bound", "-40"), ("temperature_upper_bound", "3422")];
+        const P: &str = "wasm-graph:processor/";
+        Ok(Self {
+            delay: ops.operation(&window, &format!("{P}delay@1.1.0"), &[])?,
+            branch: ops.operation(&temp, &format!("{P}branch@1.1.0"), &[])?,
+            map: ops.operation(&temp, &format!("{P}map@1.1.0"), &[])?,
+            filter: ops.operation(&temp, &format!("{P}filter@1.1.0"), &bounds)?,
+            temperature: ops.operation(&temp, &format!("{P}accumulate@1.1.0"), &[])?,
+            humidity: ops.operation(&hum, &format!("{P}accumulate@1.1.0"), &[])?,
+            collection: ops.operation(&coll, &format!("{P}accumulate@1.1.0"), &[])?,
+            enrichment: ops.operation(&enr, &format!("{P}map@1.1.0"), &[])?,
+            ops,
+            inputs,
+        })
+    }
+}
+
+fn timestamp(ts: &Hlc) -> Timestamp {
+    Timestamp {
+        timestamp: Timespec {
+            secs: ts.secs,
+            nanos: ts.nanos,
+        },
+        counter: ts.counter,
+        node_id: BufferOrString::String(ts.node_id.clone()),
+    }
+}
+
+impl WindowOps for RoutedOps {
+    type Item = DataModel;
+
+    fn ingest(&mut self, i: usize) -> Result<(Self::Item, Hlc)> {
+        let inp = &self.inputs;
+        let dm = self
+            .ops
+            .message(&inp.topic, inp.payload(i), inp.ms[i], NODE, &inp.ts[i])?;
+        Ok((dm, inp.hlc(i)))
+    }
+
+    fn delay(&mut self, item: &mut Self::Item, ts: &Hlc) -> Result<Hlc> {
+        let copy = self.ops.dup(item)?;
+        let (r,) = self.ops.call(&self.delay, (copy, ts.into()))?;
+        let new = Hlc::from(&r.map_err(|e| anyhow!("delay: {}", e.message))?);
+        if let DataModel::Message(m) = item {
+            m.timestamp = timestamp(&new);
+        }
+        Ok(new)
+    }
+
+    fn branch(&mut self, item: &Self::Item, ts: &Hlc) -> Result<bool> {
+        let copy = self.ops.dup(item)?;
+        let (r,) = self.ops.call(&self.branch, (ts.into(), copy))?;
+        r.map_err(|e| anyhow!("branch: {}", e.message))
+    }
+
+    fn map(&mut self, item: Self::Item) -> Result<Self::Item> {
+        let (r,) = self.ops.call(&self.map, (item,))?;
+        r.map_err(|e| anyhow!("map: {}", e.message))
+    }
+
+    fn filter(&mut self, item: &Self::Item) -> Result<bool> {
+        let copy = self.ops.dup(item)?;
+        let (r,) = self.ops.call(&self.filter, (copy,))?;
+        r.map_err(|e| anyhow!("filter: {}", e.message))
+    }
+
+    fn discard(&mut self, item: Self::Item) -> Result<()> {
+        self.ops.release(item)
+    }
+
+    fn accumulate(&mut self, acc: Acc, ts: &Hlc, items: Vec<Self::Item>) -> Result<Option<Self::Item>> {
+        let empty: Arc<[u8]> = Arc::from(&[][..]);
+        // The empty message an accumulate starts from (`Item::empty_message`).
+        let staged = match self.ops.message(&empty, &empty, 0, NODE, "")? {
+            DataModel::Message(mut m) => {
+                m.timestamp = timestamp(ts);
+                m.properties.user_properties.clear();
+                DataModel::Message(m)
+            }
+            other => other,
+        };
+        let f = match acc {
+            Acc::Temperature => &self.temperature,
+            Acc::Humidity => &self.humidity,
+            Acc::Collection => &self.collection,
+        };
+        let (r,) = self.ops.call(f, (staged, items))?;
+        Ok(r.ok())
+    }
+
+    fn enrich(&mut self, item: Self::Item) -> Result<Arc<[u8]>> {
+        let (r,) = self.ops.call(&self.enrichment, (item,))?;
+        let dm = r.map_err(|e| anyhow!("enrichment: {}", e.message))?;
+        self.ops.take_payload(dm)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tables
+
+struct Table {
+    title: String,
+    header: Vec<&'static str>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    fn print(&self) {
+        println!("{}", self.title);
+        println!();
+        println!("| {} |", self.header.join(" | "));
+        let align: Vec<&str> = self
+            .header
+            .iter()
+            .enumerate()
+            .map(|(i, _)| if i < 2 { "---" } else { "---:" })
+            .collect();
+        println!("|{}|", align.join("|"));
+        for r in &self.rows {
+            println!("| {} |", r.join(" | "));
+        }
+        println!();
+    }
+}
+
+fn row_cells(r: &Row) -> Vec<String> {
+    vec![
+        fmt_int(r.msgs_per_s),
+        format!("{:.0}", r.ns_per_msg),
+        format!("{:.2}", r.p50_us),
+        format!("{:.2}", r.p99_us),
+    ]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Section: graphs
+
+struct Params {
+    n: usize,
+    rounds: usize,
+    chunk: usize,
+    check: usize,
+}
+
+/// (workload, variant, msgs/s) for the chart.
+type Bars = Vec<(String, String, f64)>;
+
+fn graphs(env: &Env, p: &Params, bars: &mut Bars) -> Result<Table> {
+    let total = p.check + p.n * p.rounds;
+    const CHAIN5: [bool; 5] = [false, true, false, true, false];
+    struct W {
+        name: &'static str,
+        graph: std::path::PathBuf,
+        filters: &'static [bool],
     }
     let workloads = [
-        Workload {
+        W {
             name: "graph-simple",
             graph: repo().join("compose/tests/azure-compat/graph-simple.yaml"),
-            steps: &[Step::Map],
+            filters: &[false],
         },
-        Workload {
-            name: "bench-chain",
-            graph: repo().join("graphs/bench-chain.yaml"),
-            steps: &[Step::Map, Step::Filter, Step::Map],
+        W {
+            name: "chain5",
+            graph: repo().join("graphs/bench-chain5.yaml"),
+            filters: &CHAIN5,
+        },
+        W {
+            name: "complex",
+            graph: repo().join("graphs/temperature-humidity.yaml"),
+            filters: &[],
         },
     ];
-
-    let dir = tempfile::tempdir()?;
-    // `--on-demand`: for valgrind, which cannot reserve the pooling allocator's address space.
-    // Same engine flags, on-demand instance allocation, graphs started with `Graph::new`
-    // directly (what `Runtime::start` does, minus the compiled-code cache).
-    let on_demand = std::env::args().any(|a| a == "--on-demand");
-    let runtime = if on_demand {
-        None
-    } else {
-        Some(Runtime::new(&RuntimeConfig {
-            data_dir: dir.path().into(),
-            ephemeral_state: true,
-            cache_dir: None,
-            limits: Default::default(),
-        })?)
+    let mut table = Table {
+        title: format!(
+            "In-process throughput and latency: {} messages × {} rounds per variant, interleaved every {} messages.",
+            p.n, p.rounds, p.chunk
+        ),
+        header: vec![
+            "workload",
+            "variant",
+            "msgs/s",
+            "ns/msg",
+            "p50 µs",
+            "p99 µs",
+            "out/msg",
+            "vs native (a/c)",
+            "vs host-routed (a/b)",
+        ],
+        rows: vec![],
     };
-    let (engine, metrics, state) = match &runtime {
-        Some(rt) => (rt.engine().clone(), rt.metrics.clone(), rt.state.clone()),
-        None => (on_demand_engine()?, Metrics::new(), StateStore::in_memory()?),
-    };
-    let compose = ComposeOptions {
-        default_modules_dir: Some(default_modules_dir()),
-        ..Default::default()
-    };
-    let inputs = inputs(n);
-    let clock = clock_cost();
-    eprintln!("inprocess: {n} messages × {rounds} rounds per variant; Instant::now() ≈ {clock:.0} ns");
-
-    let only = arg_str("--only");
-    let only_workload = arg_str("--workload");
-    let mut table = Vec::new();
+    let temperature_wasm = support::module("temperature")?;
     for w in &workloads {
-        if only_workload.as_deref().is_some_and(|o| o != w.name) {
+        if !selected("--workload", w.name) {
             continue;
         }
-        let loaded = load_graph(&w.graph, &compose).map_err(|e| anyhow!("{}: {e:#}", w.graph.display()))?;
-        let graph = match &runtime {
-            Some(rt) => rt.start(&loaded, RunOptions::default())?.0,
-            None => {
-                let component = Component::new(&engine, &loaded.bytes).map_err(anyhow::Error::from)?;
-                let services = Arc::new(GraphServices::for_manifest(
-                    &loaded.manifest,
-                    metrics.clone(),
-                    state.clone(),
-                ));
-                Graph::new(
-                    &engine,
-                    &component,
-                    loaded.manifest.clone(),
-                    services,
-                    RunOptions::default(),
-                )?
-            }
-        };
-        let name: Arc<str> = format!("host-routed {}", w.name).into();
-        let services = Arc::new(GraphServices {
-            graph: name.clone(),
-            operations: w
-                .steps
-                .iter()
-                .enumerate()
-                .map(|(i, _)| OpIdentity {
-                    graph: name.clone(),
-                    operation: format!("op{i}").into(),
-                })
-                .collect(),
-            metrics: metrics.clone(),
-            state: state.clone(),
-            schemas: vec![],
-            nn: None,
+        let complex = w.name == "complex";
+        let inputs = Arc::new(if complex {
+            // 100 messages per 10 s window.
+            Inputs::new(pool(3 * 1024, mixed), total, 100)
+        } else {
+            Inputs::new(pool(71_001.min(total), temperature), total, 1)
         });
-        let mut variants: Vec<(&str, Box<dyn Variant>)> = vec![
-            ("composed", Box::new(Composed { graph })),
+        let loaded = env.load(&w.graph)?;
+        let composed = env.start(&loaded, RunOptions::default())?;
+        let components = env.start(
+            &loaded,
+            RunOptions {
+                native_plumbing: false,
+                ..Default::default()
+            },
+        )?;
+        let ops = env.ops(w.name, loaded.manifest.operations.len())?;
+        let (routed, native): (Box<dyn Variant>, Box<dyn Variant>) = if complex {
             (
-                "host-routed",
-                Box::new(HostRouted::new(&engine, &module, w.steps, services)?),
-            ),
-            (
-                "native",
-                Box::new(Native {
-                    steps: w.steps,
+                Box::new(Windowed::new(RoutedOps::new(ops, inputs.clone())?)),
+                Box::new(Windowed::new(NativeOps {
+                    inputs: inputs.clone(),
                     bounds: temperature::Bounds::DEFAULT,
+                    store: MemStore::default(),
+                })),
+            )
+        } else {
+            let steps: Vec<Step> = w
+                .filters
+                .iter()
+                .map(|&filter| Step { filter, config: vec![] })
+                .collect();
+            (
+                Box::new(RoutedChain {
+                    chain: Chain::new(ops, &temperature_wasm, &steps)?,
+                    inputs: inputs.clone(),
+                }),
+                Box::new(NativeChain {
+                    filters: w.filters.to_vec(),
+                    bounds: temperature::Bounds::DEFAULT,
+                    inputs: inputs.clone(),
+                }),
+            )
+        };
+        let mut variants: Vec<(String, Box<dyn Variant>)> = vec![
+            (
+                "composed".into(),
+                Box::new(Composed {
+                    graph: composed,
+                    inputs: inputs.clone(),
                 }),
             ),
+            (
+                "composed, plumbing calls".into(),
+                Box::new(Composed {
+                    graph: components,
+                    inputs: inputs.clone(),
+                }),
+            ),
+            ("host-routed".into(), routed),
+            ("native".into(), native),
         ];
+        support::cross_check(w.name, &mut variants, p.check)?;
+        eprintln!("  {}: outputs of {} messages agree across variants", w.name, p.check);
+        let rows = support::interleave(w.name, &mut variants, p.check, p.n, p.rounds, p.chunk)?;
+        let (native, host) = (rows[3].msgs_per_s, rows[2].msgs_per_s);
+        for ((vname, _), r) in variants.iter().zip(&rows) {
+            let mut cells = vec![w.name.to_owned(), vname.clone()];
+            cells.extend(row_cells(r));
+            cells.push(format!("{:.3}", r.out_per_msg));
+            cells.push(ratio(r.msgs_per_s, native));
+            cells.push(ratio(r.msgs_per_s, host));
+            table.rows.push(cells);
+            bars.push((w.name.to_owned(), vname.clone(), r.msgs_per_s));
+        }
+    }
+    Ok(table)
+}
 
-        // Cross-check: every variant produces the same payloads (and warms up).
-        let check = inputs.payloads.len().min(2_000);
-        let mut reference: Option<Vec<Vec<Vec<u8>>>> = None;
-        for (vname, v) in &mut variants {
-            let outs: Vec<Vec<Vec<u8>>> = (0..check).map(|i| v.outputs(&inputs, i)).collect::<Result<_>>()?;
-            match &reference {
-                None => reference = Some(outs),
-                Some(r) => {
-                    if let Some(i) = (0..check).find(|&i| r[i] != outs[i]) {
-                        bail!(
-                            "{}: {vname} disagrees with composed on message {i}: {:?} vs {:?}",
-                            w.name,
-                            r[i].iter()
-                                .map(|p| String::from_utf8_lossy(p).into_owned())
-                                .collect::<Vec<_>>(),
-                            outs[i]
-                                .iter()
-                                .map(|p| String::from_utf8_lossy(p).into_owned())
-                                .collect::<Vec<_>>()
-                        );
-                    }
-                }
+// ---------------------------------------------------------------------------------------------
+// Section: payload size scaling
+
+/// `source → faulty map (payload = read | ignore) → sink`.
+fn payload_graph(dir: &std::path::Path, mode: &str) -> Result<std::path::PathBuf> {
+    let path = dir.join(format!("bench-payload-{mode}.yaml"));
+    std::fs::write(
+        &path,
+        format!(
+            r#"metadata:
+  name: "Payload {mode}"
+  description: "A map that does `{mode}` with its payload (benchmark workload)"
+  version: "1.0.0"
+  $schema: "https://www.schemastore.org/aio-wasm-graph-config-1.0.0.json"
+  vendor: "wasmflow"
+moduleRequirements:
+  apiVersion: "1.1.0"
+  runtimeVersion: "1.1.0"
+moduleConfigurations:
+  - name: faulty/map
+    parameters:
+      payload:
+        name: payload
+        description: "read | ignore"
+        default: "{mode}"
+operations:
+  - operationType: source
+    name: source
+  - operationType: map
+    name: faulty/map
+    module: "test/faulty:1.0.0"
+  - operationType: sink
+    name: sink
+connections:
+  - from: {{ name: source }}
+    to: {{ name: faulty/map }}
+  - from: {{ name: faulty/map }}
+    to: {{ name: sink }}
+"#
+        ),
+    )?;
+    Ok(path)
+}
+
+/// What the native side of the payload comparison does: `read` copies the payload out and looks
+/// at it (`faulty::fault_of`), as the component does after `buffer.read`; `ignore` hands it on.
+struct NativePayload {
+    read: bool,
+    inputs: Arc<Inputs>,
+}
+
+impl NativePayload {
+    fn route(&self, i: usize) -> Result<Arc<[u8]>> {
+        let p = self.inputs.payload(i);
+        if self.read {
+            let copy = p.to_vec();
+            if let Some(f) = faulty::fault_of(std::hint::black_box(&copy)) {
+                bail!("payload {i} asks for fault {}", f.name());
             }
         }
+        Ok(p.clone())
+    }
+}
 
-        let mut samples: Vec<Samples> = variants.iter().map(|_| Samples::default()).collect();
-        let chunks: Vec<std::ops::Range<usize>> = (0..n).step_by(chunk).map(|s| s..(s + chunk).min(n)).collect();
-        for r in 0..rounds {
-            // Variants take turns every `chunk` messages, so a burst of load from elsewhere on
-            // the machine hits all of them alike; the order rotates so none always goes first.
-            for (c, range) in chunks.iter().enumerate() {
-                for k in 0..variants.len() {
-                    let j = (k + r + c) % variants.len();
-                    if only.as_deref().is_some_and(|o| o != variants[j].0) {
-                        continue;
-                    }
-                    // Every round feeds the same inputs (same `__ts`): harmless here, the graphs
-                    // have no windows, so the progress frontier decides nothing.
-                    measure(variants[j].1.as_mut(), &inputs, range.clone(), &mut samples[j])?;
-                }
-            }
-            eprintln!("  {}: round {}/{rounds} done", w.name, r + 1);
-        }
-        let rows: Vec<Row> = samples.iter_mut().map(summarize).collect();
-        table.push((w.name, variants.iter().map(|(n, _)| *n).collect::<Vec<_>>(), rows));
+impl Variant for NativePayload {
+    fn run(&mut self, i: usize) -> Result<usize> {
+        std::hint::black_box(self.route(i)?);
+        Ok(1)
     }
 
-    println!();
-    println!("In-process, {n} messages × {rounds} rounds per variant, variants interleaved every {chunk} messages (throughput: median over those chunks; latency: every message).");
-    println!("Latency = time between consecutive per-message `Instant::now()` readings (≈{clock:.0} ns clock cost included).");
-    println!();
-    println!(
-        "| workload | variant | msgs/s | ns/msg | p50 µs | p99 µs | passed | throughput vs native | vs host-routed |"
+    fn outputs(&mut self, i: usize) -> Result<Vec<Vec<u8>>> {
+        Ok(vec![self.route(i)?.to_vec()])
+    }
+}
+
+fn payload(env: &Env, p: &Params) -> Result<Table> {
+    let dir = tempfile::tempdir()?;
+    let faulty_wasm = support::module("faulty")?;
+    let mut table = Table {
+        title: "Payload size scaling: `source → map → sink`, the map reads its payload (`buffer.read` copies it into the guest) or passes it on unread (`faulty`, `payload = read | ignore`).".into(),
+        header: vec![
+            "payload",
+            "map / variant",
+            "msgs/s",
+            "ns/msg",
+            "p50 µs",
+            "p99 µs",
+            "vs native (a/c)",
+            "vs host-routed (a/b)",
+        ],
+        rows: vec![],
+    };
+    for (label, size, scale) in [
+        ("100 B", 100, 1),
+        ("1 KB", 1024, 1),
+        ("10 KB", 10 * 1024, 2),
+        ("150 KB", 150 * 1024, 10),
+    ] {
+        if !selected("--workload", label) {
+            continue;
+        }
+        let n = (p.n / scale).max(p.chunk.min(p.n));
+        let check = (p.check / 10).max(20);
+        let chunk = (p.chunk / scale).max(100);
+        let inputs = Arc::new(Inputs::new(
+            (0..16).map(|s| blob(size, s)).collect(),
+            check + n * p.rounds,
+            1,
+        ));
+        let mut variants: Vec<(String, Box<dyn Variant>)> = Vec::new();
+        for mode in ["read", "ignore"] {
+            let loaded = env.load(&payload_graph(dir.path(), mode)?)?;
+            let graph = env.start(&loaded, RunOptions::default())?;
+            variants.push((
+                format!("{mode}s / composed"),
+                Box::new(Composed {
+                    graph,
+                    inputs: inputs.clone(),
+                }),
+            ));
+            let step = Step {
+                filter: false,
+                config: vec![("payload", mode)],
+            };
+            variants.push((
+                format!("{mode}s / host-routed"),
+                Box::new(RoutedChain {
+                    chain: Chain::new(env.ops("payload", 1)?, &faulty_wasm, &[step])?,
+                    inputs: inputs.clone(),
+                }),
+            ));
+            variants.push((
+                format!("{mode}s / native"),
+                Box::new(NativePayload {
+                    read: mode == "read",
+                    inputs: inputs.clone(),
+                }),
+            ));
+        }
+        support::cross_check(label, &mut variants, check)?;
+        let rows = support::interleave(label, &mut variants, check, n, p.rounds, chunk)?;
+        for (k, ((vname, _), r)) in variants.iter().zip(&rows).enumerate() {
+            let base = k / 3 * 3;
+            let mut cells = vec![
+                label.to_owned(),
+                vname.replace("reads", "reads").replace("ignores", "passes"),
+            ];
+            cells.extend(row_cells(r));
+            cells.push(ratio(r.msgs_per_s, rows[base + 2].msgs_per_s));
+            cells.push(ratio(r.msgs_per_s, rows[base + 1].msgs_per_s));
+            table.rows.push(cells);
+        }
+    }
+    Ok(table)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Section: scaling over worker threads
+
+fn scaling(env: &Env, p: &Params) -> Result<Table> {
+    let Some(rt) = &env.runtime else {
+        bail!("the scaling section needs the pooling runtime (not --on-demand)")
+    };
+    let n = p.n / 2;
+    let inputs = Arc::new(Inputs::new(pool(71_001.min(n), temperature), n, 1));
+    let loaded = env.load(&repo().join("compose/tests/azure-compat/graph-simple.yaml"))?;
+    // Throughput (msgs/s, all threads together) of `threads` workers running `n` messages each.
+    let run = |threads: usize, native: bool| -> Result<f64> {
+        let barrier = Barrier::new(threads + 1);
+        let elapsed = std::thread::scope(|s| -> Result<Duration> {
+            let handles: Vec<_> = (0..threads)
+                .map(|_| {
+                    let (barrier, inputs, loaded) = (&barrier, inputs.clone(), &loaded);
+                    s.spawn(move || -> Result<Duration> {
+                        let mut v: Box<dyn Variant> = if native {
+                            Box::new(NativeChain {
+                                filters: vec![false],
+                                bounds: temperature::Bounds::DEFAULT,
+                                inputs,
+                            })
+                        } else {
+                            Box::new(Composed {
+                                graph: rt.start(loaded, RunOptions::default())?.0,
+                                inputs,
+                            })
+                        };
+                        barrier.wait();
+                        let start = Instant::now();
+                        for i in 0..n {
+                            v.run(i)?;
+                        }
+                        Ok(start.elapsed())
+                    })
+                })
+                .collect();
+            barrier.wait();
+            let mut longest = Duration::ZERO;
+            for h in handles {
+                longest = longest.max(h.join().map_err(|_| anyhow!("worker panicked"))??);
+            }
+            Ok(longest)
+        })?;
+        Ok((threads * n) as f64 / elapsed.as_secs_f64())
+    };
+    let mut table = Table {
+        title: format!(
+            "Scaling: graph-simple, one graph (one `Store`) per worker thread, {n} messages per thread, median of {} alternating runs; machine has {} CPUs.",
+            p.rounds.max(3),
+            std::thread::available_parallelism().map_or(0, |n| n.get())
+        ),
+        header: vec!["variant", "threads", "msgs/s (all threads)", "vs 1 thread"],
+        rows: vec![],
+    };
+    for native in [false, true] {
+        let mut one = Vec::new();
+        let mut two = Vec::new();
+        for r in 0..p.rounds.max(3) {
+            if r % 2 == 0 {
+                one.push(run(1, native)?);
+                two.push(run(2, native)?);
+            } else {
+                two.push(run(2, native)?);
+                one.push(run(1, native)?);
+            }
+        }
+        let med = |mut v: Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        let (a, b) = (med(one), med(two));
+        let name = if native { "native" } else { "composed" };
+        table
+            .rows
+            .push(vec![name.into(), "1".into(), fmt_int(a), "1.00×".into()]);
+        table.rows.push(vec![name.into(), "2".into(), fmt_int(b), ratio(b, a)]);
+        eprintln!("  scaling: {name} done");
+    }
+    Ok(table)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Chart
+
+/// A horizontal bar chart of the graphs section's throughput (log scale: native is an order of
+/// magnitude beyond the rest), hand-written SVG.
+fn svg(bars: &Bars) -> String {
+    let (w, bar_h, gap, left, top) = (860.0, 18.0, 6.0, 300.0, 40.0);
+    let max = bars.iter().map(|b| b.2).fold(1.0, f64::max);
+    let lo = 1e3_f64;
+    let scale = |v: f64| (v.max(lo) / lo).log10() / (max * 1.5 / lo).log10() * (w - left - 20.0);
+    let h = top + bars.len() as f64 * (bar_h + gap) + 40.0;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">"#
     );
-    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
-    for (wname, names, rows) in &table {
-        let native = rows[2].msgs_per_s;
-        let host = rows[1].msgs_per_s;
-        for (vname, r) in names.iter().zip(rows) {
-            println!(
-                "| {wname} | {vname} | {} | {:.0} | {:.2} | {:.2} | {:.1}% | {:.2}× | {:.2}× |",
-                fmt_int(r.msgs_per_s),
-                r.ns_per_msg,
-                r.p50,
-                r.p99,
-                r.pass * 100.0,
-                r.msgs_per_s / native,
-                r.msgs_per_s / host
-            );
+    let _ = writeln!(
+        s,
+        r#"<text x="10" y="20" font-size="14" font-weight="bold">wasmflow in-process throughput, msgs/s (log scale)</text>"#
+    );
+    let colors = ["#2b6cb0", "#63b3ed", "#dd6b20", "#38a169"];
+    let variants: Vec<&String> = {
+        let mut v: Vec<&String> = Vec::new();
+        for b in bars {
+            if !v.contains(&&b.1) {
+                v.push(&b.1);
+            }
         }
+        v
+    };
+    for (i, (wl, var, v)) in bars.iter().enumerate() {
+        let y = top + i as f64 * (bar_h + gap);
+        let c = colors[variants.iter().position(|x| *x == var).unwrap_or(0) % colors.len()];
+        let len = scale(*v);
+        let _ = writeln!(
+            s,
+            r#"<text x="{}" y="{}" text-anchor="end">{wl} · {var}</text>"#,
+            left - 8.0,
+            y + 13.0
+        );
+        let _ = writeln!(
+            s,
+            r#"<rect x="{left}" y="{y}" width="{len:.1}" height="{bar_h}" fill="{c}"/>"#
+        );
+        let _ = writeln!(
+            s,
+            r#"<text x="{:.1}" y="{}">{}</text>"#,
+            left + len + 4.0,
+            y + 13.0,
+            fmt_int(*v)
+        );
+    }
+    let _ = writeln!(s, "</svg>");
+    s
+}
+
+// ---------------------------------------------------------------------------------------------
+
+fn main() -> Result<()> {
+    let quick = quick();
+    let p = Params {
+        n: arg(
+            "--messages",
+            "WASMFLOW_BENCH_MESSAGES",
+            if quick { 20_000 } else { 100_000 },
+        )?,
+        rounds: arg("--rounds", "WASMFLOW_BENCH_ROUNDS", if quick { 1 } else { 3 })?.max(1),
+        chunk: arg("--chunk", "WASMFLOW_BENCH_CHUNK", if quick { 5_000 } else { 10_000 })?.max(1),
+        check: 2_000,
+    };
+    let on_demand = std::env::args().any(|a| a == "--on-demand");
+    let env = Env::new(on_demand)?;
+    let clock = clock_cost();
+    eprintln!(
+        "inprocess: {} messages × {} rounds per variant{}; Instant::now() ≈ {clock:.0} ns",
+        p.n,
+        p.rounds,
+        if quick { " (--quick)" } else { "" }
+    );
+    let mut tables = Vec::new();
+    let mut bars = Bars::new();
+    if selected("--section", "graphs") {
+        tables.push(graphs(&env, &p, &mut bars)?);
+    }
+    if selected("--section", "payload") && !on_demand {
+        tables.push(payload(&env, &p)?);
+    }
+    if selected("--section", "scaling") && !on_demand {
+        tables.push(scaling(&env, &p)?);
     }
     println!();
-    for (wname, _, rows) in &table {
-        let c = rows[0].msgs_per_s;
-        println!(
-            "- {wname}: composed/native = {:.2}× (target ≥ 0.33×), composed/host-routed = {:.2}× (target ≥ 1.00×)",
-            c / rows[2].msgs_per_s,
-            c / rows[1].msgs_per_s
-        );
+    println!("Latency = time between consecutive per-message `Instant::now()` readings (≈{clock:.0} ns clock cost included); throughput = median over chunks; ratios are throughput ratios measured in this run.");
+    println!();
+    for t in &tables {
+        t.print();
+    }
+    if let Some(path) = arg_str("--svg") {
+        if !bars.is_empty() {
+            std::fs::write(&path, svg(&bars)).map_err(|e| anyhow!("writing {path}: {e}"))?;
+            eprintln!("inprocess: chart written to {path}");
+        }
     }
     Ok(())
 }

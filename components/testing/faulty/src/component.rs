@@ -9,14 +9,20 @@ use wasmflow_guest::glue::{
     bytes_of, config_value, copy_timestamp, describe_configuration, error, finish_init, log, timestamp_of,
 };
 
+use std::sync::Mutex;
+
 use crate::{
-    batch_fault, count_payload, fault_of, Fault, InitMode, ERR_MESSAGE, INIT_KEY, INIT_PANIC_MESSAGE, PANIC_MESSAGE,
+    batch_fault, count_payload, fault_of, Fault, InitMode, PayloadMode, ERR_MESSAGE, INIT_KEY, INIT_PANIC_MESSAGE,
+    PANIC_MESSAGE, PAYLOAD_KEY,
 };
 
 wasmflow_guest::component_bindings!(operator, "faulty", "../../../wit/samples");
 
 struct Component;
 export!(Component);
+
+/// Whether the map reads payloads (per instance, so per operation).
+static PAYLOAD: Mutex<PayloadMode> = Mutex::new(PayloadMode::Read);
 
 /// Size of one allocation of the `oom` fault.
 const OOM_CHUNK: usize = 16 << 20;
@@ -93,12 +99,20 @@ fn payload_of(item: &DataModel) -> Option<&BufferOrBytes> {
 
 impl exports::wasm_graph::processor::map::Guest for Component {
     fn init(configuration: ModuleConfiguration) -> bool {
+        match PayloadMode::from_config(config_value(&configuration, PAYLOAD_KEY)) {
+            Ok(mode) => *PAYLOAD.lock().unwrap_or_else(|e| e.into_inner()) = mode,
+            Err(reason) => return finish_init("faulty/map", &configuration, Err(reason)),
+        }
         init("faulty/map", &configuration)
     }
 
     /// Reads the payload to look for a fault; without one the item is returned as it came (a
-    /// host buffer is handed back as the same buffer, so the bytes are the same).
+    /// host buffer is handed back as the same buffer, so the bytes are the same). With
+    /// `payload = ignore` the payload is not read at all.
     fn process(message: DataModel) -> Result<DataModel, Error> {
+        if *PAYLOAD.lock().unwrap_or_else(|e| e.into_inner()) == PayloadMode::Ignore {
+            return Ok(message);
+        }
         match payload_of(&message).and_then(|payload| fault_of(&bytes_of(payload))) {
             Some(fault) => Err(perform(fault)),
             None => Ok(message),

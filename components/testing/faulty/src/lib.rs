@@ -17,6 +17,8 @@ use serde_json::Value;
 pub const FAULT_KEY: &str = "fault";
 /// The configuration property that decides what `init` does.
 pub const INIT_KEY: &str = "init";
+/// The configuration property that decides whether the map reads payloads; see [`PayloadMode`].
+pub const PAYLOAD_KEY: &str = "payload";
 /// The error message of [`Fault::Err`], exactly (tests match on it).
 pub const ERR_MESSAGE: &str = "faulty: asked to fail";
 /// The panic message of [`Fault::Panic`].
@@ -117,6 +119,33 @@ impl InitMode {
     }
 }
 
+/// Whether the map looks at payloads, from the configuration property `payload`. `ignore` makes
+/// the map a pure pass-through that never reads its buffer: the benchmarks (BENCHMARKS.md,
+/// payload size scaling) compare it with `read` to show what reading a payload costs and that
+/// passing one through costs nothing per byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PayloadMode {
+    /// `read` (the default when `payload` is absent): every payload is read and checked for a
+    /// fault.
+    Read,
+    /// `ignore`: the item is returned as it came, unread (so it can ask for no fault).
+    Ignore,
+}
+
+impl PayloadMode {
+    /// Reads the `payload` property (surrounding blanks ignored); any value other than `read` or
+    /// `ignore` is a configuration error.
+    pub fn from_config(value: Option<&str>) -> Result<PayloadMode, String> {
+        match value.map(str::trim) {
+            None | Some("read") => Ok(PayloadMode::Read),
+            Some("ignore") => Ok(PayloadMode::Ignore),
+            Some(other) => Err(format!(
+                "configuration `{PAYLOAD_KEY}` = {other:?} is not one of \"read\", \"ignore\""
+            )),
+        }
+    }
+}
+
 #[cfg(target_arch = "wasm32")]
 mod component;
 
@@ -178,6 +207,15 @@ mod tests {
         assert_eq!(count_payload(3), br#"{"count":3}"#.to_vec());
         let parsed: Value = serde_json::from_slice(&count_payload(12)).expect("json");
         assert_eq!(parsed, serde_json::json!({"count": 12}));
+    }
+
+    #[test]
+    fn payload_mode_from_configuration() {
+        assert_eq!(PayloadMode::from_config(None), Ok(PayloadMode::Read));
+        assert_eq!(PayloadMode::from_config(Some("read")), Ok(PayloadMode::Read));
+        assert_eq!(PayloadMode::from_config(Some(" ignore ")), Ok(PayloadMode::Ignore));
+        let err = PayloadMode::from_config(Some("skip")).expect_err("unknown value");
+        assert!(err.contains("`payload` = \"skip\""), "{err}");
     }
 
     #[test]

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# `make bench`: runs every benchmark binary in host/benches (in-process, start-up/memory, and the
+# broker, Kafka and inference benches when those files exist), then writes
+#   bench/results.md      the combined Markdown tables, with machine, commit and date;
+#   bench/throughput.svg  a chart of the in-process throughput;
+# and replaces the "Latest results" section of BENCHMARKS.md (between its marker comments).
+#
+# The contract every bench binary keeps (BENCHMARKS.md): Markdown tables on stdout, progress on
+# stderr, `--quick` for a short run (`scripts/bench.sh --quick`, or BENCH_QUICK=1).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+quick=""
+if [[ "${1:-}" == "--quick" || "${BENCH_QUICK:-}" == "1" ]]; then quick="--quick"; fi
+benches=(inprocess startup broker kafka inference)
+out=bench
+mkdir -p "$out"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+log() { printf '\033[1m[bench]\033[0m %s\n' "$*" >&2; }
+
+failed=()
+for b in "${benches[@]}"; do
+  if [[ ! -f "host/benches/$b.rs" ]]; then
+    log "$b: host/benches/$b.rs not present, skipped"
+    continue
+  fi
+  extra=()
+  [[ "$b" == inprocess ]] && extra=(--svg "$out/throughput.svg")
+  log "$b: cargo bench -p wasmflow-host --bench $b -- $quick ${extra[*]}"
+  start=$SECONDS
+  if cargo bench --quiet -p wasmflow-host --bench "$b" -- $quick "${extra[@]}" >"$tmp/$b.md"; then
+    log "$b: done in $((SECONDS - start)) s"
+  else
+    log "$b: FAILED after $((SECONDS - start)) s (its stderr is above)"
+    failed+=("$b")
+    printf '\n**`%s` failed in this run** (see the log of `make bench`).\n' "$b" >>"$tmp/$b.md"
+  fi
+done
+
+cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' || echo unknown)
+mem=$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+if ! git diff --quiet HEAD -- host compose components graphs 2>/dev/null; then commit="$commit (with uncommitted changes)"; fi
+{
+  echo "Run of \`make bench${quick:+ (quick)}\` on $(date -u '+%Y-%m-%d %H:%M UTC'), commit \`$commit\`."
+  echo "Machine: $(nproc) CPUs ($cpu), $mem RAM, $(uname -sr), $(rustc --version 2>/dev/null || echo rustc unknown)."
+  echo "Absolute numbers move with the load on the machine; ratios measured in the same run are the comparison."
+  echo
+  for b in "${benches[@]}"; do
+    [[ -f "$tmp/$b.md" ]] || continue
+    echo "### \`$b\`"
+    cat "$tmp/$b.md"
+    echo
+  done
+} >"$out/results.md"
+log "wrote $out/results.md"
+
+begin='<!-- bench:latest:begin -->'
+end='<!-- bench:latest:end -->'
+if grep -qF "$begin" BENCHMARKS.md && grep -qF "$end" BENCHMARKS.md; then
+  awk -v f="$out/results.md" -v b="$begin" -v e="$end" '
+    index($0, b) == 1 { print; while ((getline l < f) > 0) print l; skip = 1; next }
+    index($0, e) == 1 { skip = 0 }
+    !skip { print }' BENCHMARKS.md >"$tmp/BENCHMARKS.md"
+  cp "$tmp/BENCHMARKS.md" BENCHMARKS.md
+  log "updated the Latest results section of BENCHMARKS.md"
+else
+  log "BENCHMARKS.md lacks the $begin / $end markers: not updated"
+  failed+=(BENCHMARKS.md)
+fi
+
+if ((${#failed[@]})); then
+  log "failed: ${failed[*]}"
+  exit 1
+fi
