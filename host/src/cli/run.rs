@@ -62,6 +62,7 @@ pub struct RunCmd {
     pub graph_args: GraphArgs,
     #[command(flatten)]
     pub transport: super::transport::TransportArgs,
+    #[command(flatten)]
     pub nn: super::nn::NnArgs,
 }
 
