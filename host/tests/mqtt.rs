@@ -12,6 +12,26 @@ use std::time::Duration;
 use common::{module, repo};
 use mosquitto::{user_prop, Client, Mosquitto};
 
+/// The binary under test, copied once per test process so that every start and restart in a
+/// test runs the same build (a shared target directory may be rebuilt meanwhile).
+fn binary() -> PathBuf {
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        // Copies of earlier runs (older than ten minutes) go.
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let old = e.metadata().and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok());
+            if e.file_name().to_string_lossy().starts_with("wasmflow-mqtt-") && old > Some(Duration::from_secs(600)) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+        let to = dir.join(format!("wasmflow-mqtt-{}", std::process::id()));
+        std::fs::copy(env!("CARGO_BIN_EXE_wasmflow"), &to).expect("copy the wasmflow binary");
+        to
+    })
+    .clone()
+}
+
 /// A `wasmflow run` process; killed when dropped. Its log goes to a file the test can show.
 struct Wasmflow {
     child: Child,
@@ -26,7 +46,7 @@ impl Wasmflow {
             .append(true)
             .open(&log)
             .expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_wasmflow"))
+        let child = Command::new(binary())
             .arg("run")
             .args(args)
             .arg("--data-dir")
