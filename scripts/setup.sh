@@ -16,6 +16,9 @@ if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
 fi
 # Test peers and native build deps (rdkafka builds librdkafka; tests run a real broker).
 for p in mosquitto mosquitto-clients pkg-config zlib1g-dev make perl; do have_pkg "$p" || need_apt+=("$p"); done
+# Kafka: rdkafka builds librdkafka from source (gcc, make, perl, zlib above) with TLS/SASL SCRAM
+# against the system OpenSSL. Its tests and bench use librdkafka's own mock cluster: no broker.
+for p in gcc libssl-dev; do have_pkg "$p" || need_apt+=("$p"); done
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "apt: ${need_apt[*]}"
