@@ -18,6 +18,9 @@ fi
 for p in mosquitto mosquitto-clients pkg-config zlib1g-dev make perl; do have_pkg "$p" || need_apt+=("$p"); done
 # OCI registry tests: the registry:2 server, htpasswd (bcrypt entries for basic auth), curl (the independent client).
 for p in docker-registry apache2-utils curl; do have_pkg "$p" || need_apt+=("$p"); done
+# Kafka: rdkafka builds librdkafka from source (gcc, make, perl, zlib above) with TLS/SASL SCRAM
+# against the system OpenSSL. Its tests and bench use librdkafka's own mock cluster: no broker.
+for p in gcc libssl-dev; do have_pkg "$p" || need_apt+=("$p"); done
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "apt: ${need_apt[*]}"

@@ -5,14 +5,17 @@
 //! it over TCP exactly as to a broker. Every check reads back with plain rdkafka clients, not
 //! with the code under test.
 
-use std::sync::Arc;
+mod common;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::mocking::MockCluster;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{BaseRecord, FutureProducer, FutureRecord, Producer, ThreadedProducer};
 use rdkafka::util::Timeout;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::{mpsc, watch};
@@ -370,4 +373,203 @@ async fn an_unreachable_bootstrap_server_fails_after_the_bounded_wait() {
         .expect_err("the source must not start");
     assert!(matches!(err, TransportError::Connect { .. }), "{err:?}");
     assert!(err.to_string().contains(&brokers), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// End to end: the `wasmflow` binary between two topics of the mock cluster (which lives in this
+// test process; the runtime is a child process that reaches it over loopback).
+
+const SIMPLE: &str = "compose/tests/azure-compat/graph-simple.yaml";
+
+fn fahrenheit(i: usize) -> f64 {
+    32.0 + (i % 1000) as f64
+}
+
+/// Produces `n` readings to `topic` at about `per_ms` a millisecond, each with a `seq` header
+/// and key `k{seq}`, from a thread of its own (so the runtime reads while they arrive).
+fn produce_stream(bootstrap: &str, topic: &'static str, n: usize, per_ms: usize) -> std::thread::JoinHandle<()> {
+    let p: ThreadedProducer<rdkafka::producer::DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .create()
+        .expect("load producer");
+    std::thread::spawn(move || {
+        let started = Instant::now();
+        for i in 0..n {
+            let payload = format!("{{\"temperature\":{{\"value\":{},\"unit\":\"F\"}}}}", fahrenheit(i));
+            let key = format!("k{i}");
+            let seq = i.to_string();
+            let mut record = BaseRecord::to(topic)
+                .payload(&payload)
+                .key(&key)
+                .headers(OwnedHeaders::new().insert(Header {
+                    key: "seq",
+                    value: Some(seq.as_str()),
+                }));
+            loop {
+                match p.send(record) {
+                    Ok(()) => break,
+                    Err((_, r)) => {
+                        // Local queue full: let it drain.
+                        record = r;
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                }
+            }
+            if i % per_ms == per_ms - 1 {
+                let due = Duration::from_millis((i / per_ms) as u64);
+                if let Some(wait) = due.checked_sub(started.elapsed()) {
+                    std::thread::sleep(wait);
+                }
+            }
+        }
+        p.flush(Duration::from_secs(30))
+            .expect("all readings delivered to the cluster");
+    })
+}
+
+/// What arrived on the output topic: how many times each `seq`, and the first wrong record.
+#[derive(Default)]
+struct Collected {
+    count: HashMap<usize, usize>,
+    problem: Option<String>,
+}
+
+/// Reads partition 0 of `topic` from the beginning on a thread of its own, checking each
+/// output against its input independently: key `k{seq}` kept, °F converted to °C.
+fn collect(bootstrap: &str, topic: &str) -> Arc<Mutex<Collected>> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "wasmflow-test-collector")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("collector");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning).unwrap();
+    c.assign(&tpl).expect("assign");
+    let out = Arc::new(Mutex::new(Collected::default()));
+    let o = out.clone();
+    std::thread::spawn(move || loop {
+        let Some(m) = c.poll(Duration::from_millis(100)) else {
+            if Arc::strong_count(&o) == 1 {
+                // The test is over; the consumer is left to process exit (see read_plain).
+                std::mem::forget(c);
+                return;
+            }
+            continue;
+        };
+        let m = match m {
+            Ok(m) => m,
+            // The cluster went away with the test, or a transient error (it reconnects).
+            Err(_) if Arc::strong_count(&o) == 1 => return std::mem::forget(c),
+            Err(_) => continue,
+        };
+        let seq = m
+            .headers()
+            .and_then(|h| h.iter().find(|h| h.key == "seq").and_then(|h| h.value))
+            .and_then(|v| std::str::from_utf8(v).ok()?.parse::<usize>().ok());
+        let mut col = o.lock().unwrap();
+        let Some(seq) = seq else {
+            col.problem
+                .get_or_insert(format!("an output without a seq header: {m:?}"));
+            continue;
+        };
+        *col.count.entry(seq).or_default() += 1;
+        let key_ok = m.key() == Some(format!("k{seq}").as_bytes());
+        let celsius = serde_json::from_slice::<serde_json::Value>(m.payload().unwrap_or_default())
+            .ok()
+            .and_then(|v| (v["temperature"]["unit"] == "C").then(|| v["temperature"]["value"].as_f64())?);
+        let want = (fahrenheit(seq) - 32.0) * 5.0 / 9.0;
+        if !key_ok || celsius.is_none_or(|c| (c - want).abs() > 1e-6) {
+            col.problem.get_or_insert(format!(
+                "seq {seq}: key {:?}, payload {:?}, want {want} °C",
+                m.key().map(text),
+                m.payload().map(text)
+            ));
+        }
+    });
+    out
+}
+
+/// (c) of the delivery guarantee, for Kafka: 10,000 readings flow from topic `in` through
+/// graph-simple to topic `out`; the runtime is killed with SIGKILL at a random moment while
+/// they flow and restarted in the same consumer group. Every input's output arrives at least
+/// once; duplicates are counted and reported.
+#[test]
+fn kill_9_mid_stream_then_restart_in_the_same_group_loses_nothing() {
+    common::module("temperature");
+    let c = cluster(&["out"]);
+    c.create_topic("in", 2, 1).expect("create topic");
+    let bs = c.bootstrap_servers();
+    let data = tempfile::tempdir().unwrap();
+    let args = [
+        SIMPLE,
+        "--kafka",
+        &bs,
+        "--source",
+        "in",
+        "--sink",
+        "out",
+        "--kafka-group",
+        "wf-kill",
+        "-X",
+        "session.timeout.ms=6000",
+    ];
+    const N: usize = 10_000;
+    let outputs = collect(&bs, "out");
+    let mut wf = common::process::Wasmflow::start(data.path(), &args);
+    wf.wait_for_log("kafka source subscribed", Duration::from_secs(60));
+    let producer = produce_stream(&bs, "in", N, 5); // ~2 s of input
+
+    // A random moment while readings flow, after the first outputs arrived.
+    let until = Instant::now() + Duration::from_secs(60);
+    while outputs.lock().unwrap().count.is_empty() {
+        assert!(Instant::now() < until, "no output within 60 s:\n{}", wf.log());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64;
+    let at = Duration::from_millis(nanos % 1000);
+    std::thread::sleep(at);
+    let before = outputs.lock().unwrap().count.len();
+    wf.kill9();
+    let first_log = wf.log();
+    assert!(
+        before < N,
+        "the runtime finished before the kill: make the stream longer"
+    );
+    producer.join().expect("producer");
+
+    let mut wf = common::process::Wasmflow::start(data.path(), &args);
+    let until = Instant::now() + Duration::from_secs(120);
+    loop {
+        let seen = outputs.lock().unwrap().count.len();
+        if seen >= N || Instant::now() >= until {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let col = outputs.lock().unwrap();
+    let missing: Vec<usize> = (0..N).filter(|i| !col.count.contains_key(i)).collect();
+    let dups: usize = col.count.values().map(|n| n - 1).sum();
+    eprintln!(
+        "kafka kill -9 {at:?} after the first output ({before} outputs had arrived): {} of {N} inputs arrived, {dups} duplicates",
+        N - missing.len()
+    );
+    assert!(col.problem.is_none(), "{}", col.problem.as_deref().unwrap_or_default());
+    assert!(
+        missing.is_empty(),
+        "{} inputs lost (first: {:?})\nfirst run:\n{first_log}\nsecond run:\n{}",
+        missing.len(),
+        &missing[..missing.len().min(10)],
+        wf.log()
+    );
+    assert!(
+        wf.wait(Duration::from_millis(10)).is_none(),
+        "still running:\n{}",
+        wf.log()
+    );
 }

@@ -133,9 +133,12 @@ pub fn run_bound(
     tracing::info!(
         sources = ?binding.sources.iter().map(|e| &e.topic).collect::<Vec<_>>(),
         sink = ?binding.sink.as_ref().map(|e| &e.topic),
-        mqtt = ?url,
-        kafka = ?args.kafka.kafka,
-        "bound"
+        "bound to {}",
+        [url.clone(), args.kafka.kafka.as_ref().map(|k| format!("kafka {k}"))]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" and ")
     );
     let options = wasmflow_host::pump::PumpOptions {
         idle,

@@ -2,6 +2,8 @@
 //! (built by scripts/build-components.sh), composed and run in process.
 #![allow(dead_code)]
 
+pub mod process;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 

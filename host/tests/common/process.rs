@@ -1,0 +1,89 @@
+//! A `wasmflow run` child process for end-to-end tests: killed (SIGKILL) when dropped, its log
+//! in a file the test can show when it fails.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::repo;
+
+pub struct Wasmflow {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Wasmflow {
+    /// `wasmflow run ARGS --data-dir DATA_DIR`, from the repository root, with `RUST_LOG=info`.
+    pub fn start(data_dir: &Path, args: &[&str]) -> Self {
+        let log = data_dir.join(format!("wasmflow-{}.log", std::process::id()));
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_wasmflow"))
+            .arg("run")
+            .args(args)
+            .arg("--data-dir")
+            .arg(data_dir)
+            .current_dir(repo())
+            .env_remove("WASMFLOW_MODULES")
+            .env_remove("WASMFLOW_MQTT")
+            .env_remove("WASMFLOW_KAFKA")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("start wasmflow");
+        Self { child, log }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The process's id (for reading its CPU time in /proc).
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for the process to exit on its own.
+    pub fn wait(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let until = Instant::now() + timeout;
+        loop {
+            if let Some(s) = self.child.try_wait().expect("try_wait") {
+                return Some(s);
+            }
+            if Instant::now() >= until {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until the log contains `text`; fails the test if the process exits first or
+    /// `timeout` passes.
+    pub fn wait_for_log(&mut self, text: &str, timeout: Duration) {
+        let until = Instant::now() + timeout;
+        while !self.log().contains(text) {
+            if let Some(s) = self.child.try_wait().expect("try_wait") {
+                panic!("wasmflow exited ({s}) before logging `{text}`:\n{}", self.log());
+            }
+            assert!(Instant::now() < until, "no `{text}` after {timeout:?}:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGKILL: no shutdown code runs, as in a crash or power loss.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Wasmflow {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
