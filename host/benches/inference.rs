@@ -221,7 +221,10 @@ fn graph_file(dir: &Path, model: Option<&str>) -> Result<PathBuf> {
     let yaml = format!(
         r#"metadata:
   name: "bench-inference"
+  description: "source, snapshot map (wasi-nn), sink"
   version: "1.0.0"
+  $schema: "https://www.schemastore.org/aio-wasm-graph-config-1.0.0.json"
+  vendor: "wasmflow bench"
 moduleRequirements:
   apiVersion: "1.1.0"
   runtimeVersion: "1.1.0"
