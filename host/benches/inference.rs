@@ -3,7 +3,8 @@
 //!
 //! For each model, on the 450 held-out digit images of scripts/build-model.py:
 //! * `ort (Rust)`: `ort` 2.0.0-rc.10 directly, one `Session::run` per image (tensor built from
-//!   the 64 floats each time, output extracted): the floor any host can reach.
+//!   the 64 floats each time, output extracted; session options as wasi-nn's backend sets them):
+//!   the floor any host can reach.
 //! * `ort (Python)`: the `onnxruntime` wheel, one `InferenceSession.run` per image.
 //! * `wasmflow`: a composed graph source → snapshot map → sink; each image is pushed as its
 //!   8×8 PNG message: source plumbing and event time, PNG decode + 8×8 input in the guest,
@@ -140,7 +141,10 @@ fn measure(n: usize, mut f: impl FnMut(usize) -> Result<()>) -> Result<Measured>
 }
 
 fn ort_direct(model: &Path, set: &TestSet) -> Result<Measured> {
-    let mut session = ort::session::Session::builder()?.commit_from_file(model)?;
+    // The same session options wasmtime-wasi-nn's ONNX backend uses (CPU, optimisation level 3).
+    let mut session = ort::session::Session::builder()?
+        .with_optimization_level(ort::session::builder::GraphOptimizationLevel::Level3)?
+        .commit_from_file(model)?;
     measure(set.images.len(), |i| {
         let tensor = ort::value::Tensor::from_array(([1i64, 64], set.images[i].clone()))?;
         let outputs = session.run(ort::inputs![tensor])?;
@@ -221,7 +225,10 @@ fn graph_file(dir: &Path, model: Option<&str>) -> Result<PathBuf> {
     let yaml = format!(
         r#"metadata:
   name: "bench-inference"
+  description: "source, snapshot map (wasi-nn), sink"
   version: "1.0.0"
+  $schema: "https://www.schemastore.org/aio-wasm-graph-config-1.0.0.json"
+  vendor: "wasmflow bench"
 moduleRequirements:
   apiVersion: "1.1.0"
   runtimeVersion: "1.1.0"

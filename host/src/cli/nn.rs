@@ -21,6 +21,7 @@ fn parse_model(spec: &str) -> Result<(String, PathBuf), NnError> {
 }
 
 impl NnArgs {
+    /// The runtime's wasi-nn options from the flags.
     pub fn options(&self) -> NnOptions {
         NnOptions {
             onnxruntime: self.onnxruntime.clone(),

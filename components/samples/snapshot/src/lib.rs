@@ -141,7 +141,7 @@ pub fn f32_bytes(values: &[f32]) -> Vec<u8> {
 
 /// The label of the highest score in an FP32 output tensor (little-endian bytes).
 pub fn best_label(output: &[u8], labels: &[String]) -> Result<String, String> {
-    if output.is_empty() || output.len() % 4 != 0 {
+    if output.is_empty() || !output.len().is_multiple_of(4) {
         return Err(format!(
             "the model's output is {} bytes, not a list of FP32 scores",
             output.len()
