@@ -287,6 +287,21 @@ fn a_graph_definition_is_pushed_as_the_platform_does_and_pulled_back() {
     );
     assert_eq!(std::fs::read(&out).unwrap(), original);
 
+    // A graph from a registry may not reach into this machine's files.
+    let local_ref = std::fs::read_to_string(repo().join("compose/tests/azure-compat/graph-simple.yaml"))
+        .unwrap()
+        .replace(
+            "azure-samples/explore-iot-operations/temperature:1.0.0",
+            path_str(&module("temperature")),
+        );
+    assert!(local_ref.contains("temperature.wasm"));
+    let local_file = client.data.path().join("local-ref.yaml");
+    std::fs::write(&local_file, local_ref).unwrap();
+    let local_reference = registry.reference("graphs/local-ref:1");
+    client.ok(&["push", path_str(&local_file), &local_reference]);
+    let e = client.fails(&["run", &local_reference, "--input", "-"]);
+    assert!(e.contains("may only reference modules in a registry"), "{e}");
+
     // A file that is neither a component nor a valid graph definition is not published.
     let bad = client.data.path().join("bad.yaml");
     std::fs::write(&bad, "operations: [}\n").unwrap();

@@ -30,7 +30,7 @@ pub fn resolve(target: &Path, data_dir: &Path, options: &RegistryOptions) -> Res
         };
         if let (Some(registry), true) = (options.registry.clone(), is_yaml(target)) {
             let mut oci = Oci::new(data_dir, options.clone())?;
-            local.modules = fetch_modules(&mut oci, target, &registry)?;
+            local.modules = fetch_modules(&mut oci, target, &registry, false)?;
         }
         return Ok(local);
     }
@@ -59,7 +59,7 @@ pub fn resolve(target: &Path, data_dir: &Path, options: &RegistryOptions) -> Res
                 .registry
                 .clone()
                 .unwrap_or_else(|| r.resolve_registry().to_string());
-            fetch_modules(&mut oci, &pulled.path, &registry)
+            fetch_modules(&mut oci, &pulled.path, &registry, true)
                 .with_context(|| format!("graph definition {}", pulled.reference))?
         }
     };
@@ -69,15 +69,27 @@ pub fn resolve(target: &Path, data_dir: &Path, options: &RegistryOptions) -> Res
     })
 }
 
-/// Pulls every registry-style module reference of the graph definition at `graph` (a
-/// reference ending in `.wasm` is a local path and left to compose).
-fn fetch_modules(oci: &mut Oci, graph: &Path, registry: &str) -> Result<BTreeMap<String, PathBuf>> {
+/// Pulls every registry-style module reference of the graph definition at `graph`. In a local
+/// graph a reference ending in `.wasm` is a path and left to compose; a graph that came from a
+/// registry may not name files on this machine.
+fn fetch_modules(
+    oci: &mut Oci,
+    graph: &Path,
+    registry: &str,
+    from_registry: bool,
+) -> Result<BTreeMap<String, PathBuf>> {
     let g = wasmflow_compose::load_graph(graph).map_err(|e| anyhow!("{e}"))?;
     let mut modules = BTreeMap::new();
     for op in &g.operations {
         let Some(written) = op.module.as_deref().map(str::trim) else {
             continue;
         };
+        if written.ends_with(".wasm") && from_registry {
+            return Err(anyhow!(
+                "operation `{}` names the local file `{written}`; a graph definition from a registry may only reference modules in a registry",
+                op.name
+            ));
+        }
         if written.ends_with(".wasm") || modules.contains_key(written) {
             continue;
         }
