@@ -88,7 +88,10 @@ fn reading(i: usize) -> String {
     let payload = if i % 3 == 2 {
         format!(r#"{{"humidity":{{"value":{}}}}}"#, (i % 100) as f64 + 0.5)
     } else {
-        format!(r#"{{"temperature":{{"value":{},"unit":"F"}}}}"#, (i % 7000) as f64 - 100.0)
+        format!(
+            r#"{{"temperature":{{"value":{},"unit":"F"}}}}"#,
+            (i % 7000) as f64 - 100.0
+        )
     };
     envelope(&payload, T0 + 100 * i as u64)
 }
@@ -181,7 +184,12 @@ fn startup_table(reps: usize) -> Result<()> {
         ("compose (YAML → composed component)", s.compose, c.compose, ""),
         ("engine + runtime (`Runtime::new`)", s.engine, c.engine, ""),
         ("first start (compiles)", s.first, c.first, ""),
-        ("cached start (`Runtime::start`, on-disk cache hit)", s.cached, c.cached, "< 50 ms (graph-simple)"),
+        (
+            "cached start (`Runtime::start`, on-disk cache hit)",
+            s.cached,
+            c.cached,
+            "< 50 ms (graph-simple)",
+        ),
         (
             "`wasmflow run GRAPH.yaml` (child process, compose included), cached: spawn → first output",
             s.process_cached,
@@ -437,7 +445,10 @@ fn main() -> Result<()> {
     }
     support::module("faulty")?;
     let quick = quick();
-    eprintln!("startup: start-up, rebuild and memory{}", if quick { " (--quick)" } else { "" });
+    eprintln!(
+        "startup: start-up, rebuild and memory{}",
+        if quick { " (--quick)" } else { "" }
+    );
     if support::selected("--section", "startup") {
         startup_table(if quick { 1 } else { 3 })?;
     }
