@@ -27,7 +27,8 @@ for b in "${benches[@]}"; do
     continue
   fi
   extra=()
-  [[ "$b" == inprocess ]] && extra=(--svg "$out/throughput.svg")
+  # Absolute: cargo runs a bench binary in its package directory (host/).
+  [[ "$b" == inprocess ]] && extra=(--svg "$PWD/$out/throughput.svg")
   log "$b: cargo bench -p wasmflow-host --bench $b -- $quick ${extra[*]}"
   start=$SECONDS
   if cargo bench --quiet -p wasmflow-host --bench "$b" -- $quick "${extra[@]}" >"$tmp/$b.md"; then

@@ -1169,7 +1169,7 @@ fn main() -> Result<()> {
         n: arg(
             "--messages",
             "WASMFLOW_BENCH_MESSAGES",
-            if quick { 20_000 } else { 100_000 },
+            if quick { 20_000 } else { 150_000 },
         )?,
         rounds: arg("--rounds", "WASMFLOW_BENCH_ROUNDS", if quick { 1 } else { 3 })?.max(1),
         chunk: arg("--chunk", "WASMFLOW_BENCH_CHUNK", if quick { 5_000 } else { 10_000 })?.max(1),

@@ -418,6 +418,27 @@ fn memory_table(load: usize, graphs: usize) -> Result<()> {
         cell(cp)
     );
     println!("| `wasmflow run`, VmHWM at the end | {} | {} | |", cell(sh), cell(ch));
+    let dir = tempfile::tempdir()?;
+    let mut idle_wasm = Vec::new();
+    for (name, graph) in [("simple", simple()), ("complex", complex())] {
+        let wasm = dir.path().join(format!("{name}.wasm"));
+        let status = Command::new(WASMFLOW)
+            .arg("compose")
+            .arg(&graph)
+            .arg("-o")
+            .arg(&wasm)
+            .stderr(Stdio::null())
+            .status()?;
+        if !status.success() {
+            bail!("`wasmflow compose {}` failed ({status})", graph.display());
+        }
+        idle_wasm.push(run_memory(&wasm, 1000)?.0);
+    }
+    println!(
+        "| `wasmflow run GRAPH.wasm` (composed beforehand), idle after one reading (VmRSS) | {} | {} | < 30 MiB |",
+        cell(idle_wasm[0]),
+        cell(idle_wasm[1])
+    );
     let (s0, sn) = per_graph(&simple(), graphs)?;
     let (c0, cn) = per_graph(&complex(), graphs)?;
     eprintln!("  memory: per graph done");
