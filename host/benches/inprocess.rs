@@ -1000,25 +1000,53 @@ fn scaling(env: &Env, p: &Params) -> Result<Table> {
     let n = p.n / 2;
     let inputs = Arc::new(Inputs::new(pool(71_001.min(n), temperature), n, 1));
     let loaded = env.load(&repo().join("compose/tests/azure-compat/graph-simple.yaml"))?;
+    let component = Component::new(&env.engine, &loaded.bytes).map_err(anyhow::Error::from)?;
+    #[derive(Clone, Copy, PartialEq)]
+    enum How {
+        /// `Runtime::start`: every thread's graph has the same name, so the same metric series.
+        Composed,
+        /// `Graph::new` with a graph name per thread: metric series of its own.
+        OwnSeries,
+        Native,
+    }
     // Throughput (msgs/s, all threads together) of `threads` workers running `n` messages each.
-    let run = |threads: usize, native: bool| -> Result<f64> {
+    let run = |threads: usize, how: How| -> Result<f64> {
         let barrier = Barrier::new(threads + 1);
         let elapsed = std::thread::scope(|s| -> Result<Duration> {
             let handles: Vec<_> = (0..threads)
-                .map(|_| {
-                    let (barrier, inputs, loaded) = (&barrier, inputs.clone(), &loaded);
+                .map(|k| {
+                    let (barrier, inputs, loaded, component) = (&barrier, inputs.clone(), &loaded, &component);
                     s.spawn(move || -> Result<Duration> {
-                        let mut v: Box<dyn Variant> = if native {
-                            Box::new(NativeChain {
+                        let mut v: Box<dyn Variant> = match how {
+                            How::Native => Box::new(NativeChain {
                                 filters: vec![false],
                                 bounds: temperature::Bounds::DEFAULT,
                                 inputs,
-                            })
-                        } else {
-                            Box::new(Composed {
+                            }),
+                            How::Composed => Box::new(Composed {
                                 graph: rt.start(loaded, RunOptions::default())?.0,
                                 inputs,
-                            })
+                            }),
+                            How::OwnSeries => {
+                                let mut services = GraphServices::for_manifest(
+                                    &loaded.manifest,
+                                    env.metrics.clone(),
+                                    env.state.clone(),
+                                );
+                                let name: Arc<str> = format!("{} #{k}", services.graph).into();
+                                services.graph = name.clone();
+                                for op in &mut services.operations {
+                                    op.graph = name.clone();
+                                }
+                                let graph = Graph::new(
+                                    &env.engine,
+                                    component,
+                                    loaded.manifest.clone(),
+                                    Arc::new(services),
+                                    RunOptions::default(),
+                                )?;
+                                Box::new(Composed { graph, inputs })
+                            }
                         };
                         barrier.wait();
                         let start = Instant::now();
@@ -1047,16 +1075,16 @@ fn scaling(env: &Env, p: &Params) -> Result<Table> {
         header: vec!["variant", "threads", "msgs/s (all threads)", "vs 1 thread"],
         rows: vec![],
     };
-    for native in [false, true] {
+    for how in [How::Composed, How::OwnSeries, How::Native] {
         let mut one = Vec::new();
         let mut two = Vec::new();
         for r in 0..p.rounds.max(3) {
             if r % 2 == 0 {
-                one.push(run(1, native)?);
-                two.push(run(2, native)?);
+                one.push(run(1, how)?);
+                two.push(run(2, how)?);
             } else {
-                two.push(run(2, native)?);
-                one.push(run(1, native)?);
+                two.push(run(2, how)?);
+                one.push(run(1, how)?);
             }
         }
         let med = |mut v: Vec<f64>| {
@@ -1064,7 +1092,11 @@ fn scaling(env: &Env, p: &Params) -> Result<Table> {
             v[v.len() / 2]
         };
         let (a, b) = (med(one), med(two));
-        let name = if native { "native" } else { "composed" };
+        let name = match how {
+            How::Composed => "composed (`Runtime::start`)",
+            How::OwnSeries => "composed, metric series per graph",
+            How::Native => "native",
+        };
         table
             .rows
             .push(vec![name.into(), "1".into(), fmt_int(a), "1.00×".into()]);
@@ -1138,7 +1170,7 @@ fn main() -> Result<()> {
         n: arg(
             "--messages",
             "WASMFLOW_BENCH_MESSAGES",
-            if quick { 20_000 } else { 100_000 },
+            if quick { 20_000 } else { 150_000 },
         )?,
         rounds: arg("--rounds", "WASMFLOW_BENCH_ROUNDS", if quick { 1 } else { 3 })?.max(1),
         chunk: arg("--chunk", "WASMFLOW_BENCH_CHUNK", if quick { 5_000 } else { 10_000 })?.max(1),

@@ -88,7 +88,10 @@ fn reading(i: usize) -> String {
     let payload = if i % 3 == 2 {
         format!(r#"{{"humidity":{{"value":{}}}}}"#, (i % 100) as f64 + 0.5)
     } else {
-        format!(r#"{{"temperature":{{"value":{},"unit":"F"}}}}"#, (i % 7000) as f64 - 100.0)
+        format!(
+            r#"{{"temperature":{{"value":{},"unit":"F"}}}}"#,
+            (i % 7000) as f64 - 100.0
+        )
     };
     envelope(&payload, T0 + 100 * i as u64)
 }
@@ -181,7 +184,12 @@ fn startup_table(reps: usize) -> Result<()> {
         ("compose (YAML → composed component)", s.compose, c.compose, ""),
         ("engine + runtime (`Runtime::new`)", s.engine, c.engine, ""),
         ("first start (compiles)", s.first, c.first, ""),
-        ("cached start (`Runtime::start`, on-disk cache hit)", s.cached, c.cached, "< 50 ms (graph-simple)"),
+        (
+            "cached start (`Runtime::start`, on-disk cache hit)",
+            s.cached,
+            c.cached,
+            "< 50 ms (graph-simple)",
+        ),
         (
             "`wasmflow run GRAPH.yaml` (child process, compose included), cached: spawn → first output",
             s.process_cached,
@@ -410,6 +418,27 @@ fn memory_table(load: usize, graphs: usize) -> Result<()> {
         cell(cp)
     );
     println!("| `wasmflow run`, VmHWM at the end | {} | {} | |", cell(sh), cell(ch));
+    let dir = tempfile::tempdir()?;
+    let mut idle_wasm = Vec::new();
+    for (name, graph) in [("simple", simple()), ("complex", complex())] {
+        let wasm = dir.path().join(format!("{name}.wasm"));
+        let status = Command::new(WASMFLOW)
+            .arg("compose")
+            .arg(&graph)
+            .arg("-o")
+            .arg(&wasm)
+            .stderr(Stdio::null())
+            .status()?;
+        if !status.success() {
+            bail!("`wasmflow compose {}` failed ({status})", graph.display());
+        }
+        idle_wasm.push(run_memory(&wasm, 1000)?.0);
+    }
+    println!(
+        "| `wasmflow run GRAPH.wasm` (composed beforehand), idle after one reading (VmRSS) | {} | {} | < 30 MiB |",
+        cell(idle_wasm[0]),
+        cell(idle_wasm[1])
+    );
     let (s0, sn) = per_graph(&simple(), graphs)?;
     let (c0, cn) = per_graph(&complex(), graphs)?;
     eprintln!("  memory: per graph done");
@@ -437,7 +466,10 @@ fn main() -> Result<()> {
     }
     support::module("faulty")?;
     let quick = quick();
-    eprintln!("startup: start-up, rebuild and memory{}", if quick { " (--quick)" } else { "" });
+    eprintln!(
+        "startup: start-up, rebuild and memory{}",
+        if quick { " (--quick)" } else { "" }
+    );
     if support::selected("--section", "startup") {
         startup_table(if quick { 1 } else { 3 })?;
     }
