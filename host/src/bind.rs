@@ -189,7 +189,10 @@ async fn start_sink(binding: &Binding, kind: TransportKind) -> Result<Arc<dyn Si
             Ok(Arc::new(MqttSink::connect(cfg).await?))
         }
         TransportKind::Kafka => {
-            let cfg = binding.kafka.as_ref().ok_or_else(|| anyhow!("no Kafka cluster configured"))?;
+            let cfg = binding
+                .kafka
+                .as_ref()
+                .ok_or_else(|| anyhow!("no Kafka cluster configured"))?;
             Ok(Arc::new(KafkaSink::connect(&cfg.settings).await?))
         }
     }
@@ -218,7 +221,10 @@ fn start_sources(binding: &Binding) -> Result<Vec<Box<dyn Source>>> {
         .map(|e| e.topic.clone())
         .collect();
     if !kafka.is_empty() {
-        let cfg = binding.kafka.clone().ok_or_else(|| anyhow!("no Kafka cluster configured"))?;
+        let cfg = binding
+            .kafka
+            .clone()
+            .ok_or_else(|| anyhow!("no Kafka cluster configured"))?;
         out.push(Box::new(KafkaSource::new(cfg.settings, cfg.group_id, kafka)));
     }
     Ok(out)

@@ -79,9 +79,10 @@ impl TransportArgs {
             }
             b.mqtt = Some(c);
         }
-        b.kafka = self
-            .kafka
-            .config(&default_client_id(graph), Duration::from_secs(self.connect_timeout_secs))?;
+        b.kafka = self.kafka.config(
+            &default_client_id(graph),
+            Duration::from_secs(self.connect_timeout_secs),
+        )?;
         let sources = if self.sources.is_empty() {
             vec![DEFAULT_SOURCE.to_owned()]
         } else {
