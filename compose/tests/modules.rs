@@ -33,7 +33,6 @@ fn compose_file(path: &Path, modules: &[&str]) -> (ValidatedGraph, Composed, Pat
         modules_dir: None,
         default_modules_dir: Some(dir.clone()),
         overrides: vec![],
-        resolved: Default::default(),
     };
     let composed = compose(&g, &opts).unwrap_or_else(|e| panic!("{e}"));
     assert_contract(&g, &composed, &dir);
@@ -97,31 +96,43 @@ fn temperature_demo() {
 }
 
 #[test]
-fn graph_complex_needs_the_snapshot_module() {
-    let mut all = vec![
+fn graph_complex_composes_with_the_snapshot_module() {
+    let modules = [
         "window",
         "format",
+        "snapshot",
         "temperature",
         "humidity",
         "collection",
         "enrichment",
     ];
-    all.extend(PLUMBING);
-    let dir = require(&all);
-    let g = load_graph(&azure_compat_dir().join("graph-complex.yaml")).unwrap();
-    let opts = ComposeOptions {
-        modules_dir: None,
-        default_modules_dir: Some(dir.clone()),
-        overrides: vec![],
-        resolved: Default::default(),
-    };
-    let e = compose(&g, &opts).unwrap_err().to_string();
-    assert!(
-        e.contains("module `snapshot` (reference `azure-samples/explore-iot-operations/snapshot:1.0.0`, operation `module-snapshot/map`) is not found locally"),
-        "{e}"
+    let (_, composed, _) = compose_file(&azure_compat_dir().join("graph-complex.yaml"), &modules);
+    // The snapshot module imports wasi:nn: its three operations say so, the others do not, and
+    // the graph (which declares no `wasi-nn` feature) composes with a warning.
+    let nn: Vec<&str> = composed
+        .manifest
+        .operations
+        .iter()
+        .filter(|o| o.imports_wasi_nn)
+        .map(|o| o.name.as_str())
+        .collect();
+    assert_eq!(
+        nn,
+        vec![
+            "module-snapshot/map",
+            "module-snapshot/branch",
+            "module-snapshot/accumulate"
+        ]
     );
     assert!(
-        e.contains(&format!("looked for snapshot.wasm in {}", dir.display())),
-        "{e}"
+        composed.warnings.iter().any(|w| w.contains("wasi-nn")),
+        "{:?}",
+        composed.warnings
+    );
+    let s = shape(&composed.bytes);
+    assert!(
+        s.imports.iter().any(|i| i == "wasi:nn/graph@0.2.0-rc-2024-10-28"),
+        "{:?}",
+        s.imports
     );
 }
