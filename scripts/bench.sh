@@ -30,8 +30,6 @@ for b in "${benches[@]}"; do
   extra=()
   # Absolute: cargo runs a bench binary in its package directory (host/).
   [[ "$b" == inprocess ]] && extra=(--svg "$PWD/$out/throughput.svg")
-  log "$b: cargo bench -p wasmflow-host --bench $b -- $quick ${extra[*]}"
-  start=$SECONDS
   if [[ "${BENCH_PREBUILT:-}" == "1" ]]; then
     # Run the bench executable cargo built last (for when other builds hold cargo's lock for long).
     # Like `cargo bench`, from the package directory.
@@ -41,6 +39,8 @@ for b in "${benches[@]}"; do
   else
     run=(cargo bench --quiet -p wasmflow-host --bench "$b" --)
   fi
+  log "$b: ${run[*]} $quick ${extra[*]}"
+  start=$SECONDS
   if "${run[@]}" $quick "${extra[@]}" >"$tmp/$b.md"; then
     log "$b: done in $((SECONDS - start)) s"
   else
