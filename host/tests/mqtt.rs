@@ -5,111 +5,17 @@ mod common;
 #[path = "common/mosquitto.rs"]
 mod mosquitto;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{module, repo};
+use common::module;
+use common::process::Wasmflow;
 use mosquitto::{user_prop, Client, Mosquitto};
 
-/// The binary under test, copied once per test process so that every start and restart in a
-/// test runs the same build (a shared target directory may be rebuilt meanwhile).
-fn binary() -> PathBuf {
-    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BIN.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
-        // Copies of earlier runs (older than ten minutes) go.
-        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-            let old = e.metadata().and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok());
-            if e.file_name().to_string_lossy().starts_with("wasmflow-mqtt-") && old > Some(Duration::from_secs(600)) {
-                let _ = std::fs::remove_file(e.path());
-            }
-        }
-        let to = dir.join(format!("wasmflow-mqtt-{}", std::process::id()));
-        std::fs::copy(env!("CARGO_BIN_EXE_wasmflow"), &to).expect("copy the wasmflow binary");
-        to
-    })
-    .clone()
-}
-
-/// A `wasmflow run` process; killed when dropped. Its log goes to a file the test can show.
-struct Wasmflow {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Wasmflow {
-    fn start(data_dir: &Path, args: &[&str]) -> Self {
-        let log = data_dir.join(format!("wasmflow-{}.log", std::process::id()));
-        let log_file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .expect("log file");
-        let child = Command::new(binary())
-            .arg("run")
-            .args(args)
-            .arg("--data-dir")
-            .arg(data_dir)
-            .current_dir(repo())
-            .env_remove("WASMFLOW_MODULES")
-            .env_remove("WASMFLOW_MQTT")
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log_file)
-            .spawn()
-            .expect("start wasmflow");
-        Self { child, log }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Waits for the process to exit on its own.
-    fn wait(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
-        let until = std::time::Instant::now() + timeout;
-        loop {
-            if let Some(s) = self.child.try_wait().expect("try_wait") {
-                return Some(s);
-            }
-            if std::time::Instant::now() >= until {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn kill9(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// Waits until the log says the graph is bound (subscribed) or fails the test.
-    fn wait_bound(&mut self) {
-        let until = std::time::Instant::now() + Duration::from_secs(60);
-        while !self.log().contains("bound to") {
-            if let Some(s) = self.child.try_wait().expect("try_wait") {
-                panic!("wasmflow exited ({s}) before binding:\n{}", self.log());
-            }
-            assert!(
-                std::time::Instant::now() < until,
-                "not bound after 60 s:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        // The subscription follows the connection by a round trip.
-        std::thread::sleep(Duration::from_millis(300));
-    }
-}
-
-impl Drop for Wasmflow {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Waits until the run says the graph is bound (subscribed), then one round trip more for the
+/// subscription to follow the connection.
+fn wait_bound(wf: &mut Wasmflow) {
+    wf.wait_for_log("bound to", Duration::from_secs(60));
+    std::thread::sleep(Duration::from_millis(300));
 }
 
 const SIMPLE: &str = "compose/tests/azure-compat/graph-simple.yaml";
@@ -142,7 +48,7 @@ fn a_graph_converts_what_it_reads_from_wildcard_topics_and_carries_properties() 
             "sensor/processed",
         ],
     );
-    wf.wait_bound();
+    wait_bound(&mut wf);
     let c = Client::connect(broker.port, "test-collector", &["sensor/processed"]);
     c.publish(
         "sensor/a/raw",
@@ -252,7 +158,7 @@ fn kill_9_mid_stream_then_restart_loses_nothing() {
         "wf-kill",
     ];
     let mut wf = Wasmflow::start(data.path(), &args);
-    wf.wait_bound();
+    wait_bound(&mut wf);
     let collector = Client::connect(broker.port, "kill-collector", &["out"]);
     let publisher = Client::connect(broker.port, "kill-publisher", &[]);
     const N: usize = 10_000;
@@ -311,7 +217,7 @@ fn a_broker_restart_mid_stream_loses_nothing() {
             "wf-restart",
         ],
     );
-    wf.wait_bound();
+    wait_bound(&mut wf);
     let collector = Client::connect(broker.port, "restart-collector", &["out"]);
     let publisher = Client::connect(broker.port, "restart-publisher", &[]);
     const N: usize = 4_000;
