@@ -4,6 +4,7 @@
 
 pub mod bind;
 pub mod bindings;
+pub mod broker;
 pub mod buffer;
 pub mod delivery;
 pub mod engine;
@@ -17,8 +18,8 @@ pub mod kafka;
 pub mod logger;
 pub mod metrics;
 pub mod mqtt;
-pub mod pump;
 pub mod oci;
+pub mod pump;
 pub mod runtime;
 pub mod state_store;
 pub mod transport;

@@ -125,7 +125,10 @@ fn a_missing_module_is_named() {
     let graph = d.path().join("absent.yaml");
     std::fs::write(
         &graph,
-        simple.replace("explore-iot-operations/temperature:1.0.0", "explore-iot-operations/absent:1.0.0"),
+        simple.replace(
+            "explore-iot-operations/temperature:1.0.0",
+            "explore-iot-operations/absent:1.0.0",
+        ),
     )
     .unwrap();
     let r = wasmflow(&["run", graph.to_str().unwrap(), "--input", "/dev/null"], d.path());

@@ -192,10 +192,17 @@ fn native_plumbing_matches_the_plumbing_components() {
     assert_eq!(prop(&native[1], "__ts"), Some(ts(1_700_000_000_500).as_str()));
     assert_eq!(native[1].user_properties.iter().filter(|(k, _)| k == "__ts").count(), 1);
     // Untimed or badly timed inputs: stamped with their arrival, same payloads either way.
-    for (o, start) in native[2..].iter().zip([t0, t0]).chain(component[2..].iter().zip([t1, t1])) {
+    for (o, start) in native[2..]
+        .iter()
+        .zip([t0, t0])
+        .chain(component[2..].iter().zip([t1, t1]))
+    {
         let ts = prop(o, "__ts").expect("__ts written");
         let millis: u64 = ts.split(':').next().and_then(|m| m.parse().ok()).expect("ms");
-        assert!(millis >= start && millis < start + 60_000, "{ts} is not an arrival time");
+        assert!(
+            millis >= start && millis < start + 60_000,
+            "{ts} is not an arrival time"
+        );
     }
     assert_eq!(payload(&native[2]), payload(&component[2]));
     assert_eq!(payload(&native[3]), payload(&component[3]));

@@ -573,3 +573,54 @@ fn kill_9_mid_stream_then_restart_in_the_same_group_loses_nothing() {
         wf.log()
     );
 }
+
+/// Issue 4, bad input, for Kafka: an item the operator rejects goes to `--dead-letter-topic` with
+/// its key and the `error` and `operation` headers; the next item goes on to the sink.
+#[test]
+fn a_rejected_item_goes_to_the_dead_letter_topic() {
+    let h = common::Harness::new();
+    let graph = common::faulty_map_graph(&h);
+    let c = cluster(&["in", "out", "dead"]);
+    let bs = c.bootstrap_servers();
+    let data = tempfile::tempdir().unwrap();
+    let graph = graph.to_str().expect("UTF-8 path");
+    let mut wf = common::process::Wasmflow::start(
+        data.path(),
+        &[
+            graph,
+            "--kafka",
+            &bs,
+            "--source",
+            "in",
+            "--sink",
+            "out",
+            "--dead-letter-topic",
+            "dead",
+            "-X",
+            "session.timeout.ms=6000",
+        ],
+    );
+    wf.wait_for_log("kafka source subscribed", Duration::from_secs(60));
+    let p: ThreadedProducer<_> = ClientConfig::new()
+        .set("bootstrap.servers", &bs)
+        .create()
+        .expect("producer");
+    for (key, payload) in [("bad", r#"{"fault":"err"}"#), ("good", r#"{"reading":2}"#)] {
+        p.send(BaseRecord::<str, str>::to("in").key(key).payload(payload))
+            .map_err(|(e, _)| e)
+            .expect("produce");
+    }
+    p.flush(Duration::from_secs(5)).expect("flush");
+    let dead = read_plain(&bs, "dead", 1);
+    assert_eq!(dead.len(), 1, "one dead letter:\n{}", wf.log());
+    let (key, payload, headers) = &dead[0];
+    assert_eq!(key.as_deref(), Some(&b"bad"[..]));
+    assert_eq!(payload, br#"{"fault":"err"}"#, "the item as it came");
+    let header = |k: &str| headers.iter().find(|(n, _)| n == k).map(|(_, v)| text(v));
+    assert_eq!(header("operation").as_deref(), Some("faulty/map"));
+    assert!(header("error").is_some_and(|e| !e.is_empty()), "{headers:?}");
+    let out = read_plain(&bs, "out", 1);
+    assert_eq!(out.len(), 1, "the good item:\n{}", wf.log());
+    assert_eq!(out[0].0.as_deref(), Some(&b"good"[..]));
+    assert_eq!(out[0].1, br#"{"reading":2}"#);
+}

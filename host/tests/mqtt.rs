@@ -102,6 +102,117 @@ fn a_graph_converts_what_it_reads_from_wildcard_topics_and_carries_properties() 
     );
 }
 
+/// `mosquitto_sub` waiting for one message on `topic` at `port`, printing it as `FORMAT`.
+fn mosquitto_sub(port: u16, topic: &str, extra: &[&str]) -> std::process::Child {
+    std::process::Command::new("mosquitto_sub")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-t",
+            topic,
+            "-C",
+            "1",
+            "-W",
+            "60",
+        ])
+        .args(extra)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("mosquitto_sub (apt-get install mosquitto-clients)")
+}
+
+fn mosquitto_pub(port: u16, topic: &str, message: &str, extra: &[&str]) {
+    let out = std::process::Command::new("mosquitto_pub")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-t",
+            topic,
+            "-m",
+            message,
+            "-q",
+            "1",
+        ])
+        .args(extra)
+        .output()
+        .expect("mosquitto_pub");
+    assert!(
+        out.status.success(),
+        "mosquitto_pub: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn stdout_of(child: std::process::Child) -> String {
+    let out = child.wait_with_output().expect("mosquitto_sub ran");
+    assert!(
+        out.status.success(),
+        "mosquitto_sub: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8")
+}
+
+/// Issue 4's bare-machine promise: `wasmflow run graphs/temperature.yaml` with no broker starts
+/// its own, and the README's `mosquitto_pub`/`mosquitto_sub` lines work against it, MQTT 3.1.1
+/// (the clients' default) and MQTT 5 side by side. rumqttd alone would kill the 3.1.1
+/// subscriber's connection on the first message carrying `__ts` (src/broker.rs).
+#[test]
+fn with_no_broker_an_embedded_one_serves_mqtt_3_and_5_clients() {
+    module("temperature");
+    module("window");
+    let data = tempfile::tempdir().unwrap();
+    let port = mosquitto::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut wf = Wasmflow::start(
+        data.path(),
+        &["graphs/temperature.yaml", "--listen", &listen, "--idle-ms", "200"],
+    );
+    wait_bound(&mut wf);
+    assert!(wf.log().contains("embedded MQTT broker"), "{}", wf.log());
+    let v311 = mosquitto_sub(port, "wasmflow/out", &[]);
+    let v5 = mosquitto_sub(port, "wasmflow/out", &["-V", "mqttv5", "-F", "%P %p"]);
+    std::thread::sleep(Duration::from_millis(500));
+    // Event time 1_700_000_004_000 ms falls in the 10 s window ending at 1_700_000_010_000.
+    mosquitto_pub(
+        port,
+        "wasmflow/in",
+        &fahrenheit(1209.0),
+        &[
+            "-V",
+            "mqttv5",
+            "-D",
+            "PUBLISH",
+            "user-property",
+            "__ts",
+            "1700000004000:0:test",
+        ],
+    );
+    let expected = (1209.0 - 32.0) * 5.0 / 9.0;
+    let plain = stdout_of(v311);
+    let v: serde_json::Value = serde_json::from_str(plain.trim()).expect("one JSON line");
+    assert_eq!(v["temperature"]["unit"], "C", "{plain}\n{}", wf.log());
+    assert_eq!(v["temperature"]["value"].as_f64(), Some(expected), "{plain}");
+    let with_props = stdout_of(v5);
+    let (props, payload) = with_props.trim().split_once(' ').expect("properties, then payload");
+    assert!(
+        props.starts_with("__ts:001700000010000:"),
+        "the window's end is the event time: {with_props}"
+    );
+    assert_eq!(payload, plain.trim(), "both versions get the same payload");
+    // A 3.1.1 publisher (no properties) is read too: arrival time, same conversion.
+    let again = mosquitto_sub(port, "wasmflow/out", &[]);
+    std::thread::sleep(Duration::from_millis(500));
+    mosquitto_pub(port, "wasmflow/in", &fahrenheit(32.0), &[]);
+    let v: serde_json::Value = serde_json::from_str(stdout_of(again).trim()).expect("JSON");
+    assert_eq!(v["temperature"]["value"].as_f64(), Some(0.0), "{v}");
+}
+
 #[test]
 fn an_unreachable_broker_at_start_is_a_clear_error() {
     module("temperature");
@@ -241,4 +352,248 @@ fn a_broker_restart_mid_stream_loses_nothing() {
     );
     assert!(log.contains("MQTT source reconnected"), "{log}");
     assert!(log.contains("retrying in"), "backoff is logged: {log}");
+}
+
+/// Issue 4, bad input: an item the operator rejects goes to `--dead-letter-topic` with the error
+/// and the operation in user properties, and the graph goes on with the next one.
+#[test]
+fn a_rejected_item_goes_to_the_dead_letter_topic() {
+    let h = common::Harness::new();
+    let graph = common::faulty_map_graph(&h);
+    let broker = Mosquitto::start();
+    let data = tempfile::tempdir().unwrap();
+    let url = broker.url();
+    let graph = graph.to_str().expect("UTF-8 path");
+    let mut wf = Wasmflow::start(
+        data.path(),
+        &[
+            graph,
+            "--mqtt",
+            &url,
+            "--source",
+            "in",
+            "--sink",
+            "out",
+            "--dead-letter-topic",
+            "dead",
+        ],
+    );
+    wait_bound(&mut wf);
+    let c = Client::connect(broker.port, "test-dead-letters", &["out", "dead"]);
+    c.publish("in", r#"{"fault":"err"}"#, vec![("seq", "1")], None);
+    c.publish("in", r#"{"reading":2}"#, vec![("seq", "2")], None);
+    let got = c.wait_for(2, Duration::from_secs(20));
+    assert_eq!(got.len(), 2, "{got:?}\n{}", wf.log());
+    let dead = got.iter().find(|p| &p.topic[..] == b"dead").expect("a dead letter");
+    assert_eq!(&dead.payload[..], br#"{"fault":"err"}"#, "the item as it came");
+    assert_eq!(user_prop(dead, "seq"), Some("1"));
+    assert_eq!(user_prop(dead, "operation"), Some("faulty/map"));
+    assert!(user_prop(dead, "error").is_some_and(|e| !e.is_empty()), "{dead:?}");
+    let out = got.iter().find(|p| &p.topic[..] == b"out").expect("the good item");
+    assert_eq!(user_prop(out, "seq"), Some("2"));
+}
+
+/// Runs `program args` and fails the test with its stderr if it fails.
+fn run_tool(program: &str, args: &[&str]) {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A directory mosquitto (which drops to its own user) can read.
+fn secrets_dir() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let d = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    d
+}
+
+fn readable(path: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+}
+
+/// Issue 4: username and password, the password from a file (never the command line); a wrong
+/// one is refused at once with the broker's reason, not retried until the timeout.
+#[test]
+fn a_password_from_a_file_logs_in_and_a_wrong_one_is_a_clear_error() {
+    module("temperature");
+    let secrets = secrets_dir();
+    let passwd = secrets.path().join("passwd");
+    let passwd_s = passwd.to_str().unwrap();
+    run_tool("mosquitto_passwd", &["-b", "-c", passwd_s, "wasmflow", "s3cret"]);
+    run_tool("mosquitto_passwd", &["-b", passwd_s, "tester", "t3st"]);
+    readable(&passwd);
+    let broker = Mosquitto::with_config(
+        mosquitto::Limits::default(),
+        &format!("allow_anonymous false\npassword_file {passwd_s}"),
+    );
+    let url = broker.url();
+    let good = secrets.path().join("good");
+    std::fs::write(&good, "s3cret\n").unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let args = |file: &std::path::Path| {
+        let file = file.to_str().unwrap().to_owned();
+        vec![
+            SIMPLE.to_owned(),
+            "--mqtt".into(),
+            url.clone(),
+            "--mqtt-username".into(),
+            "wasmflow".into(),
+            "--mqtt-password-file".into(),
+            file,
+            "--source".into(),
+            "in".into(),
+            "--sink".into(),
+            "out".into(),
+        ]
+    };
+    let good_args = args(&good);
+    let mut wf = Wasmflow::start(data.path(), &good_args.iter().map(String::as_str).collect::<Vec<_>>());
+    wait_bound(&mut wf);
+    let creds = ["-u", "tester", "-P", "t3st"];
+    let sub = mosquitto_sub(broker.port, "out", &creds);
+    std::thread::sleep(Duration::from_millis(500));
+    mosquitto_pub(broker.port, "in", &fahrenheit(212.0), &creds);
+    let v: serde_json::Value = serde_json::from_str(stdout_of(sub).trim()).expect("JSON");
+    assert_eq!(v["temperature"]["value"].as_f64(), Some(100.0), "{v}");
+    drop(wf);
+
+    let bad = secrets.path().join("bad");
+    std::fs::write(&bad, "guess").unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let bad_args = args(&bad);
+    let mut wf = Wasmflow::start(data.path(), &bad_args.iter().map(String::as_str).collect::<Vec<_>>());
+    let status = wf
+        .wait(Duration::from_secs(8))
+        .expect("refused at once, not after retries");
+    assert_eq!(status.code(), Some(1));
+    let log = wf.log();
+    assert!(
+        log.contains(&format!("cannot connect to {url}")) && log.contains("refused"),
+        "{log}"
+    );
+    assert!(!log.contains("guess"), "the password is never logged:\n{log}");
+}
+
+/// Issue 4: TLS with the site's CA and a client certificate (mutual TLS), files made by
+/// `openssl` for the test; without the client certificate the broker refuses the connection.
+#[test]
+fn mutual_tls_with_a_ca_file_and_a_client_certificate() {
+    module("temperature");
+    let pki = secrets_dir();
+    let p = |f: &str| pki.path().join(f).to_str().unwrap().to_owned();
+    let ext = p("san.ext");
+    std::fs::write(&ext, "subjectAltName=DNS:localhost,IP:127.0.0.1\n").unwrap();
+    run_tool(
+        "openssl",
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            &p("ca.key"),
+            "-out",
+            &p("ca.crt"),
+            "-days",
+            "2",
+            "-subj",
+            "/CN=wasmflow test CA",
+        ],
+    );
+    for (name, cn) in [("server", "localhost"), ("client", "wasmflow")] {
+        run_tool(
+            "openssl",
+            &[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                &p(&format!("{name}.key")),
+                "-out",
+                &p(&format!("{name}.csr")),
+                "-subj",
+                &format!("/CN={cn}"),
+            ],
+        );
+        run_tool(
+            "openssl",
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &p(&format!("{name}.csr")),
+                "-CA",
+                &p("ca.crt"),
+                "-CAkey",
+                &p("ca.key"),
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                &ext,
+                "-out",
+                &p(&format!("{name}.crt")),
+            ],
+        );
+    }
+    for f in ["ca.crt", "server.crt", "server.key", "client.crt", "client.key"] {
+        readable(&pki.path().join(f));
+    }
+    let broker = Mosquitto::with_config(
+        mosquitto::Limits::default(),
+        &format!(
+            "allow_anonymous true\ncafile {}\ncertfile {}\nkeyfile {}\nrequire_certificate true",
+            p("ca.crt"),
+            p("server.crt"),
+            p("server.key")
+        ),
+    );
+    let url = format!("mqtts://127.0.0.1:{}", broker.port);
+    let data = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = (p("ca.crt"), p("client.crt"), p("client.key"));
+    let mut wf = Wasmflow::start(
+        data.path(),
+        &[
+            SIMPLE,
+            "--mqtt",
+            &url,
+            "--mqtt-ca",
+            &ca,
+            "--mqtt-cert",
+            &cert,
+            "--mqtt-key",
+            &key,
+            "--source",
+            "in",
+            "--sink",
+            "out",
+        ],
+    );
+    wait_bound(&mut wf);
+    let tls = ["--cafile", &ca, "--cert", &cert, "--key", &key, "--insecure"];
+    let sub = mosquitto_sub(broker.port, "out", &tls);
+    std::thread::sleep(Duration::from_millis(500));
+    mosquitto_pub(broker.port, "in", &fahrenheit(32.0), &tls);
+    let v: serde_json::Value = serde_json::from_str(stdout_of(sub).trim()).expect("JSON");
+    assert_eq!(v["temperature"]["value"].as_f64(), Some(0.0), "{v}");
+    drop(wf);
+
+    let data = tempfile::tempdir().unwrap();
+    let mut wf = Wasmflow::start(
+        data.path(),
+        &[SIMPLE, "--mqtt", &url, "--mqtt-ca", &ca, "--connect-timeout-secs", "2"],
+    );
+    let status = wf.wait(Duration::from_secs(30)).expect("gives up");
+    assert_eq!(status.code(), Some(1));
+    assert!(wf.log().contains(&format!("cannot connect to {url}")), "{}", wf.log());
 }

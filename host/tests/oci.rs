@@ -3,16 +3,23 @@
 //! with its own config and storage. What wasmflow pushed is read back by an independent client
 //! (`curl`, plain HTTP) and compared byte for byte; tampering is done in the registry's own
 //! storage directory, so the registry itself serves the wrong bytes.
+//! Bearer-token auth runs the registry with `auth: token` against a stand-in token service
+//! written for these tests (`common/token_server.rs`).
 
 mod common;
+#[path = "common/token_server.rs"]
+mod token_server;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
 use common::{module, repo};
 use sha2::{Digest, Sha256};
+use token_server::{TokenServer, User};
 
 const MANIFEST_ACCEPT: &str = "Accept: application/vnd.oci.image.manifest.v1+json";
 const USER: &str = "wasmflow";
@@ -30,6 +37,16 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// How a test registry authenticates its clients.
+enum Auth<'a> {
+    /// Anyone may push and pull.
+    Anonymous,
+    /// HTTP Basic against an htpasswd file holding `USER`/`PASSWORD`.
+    Htpasswd,
+    /// Bearer tokens issued by this token service (`auth: token`).
+    Token(&'a TokenServer),
+}
+
 /// A registry process of our own; killed (by its pid) when dropped.
 struct Registry {
     child: Option<Child>,
@@ -39,14 +56,14 @@ struct Registry {
 
 impl Registry {
     fn start() -> Self {
-        Self::start_with(false)
+        Self::start_with(Auth::Anonymous)
     }
 
-    fn start_with(auth: bool) -> Self {
+    fn start_with(auth: Auth) -> Self {
         Self::start_on("127.0.0.1", auth)
     }
 
-    fn start_on(ip: &str, auth: bool) -> Self {
+    fn start_on(ip: &str, auth: Auth) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let port = TcpListener::bind((ip, 0)).unwrap().local_addr().unwrap().port();
         let host = format!("{ip}:{port}");
@@ -54,17 +71,21 @@ impl Registry {
             "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {host}\n",
             dir.path().join("storage").display()
         );
-        if auth {
-            let out = Command::new("htpasswd")
-                .args(["-Bbn", USER, PASSWORD])
-                .output()
-                .expect("htpasswd is missing: install the Debian package apache2-utils (scripts/setup.sh does)");
-            assert!(out.status.success(), "htpasswd: {}", text(&out.stderr));
-            std::fs::write(dir.path().join("htpasswd"), &out.stdout).unwrap();
-            config.push_str(&format!(
-                "auth:\n  htpasswd:\n    realm: wasmflow-test\n    path: {}\n",
-                dir.path().join("htpasswd").display()
-            ));
+        match auth {
+            Auth::Anonymous => {}
+            Auth::Token(server) => config.push_str(&server.registry_auth_config()),
+            Auth::Htpasswd => {
+                let out = Command::new("htpasswd")
+                    .args(["-Bbn", USER, PASSWORD])
+                    .output()
+                    .expect("htpasswd is missing: install the Debian package apache2-utils (scripts/setup.sh does)");
+                assert!(out.status.success(), "htpasswd: {}", text(&out.stderr));
+                std::fs::write(dir.path().join("htpasswd"), &out.stdout).unwrap();
+                config.push_str(&format!(
+                    "auth:\n  htpasswd:\n    realm: wasmflow-test\n    path: {}\n",
+                    dir.path().join("htpasswd").display()
+                ));
+            }
         }
         let config_file = dir.path().join("config.yml");
         std::fs::write(&config_file, config).unwrap();
@@ -512,7 +533,7 @@ fn a_missing_tag_and_a_registry_that_is_down_are_named() {
 
 #[test]
 fn credentials_from_flags_environment_and_docker_config() {
-    let registry = Registry::start_with(true);
+    let registry = Registry::start_with(Auth::Htpasswd);
     let client = Client::new();
     let file = module("temperature");
     let reference = registry.reference("private/temperature:1");
@@ -560,7 +581,7 @@ fn credentials_from_flags_environment_and_docker_config() {
     // A Docker config.json, as `docker login` writes it.
     let puller = Client::new();
     assert!(puller.fails(&["pull", &reference]).contains("not authorized"));
-    let auth = base64_encode(format!("{USER}:{PASSWORD}").as_bytes());
+    let auth = BASE64.encode(format!("{USER}:{PASSWORD}"));
     std::fs::write(
         puller.docker.path().join("config.json"),
         format!("{{\"auths\":{{\"{}\":{{\"auth\":\"{auth}\"}}}}}}", registry.host),
@@ -574,22 +595,245 @@ fn credentials_from_flags_environment_and_docker_config() {
     assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&file).unwrap());
 }
 
-/// Standard base64 (what `docker login` stores), written out to avoid a dependency for a test.
-fn base64_encode(input: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut s = String::new();
-    for chunk in input.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
-        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
-        for i in 0..4 {
-            if i <= chunk.len() {
-                s.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                s.push('=');
-            }
-        }
+/// A user the stand-in token service grants `pull` only.
+const READER: &str = "reader";
+const READER_PASSWORD: &str = "r3ad-only";
+
+/// A token service with `USER` (pull and push) and `READER` (pull), and a registry trusting it.
+fn token_registry() -> (TokenServer, Registry) {
+    let tokens = TokenServer::start(vec![
+        User::new(USER, PASSWORD, &["pull", "push"]),
+        User::new(READER, READER_PASSWORD, &["pull"]),
+    ]);
+    let registry = Registry::start_with(Auth::Token(&tokens));
+    // The registry really is in token mode: it sends clients to the token service.
+    let out = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-D", "-"])
+        .arg(format!("http://{}/v2/", registry.host))
+        .output()
+        .expect("curl");
+    let headers = text(&out.stdout).to_ascii_lowercase();
+    assert!(
+        headers.starts_with("http/1.1 401")
+            && headers.contains(&format!(
+                "www-authenticate: bearer realm=\"{}\",service=\"{}\"",
+                tokens.realm(),
+                token_server::SERVICE
+            )),
+        "{headers}"
+    );
+    (tokens, registry)
+}
+
+/// The requests the token service answered since `before` of them.
+fn token_requests_since(tokens: &TokenServer, before: usize) -> Vec<token_server::TokenRequest> {
+    tokens.requests().split_off(before)
+}
+
+/// Bearer-token auth end to end: `push` and `pull` against a registry configured with
+/// `auth: token` (the scheme of Docker Hub, ACR, GHCR…). The registry answers 401 with a
+/// `Bearer realm=…,service=…` challenge; wasmflow takes the username and password (flags, or
+/// the environment) to the token service, gets a JWT for `repository:NAME:pull,push` (or
+/// `:pull`) and presents it. Proves: the right credentials push (the manifest digest is printed,
+/// and is the registry's) and pull back by digest into a fresh cache, byte-identical; a wrong
+/// password, or none, fails with a message naming the registry and saying the token service
+/// refused authentication; a user granted only `pull` pulls but cannot push; and the token
+/// service was really asked, with the right service and scopes, so the bearer path was taken
+/// (not HTTP Basic against the registry). The token service is `common/token_server.rs`, a
+/// stand-in written for the test (RS256 JWTs signed with a key and certificate made by
+/// `openssl`, as distribution verifies them): no real one, such as `docker_auth`, can be
+/// installed here from Debian, crates.io, PyPI or npm.
+#[test]
+fn token_auth_push_and_pull_with_username_and_password() {
+    let (tokens, registry) = token_registry();
+    let client = Client::new();
+    let file = module("temperature");
+    let original = std::fs::read(&file).unwrap();
+    let repository = "private/temperature";
+    let reference = registry.reference(&format!("{repository}:1"));
+    let refused = format!("registry {} refused {reference}: not authorized", registry.host);
+
+    // No credentials: the token service refuses anonymous access.
+    let e = client.fails(&["push", path_str(&file), &reference]);
+    assert!(
+        e.contains(&refused)
+            && e.contains("authentication failed: its token service refused anonymous access")
+            && e.contains("credentials tried: no credentials"),
+        "{e}"
+    );
+
+    // A wrong password: refused by the token service, and said so.
+    let before = tokens.requests().len();
+    let e = client.fails(&[
+        "push",
+        path_str(&file),
+        &reference,
+        "--registry-username",
+        USER,
+        "--registry-password",
+        "wrong",
+    ]);
+    assert!(
+        e.contains(&refused)
+            && e.contains("authentication failed: its token service refused the credentials")
+            && e.contains("incorrect username or password")
+            && e.contains("credentials tried: --registry-username/--registry-password"),
+        "{e}"
+    );
+    let seen = token_requests_since(&tokens, before);
+    assert!(
+        !seen.is_empty() && seen.iter().all(|r| r.user.as_deref() == Some(USER) && r.status == 401),
+        "{seen:?}"
+    );
+
+    // The right ones: a token for pull and push is fetched and the push succeeds.
+    let before = tokens.requests().len();
+    let digest = digest_line(&client.ok(&[
+        "push",
+        path_str(&file),
+        &reference,
+        "--registry-username",
+        USER,
+        "--registry-password",
+        PASSWORD,
+    ]));
+    let seen = token_requests_since(&tokens, before);
+    let push_scope = format!("repository:{repository}:pull,push");
+    assert!(
+        seen.iter().any(|r| r.status == 200
+            && r.user.as_deref() == Some(USER)
+            && r.service.as_deref() == Some(token_server::SERVICE)
+            && r.scopes == [push_scope.clone()]),
+        "no token for {push_scope} was issued: {seen:?}"
+    );
+    assert!(seen.iter().all(|r| r.status == 200), "{seen:?}");
+
+    // The independent client, with a token of its own, finds the manifest the digest names.
+    let bearer = format!(
+        "Authorization: Bearer {}",
+        tokens.mint("curl", &[(repository, &["pull"])])
+    );
+    let manifest = registry.curl(&format!("/v2/{repository}/manifests/1"), &[MANIFEST_ACCEPT, &bearer]);
+    assert_eq!(
+        sha256(&manifest),
+        digest,
+        "the printed digest is the registry's manifest's"
+    );
+
+    // Pulled back by digest into a fresh cache, credentials from the environment.
+    let puller = Client::new();
+    let target = puller.data.path().join("pulled.wasm");
+    let by_digest = registry.reference(&format!("{repository}@{digest}"));
+    let before = tokens.requests().len();
+    let out = puller
+        .command(&["pull", &by_digest, "-o", path_str(&target)])
+        .env("WASMFLOW_REGISTRY_USERNAME", USER)
+        .env("WASMFLOW_REGISTRY_PASSWORD", PASSWORD)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("pulled"), "{}", text(&out.stderr));
+    assert_eq!(digest_line(&text(&out.stdout)), digest);
+    assert!(std::fs::read(&target).unwrap() == original, "pulled bytes differ");
+    let seen = token_requests_since(&tokens, before);
+    let pull_scope = format!("repository:{repository}:pull");
+    assert!(
+        seen.iter()
+            .any(|r| r.status == 200 && r.user.as_deref() == Some(USER) && r.scopes == [pull_scope.clone()]),
+        "no token for {pull_scope} was issued: {seen:?}"
+    );
+
+    // A user granted only `pull`: pulls by tag, but its push is refused by the registry.
+    let reader = Client::new();
+    let creds = ["--registry-username", READER, "--registry-password", READER_PASSWORD];
+    let mut args = vec!["pull", reference.as_str()];
+    args.extend(creds);
+    assert_eq!(digest_line(&reader.ok(&args)), digest);
+    let other = registry.reference(&format!("{repository}:reader"));
+    let mut args = vec!["push", path_str(&file), other.as_str()];
+    args.extend(creds);
+    let e = reader.fails(&args);
+    assert!(
+        e.contains(&format!("registry {} refused {other}: not authorized", registry.host))
+            && e.contains("credentials tried: --registry-username/--registry-password"),
+        "{e}"
+    );
+}
+
+/// A ready bearer token (`WASMFLOW_REGISTRY_TOKEN`, e.g. from `az acr login --expose-token`)
+/// against the same `auth: token` registry: it is presented as it is, never exchanged (the
+/// token service is not asked), and push and pull by digest work with it, a trailing newline
+/// (from a file or a command's output) ignored; a token for another repository, or one that is
+/// no token at all, is refused with a message naming the registry and the variable; one with a
+/// control character inside is refused up front with a message, not a panic. The token is minted by the stand-in token service's key
+/// (`common/token_server.rs`), as the real service would have issued it.
+#[test]
+fn token_auth_with_a_pre_issued_bearer_token() {
+    let (tokens, registry) = token_registry();
+    let file = module("window");
+    let repository = "private/window";
+    let reference = registry.reference(&format!("{repository}:1"));
+    let token = tokens.mint(USER, &[(repository, &["pull", "push"])]);
+
+    let client = Client::new();
+    let out = client
+        .command(&["push", path_str(&file), &reference])
+        .env("WASMFLOW_REGISTRY_TOKEN", format!("{token}\n"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let digest = digest_line(&text(&out.stdout));
+
+    let puller = Client::new();
+    let target = puller.data.path().join("pulled.wasm");
+    let by_digest = registry.reference(&format!("{repository}@{digest}"));
+    let out = puller
+        .command(&["pull", &by_digest, "-o", path_str(&target)])
+        .env("WASMFLOW_REGISTRY_TOKEN", &token)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(digest_line(&text(&out.stdout)), digest);
+    assert!(
+        std::fs::read(&target).unwrap() == std::fs::read(&file).unwrap(),
+        "pulled bytes differ"
+    );
+    let seen = tokens.requests();
+    assert!(seen.is_empty(), "a ready token must not be exchanged: {seen:?}");
+
+    // Refused: a token for another repository, and a string that is no token.
+    let elsewhere = tokens.mint(USER, &[("private/other", &["pull", "push"])]);
+    for bad in [elsewhere.as_str(), "not-a-token"] {
+        let e = Client::new()
+            .command(&["pull", &reference])
+            .env("WASMFLOW_REGISTRY_TOKEN", bad)
+            .output()
+            .unwrap();
+        assert!(!e.status.success(), "a bad token pulled: {}", text(&e.stdout));
+        let e = text(&e.stderr);
+        assert!(
+            e.contains(&format!(
+                "registry {} refused {reference}: not authorized",
+                registry.host
+            )) && e.contains("credentials tried: WASMFLOW_REGISTRY_TOKEN")
+                && e.contains("check WASMFLOW_REGISTRY_TOKEN"),
+            "{e}"
+        );
     }
-    s
+
+    // A control character inside: no header can carry it, and it is said so before any request.
+    let out = Client::new()
+        .command(&["pull", &reference])
+        .env("WASMFLOW_REGISTRY_TOKEN", format!("{}\n{}", &token[..20], &token[20..]))
+        .output()
+        .unwrap();
+    let e = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{e}");
+    assert!(
+        e.contains("WASMFLOW_REGISTRY_TOKEN cannot be used as a bearer token: it holds a control character")
+            && !e.contains(&token[..20]),
+        "{e}"
+    );
 }
 
 /// A valid component several MiB large: a module plus a big custom section.
@@ -732,7 +976,7 @@ fn non_loopback_ip() -> String {
 
 #[test]
 fn plain_http_beyond_loopback_only_when_asked() {
-    let registry = Registry::start_on(&non_loopback_ip(), false);
+    let registry = Registry::start_on(&non_loopback_ip(), Auth::Anonymous);
     let client = Client::new();
     let file = module("temperature");
     let reference = registry.reference("org/insecure:1");

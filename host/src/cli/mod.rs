@@ -35,7 +35,8 @@ pub enum Command {
     /// Show a graph's world, operations and parameters (a definition or a composed .wasm).
     Inspect(inspect::InspectCmd),
     /// Run a graph bound to MQTT topics (--mqtt, --source, --sink), or on --input lines.
-    Run(run::RunCmd),
+    /// Boxed: its flags (graph, run, transport) make it several times larger than the others.
+    Run(Box<run::RunCmd>),
     /// Run golden-file tests: a graph, an input folder, expected JSON.
     Test(test::TestCmd),
     /// Push a component or graph definition to an OCI registry; prints the manifest digest.
@@ -70,8 +71,9 @@ impl GraphArgs {
 
 pub fn init_tracing(verbose: u8) {
     let default = match verbose {
-        0 => "info",
-        1 => "debug",
+        // The embedded broker logs every connection at info.
+        0 => "info,rumqttd=warn",
+        1 => "debug,rumqttd=info",
         _ => "trace",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

@@ -12,9 +12,13 @@ use wasmflow_host::mqtt::{read_secret, MqttConfig, TlsFiles, PASSWORD_ENV};
 #[derive(Args, Debug, Clone)]
 pub struct TransportArgs {
     /// MQTT broker (`mqtt://host:1883`, `mqtts://host:8883`). Without it (and without
-    /// `--input`), an embedded broker listens on localhost.
+    /// `--kafka` or `--input`), an embedded broker listens on `--listen`.
     #[arg(long, env = "WASMFLOW_MQTT", value_name = "URL")]
     pub mqtt: Option<String>,
+    /// Where the embedded MQTT broker listens (MQTT 3.1.1 and 5 on one port) when no `--mqtt`
+    /// or `--kafka` is given.
+    #[arg(long, value_name = "ADDR", default_value = wasmflow_host::broker::DEFAULT_LISTEN)]
+    pub listen: std::net::SocketAddr,
     /// Topic filter the graph's source reads (`+`/`#` wildcards, `$share/GROUP/…`); repeatable.
     /// Prefix `mqtt:` or `kafka:` when both brokers are configured.
     #[arg(long = "source", value_name = "[mqtt:|kafka:]FILTER")]
@@ -126,9 +130,17 @@ pub fn run_bound(
     idle: Duration,
 ) -> Result<std::process::ExitCode> {
     let rt = wasmflow_host::bind::transport_runtime()?;
-    let url = args.mqtt.clone();
+    let mut url = args.mqtt.clone();
+    // With no broker given, the graph talks to one of its own (it lives until the process exits).
     if url.is_none() && args.kafka.kafka.is_none() {
-        anyhow::bail!("no broker: give --mqtt mqtt://HOST:PORT or --kafka HOST:PORT (or --input FILE|- to read lines)");
+        let broker = wasmflow_host::broker::EmbeddedBroker::start(args.listen)?;
+        tracing::info!(
+            "embedded MQTT broker (3.1.1 and 5) on {}: publish to {}, subscribe to {}",
+            broker.addr(),
+            args.sources.first().map_or(DEFAULT_SOURCE, String::as_str),
+            args.sink.as_deref().unwrap_or(DEFAULT_SINK),
+        );
+        url = Some(broker.url());
     }
     let binding = args.binding(&graph.manifest().name, url.as_deref())?;
     tracing::info!(

@@ -29,7 +29,8 @@ use futures_util::StreamExt;
 use oci_client::client::{ClientConfig, ClientProtocol, Config, ImageLayer};
 use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::manifest::{OciDescriptor, OciImageManifest, OCI_IMAGE_MEDIA_TYPE};
-use oci_client::{Client, Reference};
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, Reference, RegistryOperation};
 use sha2::{Digest, Sha256};
 
 pub use auth::Credentials;
@@ -66,12 +67,13 @@ pub enum OciError {
         detail: String,
         hint: &'static str,
     },
-    #[error("registry {registry} refused {reference}: not authorized ({detail}); credentials tried: {tried} — pass --registry-username/--registry-password, set WASMFLOW_REGISTRY_USERNAME/WASMFLOW_REGISTRY_PASSWORD, or log in with a Docker config.json")]
+    #[error("registry {registry} refused {reference}: not authorized ({detail}); credentials tried: {tried} — {hint}")]
     Unauthorized {
         registry: String,
         reference: String,
         detail: String,
         tried: &'static str,
+        hint: &'static str,
     },
     #[error("{reference} is not in the registry (no such repository, tag or digest)")]
     NotFound { reference: String },
@@ -95,6 +97,8 @@ pub enum OciError {
         reference: String,
         detail: String,
     },
+    #[error("WASMFLOW_REGISTRY_TOKEN cannot be used as a bearer token: {0}")]
+    BadToken(String),
     #[error("{reference} is not cached and the registry was not asked (offline)")]
     NotCached { reference: String },
 }
@@ -186,7 +190,13 @@ pub struct Oci {
 
 impl Oci {
     /// A client caching under `data_dir`.
-    pub fn new(data_dir: &Path, options: RegistryOptions) -> Result<Self, OciError> {
+    pub fn new(data_dir: &Path, mut options: RegistryOptions) -> Result<Self, OciError> {
+        // Checked only when it is the one [`auth::for_registry`] will use.
+        if options.credentials.username.is_none() {
+            if let Some(token) = options.credentials.token.as_mut() {
+                *token = auth::bearer_token(token).map_err(OciError::BadToken)?;
+            }
+        }
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -252,6 +262,7 @@ impl Oci {
             reference: reference.clone(),
             detail,
             tried,
+            hint: auth::hint(tried),
         };
         match e {
             OciDistributionError::RequestError(ref re) if re.is_connect() || re.is_timeout() => {
@@ -277,7 +288,15 @@ impl Oci {
                 OciError::NotFound { reference }
             }
             OciDistributionError::UnauthorizedError { url } => unauthorized(format!("HTTP 401 from {url}")),
-            OciDistributionError::AuthenticationFailure(m) => unauthorized(m),
+            OciDistributionError::AuthenticationFailure(m) => unauthorized(format!(
+                "authentication failed: its token service refused {}{}",
+                if tried == auth::ANONYMOUS {
+                    "anonymous access"
+                } else {
+                    "the credentials"
+                },
+                token_service_reason(&m)
+            )),
             OciDistributionError::ServerError {
                 code: 401 | 403, url, ..
             } => unauthorized(format!("HTTP 401/403 from {url}")),
@@ -355,6 +374,7 @@ impl Oci {
         let layer_digest = manifest.layers[0].digest.clone();
         let result: Result<(), OciDistributionError> = self.rt.block_on(async {
             client.store_auth_if_needed(&registry, &auth).await;
+            authorize(&client, &r, &auth, RegistryOperation::Push).await?;
             push_blob(&client, &r, layer.data.clone(), &layer_digest, &shown).await?;
             push_blob(&client, &r, config.data.clone(), &manifest.config.digest, &shown).await?;
             client
@@ -386,6 +406,8 @@ impl Oci {
         let client = self.client(&registry);
         let (auth, tried) = auth::for_registry(&self.options.credentials, &registry);
         let mut fetched = false;
+        // Whether this pull already holds the registry's token (see `authorize`).
+        let mut authorized = false;
 
         // The manifest: by digest from the cache when there, else from the registry.
         let (manifest_digest, manifest_bytes) = match r.digest() {
@@ -397,11 +419,13 @@ impl Oci {
             _ => {
                 let got = self.rt.block_on(async {
                     client.store_auth_if_needed(&registry, &auth).await;
+                    authorize(&client, &r, &auth, RegistryOperation::Pull).await?;
                     client.pull_manifest_raw(&r, &auth, ACCEPT).await
                 });
                 match got {
                     Ok((bytes, _)) => {
                         fetched = true;
+                        authorized = true;
                         let actual = cache::sha256_digest(&bytes);
                         let digest = r.digest().map_or_else(|| actual.clone(), str::to_string);
                         self.cache.put(&digest, &bytes, &shown)?;
@@ -434,6 +458,11 @@ impl Oci {
         if self.cache.blob(&layer.digest)?.is_none() {
             let result = self.rt.block_on(async {
                 client.store_auth_if_needed(&registry, &auth).await;
+                if !authorized {
+                    authorize(&client, &r, &auth, RegistryOperation::Pull)
+                        .await
+                        .map_err(Downloaded::Oci)?;
+                }
                 download(&client, &r, &layer, &self.cache, &shown).await
             });
             match result {
@@ -450,6 +479,33 @@ impl Oci {
             path,
             fetched,
         })
+    }
+}
+
+/// Gets the registry's token for `op` on `r` before the requests that need it, so that a token
+/// service refusing the credentials is reported as such. Left to itself, `oci-client` fetches
+/// the token lazily and drops that failure, sends the request without credentials, and all the
+/// user sees is the registry's bare 401. The token is cached in `client` for the requests that
+/// follow; a registry without a bearer challenge (anonymous, HTTP Basic) costs one `GET /v2/`.
+async fn authorize(
+    client: &Client,
+    r: &Reference,
+    auth: &RegistryAuth,
+    op: RegistryOperation,
+) -> Result<(), OciDistributionError> {
+    client.auth(r, auth, op).await.map(|_| ())
+}
+
+/// `: <what the token service said>`, shortened; empty when it said nothing.
+fn token_service_reason(body: &str) -> String {
+    const MAX: usize = 300;
+    let body = body.trim();
+    if body.is_empty() {
+        return String::new();
+    }
+    match body.char_indices().nth(MAX) {
+        Some((cut, _)) => format!(": {}…", &body[..cut]),
+        None => format!(": {body}"),
     }
 }
 

@@ -104,6 +104,25 @@ moduleRequirements:
     }
 }
 
+/// source → `faulty/map` → sink: the map rejects (`Err`) an item whose JSON payload asks for
+/// `{"fault":"err"}` and passes every other one on unchanged; for dead-letter tests.
+pub fn faulty_map_graph(h: &Harness) -> PathBuf {
+    module("faulty");
+    h.write_graph(
+        "faulty-map.yaml",
+        "dead letters",
+        "A map that rejects what asks for it",
+        r#"operations:
+  - { operationType: source, name: source }
+  - { operationType: map, name: faulty/map, module: "test/faulty:1.0.0" }
+  - { operationType: sink, name: sink }
+connections:
+  - { from: { name: source }, to: { name: faulty/map } }
+  - { from: { name: faulty/map }, to: { name: sink } }
+"#,
+    )
+}
+
 /// `__ts` for `ms` since the epoch, as sensors write it.
 pub fn ts(ms: u64) -> String {
     format!("{ms:0>15}:{:0>5}:test", 0)

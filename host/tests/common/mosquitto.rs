@@ -62,6 +62,12 @@ impl Mosquitto {
     }
 
     pub fn with_limits(limits: Limits) -> Self {
+        Self::with_config(limits, "allow_anonymous true\n")
+    }
+
+    /// A broker whose listener is followed by `security` (mosquitto.conf lines: TLS files,
+    /// `allow_anonymous`, `password_file`; files readable by the `mosquitto` user).
+    pub fn with_config(limits: Limits, security: &str) -> Self {
         mosquitto_binary();
         let dir = tempfile::tempdir().expect("temp dir");
         // Started as root, mosquitto drops to the `mosquitto` user: it must still be able to
@@ -76,7 +82,7 @@ impl Mosquitto {
         write!(
             f,
             "listener {port} 127.0.0.1\n\
-             allow_anonymous true\n\
+             {security}\n\
              persistence true\n\
              persistence_location {dir}/\n\
              max_inflight_messages {inflight}\n\
