@@ -977,10 +977,7 @@ fn payload(env: &Env, p: &Params) -> Result<Table> {
         let rows = support::interleave(label, &mut variants, check, n, p.rounds, chunk)?;
         for (k, ((vname, _), r)) in variants.iter().zip(&rows).enumerate() {
             let base = k / 3 * 3;
-            let mut cells = vec![
-                label.to_owned(),
-                vname.replace("ignores", "passes"),
-            ];
+            let mut cells = vec![label.to_owned(), vname.replace("ignores", "passes")];
             cells.extend(row_cells(r));
             cells.push(ratio(r.msgs_per_s, rows[base + 2].msgs_per_s));
             cells.push(ratio(r.msgs_per_s, rows[base + 1].msgs_per_s));

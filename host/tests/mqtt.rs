@@ -354,6 +354,40 @@ fn a_broker_restart_mid_stream_loses_nothing() {
     assert!(log.contains("retrying in"), "backoff is logged: {log}");
 }
 
+/// Issue 4: `--mqtt-version 3.1.1` for brokers that speak nothing newer. mosquitto logs each
+/// client's protocol (`p2` is 3.1.1, `p5` is 5), so the test sees what was spoken.
+#[test]
+fn mqtt_3_1_1_is_spoken_when_asked() {
+    module("temperature");
+    let broker = Mosquitto::with_config(mosquitto::Limits::default(), "allow_anonymous true\nlog_type notice");
+    let data = tempfile::tempdir().unwrap();
+    let url = broker.url();
+    let mut wf = Wasmflow::start(
+        data.path(),
+        &[
+            SIMPLE,
+            "--mqtt",
+            &url,
+            "--mqtt-version",
+            "3.1.1",
+            "--source",
+            "in",
+            "--sink",
+            "out",
+        ],
+    );
+    wait_bound(&mut wf);
+    let sub = mosquitto_sub(broker.port, "out", &[]);
+    std::thread::sleep(Duration::from_millis(500));
+    mosquitto_pub(broker.port, "in", &fahrenheit(212.0), &[]);
+    let v: serde_json::Value = serde_json::from_str(stdout_of(sub).trim()).expect("JSON");
+    assert_eq!(v["temperature"]["value"].as_f64(), Some(100.0), "{v}\n{}", wf.log());
+    let log = broker.log();
+    let ours: Vec<&str> = log.lines().filter(|l| l.contains(" as wasmflow-")).collect();
+    assert_eq!(ours.len(), 2, "the source and the sink connected once each:\n{log}");
+    assert!(ours.iter().all(|l| l.contains("(p2,")), "both speak 3.1.1:\n{log}");
+}
+
 /// Issue 4, bad input: an item the operator rejects goes to `--dead-letter-topic` with the error
 /// and the operation in user properties, and the graph goes on with the next one.
 #[test]

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::Args;
 use wasmflow_host::bind::Binding;
-use wasmflow_host::mqtt::{read_secret, MqttConfig, TlsFiles, PASSWORD_ENV};
+use wasmflow_host::mqtt::{read_secret, MqttConfig, MqttVersion, TlsFiles, PASSWORD_ENV};
 
 #[derive(Args, Debug, Clone)]
 pub struct TransportArgs {
@@ -29,6 +29,10 @@ pub struct TransportArgs {
     /// Topic for items operators reject, with `error` and `operation` user properties (off by default).
     #[arg(long, value_name = "[mqtt:|kafka:]TOPIC")]
     pub dead_letter_topic: Option<String>,
+    /// MQTT protocol version: 5, or 3.1.1 for brokers that speak nothing newer (no user
+    /// properties: event time is the arrival time and outputs go without `__ts`).
+    #[arg(long, default_value = "5", value_parser = ["5", "3.1.1"])]
+    pub mqtt_version: String,
     /// MQTT QoS for subscriptions and publications (0 or 1).
     #[arg(long, default_value_t = 1)]
     pub qos: u8,
@@ -70,6 +74,9 @@ impl TransportArgs {
             let id = self.client_id.clone().unwrap_or_else(|| default_client_id(graph));
             let mut c = MqttConfig::new(url, &id)?;
             c.qos = self.qos;
+            if self.mqtt_version == "3.1.1" {
+                c.version = MqttVersion::V311;
+            }
             c.session_expiry_secs = self.session_expiry_secs;
             c.connect_timeout = Duration::from_secs(self.connect_timeout_secs);
             c.username = self.mqtt_username.clone();

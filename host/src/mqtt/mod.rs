@@ -1,6 +1,6 @@
-//! MQTT transport (MQTT 5, `rumqttc`): a source that subscribes and hands each message to the
-//! runtime with an [`Ack`] that sends its PUBACK, and a sink whose publications complete on
-//! the broker's PUBACK.
+//! MQTT transport (`rumqttc`; MQTT 5, or 3.1.1 for older brokers, see [`MqttVersion`]): a
+//! source that subscribes and hands each message to the runtime with an [`Ack`] that sends its
+//! PUBACK, and a sink whose publications complete on the broker's PUBACK.
 //!
 //! Delivery rests on the broker keeping what is not acknowledged: the source connects with
 //! clean start off and a session expiry, acknowledges manually (a PUBACK only when the runtime
@@ -19,9 +19,14 @@ use std::time::{Duration, Instant};
 
 use rumqttc::v5::mqttbytes::v5::{ConnAck, Filter, Packet, PubAckReason, Publish, PublishProperties};
 use rumqttc::v5::mqttbytes::QoS;
-use rumqttc::v5::{AsyncClient, ConnectionError, Event, EventLoop, MqttOptions};
+use rumqttc::v5::{Event, MqttOptions};
 use rumqttc::{NetworkOptions, Outgoing, TlsConfiguration, Transport};
 use tokio::sync::{mpsc, oneshot, watch};
+
+mod connection;
+
+pub use connection::MqttVersion;
+use connection::{Client, EventLoop, PollError};
 
 use crate::graph::Input;
 use crate::transport::{Ack, BoxFuture, Inbound, Outbound, Sink, Source, TransportError};
@@ -52,6 +57,7 @@ pub struct MqttConfig {
     pub tls: Option<TlsFiles>,
     /// Publications the sink keeps unacknowledged at once (the broker may allow fewer).
     pub max_inflight: u16,
+    pub version: MqttVersion,
 }
 
 /// PEM files for TLS: the CA that signed the broker's certificate, and optionally a client
@@ -107,6 +113,7 @@ impl MqttConfig {
             password: None,
             tls: tls.then(TlsFiles::default),
             max_inflight: 100,
+            version: MqttVersion::V5,
         })
     }
 
@@ -120,25 +127,55 @@ impl MqttConfig {
         }
     }
 
-    fn options(&self, client_id: String) -> Result<MqttOptions, TransportError> {
-        let mut o = MqttOptions::new(client_id, self.host.clone(), self.port);
-        o.set_keep_alive(self.keep_alive)
-            .set_clean_start(false)
-            .set_session_expiry_interval(Some(self.session_expiry_secs))
-            .set_manual_acks(true)
-            .set_outgoing_inflight_upper_limit(self.max_inflight.max(1))
-            // Room for every outstanding output: a publish never waits for the channel.
-            .set_request_channel_capacity(4096);
+    /// A connection (not yet connected: polling its event loop connects) as `client_id`.
+    fn connection(&self, client_id: String) -> Result<(Client, EventLoop), TransportError> {
         let mut net = NetworkOptions::new();
         net.set_tcp_nodelay(true);
-        o.set_network_options(net);
-        if let Some(user) = &self.username {
-            o.set_credentials(user.clone(), self.password.clone().unwrap_or_default());
-        }
-        if let Some(tls) = &self.tls {
-            o.set_transport(Transport::Tls(tls_config(tls)?));
-        }
-        Ok(o)
+        let transport = match &self.tls {
+            Some(tls) => Some(Transport::Tls(tls_config(tls)?)),
+            None => None,
+        };
+        // Room for every outstanding output: a publish never waits for the request channel.
+        const REQUESTS: usize = 4096;
+        Ok(match self.version {
+            MqttVersion::V5 => {
+                let mut o = MqttOptions::new(client_id, self.host.clone(), self.port);
+                o.set_keep_alive(self.keep_alive)
+                    .set_clean_start(false)
+                    .set_session_expiry_interval(Some(self.session_expiry_secs))
+                    .set_manual_acks(true)
+                    .set_outgoing_inflight_upper_limit(self.max_inflight.max(1))
+                    .set_request_channel_capacity(REQUESTS);
+                o.set_network_options(net);
+                if let Some(user) = &self.username {
+                    o.set_credentials(user.clone(), self.password.clone().unwrap_or_default());
+                }
+                if let Some(t) = transport {
+                    o.set_transport(t);
+                }
+                let (c, el) = rumqttc::v5::AsyncClient::new(o, REQUESTS);
+                (Client::V5(c), EventLoop::V5(el))
+            }
+            MqttVersion::V311 => {
+                // 3.1.1 has no session expiry: the broker keeps a clean-session-off session as
+                // long as its own configuration says.
+                let mut o = rumqttc::MqttOptions::new(client_id, self.host.clone(), self.port);
+                o.set_keep_alive(self.keep_alive)
+                    .set_clean_session(false)
+                    .set_manual_acks(true)
+                    .set_inflight(self.max_inflight.max(1))
+                    .set_request_channel_capacity(REQUESTS);
+                if let Some(user) = &self.username {
+                    o.set_credentials(user.clone(), self.password.clone().unwrap_or_default());
+                }
+                if let Some(t) = transport {
+                    o.set_transport(t);
+                }
+                let (c, mut el) = rumqttc::AsyncClient::new(o, REQUESTS);
+                el.set_network_options(net);
+                (Client::V311(c), EventLoop::V311(el))
+            }
+        })
     }
 
     fn connect_error(&self, reason: impl std::fmt::Display) -> TransportError {
@@ -157,8 +194,8 @@ impl MqttConfig {
             match el.poll().await {
                 Ok(Event::Incoming(Packet::ConnAck(ack))) => return Ok(ack),
                 Ok(_) => {}
-                Err(ConnectionError::ConnectionRefused(code)) => {
-                    return Err(self.connect_error(format!("the broker refused the connection: {code:?}")))
+                Err(PollError::Refused(code)) => {
+                    return Err(self.connect_error(format!("the broker refused the connection: {code}")))
                 }
                 Err(e) => {
                     if start.elapsed() >= self.connect_timeout {
@@ -241,7 +278,7 @@ impl MqttSource {
     ) -> Result<(), TransportError> {
         let cfg = &self.config;
         let qos = cfg.qos()?;
-        let (client, mut el) = AsyncClient::new(cfg.options(cfg.client_id.clone())?, 4096);
+        let (client, mut el) = cfg.connection(cfg.client_id.clone())?;
         // Acknowledgements go through a task of their own, tagged with the connection they
         // belong to: a PUBACK for a packet id of an earlier connection could acknowledge a
         // different message on this one.
@@ -323,7 +360,7 @@ impl MqttSource {
             }
         }
         // A normal DISCONNECT keeps the session (it has an expiry): unacknowledged messages wait.
-        let _ = client.try_disconnect();
+        client.try_disconnect();
         let _ = tokio::time::timeout(Duration::from_millis(200), async {
             while !matches!(el.poll().await, Err(_) | Ok(Event::Outgoing(Outgoing::Disconnect))) {}
         })
@@ -332,12 +369,7 @@ impl MqttSource {
     }
 
     /// A new connection: PUBACKs of earlier connections are void; (re)subscribe.
-    async fn connected(
-        &self,
-        client: &AsyncClient,
-        generation: &AtomicU64,
-        _ack: &ConnAck,
-    ) -> Result<(), TransportError> {
+    async fn connected(&self, client: &Client, generation: &AtomicU64, _ack: &ConnAck) -> Result<(), TransportError> {
         generation.fetch_add(1, Ordering::AcqRel);
         let qos = self.config.qos()?;
         let filters: Vec<Filter> = self.filters.iter().map(|f| Filter::new(f.clone(), qos)).collect();
@@ -420,7 +452,7 @@ impl Waiting {
 /// Publishes outputs; [`Sink::send`] completes on the PUBACK (QoS 1) or once handed to the
 /// connection (QoS 0, which the broker does not acknowledge).
 pub struct MqttSink {
-    client: AsyncClient,
+    client: Client,
     qos: QoS,
     url: String,
     waiting: Arc<Mutex<Waiting>>,
@@ -434,8 +466,11 @@ impl MqttSink {
     /// connection's task on the current tokio runtime.
     pub async fn connect(config: MqttConfig) -> Result<Self, TransportError> {
         let qos = config.qos()?;
-        let (client, mut el) = AsyncClient::new(config.options(format!("{}-out", config.client_id))?, 4096);
+        let (client, mut el) = config.connection(format!("{}-out", config.client_id))?;
         config.first_connect(&mut el).await?;
+        if config.version == MqttVersion::V311 {
+            tracing::warn!(url = %config.url, "MQTT 3.1.1: outputs go without user properties (`__ts` among them) and content type");
+        }
         let waiting = Arc::new(Mutex::new(Waiting::default()));
         let task = {
             let waiting = waiting.clone();
@@ -512,9 +547,9 @@ impl Sink for MqttSink {
                     rx
                 });
                 client
-                    .publish_with_properties(msg.topic.clone(), qos, false, msg.payload.to_vec(), properties)
+                    .publish(msg.topic.clone(), qos, msg.payload.to_vec(), properties)
                     .await
-                    .map_err(|e| fail(e.to_string()))?;
+                    .map_err(fail)?;
                 rx
             };
             match rx {
