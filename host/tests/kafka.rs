@@ -6,6 +6,8 @@
 //! with the code under test.
 
 mod common;
+#[path = "common/mosquitto.rs"]
+mod mosquitto;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -623,4 +625,46 @@ fn a_rejected_item_goes_to_the_dead_letter_topic() {
     assert_eq!(out.len(), 1, "the good item:\n{}", wf.log());
     assert_eq!(out[0].0.as_deref(), Some(&b"good"[..]));
     assert_eq!(out[0].1, br#"{"reading":2}"#);
+}
+
+/// Issue 4, binding: one graph reads MQTT and writes Kafka (`mqtt:`/`kafka:` prefixes). The
+/// reading goes in through mosquitto with `__ts`; it comes out of Kafka converted, with `__ts`
+/// as a header.
+#[test]
+fn a_graph_reads_mqtt_and_writes_kafka() {
+    common::module("temperature");
+    let broker = mosquitto::Mosquitto::start();
+    let c = cluster(&["processed"]);
+    let bs = c.bootstrap_servers();
+    let data = tempfile::tempdir().unwrap();
+    let url = broker.url();
+    let mut wf = common::process::Wasmflow::start(
+        data.path(),
+        &[
+            SIMPLE,
+            "--mqtt",
+            &url,
+            "--kafka",
+            &bs,
+            "--source",
+            "mqtt:sensor/+/raw",
+            "--sink",
+            "kafka:processed",
+        ],
+    );
+    wf.wait_for_log("bound to", Duration::from_secs(60));
+    std::thread::sleep(Duration::from_millis(300));
+    let m = mosquitto::Client::connect(broker.port, "test-mixed", &[]);
+    m.publish(
+        "sensor/a/raw",
+        r#"{"temperature":{"value":212,"unit":"F"}}"#,
+        vec![("__ts", "001700000000000:00000:sensor-a")],
+        None,
+    );
+    let out = read_plain(&bs, "processed", 1);
+    assert_eq!(out.len(), 1, "one record in Kafka:\n{}", wf.log());
+    let v: serde_json::Value = serde_json::from_slice(&out[0].1).expect("JSON");
+    assert_eq!(v["temperature"]["value"].as_f64(), Some(100.0), "{v}");
+    let ts = out[0].2.iter().find(|(k, _)| k == "__ts").map(|(_, v)| text(v));
+    assert_eq!(ts.as_deref(), Some("001700000000000:00000:sensor-a"));
 }

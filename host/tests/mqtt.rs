@@ -388,6 +388,45 @@ fn mqtt_3_1_1_is_spoken_when_asked() {
     assert!(ours.iter().all(|l| l.contains("(p2,")), "both speak 3.1.1:\n{log}");
 }
 
+/// Issue 4: a shared subscription (`$share/GROUP/…`) splits the readings between two runtimes;
+/// without it each would convert every reading and the sink would see each twice.
+#[test]
+fn two_runtimes_on_a_shared_subscription_convert_each_reading_once() {
+    module("temperature");
+    let broker = Mosquitto::start();
+    let url = broker.url();
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let args = |id: &'static str| {
+        [
+            SIMPLE,
+            "--mqtt",
+            &url,
+            "--source",
+            "$share/wf/sensor/+/raw",
+            "--sink",
+            "out",
+            "--client-id",
+            id,
+        ]
+        .map(str::to_owned)
+    };
+    let (a1, a2) = (args("wf-a"), args("wf-b"));
+    let mut w1 = Wasmflow::start(d1.path(), &a1.each_ref().map(String::as_str));
+    let mut w2 = Wasmflow::start(d2.path(), &a2.each_ref().map(String::as_str));
+    wait_bound(&mut w1);
+    wait_bound(&mut w2);
+    let c = Client::connect(broker.port, "test-shared", &["out"]);
+    const N: usize = 40;
+    for i in 0..N {
+        c.publish("sensor/x/raw", &reading(i), vec![("seq", &i.to_string())], None);
+    }
+    let (missing, dups) = await_all(&c, N, Duration::from_secs(20));
+    std::thread::sleep(Duration::from_millis(500));
+    let got = c.received.lock().unwrap().len();
+    assert!(missing.is_empty(), "missing {missing:?}\n{}\n{}", w1.log(), w2.log());
+    assert_eq!((got, dups), (N, 0), "each reading converted once");
+}
+
 /// Issue 4, bad input: an item the operator rejects goes to `--dead-letter-topic` with the error
 /// and the operation in user properties, and the graph goes on with the next one.
 #[test]

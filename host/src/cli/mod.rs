@@ -71,8 +71,9 @@ impl GraphArgs {
 
 pub fn init_tracing(verbose: u8) {
     let default = match verbose {
-        // The embedded broker logs every connection at info.
-        0 => "info,rumqttd=warn",
+        // The embedded broker logs every connection, and every client that leaves, as errors
+        // included: quiet unless asked (its start-up failures are wasmflow's own records).
+        0 => "info,rumqttd=off",
         1 => "debug,rumqttd=info",
         _ => "trace",
     };
