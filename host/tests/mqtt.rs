@@ -20,6 +20,17 @@ fn wait_bound(wf: &mut Wasmflow) {
 
 const SIMPLE: &str = "compose/tests/azure-compat/graph-simple.yaml";
 
+/// `wasmflow run GRAPH --mqtt URL --source in --sink out EXTRA…`, once bound; the data directory
+/// lives as long as the process.
+fn run_in_out(graph: &str, url: &str, extra: &[&str]) -> (tempfile::TempDir, Wasmflow) {
+    let data = tempfile::tempdir().unwrap();
+    let mut args = vec![graph, "--mqtt", url, "--source", "in", "--sink", "out"];
+    args.extend_from_slice(extra);
+    let mut wf = Wasmflow::start(data.path(), &args);
+    wait_bound(&mut wf);
+    (data, wf)
+}
+
 fn fahrenheit(v: f64) -> String {
     format!("{{\"temperature\":{{\"value\":{v},\"unit\":\"F\"}}}}")
 }
@@ -360,23 +371,7 @@ fn a_broker_restart_mid_stream_loses_nothing() {
 fn mqtt_3_1_1_is_spoken_when_asked() {
     module("temperature");
     let broker = Mosquitto::with_config(mosquitto::Limits::default(), "allow_anonymous true\nlog_type notice");
-    let data = tempfile::tempdir().unwrap();
-    let url = broker.url();
-    let mut wf = Wasmflow::start(
-        data.path(),
-        &[
-            SIMPLE,
-            "--mqtt",
-            &url,
-            "--mqtt-version",
-            "3.1.1",
-            "--source",
-            "in",
-            "--sink",
-            "out",
-        ],
-    );
-    wait_bound(&mut wf);
+    let (_data, wf) = run_in_out(SIMPLE, &broker.url(), &["--mqtt-version", "3.1.1"]);
     let sub = mosquitto_sub(broker.port, "out", &[]);
     std::thread::sleep(Duration::from_millis(500));
     mosquitto_pub(broker.port, "in", &fahrenheit(212.0), &[]);
@@ -434,24 +429,8 @@ fn a_rejected_item_goes_to_the_dead_letter_topic() {
     let h = common::Harness::new();
     let graph = common::faulty_map_graph(&h);
     let broker = Mosquitto::start();
-    let data = tempfile::tempdir().unwrap();
-    let url = broker.url();
     let graph = graph.to_str().expect("UTF-8 path");
-    let mut wf = Wasmflow::start(
-        data.path(),
-        &[
-            graph,
-            "--mqtt",
-            &url,
-            "--source",
-            "in",
-            "--sink",
-            "out",
-            "--dead-letter-topic",
-            "dead",
-        ],
-    );
-    wait_bound(&mut wf);
+    let (_data, wf) = run_in_out(graph, &broker.url(), &["--dead-letter-topic", "dead"]);
     let c = Client::connect(broker.port, "test-dead-letters", &["out", "dead"]);
     c.publish("in", r#"{"fault":"err"}"#, vec![("seq", "1")], None);
     c.publish("in", r#"{"reading":2}"#, vec![("seq", "2")], None);
@@ -510,26 +489,17 @@ fn a_password_from_a_file_logs_in_and_a_wrong_one_is_a_clear_error() {
     let url = broker.url();
     let good = secrets.path().join("good");
     std::fs::write(&good, "s3cret\n").unwrap();
-    let data = tempfile::tempdir().unwrap();
-    let args = |file: &std::path::Path| {
-        let file = file.to_str().unwrap().to_owned();
-        vec![
-            SIMPLE.to_owned(),
-            "--mqtt".into(),
-            url.clone(),
-            "--mqtt-username".into(),
+    let login = |file: &std::path::Path| {
+        let file = file.to_str().expect("UTF-8 path").to_owned();
+        [
+            "--mqtt-username".to_owned(),
             "wasmflow".into(),
             "--mqtt-password-file".into(),
             file,
-            "--source".into(),
-            "in".into(),
-            "--sink".into(),
-            "out".into(),
         ]
     };
-    let good_args = args(&good);
-    let mut wf = Wasmflow::start(data.path(), &good_args.iter().map(String::as_str).collect::<Vec<_>>());
-    wait_bound(&mut wf);
+    let good_login = login(&good);
+    let (_data, wf) = run_in_out(SIMPLE, &url, &good_login.each_ref().map(String::as_str));
     let creds = ["-u", "tester", "-P", "t3st"];
     let sub = mosquitto_sub(broker.port, "out", &creds);
     std::thread::sleep(Duration::from_millis(500));
@@ -541,8 +511,10 @@ fn a_password_from_a_file_logs_in_and_a_wrong_one_is_a_clear_error() {
     let bad = secrets.path().join("bad");
     std::fs::write(&bad, "guess").unwrap();
     let data = tempfile::tempdir().unwrap();
-    let bad_args = args(&bad);
-    let mut wf = Wasmflow::start(data.path(), &bad_args.iter().map(String::as_str).collect::<Vec<_>>());
+    let bad_login = login(&bad);
+    let mut args = vec![SIMPLE, "--mqtt", &url];
+    args.extend(bad_login.iter().map(String::as_str));
+    let mut wf = Wasmflow::start(data.path(), &args);
     let status = wf
         .wait(Duration::from_secs(8))
         .expect("refused at once, not after retries");
@@ -632,27 +604,12 @@ fn mutual_tls_with_a_ca_file_and_a_client_certificate() {
         ),
     );
     let url = format!("mqtts://127.0.0.1:{}", broker.port);
-    let data = tempfile::tempdir().unwrap();
     let (ca, cert, key) = (p("ca.crt"), p("client.crt"), p("client.key"));
-    let mut wf = Wasmflow::start(
-        data.path(),
-        &[
-            SIMPLE,
-            "--mqtt",
-            &url,
-            "--mqtt-ca",
-            &ca,
-            "--mqtt-cert",
-            &cert,
-            "--mqtt-key",
-            &key,
-            "--source",
-            "in",
-            "--sink",
-            "out",
-        ],
+    let (_data, wf) = run_in_out(
+        SIMPLE,
+        &url,
+        &["--mqtt-ca", &ca, "--mqtt-cert", &cert, "--mqtt-key", &key],
     );
-    wait_bound(&mut wf);
     let tls = ["--cafile", &ca, "--cert", &cert, "--key", &key, "--insecure"];
     let sub = mosquitto_sub(broker.port, "out", &tls);
     std::thread::sleep(Duration::from_millis(500));
