@@ -59,7 +59,7 @@ use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, Event, MqttOptions};
 use rumqttc::{NetworkOptions, Outgoing};
 
-use support::{arg, fmt_int, quick, ratio, repo};
+use support::{arg, cpu_ticks, fmt_int, quick, ratio, repo, ticks_per_sec};
 
 /// mosquitto's defaults (mosquitto.conf(5)), written into the broker's configuration.
 const MAX_INFLIGHT: u32 = 20;
@@ -506,33 +506,6 @@ fn collector(
 
 // ---------------------------------------------------------------------------------------------
 // Driver
-
-fn cpu_ticks(pid: u32) -> Result<u64> {
-    let path = format!("/proc/{pid}/stat");
-    let stat = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
-    let after = stat
-        .rsplit_once(')')
-        .map(|(_, s)| s)
-        .with_context(|| format!("{path}: no `)` after the command name"))?;
-    let f: Vec<&str> = after.split_whitespace().collect();
-    // Fields 14 and 15 of stat (utime, stime) are the 12th and 13th after the name.
-    let field = |i: usize| -> Result<u64> {
-        f.get(i)
-            .with_context(|| format!("{path}: too few fields"))?
-            .parse()
-            .with_context(|| format!("{path}: field {}", i + 3))
-    };
-    Ok(field(11)? + field(12)?)
-}
-
-fn ticks_per_sec() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok()?.trim().parse().ok())
-        .unwrap_or(100.0)
-}
 
 /// Context switches (voluntary and not) of every thread of `pid` so far: each is a thread
 /// going to sleep or being preempted, so per message they show how many hand-offs a relay makes.

@@ -17,8 +17,9 @@
 //!
 //! `cargo bench -p wasmflow-host --bench kafka [-- --rate R --seconds S]`. Prints a Markdown table.
 
+mod support;
+
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,12 +31,9 @@ use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseRecord, FutureProducer, FutureRecord, Producer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
+use support::{cpu_ticks, repo, ticks_per_sec};
 
 const FETCH_WAIT: &str = "10";
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 // ---------------------------------------------------------------------------------------------
 // The native relay (child mode)
@@ -96,24 +94,6 @@ fn native_relay(bootstrap: &str, input: &str, output: &str, group: &str) -> Resu
 
 // ---------------------------------------------------------------------------------------------
 // Driver
-
-fn cpu_ticks(pid: u32) -> Result<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let after = stat.rsplit_once(')').map(|(_, s)| s).unwrap_or_default();
-    let f: Vec<&str> = after.split_whitespace().collect();
-    // Fields 14 and 15 of stat (utime, stime) are the 12th and 13th after the name.
-    Ok(f[11].parse::<u64>()? + f[12].parse::<u64>()?)
-}
-
-fn ticks_per_sec() -> f64 {
-    // SAFETY-free: getconf is the portable way without libc bindings.
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok()?.trim().parse().ok())
-        .unwrap_or(100.0)
-}
 
 struct Relay {
     name: &'static str,

@@ -20,6 +20,17 @@ fn wait_bound(wf: &mut Wasmflow) {
 
 const SIMPLE: &str = "compose/tests/azure-compat/graph-simple.yaml";
 
+/// `wasmflow run ARGS`, which must give up with exit code 1 within `within`; its log.
+fn run_failing(args: &[&str], within: Duration) -> String {
+    let data = tempfile::tempdir().unwrap();
+    let mut wf = Wasmflow::start(data.path(), args);
+    let status = wf
+        .wait(within)
+        .unwrap_or_else(|| panic!("still running after {within:?}:\n{}", wf.log()));
+    assert_eq!(status.code(), Some(1), "{}", wf.log());
+    wf.log()
+}
+
 /// `wasmflow run GRAPH --mqtt URL --source in --sink out EXTRA…`, once bound; the data directory
 /// lives as long as the process.
 fn run_in_out(graph: &str, url: &str, extra: &[&str]) -> (tempfile::TempDir, Wasmflow) {
@@ -227,15 +238,12 @@ fn with_no_broker_an_embedded_one_serves_mqtt_3_and_5_clients() {
 #[test]
 fn an_unreachable_broker_at_start_is_a_clear_error() {
     module("temperature");
-    let data = tempfile::tempdir().unwrap();
     let port = mosquitto::free_port();
     let url = format!("mqtt://127.0.0.1:{port}");
-    let mut wf = Wasmflow::start(data.path(), &[SIMPLE, "--mqtt", &url, "--connect-timeout-secs", "2"]);
-    let status = wf
-        .wait(Duration::from_secs(60))
-        .expect("gives up within the connect timeout");
-    assert_eq!(status.code(), Some(1));
-    let log = wf.log();
+    let log = run_failing(
+        &[SIMPLE, "--mqtt", &url, "--connect-timeout-secs", "2"],
+        Duration::from_secs(60),
+    );
     assert!(
         log.contains(&format!("cannot connect to {url}")) && log.contains("gave up after"),
         "{log}"
@@ -510,16 +518,11 @@ fn a_password_from_a_file_logs_in_and_a_wrong_one_is_a_clear_error() {
 
     let bad = secrets.path().join("bad");
     std::fs::write(&bad, "guess").unwrap();
-    let data = tempfile::tempdir().unwrap();
     let bad_login = login(&bad);
     let mut args = vec![SIMPLE, "--mqtt", &url];
     args.extend(bad_login.iter().map(String::as_str));
-    let mut wf = Wasmflow::start(data.path(), &args);
-    let status = wf
-        .wait(Duration::from_secs(8))
-        .expect("refused at once, not after retries");
-    assert_eq!(status.code(), Some(1));
-    let log = wf.log();
+    // Refused at once, not after the 10 s of retries an unreachable broker gets.
+    let log = run_failing(&args, Duration::from_secs(8));
     assert!(
         log.contains(&format!("cannot connect to {url}")) && log.contains("refused"),
         "{log}"
@@ -618,12 +621,10 @@ fn mutual_tls_with_a_ca_file_and_a_client_certificate() {
     assert_eq!(v["temperature"]["value"].as_f64(), Some(0.0), "{v}");
     drop(wf);
 
-    let data = tempfile::tempdir().unwrap();
-    let mut wf = Wasmflow::start(
-        data.path(),
+    // Without the client certificate the broker refuses the handshake.
+    let log = run_failing(
         &[SIMPLE, "--mqtt", &url, "--mqtt-ca", &ca, "--connect-timeout-secs", "2"],
+        Duration::from_secs(30),
     );
-    let status = wf.wait(Duration::from_secs(30)).expect("gives up");
-    assert_eq!(status.code(), Some(1));
-    assert!(wf.log().contains(&format!("cannot connect to {url}")), "{}", wf.log());
+    assert!(log.contains(&format!("cannot connect to {url}")), "{log}");
 }

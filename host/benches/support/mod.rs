@@ -6,6 +6,7 @@
 pub mod routed;
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
@@ -263,4 +264,34 @@ pub fn rss_mib(pid: &str) -> Result<(f64, f64)> {
         Ok(kb / 1024.0)
     };
     Ok((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+/// CPU time (user + system, in clock ticks) process `pid` has used so far: the end-to-end benches
+/// divide its growth over a window by the messages relayed.
+pub fn cpu_ticks(pid: u32) -> Result<u64> {
+    let path = format!("/proc/{pid}/stat");
+    let stat = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    let after = stat
+        .rsplit_once(')')
+        .map(|(_, s)| s)
+        .with_context(|| format!("{path}: no `)` after the command name"))?;
+    let f: Vec<&str> = after.split_whitespace().collect();
+    // Fields 14 and 15 of stat (utime, stime) are the 12th and 13th after the name.
+    let field = |i: usize| -> Result<u64> {
+        f.get(i)
+            .with_context(|| format!("{path}: too few fields"))?
+            .parse()
+            .with_context(|| format!("{path}: field {}", i + 3))
+    };
+    Ok(field(11)? + field(12)?)
+}
+
+/// Clock ticks per second (`getconf CLK_TCK`; 100 where it cannot be asked).
+pub fn ticks_per_sec() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok()?.trim().parse().ok())
+        .unwrap_or(100.0)
 }
