@@ -114,7 +114,15 @@ struct NodeStats {
     errors: Counter,
     traps: Counter,
     latency: Histogram,
+    /// Calls of this operation so far: every [`LATENCY_SAMPLE`]th is timed.
+    calls: u32,
 }
+
+/// One operator call in this many is timed into `operator_latency_seconds`. Timing every call
+/// costs two clock reads and the histogram's lock per call, and graphs that share series (the
+/// same graph run on several threads) would take turns on that lock; one in 16 still fills the
+/// buckets within a second at any rate worth a histogram.
+pub const LATENCY_SAMPLE: u32 = 16;
 
 struct Live {
     store: Store<HostState>,
@@ -199,6 +207,8 @@ pub struct Graph {
     lineage: Vec<u64>,
     /// Lineage of each output pushed during the current call, in order.
     out_lineage: Vec<Vec<u64>>,
+    /// Whether the current call keeps lineage (the `*_traced` calls) or only returns outputs.
+    tracing: bool,
     held: Vec<Held>,
     released: Vec<u64>,
     next_id: u64,
@@ -289,6 +299,7 @@ impl Graph {
                     errors: n.errors.get_or_create(&l).clone(),
                     traps: n.traps.get_or_create(&l).clone(),
                     latency: n.latency_seconds.get_or_create(&l).clone(),
+                    calls: 0,
                 }
             })
             .collect();
@@ -310,6 +321,7 @@ impl Graph {
             rebuilds: 0,
             lineage: Vec::new(),
             out_lineage: Vec::new(),
+            tracing: false,
             held: Vec::new(),
             released: Vec::new(),
             next_id: 1,
@@ -437,14 +449,15 @@ impl Graph {
     /// Feeds one delivery into the graph through `source` (the first source when `None`), runs
     /// it as far as it goes, closes the windows its time completes, and returns what came out.
     pub fn push(&mut self, source: Option<&str>, input: Input) -> Result<Vec<Output>> {
-        Ok(self.push_traced(source, input)?.1.into_outputs())
+        self.begin(Vec::new(), false);
+        self.push_inner(source, input)
     }
 
     /// [`Graph::push`], telling which outputs derive from the input (whose lineage id it
     /// returns) and which from the windows the push closed.
     pub fn push_traced(&mut self, source: Option<&str>, input: Input) -> Result<(u64, Traced)> {
         let origin = self.new_id();
-        self.begin(vec![origin]);
+        self.begin(vec![origin], true);
         let r = self.push_inner(source, input);
         let traced = self.end(r)?;
         Ok((origin, traced))
@@ -452,14 +465,14 @@ impl Graph {
 
     /// [`Graph::advance_to`], with lineage.
     pub fn advance_traced(&mut self, now: &Hlc) -> Result<Traced> {
-        self.begin(Vec::new());
+        self.begin(Vec::new(), true);
         let r = self.advance_inner(now);
         self.end(r)
     }
 
     /// [`Graph::flush`], with lineage.
     pub fn flush_traced(&mut self) -> Result<Traced> {
-        self.begin(Vec::new());
+        self.begin(Vec::new(), true);
         let r = self.flush_inner();
         self.end(r)
     }
@@ -498,7 +511,10 @@ impl Graph {
         id
     }
 
-    fn begin(&mut self, lineage: Vec<u64>) {
+    /// Starts a call into the graph; `tracing` keeps lineage for [`Traced`] (a plain `push`
+    /// skips that bookkeeping: it costs allocations per output).
+    fn begin(&mut self, lineage: Vec<u64>, tracing: bool) {
+        self.tracing = tracing;
         self.lineage = lineage;
         self.out_lineage.clear();
         self.held.clear();
@@ -517,7 +533,9 @@ impl Graph {
 
     /// Records an output with the lineage of what is being routed.
     fn output(&mut self, o: Output, out: &mut Vec<Output>) {
-        self.out_lineage.push(self.lineage.clone());
+        if self.tracing {
+            self.out_lineage.push(self.lineage.clone());
+        }
         out.push(o);
     }
 
@@ -537,9 +555,8 @@ impl Graph {
                 .ok_or_else(|| anyhow!("the graph has no source"))?,
         };
         let mut out = Vec::new();
-        let arrival = Hlc::now("wasmflow");
         self.stats[src].messages_in.inc();
-        let Some(item) = self.ingest(src, input, &arrival, &mut out)? else {
+        let Some(item) = self.ingest(src, input, &mut out)? else {
             return Ok(out);
         };
         let t = item.ts.time_key();
@@ -555,7 +572,8 @@ impl Graph {
 
     /// Advances the progress frontier to `now` (sources idle): windows before it close.
     pub fn advance_to(&mut self, now: &Hlc) -> Result<Vec<Output>> {
-        Ok(self.advance_traced(now)?.into_outputs())
+        self.begin(Vec::new(), false);
+        self.advance_inner(now)
     }
 
     fn advance_inner(&mut self, now: &Hlc) -> Result<Vec<Output>> {
@@ -570,7 +588,8 @@ impl Graph {
 
     /// Closes every open window (end of input): nothing more will come.
     pub fn flush(&mut self) -> Result<Vec<Output>> {
-        Ok(self.flush_traced()?.into_outputs())
+        self.begin(Vec::new(), false);
+        self.flush_inner()
     }
 
     fn flush_inner(&mut self) -> Result<Vec<Output>> {
@@ -586,26 +605,37 @@ impl Graph {
 
     /// Asks the source plumbing for the input's event time (from its first `__ts`), and builds
     /// the message around it. A trap there rebuilds the instance and dead-letters the input.
-    fn ingest(&mut self, src: usize, input: Input, arrival: &Hlc, out: &mut Vec<Output>) -> Result<Option<Item>> {
+    fn ingest(&mut self, src: usize, input: Input, out: &mut Vec<Output>) -> Result<Option<Item>> {
         let ts = input
             .user_properties
             .iter()
             .find(|(k, _)| k == TS_PROPERTY)
-            .map(|(_, v)| v.clone());
+            .map(|(_, v)| v.as_str());
         let answer = match &self.live.funcs[src] {
             OpFuncs::NativeSource => {
-                let (time, warning) = wasmflow_source::event_time(ts.as_deref(), arrival.into());
+                let (time, warning) = wasmflow_source::event_time(ts, || (&arrival_time()).into());
                 Ok((Hlc::from(time), warning))
             }
             OpFuncs::Source(f) => {
                 let f = *f;
-                self.timed(src, |s| f.call(s, (ts, arrival.into())))
+                let ts = ts.map(str::to_owned);
+                self.timed(src, |s| f.call(s, (ts, (&arrival_time()).into())))
                     .map(|((time, warning),)| (Hlc::from(&time), warning))
             }
             _ => bail!("operation {src} is not a source"),
         };
-        let mut item = Item {
-            ts: arrival.clone(),
+        let (ts, failure) = match answer {
+            Ok((time, warning)) => {
+                if let Some(w) = warning {
+                    let op = &self.manifest.operations[src].name;
+                    tracing::warn!(graph = &*self.services.graph, operation = %op, "{w}; using arrival time");
+                }
+                (time, None)
+            }
+            Err(failure) => (arrival_time(), Some(failure)),
+        };
+        let item = Item {
+            ts,
             body: Body::Message {
                 topic: Bytes::from(input.topic.into_bytes()),
                 content_type: input.content_type,
@@ -614,16 +644,9 @@ impl Graph {
                 schema: None,
             },
         };
-        match answer {
-            Ok((time, warning)) => {
-                if let Some(w) = warning {
-                    let op = &self.manifest.operations[src].name;
-                    tracing::warn!(graph = &*self.services.graph, operation = %op, "{w}; using arrival time");
-                }
-                item.ts = time;
-                Ok(Some(item))
-            }
-            Err(failure) => {
+        match failure {
+            None => Ok(Some(item)),
+            Some(failure) => {
                 self.failed(src, failure, item, out)?;
                 Ok(None)
             }
@@ -662,13 +685,15 @@ impl Graph {
                     tracing::debug!(operation = %self.manifest.operations[op].name, ts = %item.ts, "late item: its window closes at once");
                 }
                 let id = self.new_id();
-                self.held.push(Held {
-                    id,
-                    operation: self.manifest.operations[op].name.clone(),
-                    input: input_ix,
-                    item: item.clone(),
-                    parents: self.lineage.clone(),
-                });
+                if self.tracing {
+                    self.held.push(Held {
+                        id,
+                        operation: self.manifest.operations[op].name.clone(),
+                        input: input_ix,
+                        item: item.clone(),
+                        parents: self.lineage.clone(),
+                    });
+                }
                 self.windows
                     .entry(op)
                     .or_default()
@@ -701,13 +726,13 @@ impl Graph {
                 }
                 Err(f) => self.failed(op, f, item, out),
             },
-            OperationKind::Sink => match self.call_sink(op, &item) {
+            OperationKind::Sink => match self.call_sink(op, item) {
                 Ok(o) => {
                     self.stats[op].messages_out.inc();
                     self.output(o, out);
                     Ok(())
                 }
-                Err(f) => self.failed(op, f, item, out),
+                Err((f, item)) => self.failed(op, f, item, out),
             },
             OperationKind::Source => bail!("connection into source `{}`", self.manifest.operations[op].name),
         }
@@ -876,9 +901,17 @@ impl Graph {
     ) -> Result<R, CallFailure> {
         let ticks = (self.options.call_timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
         self.live.store.set_epoch_deadline(ticks);
-        let started = Instant::now();
-        let r = f(&mut self.live.store);
-        self.stats[op].latency.observe(started.elapsed().as_secs_f64());
+        let stats = &mut self.stats[op];
+        let sampled = stats.calls % LATENCY_SAMPLE == 0;
+        stats.calls = stats.calls.wrapping_add(1);
+        let r = if sampled {
+            let started = Instant::now();
+            let r = f(&mut self.live.store);
+            self.stats[op].latency.observe(started.elapsed().as_secs_f64());
+            r
+        } else {
+            f(&mut self.live.store)
+        };
         r.map_err(|t| CallFailure::Trapped(describe_trap(&t)))
     }
 
@@ -973,7 +1006,9 @@ impl Graph {
 
     /// Asks the sink plumbing how to write the item's event time, and builds the publication:
     /// `__ts` replaces the first existing one in place (later duplicates dropped) or is appended.
-    fn call_sink(&mut self, op: usize, item: &Item) -> Result<Output, CallFailure> {
+    /// Takes the item (its properties become the output's without a copy) and gives it back
+    /// with the failure, for the dead-letter output.
+    fn call_sink(&mut self, op: usize, item: Item) -> Result<Output, (CallFailure, Item)> {
         let ts = match &self.live.funcs[op] {
             OpFuncs::NativeSink => {
                 let t = &item.ts;
@@ -981,30 +1016,45 @@ impl Graph {
             }
             OpFuncs::Sink(f) => {
                 let f = *f;
-                self.timed(op, |s| f.call(s, (item.hlc(),)))?.0
+                let hlc = item.hlc();
+                match self.timed(op, |s| f.call(s, (hlc,))) {
+                    Ok((ts,)) => ts,
+                    Err(failure) => return Err((failure, item)),
+                }
             }
             _ => unreachable!("kind checked by caller"),
         };
-        let (topic, content_type, properties) = match &item.body {
+        if let Body::Message { topic, .. } = &item.body {
+            if let Err(e) = std::str::from_utf8(topic) {
+                let why = format!("sink: the message topic is not valid UTF-8: {e}");
+                return Err((CallFailure::Rejected(why), item));
+            }
+        }
+        let (topic, payload, content_type, properties) = match item.body {
             Body::Message {
                 topic,
                 content_type,
+                payload,
                 properties,
                 ..
             } => {
-                let topic = String::from_utf8(topic.to_vec())
-                    .map_err(|e| CallFailure::Rejected(format!("sink: the message topic is not valid UTF-8: {e}")))?;
-                (Some(topic), content_type.clone(), properties.clone())
+                // Checked above: the conversion borrows, and `into_owned` is the one copy.
+                let topic = String::from_utf8_lossy(&topic).into_owned();
+                (Some(topic), payload, content_type, properties)
             }
-            Body::Raw(_) => (None, None, vec![]),
+            Body::Raw(payload) => (None, payload, None, vec![]),
             // A frame has no topic or content type; its shape travels as user properties.
             Body::Snapshot {
-                format, width, height, ..
+                format,
+                width,
+                height,
+                frame,
             } => (
                 None,
+                frame,
                 None,
                 vec![
-                    ("snapshot-format".to_owned(), format.clone()),
+                    ("snapshot-format".to_owned(), format),
                     ("snapshot-width".to_owned(), width.to_string()),
                     ("snapshot-height".to_owned(), height.to_string()),
                 ],
@@ -1013,22 +1063,20 @@ impl Graph {
         Ok(Output {
             destination: Destination::Sink(self.manifest.operations[op].name.clone()),
             topic,
-            payload: item.payload().clone(),
+            payload,
             content_type,
             user_properties: with_ts(properties, ts),
         })
     }
 }
 
-impl Traced {
-    /// The outputs alone, for callers that do not track delivery.
-    pub fn into_outputs(self) -> Vec<Output> {
-        self.outputs.into_iter().map(|(o, _)| o).collect()
-    }
-}
-
 /// The event-time user property, read by the source plumbing and written by the sink's.
 pub const TS_PROPERTY: &str = "__ts";
+
+/// When a delivery reached this host, stamped by it: the event time of one that carries none.
+fn arrival_time() -> Hlc {
+    Hlc::now("wasmflow")
+}
 
 /// `properties` with `__ts` set to `ts`: the first existing `__ts` is replaced in place, later
 /// duplicates are dropped, and it is appended when there was none.

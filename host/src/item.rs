@@ -67,6 +67,23 @@ fn lift_bytes(table: &mut ResourceTable, v: BufferOrBytes) -> wasmtime::Result<B
     })
 }
 
+/// Payloads up to this size are lowered inline (`bytes`), larger ones as a `buffer` handle.
+///
+/// Nearly every operator reads its payload. A handle then costs two more calls from the guest
+/// into the host (`buffer.read`, which copies the bytes in anyway, and the handle's drop), which
+/// is more than copying a small payload into the call; past a few KiB the copy costs more,
+/// and an operator that passes the payload on unread should not pay for it.
+pub const INLINE_PAYLOAD_MAX: usize = 4096;
+
+/// A payload as an operator call receives it (inline or a handle, by [`INLINE_PAYLOAD_MAX`]).
+pub fn lower_payload(table: &mut ResourceTable, payload: &Bytes) -> wasmtime::Result<BufferOrBytes> {
+    Ok(if payload.len() <= INLINE_PAYLOAD_MAX {
+        BufferOrBytes::Bytes(payload.to_vec())
+    } else {
+        BufferOrBytes::Buffer(new_buffer(table, payload.clone())?)
+    })
+}
+
 fn lower_ts(ts: &Hlc) -> Timestamp {
     Timestamp {
         timestamp: Timespec {
@@ -137,7 +154,7 @@ impl Item {
                 // and a handle costs no allocation inside the guest (a `list<u8>` does).
                 topic: BufferOrBytes::Buffer(new_buffer(table, topic.clone())?),
                 content_type: content_type.as_deref().map(lower_str),
-                payload: BufferOrBytes::Buffer(new_buffer(table, payload.clone())?),
+                payload: lower_payload(table, payload)?,
                 properties: MessageProperties {
                     user_properties: properties.iter().map(|(k, v)| (lower_str(k), lower_str(v))).collect(),
                 },
@@ -227,25 +244,47 @@ mod tests {
         }
     }
 
-    #[test]
-    fn message_round_trips_through_wit_without_copying_the_payload() {
-        let payload: Bytes = Arc::from(&b"{\"x\":1}"[..]);
-        let item = Item {
+    fn message(payload: Bytes) -> Item {
+        Item {
             ts: ts(),
             body: Body::Message {
                 topic: Arc::from(&b"t"[..]),
                 content_type: Some("application/json".into()),
-                payload: payload.clone(),
+                payload,
                 properties: vec![("k".into(), "v".into())],
                 schema: Some(Schema::Registry("s".into())),
             },
-        };
+        }
+    }
+
+    #[test]
+    fn large_message_round_trips_through_wit_without_copying_the_payload() {
+        let payload: Bytes = vec![7u8; INLINE_PAYLOAD_MAX + 1].into();
+        let item = message(payload.clone());
         let mut table = ResourceTable::new();
         let wit = item.lower(&mut table).unwrap();
+        let DataModel::Message(m) = &wit else {
+            panic!("lowered as {wit:?}")
+        };
+        assert!(matches!(m.payload, BufferOrBytes::Buffer(_)), "a handle, not bytes");
         let back = Item::lift(&mut table, wit, &Hlc::now("other")).unwrap();
         assert_eq!(back, item);
         assert!(Arc::ptr_eq(back.payload(), &payload), "payload shared, not copied");
         assert!(table.is_empty(), "every handle taken back");
+    }
+
+    #[test]
+    fn small_payload_is_lowered_inline() {
+        let item = message(Arc::from(&b"{\"x\":1}"[..]));
+        let mut table = ResourceTable::new();
+        let wit = item.lower(&mut table).unwrap();
+        let DataModel::Message(m) = &wit else {
+            panic!("lowered as {wit:?}")
+        };
+        assert!(matches!(&m.payload, BufferOrBytes::Bytes(b) if b == b"{\"x\":1}"));
+        let back = Item::lift(&mut table, wit, &Hlc::now("other")).unwrap();
+        assert_eq!(back, item);
+        assert!(table.is_empty(), "only the topic was a handle, and it was taken back");
     }
 
     #[test]

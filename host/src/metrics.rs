@@ -117,7 +117,7 @@ impl Metrics {
         );
         registry.register(
             "operator_latency_seconds",
-            "Time spent in one call of an operation",
+            "Time spent in one call of an operation (one call in 16 is timed)",
             nodes.latency_seconds.clone(),
         );
         Self {

@@ -241,6 +241,31 @@ fn runtime_metrics_name_each_operation() {
 }
 
 #[test]
+fn latency_histogram_times_one_call_in_sixteen() {
+    let h = Harness::new();
+    let mut g = h.start(&temperature_humidity(), RunOptions::default());
+    let calls = 2 * wasmflow_host::graph::LATENCY_SAMPLE as u64 + 1;
+    let inputs = (0..calls)
+        .map(|i| input(r#"{"temperature":{"value":50,"unit":"F"}}"#, T0 + i))
+        .collect();
+    run_all(&mut g, inputs);
+    let text = h.runtime.metrics.render();
+    let count = text
+        .lines()
+        .find(|l| {
+            l.starts_with("wasmflow_operator_latency_seconds_count")
+                && l.contains("operation=\"module-temperature/filter\"")
+        })
+        .unwrap_or_else(|| panic!("no latency count for the filter in\n{text}"));
+    // Calls 0, 16 and 32 of 33 are timed.
+    assert!(count.ends_with(" 3"), "{count}");
+    assert!(
+        text.contains("one call in 16 is timed"),
+        "the help text says it is sampled"
+    );
+}
+
+#[test]
 fn enrichment_state_persists_in_the_data_directory() {
     let h = Harness::with_state(false);
     {

@@ -66,8 +66,10 @@ impl TsParts<'_> {
 /// spaces), because a timestamp that is "almost" right would silently reorder a stream. The
 /// error is a sentence the host can log as is.
 pub fn parse_ts(value: &str) -> Result<TsParts<'_>, String> {
-    let mut parts = value.splitn(3, ':');
-    let (Some(millis), Some(counter), Some(node_id)) = (parts.next(), parts.next(), parts.next()) else {
+    let Some((millis, (counter, node_id))) = value
+        .split_once(':')
+        .and_then(|(millis, rest)| Some((millis, rest.split_once(':')?)))
+    else {
         return Err(format!(
             "`{TS_PROPERTY}` value {value:?} is not <ms since epoch>:<counter>:<node id>"
         ));
@@ -85,12 +87,19 @@ pub fn parse_ts(value: &str) -> Result<TsParts<'_>, String> {
     })
 }
 
-/// Digits only (`u64::from_str` alone would accept a leading `+`).
+/// Digits only, in one pass (`u64::from_str` would also accept a leading `+`; sources parse one
+/// of these per message).
 fn parse_u64(text: &str) -> Option<u64> {
-    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+    if text.is_empty() {
         return None;
     }
-    text.parse().ok()
+    text.bytes().try_fold(0u64, |n, b| {
+        let digit = b.wrapping_sub(b'0');
+        if digit > 9 {
+            return None;
+        }
+        n.checked_mul(10)?.checked_add(u64::from(digit))
+    })
 }
 
 /// Writes a `__ts` value in the zero-padded form `{:0>15}:{:0>5}:{}`, so that values compare
@@ -109,9 +118,18 @@ pub fn format_ts(millis: u128, counter: u64, node_id: &str) -> String {
 }
 
 /// Appends `n` in decimal, left-padded with zeros to `width` digits (never truncated).
-fn push_padded(out: &mut String, mut n: u128, width: usize) {
+fn push_padded(out: &mut String, n: u128, width: usize) {
     let mut digits = [b'0'; 39]; // u128::MAX has 39 digits
     let mut start = digits.len();
+    // Digits come off in u64 arithmetic once the rest fits: a u128 division is a library call
+    // per digit, and every real `__ts` fits in u64 from the start.
+    let mut wide = n;
+    while wide > u128::from(u64::MAX) {
+        start -= 1;
+        digits[start] = b'0' + (wide % 10) as u8;
+        wide /= 10;
+    }
+    let mut n = wide as u64; // fits: the loop above ran until it did
     loop {
         start -= 1;
         digits[start] = b'0' + (n % 10) as u8;

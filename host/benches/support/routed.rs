@@ -21,6 +21,7 @@ use wasmflow_host::bindings::{
 use wasmflow_host::buffer::{new_buffer, take_buffer, Payload};
 use wasmflow_host::graph::{RunOptions, EPOCH_TICK};
 use wasmflow_host::host_state::{self, GraphServices, HostState};
+use wasmflow_host::item::lower_payload;
 
 pub type MapFn = TypedFunc<(DataModel,), (Result<DataModel, OperatorError>,)>;
 pub type FilterFn = TypedFunc<(DataModel,), (Result<bool, OperatorError>,)>;
@@ -114,7 +115,7 @@ impl Ops {
     }
 
     /// The message the source plumbing would have produced, built by the host directly: payload
-    /// and topic as buffers (as the router lowers them), `__ts` kept as a user property.
+    /// and topic lowered as the router lowers them, `__ts` kept as a user property.
     pub fn message(
         &mut self,
         topic: &Arc<[u8]>,
@@ -124,7 +125,8 @@ impl Ops {
         ts: &str,
     ) -> Result<DataModel> {
         let table = self.table();
-        let payload = new_buffer(table, payload.clone())?;
+        // The runtime's own rule (inline when small), so both measure routing, not payload form.
+        let payload = lower_payload(table, payload)?;
         let topic = new_buffer(table, topic.clone())?;
         Ok(DataModel::Message(Message {
             timestamp: Timestamp {
@@ -137,7 +139,7 @@ impl Ops {
             },
             topic: BufferOrBytes::Buffer(topic),
             content_type: None,
-            payload: BufferOrBytes::Buffer(payload),
+            payload,
             properties: MessageProperties {
                 user_properties: vec![(
                     BufferOrString::String("__ts".to_owned()),

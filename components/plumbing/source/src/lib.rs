@@ -7,12 +7,14 @@ use wasmflow_guest::hlc::{parse_ts, Hlc};
 /// The event time of a delivery whose first `__ts` property is `ts`: `ts` parsed when present
 /// and well formed, else `arrival`. The second value is the reason when a `__ts` was present
 /// but malformed (the host logs it; the item still flows, stamped with its arrival).
-pub fn event_time(ts: Option<&str>, arrival: Hlc) -> (Hlc, Option<String>) {
+/// `arrival` is asked only then: a host running this natively reads no clock for a delivery
+/// that carries its event time.
+pub fn event_time(ts: Option<&str>, arrival: impl FnOnce() -> Hlc) -> (Hlc, Option<String>) {
     match ts {
-        None => (arrival, None),
+        None => (arrival(), None),
         Some(value) => match parse_ts(value) {
             Ok(parts) => (parts.to_hlc(), None),
-            Err(reason) => (arrival, Some(reason)),
+            Err(reason) => (arrival(), Some(reason)),
         },
     }
 }
@@ -32,7 +34,7 @@ mod component {
 
     impl Guest for Component {
         fn event_time(ts: Option<String>, arrival: HybridLogicalClock) -> (HybridLogicalClock, Option<String>) {
-            let (time, problem) = crate::event_time(ts.as_deref(), hlc_from_binding(&arrival));
+            let (time, problem) = crate::event_time(ts.as_deref(), || hlc_from_binding(&arrival));
             let clock = HybridLogicalClock {
                 timestamp: Timespec {
                     secs: time.secs,
@@ -61,7 +63,7 @@ mod tests {
 
     #[test]
     fn ts_property_sets_event_time() {
-        let (time, problem) = event_time(Some("001700000003456:00002:sensor-1"), arrival());
+        let (time, problem) = event_time(Some("001700000003456:00002:sensor-1"), arrival);
         assert_eq!(
             time,
             Hlc {
@@ -75,19 +77,25 @@ mod tests {
     }
 
     #[test]
+    fn a_usable_ts_reads_no_clock() {
+        let (time, _) = event_time(Some("5:0:n"), || panic!("the arrival time was asked for"));
+        assert_eq!(time.counter, 0);
+    }
+
+    #[test]
     fn no_ts_means_arrival_time() {
-        assert_eq!(event_time(None, arrival()), (arrival(), None));
+        assert_eq!(event_time(None, arrival), (arrival(), None));
     }
 
     #[test]
     fn malformed_ts_falls_back_with_a_reason() {
-        let (time, problem) = event_time(Some("yesterday"), arrival());
+        let (time, problem) = event_time(Some("yesterday"), arrival);
         assert_eq!(time, arrival());
         assert_eq!(
             problem.as_deref(),
             Some("`__ts` value \"yesterday\" is not <ms since epoch>:<counter>:<node id>")
         );
-        let (_, problem) = event_time(Some("12:x:n"), arrival());
+        let (_, problem) = event_time(Some("12:x:n"), arrival);
         assert!(problem.expect("reason").contains("counter \"x\""));
     }
 }
