@@ -26,11 +26,6 @@ use wasmflow_host::graph::{Destination, Input, RunOptions};
 use wasmflow_host::runtime::{default_modules_dir, load_graph, Runtime, RuntimeConfig};
 use wasmflow_host::wasi_nn::{init_onnxruntime, locate_onnxruntime, NnOptions};
 
-/// The allocator the `wasmflow` binary runs with (src/main.rs); ONNX Runtime called directly
-/// shares it.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 const ROUNDS: usize = 5;
 
 fn repo() -> PathBuf {

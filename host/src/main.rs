@@ -6,12 +6,6 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-/// mimalloc rather than the system allocator: the router allocates and frees a few small strings
-/// and vectors per item, and glibc's malloc/free took about an eighth of the instructions of a
-/// one-operator graph (callgrind, BENCHMARKS.md).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
     cli::init_tracing(args.verbose);

@@ -5,11 +5,6 @@
 
 pub mod routed;
 
-/// The allocator the `wasmflow` binary runs with (src/main.rs), so in-process variants measure
-/// what the binary does; every variant of a bench shares it.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
