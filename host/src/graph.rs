@@ -208,7 +208,7 @@ pub struct Graph {
     /// Lineage of each output pushed during the current call, in order.
     out_lineage: Vec<Vec<u64>>,
     /// Whether the current call keeps lineage (the `*_traced` calls) or only returns outputs.
-    tracing: bool,
+    keep_lineage: bool,
     held: Vec<Held>,
     released: Vec<u64>,
     next_id: u64,
@@ -321,7 +321,7 @@ impl Graph {
             rebuilds: 0,
             lineage: Vec::new(),
             out_lineage: Vec::new(),
-            tracing: false,
+            keep_lineage: false,
             held: Vec::new(),
             released: Vec::new(),
             next_id: 1,
@@ -511,10 +511,10 @@ impl Graph {
         id
     }
 
-    /// Starts a call into the graph; `tracing` keeps lineage for [`Traced`] (a plain `push`
-    /// skips that bookkeeping: it costs allocations per output).
-    fn begin(&mut self, lineage: Vec<u64>, tracing: bool) {
-        self.tracing = tracing;
+    /// Starts a call into the graph; `keep_lineage` for [`Traced`] (a plain `push` skips that
+    /// bookkeeping: it costs allocations per output).
+    fn begin(&mut self, lineage: Vec<u64>, keep_lineage: bool) {
+        self.keep_lineage = keep_lineage;
         self.lineage = lineage;
         self.out_lineage.clear();
         self.held.clear();
@@ -533,7 +533,7 @@ impl Graph {
 
     /// Records an output with the lineage of what is being routed.
     fn output(&mut self, o: Output, out: &mut Vec<Output>) {
-        if self.tracing {
+        if self.keep_lineage {
             self.out_lineage.push(self.lineage.clone());
         }
         out.push(o);
@@ -685,7 +685,7 @@ impl Graph {
                     tracing::debug!(operation = %self.manifest.operations[op].name, ts = %item.ts, "late item: its window closes at once");
                 }
                 let id = self.new_id();
-                if self.tracing {
+                if self.keep_lineage {
                     self.held.push(Held {
                         id,
                         operation: self.manifest.operations[op].name.clone(),
