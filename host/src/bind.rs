@@ -230,29 +230,38 @@ fn start_sources(binding: &Binding) -> Result<Vec<Box<dyn Source>>> {
     Ok(out)
 }
 
-/// A shutdown signal that turns true on Ctrl-C or SIGTERM.
+/// A shutdown signal that turns true on Ctrl-C or SIGTERM. The handlers are registered before
+/// this returns (not when the task first runs), so a signal that arrives while the graph starts
+/// is already ours and stops it cleanly.
 fn signals(rt: &tokio::runtime::Runtime) -> watch::Receiver<bool> {
     let (tx, rx) = watch::channel(false);
-    rt.spawn(async move {
-        #[cfg(unix)]
-        {
-            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(t) => t,
-                Err(_) => {
-                    let _ = tokio::signal::ctrl_c().await;
-                    let _ = tx.send(true);
-                    return;
-                }
-            };
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        #[cfg(not(unix))]
-        let _ = tokio::signal::ctrl_c().await;
+    let stopped = move || {
         tracing::info!("stopping: unacknowledged inputs stay with the broker");
         let _ = tx.send(true);
+    };
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let _context = rt.enter();
+        match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+            (Ok(mut interrupt), Ok(mut term)) => {
+                rt.spawn(async move {
+                    tokio::select! {
+                        _ = interrupt.recv() => {}
+                        _ = term.recv() => {}
+                    }
+                    stopped();
+                });
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::warn!("Ctrl-C and SIGTERM will end the run abruptly: their handlers could not be set up: {e}");
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    rt.spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        stopped();
     });
     rx
 }

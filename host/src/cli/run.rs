@@ -179,7 +179,9 @@ impl RunCmd {
         let interrupted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         {
             let flag = interrupted.clone();
-            let _ = ctrlc_flag(flag);
+            if let Err(e) = ctrlc_flag(flag) {
+                tracing::warn!("Ctrl-C will end the run abruptly: its handler could not be set up: {e:#}");
+            }
         }
 
         let format = if self.envelope {
@@ -233,12 +235,23 @@ impl RunCmd {
     }
 }
 
-/// Sets `flag` on Ctrl-C, from a small tokio runtime on its own thread.
+/// Sets `flag` on Ctrl-C, from a small tokio runtime on its own thread. The handler is
+/// registered before this returns: registered from the thread instead, an interrupt that came
+/// before the thread first ran met the default action and killed the run (seen in CI).
 fn ctrlc_flag(flag: std::sync::Arc<std::sync::atomic::AtomicBool>) -> Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    #[cfg(unix)]
+    let mut interrupt = {
+        let _context = rt.enter();
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?
+    };
     std::thread::spawn(move || {
         rt.block_on(async {
-            if tokio::signal::ctrl_c().await.is_ok() {
+            #[cfg(unix)]
+            let interrupted = interrupt.recv().await.is_some();
+            #[cfg(not(unix))]
+            let interrupted = tokio::signal::ctrl_c().await.is_ok();
+            if interrupted {
                 flag.store(true, std::sync::atomic::Ordering::Relaxed);
             }
         })
