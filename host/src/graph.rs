@@ -732,7 +732,7 @@ impl Graph {
                     self.output(o, out);
                     Ok(())
                 }
-                Err((f, item)) => self.failed(op, f, item, out),
+                Err((f, item)) => self.failed(op, f, *item, out),
             },
             OperationKind::Source => bail!("connection into source `{}`", self.manifest.operations[op].name),
         }
@@ -902,7 +902,7 @@ impl Graph {
         let ticks = (self.options.call_timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
         self.live.store.set_epoch_deadline(ticks);
         let stats = &mut self.stats[op];
-        let sampled = stats.calls % LATENCY_SAMPLE == 0;
+        let sampled = stats.calls.is_multiple_of(LATENCY_SAMPLE);
         stats.calls = stats.calls.wrapping_add(1);
         let r = if sampled {
             let started = Instant::now();
@@ -1008,7 +1008,7 @@ impl Graph {
     /// `__ts` replaces the first existing one in place (later duplicates dropped) or is appended.
     /// Takes the item (its properties become the output's without a copy) and gives it back
     /// with the failure, for the dead-letter output.
-    fn call_sink(&mut self, op: usize, item: Item) -> Result<Output, (CallFailure, Item)> {
+    fn call_sink(&mut self, op: usize, item: Item) -> Result<Output, (CallFailure, Box<Item>)> {
         let ts = match &self.live.funcs[op] {
             OpFuncs::NativeSink => {
                 let t = &item.ts;
@@ -1019,7 +1019,7 @@ impl Graph {
                 let hlc = item.hlc();
                 match self.timed(op, |s| f.call(s, (hlc,))) {
                     Ok((ts,)) => ts,
-                    Err(failure) => return Err((failure, item)),
+                    Err(failure) => return Err((failure, Box::new(item))),
                 }
             }
             _ => unreachable!("kind checked by caller"),
@@ -1027,7 +1027,7 @@ impl Graph {
         if let Body::Message { topic, .. } = &item.body {
             if let Err(e) = std::str::from_utf8(topic) {
                 let why = format!("sink: the message topic is not valid UTF-8: {e}");
-                return Err((CallFailure::Rejected(why), item));
+                return Err((CallFailure::Rejected(why), Box::new(item)));
             }
         }
         let (topic, payload, content_type, properties) = match item.body {
