@@ -124,21 +124,17 @@ fn a_graph_converts_what_it_reads_from_wildcard_topics_and_carries_properties() 
     );
 }
 
+/// `program` (`mosquitto_sub` or `mosquitto_pub`) pointed at `topic` on the local broker at `port`.
+fn mosquitto_client(program: &str, port: u16, topic: &str) -> std::process::Command {
+    let mut c = std::process::Command::new(program);
+    c.args(["-h", "127.0.0.1", "-p", &port.to_string(), "-t", topic]);
+    c
+}
+
 /// `mosquitto_sub` waiting for one message on `topic` at `port`, printing it as `FORMAT`.
 fn mosquitto_sub(port: u16, topic: &str, extra: &[&str]) -> std::process::Child {
-    std::process::Command::new("mosquitto_sub")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-t",
-            topic,
-            "-C",
-            "1",
-            "-W",
-            "60",
-        ])
+    mosquitto_client("mosquitto_sub", port, topic)
+        .args(["-C", "1", "-W", "60"])
         .args(extra)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -147,19 +143,8 @@ fn mosquitto_sub(port: u16, topic: &str, extra: &[&str]) -> std::process::Child 
 }
 
 fn mosquitto_pub(port: u16, topic: &str, message: &str, extra: &[&str]) {
-    let out = std::process::Command::new("mosquitto_pub")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-t",
-            topic,
-            "-m",
-            message,
-            "-q",
-            "1",
-        ])
+    let out = mosquitto_client("mosquitto_pub", port, topic)
+        .args(["-m", message, "-q", "1"])
         .args(extra)
         .output()
         .expect("mosquitto_pub");

@@ -232,6 +232,19 @@ fn path_str(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
+/// `push FILE REFERENCE` as USER with `password` given on the command line.
+fn push_as_user<'a>(file: &'a Path, reference: &'a str, password: &'a str) -> [&'a str; 7] {
+    [
+        "push",
+        path_str(file),
+        reference,
+        "--registry-username",
+        USER,
+        "--registry-password",
+        password,
+    ]
+}
+
 #[test]
 fn a_pushed_module_is_a_standard_wasm_artifact_and_pulls_back_byte_identical() {
     let registry = Registry::start();
@@ -543,29 +556,13 @@ fn credentials_from_flags_environment_and_docker_config() {
         e.contains("not authorized") && e.contains("credentials tried: no credentials"),
         "{e}"
     );
-    let e = client.fails(&[
-        "push",
-        path_str(&file),
-        &reference,
-        "--registry-username",
-        USER,
-        "--registry-password",
-        "wrong",
-    ]);
+    let e = client.fails(&push_as_user(&file, &reference, "wrong"));
     assert!(
         e.contains(&format!("registry {} refused", registry.host)) && e.contains("not authorized"),
         "{e}"
     );
 
-    let digest = digest_line(&client.ok(&[
-        "push",
-        path_str(&file),
-        &reference,
-        "--registry-username",
-        USER,
-        "--registry-password",
-        PASSWORD,
-    ]));
+    let digest = digest_line(&client.ok(&push_as_user(&file, &reference, PASSWORD)));
 
     // Environment variables.
     let puller = Client::new();
@@ -664,15 +661,7 @@ fn token_auth_push_and_pull_with_username_and_password() {
 
     // A wrong password: refused by the token service, and said so.
     let before = tokens.requests().len();
-    let e = client.fails(&[
-        "push",
-        path_str(&file),
-        &reference,
-        "--registry-username",
-        USER,
-        "--registry-password",
-        "wrong",
-    ]);
+    let e = client.fails(&push_as_user(&file, &reference, "wrong"));
     assert!(
         e.contains(&refused)
             && e.contains("authentication failed: its token service refused the credentials")
@@ -688,15 +677,7 @@ fn token_auth_push_and_pull_with_username_and_password() {
 
     // The right ones: a token for pull and push is fetched and the push succeeds.
     let before = tokens.requests().len();
-    let digest = digest_line(&client.ok(&[
-        "push",
-        path_str(&file),
-        &reference,
-        "--registry-username",
-        USER,
-        "--registry-password",
-        PASSWORD,
-    ]));
+    let digest = digest_line(&client.ok(&push_as_user(&file, &reference, PASSWORD)));
     let seen = token_requests_since(&tokens, before);
     let push_scope = format!("repository:{repository}:pull,push");
     assert!(
