@@ -125,7 +125,7 @@ pub fn run(
     let journal = WindowJournal::open(&data_dir.join("windows.redb"), &graph.manifest().name)?;
     let shutdown = match shutdown {
         Some(s) => s,
-        None => signals(rt),
+        None => shutdown_signal(rt, "stopping: unacknowledged inputs stay with the broker"),
     };
     // Sinks first: a source would otherwise take messages it cannot yet deliver.
     let mut routes = Routes::default();
@@ -230,13 +230,14 @@ fn start_sources(binding: &Binding) -> Result<Vec<Box<dyn Source>>> {
     Ok(out)
 }
 
-/// A shutdown signal that turns true on Ctrl-C or SIGTERM. The handlers are registered before
-/// this returns (not when the task first runs), so a signal that arrives while the graph starts
-/// is already ours and stops it cleanly.
-fn signals(rt: &tokio::runtime::Runtime) -> watch::Receiver<bool> {
+/// A shutdown signal that turns true on Ctrl-C or SIGTERM, logging `message` then. The handlers
+/// are registered before this returns (not when the task first runs): registered later, a
+/// signal that came while the graph started met the default action and killed the process
+/// (seen in CI). `rt` must be running (a current-thread runtime needs a thread in `block_on`).
+pub fn shutdown_signal(rt: &tokio::runtime::Runtime, message: &'static str) -> watch::Receiver<bool> {
     let (tx, rx) = watch::channel(false);
     let stopped = move || {
-        tracing::info!("stopping: unacknowledged inputs stay with the broker");
+        tracing::info!("{message}");
         let _ = tx.send(true);
     };
     #[cfg(unix)]

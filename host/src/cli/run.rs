@@ -176,13 +176,11 @@ impl RunCmd {
             }
             let _ = tx.send(Event::End);
         });
-        let interrupted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        {
-            let flag = interrupted.clone();
-            if let Err(e) = ctrlc_flag(flag) {
-                tracing::warn!("Ctrl-C will end the run abruptly: its handler could not be set up: {e:#}");
-            }
-        }
+        // Ctrl-C or SIGTERM ends the run between lines, windows flushed; a small runtime of its
+        // own, driven on its own thread, watches for them.
+        let signals = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let interrupted = wasmflow_host::bind::shutdown_signal(&signals, "stopping on a signal");
+        std::thread::spawn(move || signals.block_on(std::future::pending::<()>()));
 
         let format = if self.envelope {
             InputFormat::Envelope
@@ -201,7 +199,7 @@ impl RunCmd {
         let (mut read, mut bad) = (0usize, 0usize);
         let idle = Duration::from_millis(self.idle_ms);
         loop {
-            if interrupted.load(std::sync::atomic::Ordering::Relaxed) {
+            if *interrupted.borrow() {
                 tracing::info!("interrupted; {} items were waiting in open windows", graph.pending());
                 break;
             }
@@ -233,28 +231,4 @@ impl RunCmd {
         tracing::info!(read, bad, rebuilds = graph.rebuilds(), "done");
         Ok(ExitCode::SUCCESS)
     }
-}
-
-/// Sets `flag` on Ctrl-C, from a small tokio runtime on its own thread. The handler is
-/// registered before this returns: registered from the thread instead, an interrupt that came
-/// before the thread first ran met the default action and killed the run (seen in CI).
-fn ctrlc_flag(flag: std::sync::Arc<std::sync::atomic::AtomicBool>) -> Result<()> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    #[cfg(unix)]
-    let mut interrupt = {
-        let _context = rt.enter();
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?
-    };
-    std::thread::spawn(move || {
-        rt.block_on(async {
-            #[cfg(unix)]
-            let interrupted = interrupt.recv().await.is_some();
-            #[cfg(not(unix))]
-            let interrupted = tokio::signal::ctrl_c().await.is_ok();
-            if interrupted {
-                flag.store(true, std::sync::atomic::Ordering::Relaxed);
-            }
-        })
-    });
-    Ok(())
 }
