@@ -2,7 +2,7 @@
 # Everything else here is a step they depend on; each step is idempotent and fast when done.
 
 CARGO ?= cargo
-WASMFLOW = $(CARGO) run --quiet -p wasmflow-host --bin wasmflow --
+WASMFLOW = $(CARGO) run -p wasmflow-cli --bin wasmflow --
 
 .PHONY: demo test setup model components test-host test-components test-golden bench
 

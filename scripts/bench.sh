@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make bench`: runs every benchmark binary in host/benches (in-process, start-up/memory, and the
+# `make bench`: runs every benchmark binary in tests/benches (in-process, start-up/memory, and the
 # broker, Kafka and inference benches when those files exist), then writes
 #   bench/results.md      the combined Markdown tables, with machine, commit and date;
 #   bench/throughput.svg  a chart of the in-process throughput;
@@ -23,21 +23,21 @@ log() { printf '\033[1m[bench]\033[0m %s\n' "$*" >&2; }
 
 failed=()
 for b in "${benches[@]}"; do
-  if [[ ! -f "host/benches/$b.rs" ]]; then
-    log "$b: host/benches/$b.rs not present, skipped"
+  if [[ ! -f "tests/benches/$b.rs" ]]; then
+    log "$b: tests/benches/$b.rs not present, skipped"
     continue
   fi
   extra=()
-  # Absolute: cargo runs a bench binary in its package directory (host/).
+  # Absolute: cargo runs a bench binary in its package directory (host/cli/).
   [[ "$b" == inprocess ]] && extra=(--svg "$PWD/$out/throughput.svg")
   if [[ "${BENCH_PREBUILT:-}" == "1" ]]; then
     # Run the bench executable cargo built last (for when other builds hold cargo's lock for long).
     # Like `cargo bench`, from the package directory.
     exe=$(ls -t "${CARGO_TARGET_DIR:-target}"/release/deps/"$b"-* 2>/dev/null | grep -v '\.d$' | head -1)
     [[ -n "$exe" ]] || { log "$b: BENCH_PREBUILT=1 but no built $b bench in ${CARGO_TARGET_DIR:-target}/release/deps"; exit 1; }
-    run=(env -C host "$exe")
+    run=(env -C host/cli "$exe")
   else
-    run=(cargo bench --quiet -p wasmflow-host --bench "$b" --)
+    run=(cargo bench --quiet -p wasmflow-cli --bench "$b" --)
   fi
   log "$b: ${run[*]} $quick ${extra[*]}"
   start=$SECONDS

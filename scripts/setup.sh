@@ -54,7 +54,7 @@ if ! componentize-py --version 2>/dev/null | grep -qx "componentize-py $COMPONEN
   command -v componentize-py >/dev/null 2>&1 \
     || log "warning: pip installed componentize-py outside PATH; add its scripts directory to PATH"
 fi
-# wasi-nn (host/src/wasi_nn.rs): ONNX Runtime as a shared library, taken from the PyPI wheel
+# wasi-nn (host/runtime/src/services/wasi_nn): ONNX Runtime as a shared library, taken from the PyPI wheel
 # (ort's load-dynamic; nothing is downloaded at build time), and the Python packages that train
 # and export the digits model (scripts/build-model.py) and check it in tests. Pinned: versions
 # verified together here; ort rc.10 refuses ONNX Runtime older than 1.22.

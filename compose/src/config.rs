@@ -2,8 +2,8 @@
 //!
 //! A parameter's value is its `default` from the graph, overridden by values given with
 //! `-c key=value` (global) or `-c operation.key=value` (one operation). The same rules run at
-//! compose time (in [`crate::ValidatedGraph::configuration_for`]) and at run time (in
-//! [`crate::Manifest::configuration_for`]), so a composed artifact behaves like its YAML.
+//! compose time (`ValidatedGraph::configuration_for`) and at run time
+//! (`Manifest::configuration_for`), so a composed artifact behaves like its YAML.
 
 use std::fmt;
 use std::str::FromStr;

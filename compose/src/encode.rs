@@ -2,7 +2,7 @@
 //! operation's interface re-exported as `op{i}-{slug}`, and the manifest appended as a custom
 //! section.
 //!
-//! Facts this relies on (see shared/COMPOSITION-NOTES.md): `instantiate` gives a fresh instance
+//! Facts about wac-graph this relies on: `instantiate` gives a fresh instance
 //! per call; imports not passed explicitly become composition imports merged by name (one
 //! `types` import, hence one `buffer` resource for all instances); an explicit import with a
 //! plain label and an interface's instance type is encoded `(implements "…")`; `encode` with

@@ -8,13 +8,13 @@ use wac_types::{ItemKind, Package, Types};
 
 use crate::model::OperationKind;
 
+// The per-operation interfaces are part of the naming contract (module `naming`); this path
+// keeps working.
+pub use crate::naming::PER_OPERATION_INTERFACES;
+
 /// The operator package and the version range wasmflow runs (`wasm-graph:processor@1.1.x`, and
 /// later minors of major 1, which only add).
 pub const OPERATOR_PACKAGE: &str = "wasm-graph:processor";
-
-/// Host interfaces that get one composition import per operation, so the host knows which
-/// operation called (`op{i}-logger`, `op{i}-metrics`, `op{i}-state-store`).
-pub const PER_OPERATION_INTERFACES: [&str; 3] = ["logger", "metrics", "state-store"];
 
 /// The top-level imports and exports of a component, by name.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -10,8 +10,9 @@ use wasmparser::{ComponentExternalKind, ComponentTypeRef, Parser, Payload};
 use crate::config::Parameter;
 use crate::error::ComposeError;
 use crate::manifest::Manifest;
-use crate::model::OperationKind;
-use crate::validate::{Connection, ValidatedGraph};
+use crate::model::{Connection, OperationKind};
+use crate::naming::operation_index;
+use crate::validate::ValidatedGraph;
 
 /// One top-level import or export of a component.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,14 +143,10 @@ pub fn inspect_component(bytes: &[u8]) -> Result<String, ComposeError> {
             let _ = writeln!(out, "operations:");
             for (i, op) in m.operations.iter().enumerate() {
                 let identity = match &op.import_prefix {
-                    Some(prefix) => {
+                    Some(_) => {
                         let mine: Vec<&str> = imports
                             .iter()
-                            .filter(|imp| {
-                                imp.name
-                                    .strip_prefix(prefix.as_str())
-                                    .is_some_and(|r| r.starts_with('-'))
-                            })
+                            .filter(|imp| operation_index(&imp.name).is_some_and(|n| n as usize == i))
                             .map(|imp| imp.name.as_str())
                             .collect();
                         if mine.is_empty() {

@@ -14,6 +14,13 @@
 //! (its `wasm-graph:processor/<kind>@1.1.0` instance, or a plumbing `wasmflow:graph/…`
 //! instance); an operator's logger/metrics/state-store imports are the composition imports
 //! `op{i}-logger`, `op{i}-metrics`, `op{i}-state-store`; every other import is shared by name.
+//! [`naming`] builds these names and reads the index back ([`naming::operation_index`]).
+//!
+//! Modules depend on each other in one direction only (each uses only modules listed before
+//! it): [`model`] and [`naming`] (the document's types and the name contract), [`error`],
+//! [`schema`], [`config`], [`resolve`], [`exports`], then [`validate`] (syntax → validated
+//! graph), [`manifest`], [`plan`] (validated graph + files → plan), [`encode`] (plan → bytes)
+//! and [`inspect`]; this root only re-exports and chains them in [`compose`].
 
 #![deny(missing_docs)]
 // Errors are rare and carry the context that makes their message useful; size does not matter.
@@ -26,39 +33,20 @@ pub mod exports;
 pub mod inspect;
 pub mod manifest;
 pub mod model;
+pub mod naming;
 pub mod plan;
 pub mod resolve;
 pub mod schema;
 pub mod validate;
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
-
 pub use config::{Override, Parameter};
 pub use error::ComposeError;
 pub use inspect::{inspect_component, inspect_graph};
 pub use manifest::{Manifest, ManifestOperation, ManifestSchema, MANIFEST_SECTION};
-pub use model::{Arm, GraphDefinition, OperationKind};
-pub use plan::{CompositionPlan, PerOperationImport, PlannedInstance, PlannedPackage};
+pub use model::{Arm, Connection, GraphDefinition, OperationKind};
+pub use plan::{ComposeOptions, CompositionPlan, PerOperationImport, PlannedInstance, PlannedPackage};
 pub use resolve::{ModuleResolver, MODULES_ENV};
-pub use validate::{load_graph, parse_graph, Connection, Operation, ValidatedGraph};
-
-/// How to compose: where modules are, and compose-time configuration overrides.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ComposeOptions {
-    /// `--modules DIR`: searched first.
-    pub modules_dir: Option<PathBuf>,
-    /// The caller's default modules directory (the host passes `<repo>/target/modules`),
-    /// searched after `$WASMFLOW_MODULES`.
-    pub default_modules_dir: Option<PathBuf>,
-    /// `-c` values given at compose time: checked against `required` parameters and baked into
-    /// the manifest's defaults.
-    pub overrides: Vec<Override>,
-    /// Module references the caller has already fetched (the host pulls registry references into
-    /// its OCI cache), reference → local file. Consulted before any search, so a graph pulled
-    /// from a registry uses exactly the modules that registry holds; compose itself never fetches.
-    pub resolved: BTreeMap<String, PathBuf>,
-}
+pub use validate::{load_graph, parse_graph, Operation, ValidatedGraph};
 
 /// A composed graph: the component's bytes (manifest included) and the manifest itself.
 #[derive(Debug, Clone, PartialEq)]

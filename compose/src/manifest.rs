@@ -9,8 +9,7 @@ use wasmparser::{Parser, Payload};
 
 use crate::config::{resolve_configuration, ConfigTarget, Override, Parameter};
 use crate::error::ComposeError;
-use crate::model::OperationKind;
-use crate::validate::Connection;
+use crate::model::{Connection, OperationKind};
 
 /// Name of the custom section holding the manifest.
 pub const MANIFEST_SECTION: &str = "wasmflow-graph";
@@ -34,7 +33,8 @@ pub struct Manifest {
     /// Names from `moduleRequirements.features` (e.g. `wasi-nn`).
     #[serde(default)]
     pub features: Vec<String>,
-    /// One per operation, in graph order (index `i` ↔ export `op{i}-…`).
+    /// One per operation, in graph order (index `i` ↔ export `op{i}-…`, see
+    /// [`naming`](crate::naming)).
     pub operations: Vec<ManifestOperation>,
     /// The edges the host routes items along.
     pub connections: Vec<Connection>,
@@ -53,10 +53,11 @@ pub struct ManifestOperation {
     /// The module reference as written in the graph (None for plumbing).
     #[serde(default)]
     pub module: Option<String>,
-    /// The composition export serving it: `op{i}-{slug}`.
+    /// The composition export serving it: `op{i}-{slug}` ([`export_name`](crate::naming::export_name)).
     pub export: String,
-    /// `op{i}` for operator instances: their logger/metrics/state-store imports are
-    /// `op{i}-logger`, `op{i}-metrics`, `op{i}-state-store`. None for plumbing.
+    /// `op{i}` for operator instances ([`import_prefix`](crate::naming::import_prefix)): their
+    /// logger/metrics/state-store imports are `op{i}-logger`, `op{i}-metrics`, `op{i}-state-store`
+    /// ([`import_name`](crate::naming::import_name)). None for plumbing.
     #[serde(default)]
     pub import_prefix: Option<String>,
     /// Whether its module imports `wasi:nn` (the host must link wasi-nn).

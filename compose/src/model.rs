@@ -2,8 +2,11 @@
 //!
 //! These mirror the document as written, so that a graph made for the platform loads unchanged.
 //! Fields the schema leaves open (extra keys in parameters, module configurations and schemas)
-//! are tolerated: the JSON schema check in [`crate::schema`] runs first and decides what is
+//! are tolerated: the JSON schema check (module `schema`) runs first and decides what is
 //! rejected, these types never add `deny_unknown_fields`.
+//!
+//! [`Connection`], the edge of a graph as validation produces it and the manifest records it,
+//! lives here too, so that later stages share it without depending on each other.
 
 use std::fmt;
 use std::str::FromStr;
@@ -141,6 +144,19 @@ pub struct ConnectionFrom {
 pub struct ConnectionTo {
     /// Operation name.
     pub name: String,
+}
+
+/// A directed edge of the graph, as the host routes items: from `from` (leaving by `arm` for a
+/// branch) to `to`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Connection {
+    /// The producing operation's name.
+    pub from: String,
+    /// For connections leaving a branch, which arm.
+    #[serde(default)]
+    pub arm: Option<Arm>,
+    /// The consuming operation's name.
+    pub to: String,
 }
 
 /// One entry of `schemas`.

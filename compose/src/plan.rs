@@ -1,67 +1,39 @@
 //! The composition plan: which files become packages, one instance per operation, which export
 //! each instance offers and which of its imports are per-operation.
 //!
-//! The plan is everything [`crate::encode`] needs, computed without wac-graph, so tests can
-//! check the shape of a composition (and the host can explain it) without encoding.
+//! The plan is everything encoding needs, computed without wac-graph, so tests can check the
+//! shape of a composition (and the host can explain it) without encoding.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use crate::config::bake_parameters;
+use crate::config::{bake_parameters, Override};
 use crate::error::ComposeError;
 use crate::exports::{find_operation_export, per_operation_imports, ComponentInterfaces, ExportProblem};
 use crate::manifest::{Manifest, ManifestOperation, ManifestSchema, MANIFEST_FORMAT};
 use crate::model::OperationKind;
+use crate::naming::import_name;
 use crate::resolve::ModuleResolver;
 use crate::validate::ValidatedGraph;
-use crate::ComposeOptions;
 
-/// The kebab-case form of an operation name used in export names: lowercase, every run of
-/// characters other than `[a-z0-9]` becomes `-`, trimmed, and each word starting with a digit
-/// gets an `x` prefix (component-model names forbid words starting with a digit).
-///
-/// `module-temperature/map` → `module-temperature-map`; `2nd stage` → `x2nd-stage`.
-pub fn slug(name: &str) -> String {
-    let lower = name.to_lowercase();
-    let mut words: Vec<String> = Vec::new();
-    let mut current = String::new();
-    for c in lower.chars() {
-        if c.is_ascii_lowercase() || c.is_ascii_digit() {
-            current.push(c);
-        } else if !current.is_empty() {
-            words.push(std::mem::take(&mut current));
-        }
-    }
-    if !current.is_empty() {
-        words.push(current);
-    }
-    words
-        .into_iter()
-        .map(|w| {
-            if w.starts_with(|c: char| c.is_ascii_digit()) {
-                format!("x{w}")
-            } else {
-                w
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("-")
-}
+// The naming rules (module `naming`) were first defined here; these paths keep working.
+pub use crate::naming::{export_name, import_prefix, slug};
 
-/// The export name of operation `index`: `op{index}-{slug}` (just `op{index}` when the name has
-/// no letters or digits at all).
-pub fn export_name(index: usize, name: &str) -> String {
-    let s = slug(name);
-    if s.is_empty() {
-        format!("op{index}")
-    } else {
-        format!("op{index}-{s}")
-    }
-}
-
-/// The prefix of operation `index`'s per-operation imports: `op{index}` (`op{index}-logger`…).
-pub fn import_prefix(index: usize) -> String {
-    format!("op{index}")
+/// How to compose: where modules are, and compose-time configuration overrides.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ComposeOptions {
+    /// `--modules DIR`: searched first.
+    pub modules_dir: Option<PathBuf>,
+    /// The caller's default modules directory (the host passes `<repo>/target/modules`),
+    /// searched after `$WASMFLOW_MODULES`.
+    pub default_modules_dir: Option<PathBuf>,
+    /// `-c` values given at compose time: checked against `required` parameters and baked into
+    /// the manifest's defaults.
+    pub overrides: Vec<Override>,
+    /// Module references the caller has already fetched (the host pulls registry references into
+    /// its OCI cache), reference → local file. Consulted before any search, so a graph pulled
+    /// from a registry uses exactly the modules that registry holds; compose itself never fetches.
+    pub resolved: BTreeMap<String, PathBuf>,
 }
 
 /// A component file registered once in the composition.
@@ -94,7 +66,7 @@ impl std::fmt::Debug for PlannedPackage {
 /// An import of one instance that gets its own composition import.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PerOperationImport {
-    /// The composition's import name, e.g. `op1-logger`.
+    /// The composition's import name, e.g. `op1-logger` ([`import_name`]).
     pub name: String,
     /// The instance's import it satisfies, e.g. `wasm-graph:processor/logger@1.1.0`.
     pub interface: String,
@@ -113,9 +85,9 @@ pub struct PlannedInstance {
     pub package: usize,
     /// The instance export that serves the operation, e.g. `wasm-graph:processor/map@1.1.0`.
     pub interface: String,
-    /// The composition export re-exporting it, `op{i}-{slug}`.
+    /// The composition export re-exporting it, `op{i}-{slug}` ([`export_name`]).
     pub export: String,
-    /// `op{i}` for operator instances; `None` for plumbing.
+    /// `op{i}` for operator instances ([`import_prefix`]); `None` for plumbing.
     pub import_prefix: Option<String>,
     /// Imports satisfied by per-operation composition imports.
     pub per_operation_imports: Vec<PerOperationImport>,
@@ -160,7 +132,7 @@ pub fn plan(graph: &ValidatedGraph, opts: &ComposeOptions) -> Result<Composition
 pub fn plan_with(
     graph: &ValidatedGraph,
     resolver: &ModuleResolver,
-    overrides: &[crate::Override],
+    overrides: &[Override],
 ) -> Result<CompositionPlan, ComposeError> {
     let file = graph.file_label();
 
@@ -266,15 +238,14 @@ pub fn plan_with(
         let (prefix, per_op) = if op.kind.is_plumbing() {
             (None, Vec::new())
         } else {
-            let prefix = import_prefix(op.index);
             let per_op = per_operation_imports(&pkg.interfaces)
                 .into_iter()
                 .map(|(short, import)| PerOperationImport {
-                    name: format!("{prefix}-{short}"),
+                    name: import_name(op.index, short),
                     interface: import,
                 })
                 .collect();
-            (Some(prefix), per_op)
+            (Some(import_prefix(op.index)), per_op)
         };
         let imports_wasi_nn = pkg.interfaces.imports_wasi_nn();
         any_wasi_nn |= imports_wasi_nn;

@@ -8,27 +8,16 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 
 use petgraph::graph::{DiGraph, NodeIndex};
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::config::{resolve_configuration, ConfigTarget, Override, Parameter};
 use crate::error::ComposeError;
 use crate::model::{Arm, GraphDefinition, OperationKind};
-use crate::plan::export_name;
+use crate::naming::export_name;
 use crate::schema;
 
-/// A directed edge of the graph, as the host routes items: from `from` (leaving by `arm` for a
-/// branch) to `to`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Connection {
-    /// The producing operation's name.
-    pub from: String,
-    /// For connections leaving a branch, which arm.
-    #[serde(default)]
-    pub arm: Option<Arm>,
-    /// The consuming operation's name.
-    pub to: String,
-}
+// `Connection` was first defined here; this path keeps working.
+pub use crate::model::Connection;
 
 /// One operation of a validated graph, with everything later stages need.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,7 +30,8 @@ pub struct Operation {
     pub kind: OperationKind,
     /// The module reference as written (None for source, sink and concatenate).
     pub module: Option<String>,
-    /// The export name of its instance in the composed component (`op{i}-{slug}`).
+    /// The export name of its instance in the composed component, `op{i}-{slug}`
+    /// ([`naming::export_name`](crate::naming::export_name)).
     pub export: String,
     /// The parameters declared for it in `moduleConfigurations`.
     pub parameters: Vec<Parameter>,

@@ -1,14 +1,16 @@
 //! Shared by every wasmflow guest component (plumbing and sample operators).
 //!
-//! * [`hlc`]: pure event-time helpers (the `__ts` user property, millisecond conversions,
-//!   window rounding, ordering keys). Pure so they are unit-tested natively and so the source,
-//!   the sink and the `window` operator agree on one definition.
+//! * [`hlc`]: event time on the wire (`wasmflow-wire`, in `host/wire`: the `__ts` user
+//!   property, millisecond conversions, window rounding, ordering keys). One crate for the host
+//!   and every guest, so the host's router, the source, the sink and the `window` operator
+//!   agree on one definition.
 //! * `bindings` (wasm32 only): one set of generated bindings for the imported interfaces of
 //!   `wasm-graph:processor@1.1.0` (`types`, `hybrid-logical-clock`, `logger`, `metrics`,
 //!   `state-store`). Every component maps those interfaces to this module with wit-bindgen's
 //!   `with`, so they all share one `Buffer` type and the glue helpers in [`glue`].
 
-pub mod hlc;
+/// Event time on the wire, shared with the host.
+pub use wasmflow_wire as hlc;
 
 /// Generated bindings of the imported `wasm-graph:processor` interfaces, shared by all guests.
 #[cfg(target_arch = "wasm32")]

@@ -1,7 +1,7 @@
 """Native tests of the Python map's logic: `python3 -m unittest` in this directory (make test).
 
 Expected outputs are the Rust map's (components/samples/temperature/src/lib.rs tests and
-serde_json 1.0.154 as pinned by components/Cargo.lock); host/tests/python_operator.rs checks the
+serde_json 1.0.154 as pinned by components/Cargo.lock); tests/all/python_operator.rs checks the
 built component against the Rust module in the same graph.
 """
 

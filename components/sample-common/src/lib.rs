@@ -1,7 +1,7 @@
 //! What the sample operators share, so that no two of them disagree on a record's shape:
 //!
 //! * [`records`]: the temperature and humidity JSON records (field order and defaults are part
-//!   of the observable behaviour, DESIGN.md "Sample operators").
+//!   of the observable behaviour the README and the tests state).
 //! * [`stats`]: the running statistics (`count, max, min, average, last`) and the fold both
 //!   statistics accumulators (`temperature`, `humidity`) run.
 //! * [`json`]: small JSON helpers that turn serde errors into operator error sentences.

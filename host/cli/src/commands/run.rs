@@ -1,0 +1,209 @@
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use wasmflow_delivery::lines::{LineOptions, LineStats};
+use wasmflow_runtime::engine::EngineLimits;
+use wasmflow_runtime::graph::{Graph, RunOptions};
+use wasmflow_runtime::store::WasiGrants;
+use wasmflow_runtime::{load_graph, Runtime, RuntimeConfig};
+use wasmflow_transport::lines::InputFormat;
+
+use crate::flags::transport::{self, TransportArgs};
+use crate::flags::GraphArgs;
+
+#[derive(Args, Debug)]
+pub struct RunCmd {
+    /// A graph definition (YAML), a composed graph (.wasm), or a registry reference to either.
+    pub target: PathBuf,
+    /// Newline-delimited messages to feed the graph's source (`-` for standard input) instead
+    /// of a broker; outputs are printed as JSON lines.
+    #[arg(long)]
+    pub input: Option<String>,
+    /// Input lines are JSON envelopes with topic, payload and user-properties.
+    #[arg(long)]
+    pub envelope: bool,
+    /// Topic of input lines that do not name one.
+    #[arg(long, default_value = "input")]
+    pub topic: String,
+    /// Data directory (compiled-code cache, state store).
+    #[arg(long, env = "WASMFLOW_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Seed the state store from a JSON object file before starting.
+    #[arg(long)]
+    pub state_seed: Option<PathBuf>,
+    /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9090).
+    #[arg(long)]
+    pub metrics: Option<std::net::SocketAddr>,
+    /// Print items that operators rejected as dead letters (with the error and operation).
+    #[arg(long)]
+    pub dead_letter: bool,
+    /// Longest one operator call may run, in milliseconds.
+    #[arg(long, default_value_t = 5000)]
+    pub call_timeout_ms: u64,
+    /// Largest memory one module may use, in MiB.
+    #[arg(long, default_value_t = 256)]
+    pub max_memory_mib: usize,
+    /// When no input arrives for this long (ms), advance event time to the wall clock.
+    #[arg(long, default_value_t = 1000)]
+    pub idle_ms: u64,
+    /// Grant modules an environment variable (`KEY=VALUE`, or `KEY` to pass the host's).
+    #[arg(long = "env", value_name = "KEY[=VALUE]")]
+    pub env: Vec<String>,
+    /// Grant modules read-only access to a host directory (`HOST[::GUEST]`).
+    #[arg(long = "dir", value_name = "HOST[::GUEST]")]
+    pub dirs: Vec<String>,
+    /// Let modules write to standard error.
+    #[arg(long)]
+    pub inherit_stderr: bool,
+    #[command(flatten)]
+    pub graph_args: GraphArgs,
+    #[command(flatten)]
+    pub transport: TransportArgs,
+    #[command(flatten)]
+    pub nn: crate::flags::nn::NnArgs,
+}
+
+impl RunCmd {
+    /// The WASI grants the flags ask for; a `KEY` alone passes the host's value (error if unset).
+    fn wasi_grants(&self) -> Result<WasiGrants> {
+        let mut env = Vec::new();
+        for e in &self.env {
+            match e.split_once('=') {
+                Some((k, v)) => env.push((k.to_owned(), v.to_owned())),
+                None => env.push((
+                    e.clone(),
+                    std::env::var(e).map_err(|_| anyhow::anyhow!("--env {e}: not set in this environment"))?,
+                )),
+            }
+        }
+        let dirs = self
+            .dirs
+            .iter()
+            .map(|d| match d.split_once("::") {
+                Some((host, guest)) => (PathBuf::from(host), guest.to_owned()),
+                None => (PathBuf::from(d), d.clone()),
+            })
+            .collect();
+        Ok(WasiGrants {
+            env,
+            dirs,
+            inherit_stderr: self.inherit_stderr,
+        })
+    }
+}
+
+impl RunCmd {
+    pub fn execute(self, rt: &tokio::runtime::Handle) -> Result<ExitCode> {
+        let config = RuntimeConfig {
+            data_dir: self.data_dir.clone().unwrap_or_else(RuntimeConfig::default_data_dir),
+            ephemeral_state: false,
+            cache_dir: None,
+            limits: EngineLimits {
+                max_memory_bytes: self.max_memory_mib << 20,
+                ..Default::default()
+            },
+        };
+        let mut runtime = Runtime::new(&config)?;
+        runtime.set_wasi_nn(self.nn.options());
+        if let Some(seed) = &self.state_seed {
+            let n = runtime.state.seed_from_json(seed)?;
+            tracing::info!("seeded {n} state keys from {}", seed.display());
+        }
+        let (target, compose) = self.graph_args.resolve_target(&self.target, &config.data_dir, rt)?;
+        let loaded = load_graph(&target, &compose)?;
+        let options = RunOptions {
+            call_timeout: Duration::from_millis(self.call_timeout_ms),
+            max_memory: self.max_memory_mib << 20,
+            overrides: self.graph_args.config.clone(),
+            dead_letter: self.dead_letter || self.transport.dead_letter_topic.is_some(),
+            wasi: self.wasi_grants()?,
+            ..RunOptions::default()
+        };
+        let started = std::time::Instant::now();
+        let (mut graph, cache) = runtime.start(&loaded, options)?;
+        tracing::info!(graph = %loaded.manifest.name, ?cache, "started in {:.1?}", started.elapsed());
+
+        if let Some(addr) = self.metrics {
+            let bound = rt.block_on(runtime.metrics.clone().serve(addr))?;
+            tracing::info!("metrics on http://{bound}/metrics");
+        }
+
+        let Some(input) = self.input.clone() else {
+            let idle = Duration::from_millis(self.idle_ms);
+            return run_bound(&self.transport, &mut graph, &config.data_dir, idle, rt);
+        };
+        let reader: Box<dyn BufRead + Send> = if input == "-" {
+            Box::new(std::io::BufReader::new(std::io::stdin()))
+        } else {
+            let f = std::fs::File::open(&input).with_context(|| format!("opening --input {input}"))?;
+            Box::new(std::io::BufReader::new(f))
+        };
+        // Ctrl-C or SIGTERM ends the run between lines.
+        let interrupted = wasmflow_delivery::shutdown_signal(rt, "stopping on a signal");
+        let options = LineOptions {
+            format: if self.envelope {
+                InputFormat::Envelope
+            } else {
+                InputFormat::Payload
+            },
+            topic: self.topic.clone(),
+            idle: Duration::from_millis(self.idle_ms),
+            name: input.clone(),
+        };
+        let stdout = std::io::stdout();
+        let mut out = std::io::BufWriter::new(stdout.lock());
+        let LineStats { read, bad, .. } =
+            wasmflow_delivery::lines::run(&mut graph, reader, &options, &mut out, interrupted)?;
+        tracing::info!(read, bad, rebuilds = graph.rebuilds(), "done");
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// Binds the graph to its brokers and runs it until Ctrl-C / SIGTERM.
+fn run_bound(
+    args: &TransportArgs,
+    graph: &mut Graph,
+    data_dir: &std::path::Path,
+    idle: Duration,
+    rt: &tokio::runtime::Handle,
+) -> Result<ExitCode> {
+    let mut url = args.mqtt.clone();
+    // With no broker given, the graph talks to one of its own (it lives until the process exits).
+    if url.is_none() && args.kafka.kafka.is_none() {
+        let broker = wasmflow_mqtt::broker::EmbeddedBroker::start(args.listen, rt)?;
+        tracing::info!(
+            "embedded MQTT broker (3.1.1 and 5) on {}: publish to {}, subscribe to {}",
+            broker.addr(),
+            args.sources.first().map_or(transport::DEFAULT_SOURCE, String::as_str),
+            args.sink.as_deref().unwrap_or(transport::DEFAULT_SINK),
+        );
+        url = Some(broker.url());
+    }
+    let binding = args.binding(&graph.manifest().name, url.as_deref())?;
+    tracing::info!(
+        sources = ?binding.sources.iter().map(|e| &e.topic).collect::<Vec<_>>(),
+        sink = ?binding.sink.as_ref().map(|e| &e.topic),
+        "bound to {}",
+        [url.clone(), args.kafka.kafka.as_ref().map(|k| format!("kafka {k}"))]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" and ")
+    );
+    let options = wasmflow_delivery::pump::PumpOptions {
+        idle,
+        ..Default::default()
+    };
+    let stats = wasmflow_delivery::run(graph, data_dir, &binding, &options, rt, None)?;
+    tracing::info!(
+        received = stats.received,
+        sent = stats.sent,
+        dead_letters = stats.dead_letters,
+        "done"
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,50 @@
+//! `run` flags for the Kafka transport (`--kafka`, `-X`, `--kafka-config`, `--kafka-group`).
+//! Parsing only: `wasmflow_kafka` connects.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use wasmflow_kafka::{KafkaConfig, KafkaSettings};
+
+#[derive(Args, Debug, Clone)]
+pub struct KafkaArgs {
+    /// Kafka bootstrap servers (`host:9092[,host:9092…]`). With `--mqtt` too, name Kafka topics
+    /// `kafka:TOPIC` in `--source`/`--sink`.
+    #[arg(long, env = "WASMFLOW_KAFKA", value_name = "BROKERS")]
+    pub kafka: Option<String>,
+    /// A librdkafka property, passed through (`-X security.protocol=SASL_SSL`); a value
+    /// `env:NAME` or `file:PATH` is read from there, so secrets stay off the command line.
+    #[arg(short = 'X', long = "kafka-property", value_name = "KEY=VALUE")]
+    pub kafka_properties: Vec<String>,
+    /// A file of librdkafka properties, one `key=value` a line (TLS/SASL settings, secrets).
+    #[arg(long, env = "WASMFLOW_KAFKA_CONFIG", value_name = "FILE")]
+    pub kafka_config: Option<PathBuf>,
+    /// Consumer group of the graph's Kafka source (default: `wasmflow-<graph name>`); a restart
+    /// in the same group resumes at the last committed offset.
+    #[arg(long, value_name = "ID")]
+    pub kafka_group: Option<String>,
+}
+
+impl KafkaArgs {
+    /// The Kafka side of the binding, if `--kafka` was given; `default_group` names the group
+    /// when `--kafka-group` does not.
+    pub fn config(&self, default_group: &str, connect_timeout: Duration) -> Result<Option<KafkaConfig>> {
+        let Some(brokers) = &self.kafka else {
+            return Ok(None);
+        };
+        let mut settings = KafkaSettings::new(brokers);
+        settings.connect_timeout = connect_timeout;
+        if let Some(file) = &self.kafka_config {
+            settings.properties_file(file).context("--kafka-config")?;
+        }
+        for p in &self.kafka_properties {
+            settings.property(p).context("-X")?;
+        }
+        Ok(Some(KafkaConfig {
+            settings,
+            group_id: self.kafka_group.clone().unwrap_or_else(|| default_group.to_owned()),
+        }))
+    }
+}

@@ -1,0 +1,43 @@
+//! `wasmflow`: the command-line entry point. It parses arguments, builds the process's one
+//! tokio runtime, and hands both to the command, which calls the libraries. Errors are
+//! printed here, once, with their chain of causes.
+
+mod commands;
+mod flags;
+mod progress;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = commands::Cli::parse();
+    commands::init_tracing(args.verbose);
+    // One runtime for the whole process: transports, the embedded broker, the metrics endpoint,
+    // registry transfers and signal handling all run on it; graphs run on the main thread. Two
+    // workers are plenty: they mostly wait on sockets.
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("wasmflow-io")
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting the I/O runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let code = match args.command.execute(rt.handle()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            for cause in e.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::from(1)
+        }
+    };
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    code
+}

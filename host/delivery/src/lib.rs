@@ -1,0 +1,295 @@
+//! At-least-once delivery: messages from brokers through a graph to its sinks, each inbound
+//! message acknowledged only once everything derived from it is done.
+//!
+//! * [`pump`]: the transport-agnostic loop between a graph (on the calling thread) and its
+//!   transports (on the process's tokio runtime);
+//! * [`ack`]: the tracker that turns lineage into acknowledgements;
+//! * [`journal`]: window entries persisted so their inputs can be acknowledged early;
+//! * [`lines`]: line mode (`run --input`), where nothing is acknowledged;
+//! * this module: a [`Binding`] of a graph's source and sinks to broker topics (`[transport:]topic`;
+//!   the prefix is needed only when more than one transport is configured, so a graph may read
+//!   MQTT and write Kafka) and [`run`], which starts the transports and drives the pump. A new
+//!   transport plugs in as a `TransportKind` variant, its configuration in `Binding`, and one
+//!   arm in `start_source`/`start_sink`.
+
+#![warn(missing_docs)]
+
+pub mod ack;
+pub mod journal;
+pub mod lines;
+pub mod pump;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Result};
+use tokio::sync::{mpsc, watch};
+
+#[cfg(feature = "kafka")]
+use wasmflow_kafka::{KafkaConfig, KafkaSink, KafkaSource};
+#[cfg(feature = "mqtt")]
+use wasmflow_mqtt::{MqttConfig, MqttSink, MqttSource};
+use wasmflow_runtime::graph::Graph;
+use wasmflow_transport::{Sink, Source};
+
+use crate::journal::WindowJournal;
+use crate::pump::{PumpOptions, PumpStats, Route, Routes};
+
+/// Which kind of broker an endpoint is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportKind {
+    Mqtt,
+    Kafka,
+}
+
+impl TransportKind {
+    fn prefix(self) -> &'static str {
+        match self {
+            TransportKind::Mqtt => "mqtt",
+            TransportKind::Kafka => "kafka",
+        }
+    }
+}
+
+/// A topic (or topic filter) on one transport.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub transport: TransportKind,
+    pub topic: String,
+}
+
+/// Everything `run` needs to connect a graph to its brokers.
+#[derive(Debug, Clone, Default)]
+pub struct Binding {
+    /// The MQTT broker, when one is configured.
+    #[cfg(feature = "mqtt")]
+    pub mqtt: Option<MqttConfig>,
+    /// The Kafka cluster, when one is configured.
+    #[cfg(feature = "kafka")]
+    pub kafka: Option<KafkaConfig>,
+    /// Topic filters the graph's source reads (several allowed, on one or more transports).
+    pub sources: Vec<Endpoint>,
+    /// Where the graph's sinks publish.
+    pub sink: Option<Endpoint>,
+    /// Where items operators reject go, with `error` and `operation` user properties.
+    pub dead_letter: Option<Endpoint>,
+}
+
+impl Binding {
+    fn configured(&self) -> Vec<TransportKind> {
+        #[allow(unused_mut)] // with neither transport built in
+        let mut v = Vec::new();
+        #[cfg(feature = "mqtt")]
+        if self.mqtt.is_some() {
+            v.push(TransportKind::Mqtt);
+        }
+        #[cfg(feature = "kafka")]
+        if self.kafka.is_some() {
+            v.push(TransportKind::Kafka);
+        }
+        v
+    }
+
+    /// Parses `[mqtt:|kafka:]topic`. Without a prefix the one configured transport is meant;
+    /// with two configured, the prefix is required.
+    pub fn endpoint(&self, spec: &str) -> Result<Endpoint> {
+        let configured = self.configured();
+        for kind in [TransportKind::Mqtt, TransportKind::Kafka] {
+            if let Some(topic) = spec.strip_prefix(kind.prefix()).and_then(|s| s.strip_prefix(':')) {
+                if !configured.contains(&kind) {
+                    bail!(
+                        "`{spec}` names {} but no {} broker is configured",
+                        kind.prefix(),
+                        kind.prefix()
+                    );
+                }
+                return Ok(Endpoint {
+                    transport: kind,
+                    topic: topic.to_owned(),
+                });
+            }
+        }
+        match configured.as_slice() {
+            [one] => Ok(Endpoint {
+                transport: *one,
+                topic: spec.to_owned(),
+            }),
+            [] => bail!("`{spec}`: no broker is configured"),
+            _ => bail!("`{spec}`: more than one broker is configured; prefix the topic with `mqtt:` or `kafka:`"),
+        }
+    }
+}
+
+/// Runs `graph` bound to its brokers until `shutdown` turns true, or (when `None`) until Ctrl-C
+/// or SIGTERM. Window contents persist in `<data_dir>/windows.redb`.
+pub fn run(
+    graph: &mut Graph,
+    data_dir: &Path,
+    binding: &Binding,
+    options: &PumpOptions,
+    rt: &tokio::runtime::Handle,
+    shutdown: Option<watch::Receiver<bool>>,
+) -> Result<PumpStats> {
+    if binding.sources.is_empty() {
+        bail!("no source topic: give --source");
+    }
+    let journal = WindowJournal::open(&data_dir.join("windows.redb"), &graph.manifest().name)?;
+    let shutdown = match shutdown {
+        Some(s) => s,
+        None => shutdown_signal(rt, "stopping: unacknowledged inputs stay with the broker"),
+    };
+    // Sinks first: a source would otherwise take messages it cannot yet deliver.
+    let mut routes = Routes::default();
+    if let Some(e) = &binding.sink {
+        routes.default = Some(rt.block_on(route(binding, e))?);
+    }
+    if let Some(e) = &binding.dead_letter {
+        routes.dead_letter = Some(rt.block_on(route(binding, e))?);
+    }
+    let (tx, rx) = mpsc::channel(256);
+    // A source that fails (unreachable broker at start, refused subscription) stops the run
+    // with its error; so does the caller's shutdown, without one.
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stop_tx = Arc::new(stop_tx);
+    let failure: Arc<Mutex<Option<anyhow::Error>>> = Arc::default();
+    for source in start_sources(binding)? {
+        let (tx, sd, stop, failure) = (tx.clone(), stop_rx.clone(), stop_tx.clone(), failure.clone());
+        rt.spawn(async move {
+            if let Err(e) = source.run(tx, sd).await {
+                failure
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .get_or_insert(e.into());
+                let _ = stop.send(true);
+            }
+        });
+    }
+    drop(tx);
+    {
+        let (mut sd, stop) = (shutdown, stop_tx.clone());
+        rt.spawn(async move {
+            while !*sd.borrow() {
+                if sd.changed().await.is_err() {
+                    return;
+                }
+            }
+            let _ = stop.send(true);
+        });
+    }
+    let stats = pump::run(graph, &journal, rx, &routes, rt, stop_rx, options);
+    if let Some(e) = failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() {
+        return Err(e);
+    }
+    stats
+}
+
+async fn route(binding: &Binding, e: &Endpoint) -> Result<Route> {
+    Ok(Route {
+        sink: start_sink(binding, e.transport).await?,
+        topic: e.topic.clone(),
+    })
+}
+
+async fn start_sink(binding: &Binding, kind: TransportKind) -> Result<Arc<dyn Sink>> {
+    match kind {
+        #[cfg(feature = "mqtt")]
+        TransportKind::Mqtt => {
+            let cfg = binding
+                .mqtt
+                .clone()
+                .ok_or_else(|| anyhow!("no MQTT broker configured"))?;
+            Ok(Arc::new(MqttSink::connect(cfg).await?))
+        }
+        #[cfg(feature = "kafka")]
+        TransportKind::Kafka => {
+            let cfg = binding
+                .kafka
+                .as_ref()
+                .ok_or_else(|| anyhow!("no Kafka cluster configured"))?;
+            Ok(Arc::new(KafkaSink::connect(&cfg.settings).await?))
+        }
+        #[allow(unreachable_patterns)] // with both transports built in
+        other => {
+            let _ = binding;
+            bail!("this wasmflow was built without {} support", other.prefix())
+        }
+    }
+}
+
+/// One source per transport, reading all of that transport's topic filters.
+fn start_sources(binding: &Binding) -> Result<Vec<Box<dyn Source>>> {
+    #[allow(unused_mut)] // with neither transport built in
+    let mut out: Vec<Box<dyn Source>> = Vec::new();
+    #[cfg(feature = "mqtt")]
+    let mqtt: Vec<String> = binding
+        .sources
+        .iter()
+        .filter(|e| e.transport == TransportKind::Mqtt)
+        .map(|e| e.topic.clone())
+        .collect();
+    #[cfg(feature = "mqtt")]
+    if !mqtt.is_empty() {
+        let cfg = binding
+            .mqtt
+            .clone()
+            .ok_or_else(|| anyhow!("no MQTT broker configured"))?;
+        out.push(Box::new(MqttSource::new(cfg, mqtt)?));
+    }
+    #[cfg(feature = "kafka")]
+    let kafka: Vec<String> = binding
+        .sources
+        .iter()
+        .filter(|e| e.transport == TransportKind::Kafka)
+        .map(|e| e.topic.clone())
+        .collect();
+    #[cfg(feature = "kafka")]
+    if !kafka.is_empty() {
+        let cfg = binding
+            .kafka
+            .clone()
+            .ok_or_else(|| anyhow!("no Kafka cluster configured"))?;
+        out.push(Box::new(KafkaSource::new(cfg.settings, cfg.group_id, kafka)));
+    }
+    Ok(out)
+}
+
+/// A shutdown signal that turns true on Ctrl-C or SIGTERM, logging `message` then. The handlers
+/// are registered before this returns (not when the task first runs): registered later, a
+/// signal that came while the graph started met the default action and killed the process
+/// (seen in CI). `rt` must be running: the process's multi-thread runtime.
+pub fn shutdown_signal(rt: &tokio::runtime::Handle, message: &'static str) -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    let stopped = move || {
+        tracing::info!("{message}");
+        let _ = tx.send(true);
+    };
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let _context = rt.enter();
+        match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+            (Ok(mut interrupt), Ok(mut term)) => {
+                rt.spawn(async move {
+                    tokio::select! {
+                        _ = interrupt.recv() => {}
+                        _ = term.recv() => {}
+                    }
+                    stopped();
+                });
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::warn!("Ctrl-C and SIGTERM will end the run abruptly: their handlers could not be set up: {e}");
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    rt.spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        stopped();
+    });
+    rx
+}
+
+/// Default idle time for `run`, like the line mode's `--idle-ms`.
+pub const DEFAULT_IDLE: Duration = Duration::from_millis(1000);

@@ -1,0 +1,126 @@
+//! Line mode: a graph fed newline-delimited messages from a file or standard input, its outputs
+//! written as JSON lines (`wasmflow run --input`).
+//!
+//! Not the [`crate::pump`]: nothing here is acknowledged, so there is no lineage to keep,
+//! nothing to wait for and no journal; outputs are written in the order the graph produced
+//! them, dead letters included with their destination, and windows stay in memory and close at
+//! the end of the input. What the two share is the idle rule (with no input for `idle`, event
+//! time advances to the wall clock) and the shutdown signal.
+//!
+//! Lines are read as bytes: a payload line need not be UTF-8; a line that cannot become a
+//! message is a warning with its line number, and the run goes on.
+
+use std::io::{BufRead, Write};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tokio::sync::watch;
+use wasmflow_runtime::graph::Graph;
+use wasmflow_transport::lines::{output_json, parse_line, InputFormat};
+use wasmflow_transport::Output;
+use wasmflow_wire::Hlc;
+
+/// How line mode reads its input.
+#[derive(Debug, Clone)]
+pub struct LineOptions {
+    /// Payload lines or envelopes.
+    pub format: InputFormat,
+    /// Topic of lines that do not name one.
+    pub topic: String,
+    /// With no input for this long, event time advances to the wall clock (windows close).
+    pub idle: Duration,
+    /// How the input is named in messages (a file name, or `-`).
+    pub name: String,
+}
+
+/// What a line-mode run did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct LineStats {
+    /// Lines that became messages.
+    pub read: usize,
+    /// Lines that could not (warned about, skipped).
+    pub bad: usize,
+    /// Whether the run ended on the shutdown signal rather than at the end of the input.
+    pub interrupted: bool,
+}
+
+enum Event {
+    Line(usize, Vec<u8>),
+    End,
+    Failed(std::io::Error),
+}
+
+/// Runs `graph` on the lines of `input` (read on a thread of its own, so a quiet input still
+/// lets idle windows close), writing each output to `out` as one JSON line, until the input
+/// ends (windows flushed) or `shutdown` turns true (windows left open, their count logged).
+pub fn run(
+    graph: &mut Graph,
+    input: Box<dyn BufRead + Send>,
+    options: &LineOptions,
+    out: &mut dyn Write,
+    shutdown: watch::Receiver<bool>,
+) -> Result<LineStats> {
+    let (tx, rx) = mpsc::channel::<Event>();
+    std::thread::Builder::new()
+        .name("wasmflow-input".into())
+        .spawn(move || read_lines(input, tx))
+        .context("starting the input reader")?;
+    let mut stats = LineStats::default();
+    loop {
+        if *shutdown.borrow() {
+            tracing::info!("interrupted; {} items were waiting in open windows", graph.pending());
+            stats.interrupted = true;
+            break;
+        }
+        match rx.recv_timeout(options.idle) {
+            Ok(Event::Line(n, line)) => match parse_line(&line, n, options.format, &options.topic) {
+                Ok(Some(input)) => {
+                    stats.read += 1;
+                    print(graph.push(None, input)?, out)?;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    stats.bad += 1;
+                    tracing::warn!("{}: {e}", options.name);
+                }
+            },
+            Ok(Event::End) | Err(mpsc::RecvTimeoutError::Disconnected) => {
+                print(graph.flush()?, out)?;
+                break;
+            }
+            Ok(Event::Failed(e)) => return Err(e).with_context(|| format!("reading {}", options.name)),
+            Err(mpsc::RecvTimeoutError::Timeout) => print(graph.advance_to(&Hlc::now("wasmflow"))?, out)?,
+        }
+    }
+    Ok(stats)
+}
+
+fn read_lines(mut input: Box<dyn BufRead + Send>, tx: mpsc::Sender<Event>) {
+    let mut n = 0;
+    loop {
+        let mut line = Vec::new();
+        match input.read_until(b'\n', &mut line) {
+            Ok(0) => break,
+            Ok(_) => {
+                n += 1;
+                if tx.send(Event::Line(n, line)).is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                let _ = tx.send(Event::Failed(e));
+                return;
+            }
+        }
+    }
+    let _ = tx.send(Event::End);
+}
+
+fn print(outputs: Vec<Output>, out: &mut dyn Write) -> Result<()> {
+    for o in outputs {
+        writeln!(out, "{}", output_json(&o))?;
+    }
+    out.flush()?;
+    Ok(())
+}

@@ -1,0 +1,599 @@
+//! MQTT transport (`rumqttc`; MQTT 5, or 3.1.1 for older brokers, see [`MqttVersion`]): a
+//! source that subscribes and hands each message to the runtime with an [`Ack`] that sends its
+//! PUBACK, and a sink whose publications complete on the broker's PUBACK.
+//!
+//! Delivery rests on the broker keeping what is not acknowledged: the source connects with
+//! clean start off and a session expiry, acknowledges manually (a PUBACK only when the runtime
+//! calls the `Ack`), and resubscribes on every connection; so after a crash or a lost
+//! connection the broker delivers again whatever was not acknowledged. The source reads as fast
+//! as the runtime takes messages (mosquitto drops messages for a client that lets its queue
+//! fill), with TCP_NODELAY (Nagle batching costs milliseconds per acknowledgement). Lost
+//! connections are retried with exponential backoff, forever once running; at start, a broker
+//! that cannot be reached within `connect_timeout` is an error.
+//!
+//! [`broker`] is the embedded broker `wasmflow run` starts when no broker is named.
+
+#![warn(missing_docs)]
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rumqttc::v5::mqttbytes::v5::{ConnAck, Filter, Packet, PubAckReason, Publish, PublishProperties};
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::{Event, MqttOptions};
+use rumqttc::{NetworkOptions, Outgoing, TlsConfiguration, Transport};
+use tokio::sync::{mpsc, oneshot, watch};
+
+pub mod broker;
+mod connection;
+
+pub use connection::MqttVersion;
+use connection::{Client, EventLoop, PollError};
+
+use wasmflow_transport::{Ack, BoxFuture, Inbound, Input, Outbound, Sink, Source, TransportError};
+
+/// Environment variable a broker password may come from (or `password_file`).
+pub const PASSWORD_ENV: &str = "WASMFLOW_MQTT_PASSWORD";
+
+/// How to reach and talk to one MQTT broker.
+#[derive(Debug, Clone)]
+pub struct MqttConfig {
+    /// `mqtt://host[:1883]` or `mqtts://host[:8883]`, for messages.
+    pub url: String,
+    pub host: String,
+    pub port: u16,
+    /// Base client id; the source uses it as is, the sink appends `-out`. A persistent session
+    /// is found again by its client id, so it must be stable across restarts.
+    pub client_id: String,
+    /// QoS of subscriptions and publications (0 or 1).
+    pub qos: u8,
+    /// How long the broker keeps the session (and queues for it) while disconnected, seconds.
+    pub session_expiry_secs: u32,
+    pub keep_alive: Duration,
+    /// At start, how long to keep trying to reach the broker before giving up.
+    pub connect_timeout: Duration,
+    pub username: Option<String>,
+    /// Never given on the command line: from [`PASSWORD_ENV`] or a file (see [`read_secret`]).
+    pub password: Option<String>,
+    pub tls: Option<TlsFiles>,
+    /// Publications the sink keeps unacknowledged at once (the broker may allow fewer).
+    pub max_inflight: u16,
+    pub version: MqttVersion,
+}
+
+/// PEM files for TLS: the CA that signed the broker's certificate, and optionally a client
+/// certificate and key for mutual TLS.
+#[derive(Debug, Clone, Default)]
+pub struct TlsFiles {
+    pub ca: Option<PathBuf>,
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
+}
+
+/// Reads the broker password from a file (trailing newline removed), else from the environment
+/// variable: the project's one rule for secrets ([`wasmflow_transport::secret`]).
+pub fn read_secret(file: Option<&std::path::Path>, env: &str) -> Result<Option<String>, TransportError> {
+    wasmflow_transport::secret::from_file_or_env(file, env).map_err(|e| TransportError::Config(e.to_string()))
+}
+
+impl MqttConfig {
+    /// A configuration for `url` with the defaults: QoS 1, one-day session expiry, 10 s to
+    /// reach the broker at start.
+    pub fn new(url: &str, client_id: &str) -> Result<Self, TransportError> {
+        let bad = |why: &str| TransportError::Config(format!("MQTT broker URL `{url}`: {why}"));
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or_else(|| bad("expected mqtt://host[:port]"))?;
+        let tls = match scheme {
+            "mqtt" | "tcp" => false,
+            "mqtts" | "ssl" => true,
+            other => return Err(bad(&format!("unknown scheme `{other}` (mqtt:// or mqtts://)"))),
+        };
+        let rest = rest.trim_end_matches('/');
+        let (host, port) = match rest.rsplit_once(':') {
+            Some((h, p)) => (h, p.parse::<u16>().map_err(|_| bad(&format!("bad port `{p}`")))?),
+            None => (rest, if tls { 8883 } else { 1883 }),
+        };
+        if host.is_empty() {
+            return Err(bad("no host"));
+        }
+        Ok(Self {
+            url: url.to_owned(),
+            host: host.trim_start_matches('[').trim_end_matches(']').to_owned(),
+            port,
+            client_id: client_id.to_owned(),
+            qos: 1,
+            session_expiry_secs: 86_400,
+            keep_alive: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            username: None,
+            password: None,
+            tls: tls.then(TlsFiles::default),
+            max_inflight: 100,
+            version: MqttVersion::V5,
+        })
+    }
+
+    fn qos(&self) -> Result<QoS, TransportError> {
+        match self.qos {
+            0 => Ok(QoS::AtMostOnce),
+            1 => Ok(QoS::AtLeastOnce),
+            q => Err(TransportError::Config(format!(
+                "MQTT QoS {q} is not supported (0 or 1)"
+            ))),
+        }
+    }
+
+    /// A connection (not yet connected: polling its event loop connects) as `client_id`.
+    fn connection(&self, client_id: String) -> Result<(Client, EventLoop), TransportError> {
+        let mut net = NetworkOptions::new();
+        net.set_tcp_nodelay(true);
+        let transport = match &self.tls {
+            Some(tls) => Some(Transport::Tls(tls_config(tls)?)),
+            None => None,
+        };
+        // Room for every outstanding output: a publish never waits for the request channel.
+        const REQUESTS: usize = 4096;
+        Ok(match self.version {
+            MqttVersion::V5 => {
+                let mut o = MqttOptions::new(client_id, self.host.clone(), self.port);
+                o.set_keep_alive(self.keep_alive)
+                    .set_clean_start(false)
+                    .set_session_expiry_interval(Some(self.session_expiry_secs))
+                    .set_manual_acks(true)
+                    .set_outgoing_inflight_upper_limit(self.max_inflight.max(1))
+                    .set_request_channel_capacity(REQUESTS);
+                o.set_network_options(net);
+                if let Some(user) = &self.username {
+                    o.set_credentials(user.clone(), self.password.clone().unwrap_or_default());
+                }
+                if let Some(t) = transport {
+                    o.set_transport(t);
+                }
+                let (c, el) = rumqttc::v5::AsyncClient::new(o, REQUESTS);
+                (Client::V5(c), EventLoop::V5(el))
+            }
+            MqttVersion::V311 => {
+                // 3.1.1 has no session expiry: the broker keeps a clean-session-off session as
+                // long as its own configuration says.
+                let mut o = rumqttc::MqttOptions::new(client_id, self.host.clone(), self.port);
+                o.set_keep_alive(self.keep_alive)
+                    .set_clean_session(false)
+                    .set_manual_acks(true)
+                    .set_inflight(self.max_inflight.max(1))
+                    .set_request_channel_capacity(REQUESTS);
+                if let Some(user) = &self.username {
+                    o.set_credentials(user.clone(), self.password.clone().unwrap_or_default());
+                }
+                if let Some(t) = transport {
+                    o.set_transport(t);
+                }
+                let (c, mut el) = rumqttc::AsyncClient::new(o, REQUESTS);
+                el.set_network_options(net);
+                (Client::V311(c), EventLoop::V311(el))
+            }
+        })
+    }
+
+    fn connect_error(&self, reason: impl std::fmt::Display) -> TransportError {
+        TransportError::Connect {
+            url: self.url.clone(),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// Polls until the first CONNACK, retrying with backoff for `connect_timeout`. A broker that
+    /// refuses the connection (bad credentials, not authorised) is an error at once.
+    async fn first_connect(&self, el: &mut EventLoop) -> Result<ConnAck, TransportError> {
+        let start = Instant::now();
+        let mut backoff = Backoff::new();
+        loop {
+            match el.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(ack))) => return Ok(ack),
+                Ok(_) => {}
+                Err(PollError::Refused(code)) => {
+                    return Err(self.connect_error(format!("the broker refused the connection: {code}")))
+                }
+                Err(e) => {
+                    if start.elapsed() >= self.connect_timeout {
+                        return Err(self.connect_error(format!(
+                            "{e} (gave up after {:.0?}; is the broker running?)",
+                            self.connect_timeout
+                        )));
+                    }
+                    tracing::debug!(url = %self.url, "connecting: {e}");
+                    tokio::time::sleep(backoff.next()).await;
+                }
+            }
+        }
+    }
+}
+
+fn tls_config(files: &TlsFiles) -> Result<TlsConfiguration, TransportError> {
+    // rustls needs one process-wide crypto provider; a second install is harmless.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let read = |p: &PathBuf, what: &str| {
+        std::fs::read(p).map_err(|e| TransportError::Config(format!("reading the MQTT {what} {}: {e}", p.display())))
+    };
+    let client_auth = match (&files.client_cert, &files.client_key) {
+        (Some(c), Some(k)) => Some((read(c, "client certificate")?, read(k, "client key")?)),
+        (None, None) => None,
+        _ => {
+            return Err(TransportError::Config(
+                "MQTT TLS: a client certificate needs its key and a key its certificate".into(),
+            ))
+        }
+    };
+    match &files.ca {
+        Some(ca) => Ok(TlsConfiguration::Simple {
+            ca: read(ca, "CA file")?,
+            alpn: None,
+            client_auth,
+        }),
+        None if client_auth.is_none() => Ok(TlsConfiguration::default()),
+        None => Err(TransportError::Config(
+            "MQTT TLS with a client certificate needs the CA file too".into(),
+        )),
+    }
+}
+
+/// Exponential backoff from 100 ms to 5 s.
+struct Backoff(Duration);
+
+impl Backoff {
+    fn new() -> Self {
+        Self(Duration::from_millis(100))
+    }
+    fn next(&mut self) -> Duration {
+        let d = self.0;
+        self.0 = (self.0 * 2).min(Duration::from_secs(5));
+        d
+    }
+}
+
+/// Subscribes to topic filters (wildcards and `$share/group/…` included) and feeds the runtime.
+pub struct MqttSource {
+    config: MqttConfig,
+    filters: Vec<String>,
+}
+
+impl MqttSource {
+    pub fn new(config: MqttConfig, filters: Vec<String>) -> Result<Self, TransportError> {
+        if filters.is_empty() {
+            return Err(TransportError::Config(
+                "an MQTT source needs at least one topic filter".into(),
+            ));
+        }
+        config.qos()?;
+        Ok(Self { config, filters })
+    }
+
+    async fn run_inner(
+        self,
+        tx: mpsc::Sender<Inbound>,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<(), TransportError> {
+        let cfg = &self.config;
+        let qos = cfg.qos()?;
+        let (client, mut el) = cfg.connection(cfg.client_id.clone())?;
+        // Acknowledgements go through a task of their own, tagged with the connection they
+        // belong to: a PUBACK for a packet id of an earlier connection could acknowledge a
+        // different message on this one.
+        let generation = Arc::new(AtomicU64::new(0));
+        let (ack_tx, mut ack_rx) = mpsc::unbounded_channel::<(u64, Publish)>();
+        let acker = {
+            let (client, generation) = (client.clone(), generation.clone());
+            tokio::spawn(async move {
+                while let Some((g, p)) = ack_rx.recv().await {
+                    if g == generation.load(Ordering::Acquire) {
+                        let _ = client.ack(&p).await;
+                    }
+                }
+            })
+        };
+        let _abort = AbortOnDrop(acker);
+        let first = cfg.first_connect(&mut el).await?;
+        self.connected(&client, &generation, &first).await?;
+        let mut backoff = Backoff::new();
+        loop {
+            let event = tokio::select! {
+                biased;
+                r = shutdown.changed() => {
+                    if r.is_err() || *shutdown.borrow() { break }
+                    continue;
+                }
+                e = el.poll() => e,
+            };
+            match event {
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    backoff = Backoff::new();
+                    let ack = if p.qos == QoS::AtMostOnce {
+                        Ack::none()
+                    } else {
+                        let (g, tx) = (generation.load(Ordering::Acquire), ack_tx.clone());
+                        let p = p.clone();
+                        Ack::new(move || {
+                            let _ = tx.send((g, p));
+                        })
+                    };
+                    let inbound = Inbound {
+                        input: input_of(&p),
+                        key: None,
+                        ack,
+                    };
+                    // A full channel waits here: the broker holds the rest (backpressure).
+                    tokio::select! {
+                        r = tx.send(inbound) => if r.is_err() { break },
+                        _ = shutdown.changed() => break,
+                    }
+                }
+                Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                    tracing::info!(url = %cfg.url, session_present = ack.session_present, "MQTT source reconnected");
+                    self.connected(&client, &generation, &ack).await?;
+                }
+                Ok(Event::Incoming(Packet::SubAck(s))) => {
+                    for (f, code) in self.filters.iter().zip(&s.return_codes) {
+                        if !matches!(code, rumqttc::v5::mqttbytes::v5::SubscribeReasonCode::Success(_)) {
+                            return Err(TransportError::Config(format!(
+                                "{}: the broker refused the subscription to `{f}`: {code:?}",
+                                cfg.url
+                            )));
+                        }
+                    }
+                    let _ = qos;
+                    tracing::info!(url = %cfg.url, filters = ?self.filters, "MQTT source subscribed");
+                }
+                Ok(Event::Incoming(Packet::Disconnect(d))) => {
+                    tracing::warn!(url = %cfg.url, "the broker disconnected the source: {:?}", d.reason_code);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    let wait = backoff.next();
+                    tracing::warn!(url = %cfg.url, "MQTT source connection lost: {e}; retrying in {wait:?}");
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = shutdown.changed() => break,
+                    }
+                }
+            }
+        }
+        // A normal DISCONNECT keeps the session (it has an expiry): unacknowledged messages wait.
+        client.try_disconnect();
+        let _ = tokio::time::timeout(Duration::from_millis(200), async {
+            while !matches!(el.poll().await, Err(_) | Ok(Event::Outgoing(Outgoing::Disconnect))) {}
+        })
+        .await;
+        Ok(())
+    }
+
+    /// A new connection: PUBACKs of earlier connections are void; (re)subscribe.
+    async fn connected(&self, client: &Client, generation: &AtomicU64, _ack: &ConnAck) -> Result<(), TransportError> {
+        generation.fetch_add(1, Ordering::AcqRel);
+        let qos = self.config.qos()?;
+        let filters: Vec<Filter> = self.filters.iter().map(|f| Filter::new(f.clone(), qos)).collect();
+        client
+            .subscribe_many(filters)
+            .await
+            .map_err(|e| TransportError::Closed(format!("{}: subscribing: {e}", self.config.url)))
+    }
+}
+
+impl Source for MqttSource {
+    fn run(
+        self: Box<Self>,
+        tx: mpsc::Sender<Inbound>,
+        shutdown: watch::Receiver<bool>,
+    ) -> BoxFuture<Result<(), TransportError>> {
+        Box::pin(self.run_inner(tx, shutdown))
+    }
+}
+
+/// The runtime's view of a received publication.
+fn input_of(p: &Publish) -> Input {
+    let (content_type, user_properties) = match &p.properties {
+        Some(props) => (props.content_type.clone(), props.user_properties.clone()),
+        None => (None, Vec::new()),
+    };
+    Input {
+        topic: String::from_utf8_lossy(&p.topic).into_owned(),
+        payload: p.payload.to_vec().into(),
+        content_type,
+        user_properties,
+    }
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+type Waiter = oneshot::Sender<Result<(), String>>;
+
+/// QoS 1 publications waiting for their PUBACK. rumqttc numbers publications itself and
+/// reports the packet id as it sends each (`Outgoing::Publish`) in the order they were queued,
+/// so waiters queue in `queued` until their packet id is known.
+#[derive(Default)]
+struct Waiting {
+    queued: VecDeque<Waiter>,
+    by_pkid: HashMap<u16, VecDeque<Waiter>>,
+}
+
+impl Waiting {
+    /// A publication went out with `pkid`. A retransmission (after a reconnect, or the
+    /// delayed send of a packet id collision) already has its waiter.
+    fn sent(&mut self, pkid: u16, collided: bool) {
+        let slot = self.by_pkid.entry(pkid).or_default();
+        if collided || slot.is_empty() {
+            if let Some(w) = self.queued.pop_front() {
+                slot.push_back(w);
+            }
+        }
+    }
+
+    fn acked(&mut self, pkid: u16, r: Result<(), String>) {
+        if let Some(w) = self.by_pkid.get_mut(&pkid).and_then(VecDeque::pop_front) {
+            let _ = w.send(r);
+        }
+    }
+
+    /// The broker lost the session: every waiting publication fails.
+    fn fail_all(&mut self, why: &str) {
+        for w in self.queued.drain(..).chain(self.by_pkid.drain().flat_map(|(_, q)| q)) {
+            let _ = w.send(Err(why.to_owned()));
+        }
+    }
+}
+
+/// Publishes outputs; [`Sink::send`] completes on the PUBACK (QoS 1) or once handed to the
+/// connection (QoS 0, which the broker does not acknowledge).
+pub struct MqttSink {
+    client: Client,
+    qos: QoS,
+    url: String,
+    waiting: Arc<Mutex<Waiting>>,
+    /// Keeps queueing a waiter and queueing its publication one step, so the order matches.
+    order: Arc<tokio::sync::Mutex<()>>,
+    _task: AbortOnDrop,
+}
+
+impl MqttSink {
+    /// Connects (bounded retry, see [`MqttConfig::connect_timeout`]) and starts the
+    /// connection's task on the current tokio runtime.
+    pub async fn connect(config: MqttConfig) -> Result<Self, TransportError> {
+        let qos = config.qos()?;
+        let (client, mut el) = config.connection(format!("{}-out", config.client_id))?;
+        config.first_connect(&mut el).await?;
+        if config.version == MqttVersion::V311 {
+            tracing::warn!(url = %config.url, "MQTT 3.1.1: outputs go without user properties (`__ts` among them) and content type");
+        }
+        let waiting = Arc::new(Mutex::new(Waiting::default()));
+        let task = {
+            let waiting = waiting.clone();
+            let url = config.url.clone();
+            tokio::spawn(async move { sink_loop(el, waiting, url).await })
+        };
+        Ok(Self {
+            client,
+            qos,
+            url: config.url,
+            waiting,
+            order: Arc::new(tokio::sync::Mutex::new(())),
+            _task: AbortOnDrop(task),
+        })
+    }
+}
+
+async fn sink_loop(mut el: EventLoop, waiting: Arc<Mutex<Waiting>>, url: String) {
+    let mut backoff = Backoff::new();
+    let lock = || waiting.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    loop {
+        match el.poll().await {
+            Ok(Event::Outgoing(Outgoing::Publish(pkid))) if pkid != 0 => lock().sent(pkid, false),
+            Ok(Event::Outgoing(Outgoing::AwaitAck(pkid))) => lock().sent(pkid, true),
+            Ok(Event::Incoming(Packet::PubAck(ack))) => {
+                let r = match ack.reason {
+                    PubAckReason::Success | PubAckReason::NoMatchingSubscribers => Ok(()),
+                    other => Err(format!("the broker refused the publication: {other:?}")),
+                };
+                lock().acked(ack.pkid, r);
+                backoff = Backoff::new();
+            }
+            Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                tracing::info!(%url, session_present = ack.session_present, "MQTT sink reconnected");
+                if !ack.session_present {
+                    // Publications not yet acknowledged were in the lost session.
+                    lock().fail_all("the broker lost the sink's session; unacknowledged publications are gone");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                let wait = backoff.next();
+                tracing::warn!(%url, "MQTT sink connection lost: {e}; retrying in {wait:?}");
+                tokio::time::sleep(wait).await;
+            }
+        }
+    }
+}
+
+impl Sink for MqttSink {
+    fn send(&self, msg: Outbound) -> BoxFuture<Result<(), TransportError>> {
+        let (client, qos, url) = (self.client.clone(), self.qos, self.url.clone());
+        let (waiting, order) = (self.waiting.clone(), self.order.clone());
+        Box::pin(async move {
+            let properties = PublishProperties {
+                content_type: msg.content_type,
+                user_properties: msg.user_properties,
+                ..Default::default()
+            };
+            let fail = |reason: String| TransportError::Publish {
+                url: url.clone(),
+                topic: msg.topic.clone(),
+                reason,
+            };
+            let rx = {
+                let _turn = order.lock().await;
+                let rx = (qos != QoS::AtMostOnce).then(|| {
+                    let (tx, rx) = oneshot::channel();
+                    waiting
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .queued
+                        .push_back(tx);
+                    rx
+                });
+                client
+                    .publish(msg.topic.clone(), qos, msg.payload.to_vec(), properties)
+                    .await
+                    .map_err(fail)?;
+                rx
+            };
+            match rx {
+                None => Ok(()),
+                Some(rx) => match rx.await {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(reason)) => Err(fail(reason)),
+                    Err(_) => Err(TransportError::Closed(url.clone())),
+                },
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        let c = MqttConfig::new("mqtt://localhost:1884", "id").unwrap();
+        assert_eq!((c.host.as_str(), c.port, c.tls.is_some()), ("localhost", 1884, false));
+        let c = MqttConfig::new("mqtts://broker.example", "id").unwrap();
+        assert_eq!((c.port, c.tls.is_some()), (8883, true));
+        for bad in ["localhost:1883", "http://x", "mqtt://:1", "mqtt://h:port"] {
+            let e = MqttConfig::new(bad, "id").unwrap_err().to_string();
+            assert!(e.contains(bad), "{e}");
+        }
+    }
+
+    #[test]
+    fn waiters_follow_packet_ids_and_skip_retransmissions() {
+        let mut w = Waiting::default();
+        let (a, mut ra) = oneshot::channel();
+        let (b, mut rb) = oneshot::channel();
+        w.queued.extend([a, b]);
+        w.sent(1, false);
+        w.sent(1, false); // retransmission of 1: b must not be taken by it
+        w.sent(2, false);
+        w.acked(2, Ok(()));
+        assert_eq!(rb.try_recv().unwrap(), Ok(()));
+        assert!(ra.try_recv().is_err());
+        w.acked(1, Ok(()));
+        assert_eq!(ra.try_recv().unwrap(), Ok(()));
+    }
+}

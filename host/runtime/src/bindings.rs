@@ -1,0 +1,71 @@
+//! Rust types for the WIT the host implements and calls, generated from `wit/`.
+//!
+//! The world `wasmflow:graph/host-runtime` gathers every interface the host touches, so the
+//! operator data model, the host interfaces and the plumbing records share one set of types.
+
+#![allow(missing_docs)] // generated
+
+wasmtime::component::bindgen!({
+    path: "../../wit/wasmflow",
+    world: "wasmflow:graph/host-runtime",
+    with: {
+        "wasm-graph:processor/types.buffer": crate::buffer::Payload,
+    },
+    imports: { default: trappable },
+    // Each operation gets its own logger/metrics/state-store import (named `op{i}-…`, marked
+    // `implements` by the compiler); the id tells the host which operation is calling.
+    named_imports: {
+        "wasm-graph:processor/logger": crate::identity::OpId,
+        "wasm-graph:processor/metrics": crate::identity::OpId,
+        "wasm-graph:processor/state-store": crate::identity::OpId,
+    },
+});
+
+pub use wasm_graph::processor::hybrid_logical_clock::{HybridLogicalClock, Timespec};
+pub use wasm_graph::processor::types::{
+    BufferOrBytes, BufferOrString, DataModel, Error as OperatorError, InlineSchema, Message, MessageProperties,
+    MessageSchema, ModuleConfiguration, ModuleSchema, Snapshot, Timestamp,
+};
+
+use wasmflow_wire::Hlc;
+
+impl From<&HybridLogicalClock> for Hlc {
+    fn from(h: &HybridLogicalClock) -> Self {
+        Self {
+            secs: h.timestamp.secs,
+            nanos: h.timestamp.nanos,
+            counter: h.counter,
+            node_id: h.node_id.clone(),
+        }
+    }
+}
+
+impl From<&Hlc> for HybridLogicalClock {
+    fn from(h: &Hlc) -> Self {
+        HybridLogicalClock {
+            timestamp: Timespec {
+                secs: h.secs,
+                nanos: h.nanos,
+            },
+            counter: h.counter,
+            node_id: h.node_id.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clocks_convert_to_and_from_wit() {
+        let h = Hlc {
+            secs: 3,
+            nanos: 4,
+            counter: 5,
+            node_id: "n".into(),
+        };
+        let w: HybridLogicalClock = (&h).into();
+        assert_eq!(Hlc::from(&w), h);
+    }
+}

@@ -1,0 +1,181 @@
+//! The wasmtime engine every graph runs on, and the on-disk cache of compiled code.
+//!
+//! Compiling a composed graph costs 0.3–0.6 s; a cached start must not pay it again, so
+//! compiled components are serialized under the data directory, keyed by a SHA-256 digest of
+//! the component's bytes and of the engine's compatibility hash (a wasmtime upgrade or a
+//! different configuration misses the cache instead of loading incompatible code).
+//!
+//! Why not wasmtime's own `cache` feature (not enabled): it keeps its entries in a directory
+//! of its own configured by a TOML file, outside the data directory the rest of a run's state
+//! lives in, and still goes through `Component::new` on a hit; here a hit is one
+//! `Component::deserialize_file` (an `mmap`). The key is a cryptographic digest written byte
+//! for byte, so it is the same across Rust releases (std's `DefaultHasher` is not).
+
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use sha2::{Digest, Sha256};
+use wasmtime::component::Component;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// Limits that bound what one graph may consume; they protect the host from a bad module.
+#[derive(Debug, Clone)]
+pub struct EngineLimits {
+    /// Largest linear memory a single module may grow to; growing past it traps the module.
+    pub max_memory_bytes: usize,
+    /// How many graph instances may exist at once (each rebuild after a trap needs one).
+    pub max_graph_instances: u32,
+}
+
+impl Default for EngineLimits {
+    fn default() -> Self {
+        Self {
+            max_memory_bytes: 256 << 20,
+            max_graph_instances: 16,
+        }
+    }
+}
+
+/// Builds the engine: component model, `implements` imports (per-operation host interfaces),
+/// epoch interruption (endless operators), and the pooling allocator (fast rebuilds after traps).
+pub fn new_engine(limits: &EngineLimits) -> Result<Engine> {
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    config.wasm_component_model_implements(true);
+    config.epoch_interruption(true);
+    let mut pool = PoolingAllocationConfig::new();
+    let graphs = limits.max_graph_instances;
+    pool.total_component_instances(graphs)
+        .max_core_instances_per_component(256)
+        .max_memories_per_component(128)
+        .max_tables_per_component(128)
+        .total_core_instances(graphs * 256)
+        .total_memories(graphs * 128)
+        .total_tables(graphs * 128)
+        .max_memory_size(limits.max_memory_bytes)
+        .max_component_instance_size(1 << 20)
+        .max_core_instance_size(1 << 20);
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    Engine::new(&config)
+        .map_err(anyhow::Error::from)
+        .context("configuring the wasmtime engine")
+}
+
+/// Feeds what a `Hash` impl writes into SHA-256, so the result is stable: `Hasher` is the only
+/// way wasmtime hands out its configuration's identity.
+struct DigestHasher(Sha256);
+
+impl Hasher for DigestHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    fn finish(&self) -> u64 {
+        // Never read: the digest is taken from the inner SHA-256.
+        0
+    }
+}
+
+/// Compiled components on disk, one file per (component digest, engine configuration).
+#[derive(Debug, Clone)]
+pub struct CompiledCache {
+    dir: PathBuf,
+}
+
+/// Whether a component came from the cache or was compiled now (shown to users and tests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheOutcome {
+    /// Loaded from the cache: no compilation.
+    Hit,
+    /// Compiled now (and stored, if the cache is writable).
+    Compiled,
+}
+
+impl CompiledCache {
+    /// A cache rooted at `dir` (created on first store).
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+
+    /// Where this cache keeps its files.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The file name of `bytes` compiled by `engine`: the digest of both.
+    fn key(engine: &Engine, bytes: &[u8]) -> String {
+        let mut config = DigestHasher(Sha256::new());
+        engine.precompile_compatibility_hash().hash(&mut config);
+        let config = config.0.finalize();
+        let component = Sha256::digest(bytes);
+        format!("{}-{}.cwasm", hex::encode(&component[..16]), hex::encode(&config[..8]))
+    }
+
+    /// Loads the compiled form of `bytes`, compiling and storing it on a miss. A cache that
+    /// cannot be written only costs the next start a compile; it is logged, not fatal.
+    pub fn load(&self, engine: &Engine, bytes: &[u8]) -> Result<(Component, CacheOutcome)> {
+        let path = self.dir.join(Self::key(engine, bytes));
+        if path.is_file() {
+            // SAFETY: the file was written by `Component::serialize` of this same engine
+            // configuration (the key includes its compatibility hash) into our own cache
+            // directory; wasmtime re-checks the header and refuses incompatible artifacts.
+            match unsafe { Component::deserialize_file(engine, &path) } {
+                Ok(c) => return Ok((c, CacheOutcome::Hit)),
+                Err(e) => tracing::warn!(path = %path.display(), "ignoring unusable cache entry: {e:#}"),
+            }
+        }
+        let component = Component::new(engine, bytes)
+            .map_err(anyhow::Error::from)
+            .context("compiling the graph component")?;
+        if let Err(e) = self.store(&path, &component) {
+            tracing::warn!(dir = %self.dir.display(), "could not cache compiled graph: {e:#}");
+        }
+        Ok((component, CacheOutcome::Compiled))
+    }
+
+    fn store(&self, path: &Path, component: &Component) -> Result<()> {
+        std::fs::create_dir_all(&self.dir)?;
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, component.serialize()?)?;
+        std::fs::rename(&tmp, path)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The smallest component there is: the header alone.
+    const EMPTY_COMPONENT: &[u8] = b"\0asm\x0d\x00\x01\x00";
+
+    #[test]
+    fn a_changed_engine_setting_misses_the_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = CompiledCache::new(dir.path());
+        let engine = new_engine(&EngineLimits::default()).unwrap();
+        assert_eq!(cache.load(&engine, EMPTY_COMPONENT).unwrap().1, CacheOutcome::Compiled);
+        assert_eq!(cache.load(&engine, EMPTY_COMPONENT).unwrap().1, CacheOutcome::Hit);
+
+        let mut config = Config::new();
+        config.wasm_component_model(true);
+        config.epoch_interruption(false);
+        let other = Engine::new(&config).unwrap();
+        assert_ne!(
+            CompiledCache::key(&engine, EMPTY_COMPONENT),
+            CompiledCache::key(&other, EMPTY_COMPONENT)
+        );
+        assert_eq!(cache.load(&other, EMPTY_COMPONENT).unwrap().1, CacheOutcome::Compiled);
+    }
+
+    #[test]
+    fn the_key_is_the_digest_of_the_bytes_and_the_configuration() {
+        let engine = new_engine(&EngineLimits::default()).unwrap();
+        let key = CompiledCache::key(&engine, EMPTY_COMPONENT);
+        assert_eq!(key, CompiledCache::key(&engine, EMPTY_COMPONENT), "deterministic");
+        let digest = hex::encode(&Sha256::digest(EMPTY_COMPONENT)[..16]);
+        assert!(key.starts_with(&digest), "{key}");
+        assert_ne!(key, CompiledCache::key(&engine, b"\0asm\x0d\x00\x01\x00\x00"));
+    }
+}

@@ -1,0 +1,202 @@
+//! The graph's instance: the composed component linked once (`InstancePre`), each operation's
+//! exports resolved once, and a fresh store and instance with every `init` run, at start and
+//! again after a trap.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use wasmflow_compose::{Manifest, OperationKind, Override};
+use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Linker, TypedFunc};
+use wasmtime::{Engine, Store};
+
+use super::call::{describe_trap, ticks, Live, OpFuncs};
+use crate::bindings::ModuleConfiguration;
+use crate::linker;
+use crate::store::{GraphServices, HostState, WasiGrants};
+
+/// How a graph instance is run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Longest a single operator call may run before it is interrupted (an endless loop traps).
+    pub call_timeout: Duration,
+    /// Largest linear memory any module may grow to.
+    pub max_memory: usize,
+    /// Run-time configuration overrides (`-c key=value`, `-c op.key=value`).
+    pub overrides: Vec<Override>,
+    /// Send items an operator rejected (or trapped on) to the dead-letter output.
+    pub dead_letter: bool,
+    /// What WASI lets modules reach (nothing by default).
+    pub wasi: WasiGrants,
+    /// Run wasmflow's own source/sink plumbing natively (the default) instead of calling its
+    /// components; `false` keeps every call in the instance (tests prove both give the same
+    /// bytes; the bench measures the difference).
+    pub native_plumbing: bool,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            call_timeout: Duration::from_secs(5),
+            max_memory: 256 << 20,
+            overrides: vec![],
+            dead_letter: false,
+            wasi: WasiGrants::default(),
+            native_plumbing: true,
+        }
+    }
+}
+
+/// Export indices resolved once per component, reused by every rebuilt instance.
+struct OpExports {
+    process: ComponentExportIndex,
+    init: Option<ComponentExportIndex>,
+}
+
+/// What is needed to make a live instance, as often as a trap asks for one.
+pub(super) struct Instance {
+    pre: InstancePre<HostState>,
+    exports: Vec<OpExports>,
+    /// Each operation's `init` configuration (defaults with the overrides applied).
+    configs: Vec<Vec<(String, String)>>,
+}
+
+/// The export of an operation's instance that the router calls.
+fn entry_point(kind: OperationKind) -> &'static str {
+    match kind {
+        OperationKind::Source => "event-time",
+        OperationKind::Sink => "ts-property",
+        OperationKind::Concatenate => "merge",
+        _ => "process",
+    }
+}
+
+impl Instance {
+    /// Links the component's imports and resolves every operation's exports. Fails naming the
+    /// operation whose export is missing or whose configuration lacks a required parameter.
+    pub fn new(
+        engine: &Engine,
+        component: &Component,
+        manifest: &Manifest,
+        services: &GraphServices,
+        options: &RunOptions,
+    ) -> Result<Self> {
+        let mut linker = Linker::new(engine);
+        linker::add_to_linker(&mut linker, component).context("linking host interfaces")?;
+        linker::add_wasi_nn_to_linker(&mut linker, services).context("linking wasi-nn")?;
+        let pre = linker
+            .instantiate_pre(component)
+            .map_err(anyhow::Error::from)
+            .context("the graph imports something this host does not provide")?;
+        let mut exports = Vec::new();
+        let mut configs = Vec::new();
+        for op in &manifest.operations {
+            let inst = component
+                .get_export_index(None, &op.export)
+                .ok_or_else(|| anyhow!("operation `{}`: the component has no export `{}`", op.name, op.export))?;
+            let process = component
+                .get_export_index(Some(&inst), entry_point(op.kind))
+                .ok_or_else(|| {
+                    anyhow!(
+                        "operation `{}`: export `{}` lacks `{}` of {}",
+                        op.name,
+                        op.export,
+                        entry_point(op.kind),
+                        op.kind.interface()
+                    )
+                })?;
+            let init = component.get_export_index(Some(&inst), "init");
+            exports.push(OpExports { process, init });
+            configs.push(
+                manifest
+                    .configuration_for(&op.name, &options.overrides)
+                    .map_err(|e| anyhow!("{e}"))?,
+            );
+        }
+        Ok(Self { pre, exports, configs })
+    }
+
+    /// A fresh store and instance with every `init` run: start-up, and recovery after a trap.
+    pub fn instantiate(
+        &self,
+        manifest: &Manifest,
+        services: &Arc<GraphServices>,
+        options: &RunOptions,
+    ) -> Result<Live> {
+        let mut store = Store::new(
+            self.pre.engine(),
+            HostState::new(services.clone(), options.max_memory, &options.wasi)?,
+        );
+        store.limiter(|s| &mut s.limits);
+        let ticks = ticks(options.call_timeout);
+        store.set_epoch_deadline(ticks);
+        store.epoch_deadline_trap();
+        let instance = self
+            .pre
+            .instantiate(&mut store)
+            .map_err(anyhow::Error::from)
+            .context("instantiating the graph")?;
+        let mut funcs = Vec::with_capacity(self.exports.len());
+        for ((op, ex), config) in manifest.operations.iter().zip(&self.exports).zip(&self.configs) {
+            let ctx = || {
+                format!(
+                    "operation `{}`: {} does not have the expected signature",
+                    op.name,
+                    op.kind.interface()
+                )
+            };
+            let p = &ex.process;
+            macro_rules! typed {
+                ($variant:ident) => {
+                    OpFuncs::$variant(
+                        instance
+                            .get_typed_func(&mut store, p)
+                            .map_err(anyhow::Error::from)
+                            .with_context(ctx)?,
+                    )
+                };
+            }
+            let ours = options.native_plumbing && op.module.is_none();
+            funcs.push(match op.kind {
+                OperationKind::Source if ours => OpFuncs::NativeSource,
+                OperationKind::Sink if ours => OpFuncs::NativeSink,
+                OperationKind::Source => typed!(Source),
+                OperationKind::Sink => typed!(Sink),
+                OperationKind::Concatenate => typed!(Concatenate),
+                OperationKind::Map => typed!(Map),
+                OperationKind::Filter => typed!(Filter),
+                OperationKind::Branch => typed!(Branch),
+                OperationKind::Accumulate => typed!(Accumulate),
+                OperationKind::Delay => typed!(Delay),
+            });
+            if let Some(init) = &ex.init {
+                let init: TypedFunc<(ModuleConfiguration,), (bool,)> = instance
+                    .get_typed_func(&mut store, init)
+                    .map_err(anyhow::Error::from)
+                    .with_context(ctx)?;
+                let cfg = ModuleConfiguration {
+                    properties: config.clone(),
+                    module_schemas: vec![],
+                };
+                store.set_epoch_deadline(ticks);
+                match init.call(&mut store, (cfg,)) {
+                    Ok((true,)) => {}
+                    Ok((false,)) => bail!(
+                        "operation `{}` refused its configuration (init returned false); configuration given: {}",
+                        op.name,
+                        fmt_config(config)
+                    ),
+                    Err(trap) => bail!("operation `{}` trapped in init: {}", op.name, describe_trap(&trap)),
+                }
+            }
+        }
+        Ok(Live { store, funcs, ticks })
+    }
+}
+
+fn fmt_config(c: &[(String, String)]) -> String {
+    if c.is_empty() {
+        return "(none)".into();
+    }
+    c.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")
+}

@@ -1,0 +1,305 @@
+//! Items as the router holds them between calls: host-owned values, independent of any store,
+//! so items waiting in open windows survive when a trapped graph instance is rebuilt.
+//! They are lowered into WIT values (with fresh buffer handles) for each call.
+
+use wasmtime::component::ResourceTable;
+
+use crate::bindings::{
+    BufferOrBytes, BufferOrString, DataModel, HybridLogicalClock, InlineSchema, Message, MessageProperties,
+    MessageSchema, Snapshot, Timespec, Timestamp,
+};
+use crate::buffer::{new_buffer, take_buffer};
+use wasmflow_wire::Hlc;
+
+pub use wasmflow_transport::Bytes;
+
+/// A message schema reference carried with an item.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Schema {
+    Registry(String),
+    Inline { name: String, content: String },
+}
+
+/// The three shapes of the data model.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Body {
+    Raw(Bytes),
+    Message {
+        topic: Bytes,
+        content_type: Option<String>,
+        payload: Bytes,
+        properties: Vec<(String, String)>,
+        schema: Option<Schema>,
+    },
+    Snapshot {
+        format: String,
+        width: u32,
+        height: u32,
+        frame: Bytes,
+    },
+}
+
+/// An item and its event time (for `Raw`, which has no timestamp field, the time it inherited).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Item {
+    pub ts: Hlc,
+    pub body: Body,
+}
+
+fn lower_str(s: &str) -> BufferOrString {
+    BufferOrString::String(s.to_owned())
+}
+
+fn lift_str(table: &mut ResourceTable, v: BufferOrString) -> wasmtime::Result<String> {
+    Ok(match v {
+        BufferOrString::String(s) => s,
+        BufferOrString::Buffer(b) => String::from_utf8_lossy(&take_buffer(table, b)?).into_owned(),
+    })
+}
+
+fn lift_bytes(table: &mut ResourceTable, v: BufferOrBytes) -> wasmtime::Result<Bytes> {
+    Ok(match v {
+        BufferOrBytes::Bytes(b) => b.into(),
+        BufferOrBytes::Buffer(b) => take_buffer(table, b)?,
+    })
+}
+
+/// Payloads up to this size are lowered inline (`bytes`), larger ones as a `buffer` handle.
+///
+/// Nearly every operator reads its payload. A handle then costs two more calls from the guest
+/// into the host (`buffer.read`, which copies the bytes in anyway, and the handle's drop), which
+/// is more than copying a small payload into the call; past a few KiB the copy costs more,
+/// and an operator that passes the payload on unread should not pay for it.
+pub const INLINE_PAYLOAD_MAX: usize = 4096;
+
+/// A payload as an operator call receives it (inline or a handle, by [`INLINE_PAYLOAD_MAX`]).
+pub fn lower_payload(table: &mut ResourceTable, payload: &Bytes) -> wasmtime::Result<BufferOrBytes> {
+    Ok(if payload.len() <= INLINE_PAYLOAD_MAX {
+        BufferOrBytes::Bytes(payload.to_vec())
+    } else {
+        BufferOrBytes::Buffer(new_buffer(table, payload.clone())?)
+    })
+}
+
+fn lower_ts(ts: &Hlc) -> Timestamp {
+    Timestamp {
+        timestamp: Timespec {
+            secs: ts.secs,
+            nanos: ts.nanos,
+        },
+        counter: ts.counter,
+        node_id: lower_str(&ts.node_id),
+    }
+}
+
+fn lift_ts(table: &mut ResourceTable, t: Timestamp) -> wasmtime::Result<Hlc> {
+    Ok(Hlc {
+        secs: t.timestamp.secs,
+        nanos: t.timestamp.nanos,
+        counter: t.counter,
+        node_id: lift_str(table, t.node_id)?,
+    })
+}
+
+impl Item {
+    /// The empty message an accumulate starts from (`staged` of its first call).
+    pub fn empty_message(ts: Hlc) -> Self {
+        Item {
+            ts,
+            body: Body::Message {
+                topic: Bytes::from(&[][..]),
+                content_type: None,
+                payload: Bytes::from(&[][..]),
+                properties: vec![],
+                schema: None,
+            },
+        }
+    }
+
+    /// The item's event time as the WIT clock record.
+    pub fn hlc(&self) -> HybridLogicalClock {
+        (&self.ts).into()
+    }
+
+    /// Moves the item to a new event time (what a `delay` does).
+    pub fn set_ts(&mut self, ts: Hlc) {
+        self.ts = ts;
+    }
+
+    /// The payload bytes, whatever the shape (a snapshot's frame).
+    pub fn payload(&self) -> &Bytes {
+        match &self.body {
+            Body::Raw(b) => b,
+            Body::Message { payload, .. } => payload,
+            Body::Snapshot { frame, .. } => frame,
+        }
+    }
+
+    /// Lowers into a WIT value; payloads and topics become new buffer handles sharing the same bytes.
+    pub fn lower(&self, table: &mut ResourceTable) -> wasmtime::Result<DataModel> {
+        Ok(match &self.body {
+            Body::Raw(b) => DataModel::BufferOrBytes(BufferOrBytes::Buffer(new_buffer(table, b.clone())?)),
+            Body::Message {
+                topic,
+                content_type,
+                payload,
+                properties,
+                schema,
+            } => DataModel::Message(Message {
+                timestamp: lower_ts(&self.ts),
+                // A buffer, like the payload: most operators pass the topic through untouched,
+                // and a handle costs no allocation inside the guest (a `list<u8>` does).
+                topic: BufferOrBytes::Buffer(new_buffer(table, topic.clone())?),
+                content_type: content_type.as_deref().map(lower_str),
+                payload: lower_payload(table, payload)?,
+                properties: MessageProperties {
+                    user_properties: properties.iter().map(|(k, v)| (lower_str(k), lower_str(v))).collect(),
+                },
+                schema: schema.as_ref().map(|s| match s {
+                    Schema::Registry(r) => MessageSchema::RegistryReference(lower_str(r)),
+                    Schema::Inline { name, content } => MessageSchema::Inline(InlineSchema {
+                        name: lower_str(name),
+                        content: lower_str(content),
+                    }),
+                }),
+            }),
+            Body::Snapshot {
+                format,
+                width,
+                height,
+                frame,
+            } => DataModel::Snapshot(Snapshot {
+                timestamp: lower_ts(&self.ts),
+                format: lower_str(format),
+                width: *width,
+                height: *height,
+                frame: BufferOrBytes::Buffer(new_buffer(table, frame.clone())?),
+            }),
+        })
+    }
+
+    /// Lifts a WIT value an operator returned, taking back any buffer handles it holds. A raw
+    /// value keeps `inherited_ts`, the time of the item it came from.
+    pub fn lift(table: &mut ResourceTable, v: DataModel, inherited_ts: &Hlc) -> wasmtime::Result<Item> {
+        Ok(match v {
+            DataModel::BufferOrBytes(b) => Item {
+                ts: inherited_ts.clone(),
+                body: Body::Raw(lift_bytes(table, b)?),
+            },
+            DataModel::Message(m) => {
+                let ts = lift_ts(table, m.timestamp)?;
+                let mut properties = Vec::with_capacity(m.properties.user_properties.len());
+                for (k, v) in m.properties.user_properties {
+                    properties.push((lift_str(table, k)?, lift_str(table, v)?));
+                }
+                let schema = match m.schema {
+                    None => None,
+                    Some(MessageSchema::RegistryReference(r)) => Some(Schema::Registry(lift_str(table, r)?)),
+                    Some(MessageSchema::Inline(i)) => Some(Schema::Inline {
+                        name: lift_str(table, i.name)?,
+                        content: lift_str(table, i.content)?,
+                    }),
+                };
+                let content_type = match m.content_type {
+                    Some(c) => Some(lift_str(table, c)?),
+                    None => None,
+                };
+                Item {
+                    ts,
+                    body: Body::Message {
+                        topic: lift_bytes(table, m.topic)?,
+                        content_type,
+                        payload: lift_bytes(table, m.payload)?,
+                        properties,
+                        schema,
+                    },
+                }
+            }
+            DataModel::Snapshot(s) => Item {
+                ts: lift_ts(table, s.timestamp)?,
+                body: Body::Snapshot {
+                    format: lift_str(table, s.format)?,
+                    width: s.width,
+                    height: s.height,
+                    frame: lift_bytes(table, s.frame)?,
+                },
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn ts() -> Hlc {
+        Hlc {
+            secs: 10,
+            nanos: 5,
+            counter: 2,
+            node_id: "n".into(),
+        }
+    }
+
+    fn message(payload: Bytes) -> Item {
+        Item {
+            ts: ts(),
+            body: Body::Message {
+                topic: Arc::from(&b"t"[..]),
+                content_type: Some("application/json".into()),
+                payload,
+                properties: vec![("k".into(), "v".into())],
+                schema: Some(Schema::Registry("s".into())),
+            },
+        }
+    }
+
+    #[test]
+    fn large_message_round_trips_through_wit_without_copying_the_payload() {
+        let payload: Bytes = vec![7u8; INLINE_PAYLOAD_MAX + 1].into();
+        let item = message(payload.clone());
+        let mut table = ResourceTable::new();
+        let wit = item.lower(&mut table).unwrap();
+        let DataModel::Message(m) = &wit else {
+            panic!("lowered as {wit:?}")
+        };
+        assert!(matches!(m.payload, BufferOrBytes::Buffer(_)), "a handle, not bytes");
+        let back = Item::lift(&mut table, wit, &Hlc::now("other")).unwrap();
+        assert_eq!(back, item);
+        assert!(Arc::ptr_eq(back.payload(), &payload), "payload shared, not copied");
+        assert!(table.is_empty(), "every handle taken back");
+    }
+
+    #[test]
+    fn small_payload_is_lowered_inline() {
+        let item = message(Arc::from(&b"{\"x\":1}"[..]));
+        let mut table = ResourceTable::new();
+        let wit = item.lower(&mut table).unwrap();
+        let DataModel::Message(m) = &wit else {
+            panic!("lowered as {wit:?}")
+        };
+        assert!(matches!(&m.payload, BufferOrBytes::Bytes(b) if b == b"{\"x\":1}"));
+        let back = Item::lift(&mut table, wit, &Hlc::now("other")).unwrap();
+        assert_eq!(back, item);
+        assert!(table.is_empty(), "only the topic was a handle, and it was taken back");
+    }
+
+    #[test]
+    fn raw_items_inherit_time() {
+        let mut table = ResourceTable::new();
+        let back = Item::lift(
+            &mut table,
+            DataModel::BufferOrBytes(BufferOrBytes::Bytes(vec![1, 2])),
+            &ts(),
+        )
+        .unwrap();
+        assert_eq!(
+            back,
+            Item {
+                ts: ts(),
+                body: Body::Raw(Arc::from(&[1u8, 2][..]))
+            }
+        );
+    }
+}

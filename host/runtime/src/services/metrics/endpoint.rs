@@ -1,0 +1,117 @@
+//! The metrics endpoint: Prometheus text at `GET /metrics` (and `/`), on hyper's HTTP/1
+//! server. Unknown paths get 404, other methods 405, requests that are not HTTP hyper's own
+//! 400, and a client that sends no request head within [`HEADER_TIMEOUT`] is disconnected.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+
+use super::Metrics;
+
+/// How long a connection may take to send its request head before it is closed.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The OpenMetrics text content type `render` writes.
+const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+impl Metrics {
+    /// Serves the registry on `addr` from the current tokio runtime until the process exits;
+    /// returns the bound address (port 0 picks a free one).
+    pub async fn serve(self, addr: SocketAddr) -> std::io::Result<SocketAddr> {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| std::io::Error::new(e.kind(), format!("cannot serve metrics on {addr}: {e}")))?;
+        let local = listener.local_addr()?;
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = match listener.accept().await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::warn!("metrics endpoint: accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let metrics = self.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req| {
+                        let metrics = metrics.clone();
+                        async move { Ok::<_, Infallible>(respond(&metrics, &req)) }
+                    });
+                    let conn = hyper::server::conn::http1::Builder::new()
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(HEADER_TIMEOUT)
+                        .serve_connection(TokioIo::new(stream), service);
+                    if let Err(e) = conn.await {
+                        tracing::debug!("metrics endpoint: connection ended: {e}");
+                    }
+                });
+            }
+        });
+        Ok(local)
+    }
+}
+
+fn respond(metrics: &Metrics, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    let status = |code: StatusCode, text: &'static str| {
+        let mut r = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
+        *r.status_mut() = code;
+        r
+    };
+    match (req.method(), req.uri().path()) {
+        (&Method::GET | &Method::HEAD, "/metrics" | "/") => {
+            let mut r = Response::new(Full::new(Bytes::from(metrics.render())));
+            r.headers_mut().insert(
+                hyper::header::CONTENT_TYPE,
+                hyper::header::HeaderValue::from_static(CONTENT_TYPE),
+            );
+            r
+        }
+        (_, "/metrics" | "/") => status(StatusCode::METHOD_NOT_ALLOWED, "only GET\n"),
+        _ => status(StatusCode::NOT_FOUND, "not found: the metrics are at /metrics\n"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn exchange(addr: SocketAddr, request: &[u8]) -> String {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(request).await.unwrap();
+        let mut out = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await;
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    #[tokio::test]
+    async fn serves_metrics_404s_unknown_paths_and_400s_garbage() {
+        let metrics = Metrics::new();
+        let who = crate::identity::OpIdentity {
+            graph: "g".into(),
+            operation: "module-temperature/map".into(),
+        };
+        metrics
+            .nodes
+            .messages_in
+            .get_or_create(&Metrics::node_labels(&who))
+            .inc();
+        let addr = metrics.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let ok = exchange(addr, b"GET /metrics HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").await;
+        assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+        assert!(
+            ok.contains("wasmflow_messages_in_total{graph=\"g\",operation=\"module-temperature/map\"} 1"),
+            "{ok}"
+        );
+        let missing = exchange(addr, b"GET /nope HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").await;
+        assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
+        let garbage = exchange(addr, b"\x16\x03\x01 not http at all\r\n\r\n").await;
+        assert!(garbage.starts_with("HTTP/1.1 400"), "{garbage}");
+    }
+}

@@ -1,0 +1,166 @@
+//! The `state-store` WIT interface on [`HostState`]: the WIT records to and from the store's
+//! own types, errors logged with the calling operation.
+
+use std::time::Duration;
+
+use wasmflow_wire::Hlc;
+
+use super::SetCondition;
+use crate::bindings::named_imports;
+use crate::bindings::wasm_graph::processor as wit;
+use crate::bindings::{HybridLogicalClock, Timespec};
+use crate::identity::{OpId, OpIdentity};
+use crate::store::HostState;
+
+use wit::state_store_types::{
+    Duration as WitDuration, SetConditions, SetOptions, StateStoreDelResponse, StateStoreError as WitStateError,
+    StateStoreGetResponse, StateStoreSetResponse,
+};
+
+fn wit_hlc(h: Hlc) -> HybridLogicalClock {
+    HybridLogicalClock {
+        timestamp: Timespec {
+            secs: h.secs,
+            nanos: h.nanos,
+        },
+        counter: h.counter,
+        node_id: h.node_id,
+    }
+}
+
+fn store_error(who: &OpIdentity, e: super::StateStoreError) -> WitStateError {
+    tracing::debug!(
+        graph = &*who.graph,
+        operation = &*who.operation,
+        "state store refused: {e}"
+    );
+    WitStateError::RequestError(e.to_string())
+}
+
+impl named_imports::wasm_graph::processor::state_store::Host for HostState {
+    fn get(
+        &mut self,
+        id: OpId,
+        key: Vec<u8>,
+        _timeout: Option<WitDuration>,
+    ) -> wasmtime::Result<Result<StateStoreGetResponse, WitStateError>> {
+        let who = self.services.identity(id);
+        Ok(self
+            .services
+            .state
+            .get(&key)
+            .map(|r| StateStoreGetResponse {
+                response: r.value,
+                version: r.version.map(wit_hlc),
+            })
+            .map_err(|e| store_error(&who, e)))
+    }
+
+    fn set(
+        &mut self,
+        id: OpId,
+        key: Vec<u8>,
+        value: Vec<u8>,
+        _timeout: Option<WitDuration>,
+        fencing_token: Option<HybridLogicalClock>,
+        options: SetOptions,
+    ) -> wasmtime::Result<Result<StateStoreSetResponse, WitStateError>> {
+        let who = self.services.identity(id);
+        let cond = match options.conditions {
+            SetConditions::OnlyIfDoesNotExist => SetCondition::OnlyIfDoesNotExist,
+            SetConditions::OnlyIfEqualOrDoesNotExist => SetCondition::OnlyIfEqualOrDoesNotExist,
+            SetConditions::Unconditional => SetCondition::Unconditional,
+        };
+        let expires = options.expires.map(|d| Duration::new(d.seconds, d.nanos));
+        let fence = fencing_token.as_ref().map(Hlc::from);
+        Ok(self
+            .services
+            .state
+            .set(&key, &value, fence.as_ref(), cond, expires)
+            .map(|r| StateStoreSetResponse {
+                response: r.done,
+                version: r.version.map(wit_hlc),
+            })
+            .map_err(|e| store_error(&who, e)))
+    }
+
+    fn del(
+        &mut self,
+        id: OpId,
+        key: Vec<u8>,
+        fencing_token: Option<HybridLogicalClock>,
+        _timeout: Option<WitDuration>,
+    ) -> wasmtime::Result<Result<StateStoreDelResponse, WitStateError>> {
+        let who = self.services.identity(id);
+        let fence = fencing_token.as_ref().map(Hlc::from);
+        Ok(self
+            .services
+            .state
+            .del(&key, fence.as_ref())
+            .map(|r| StateStoreDelResponse {
+                response: r.deleted,
+                version: None,
+            })
+            .map_err(|e| store_error(&who, e)))
+    }
+
+    fn vdel(
+        &mut self,
+        id: OpId,
+        key: Vec<u8>,
+        value: Vec<u8>,
+        fencing_token: Option<HybridLogicalClock>,
+        _timeout: Option<WitDuration>,
+    ) -> wasmtime::Result<Result<StateStoreDelResponse, WitStateError>> {
+        let who = self.services.identity(id);
+        let fence = fencing_token.as_ref().map(Hlc::from);
+        Ok(self
+            .services
+            .state
+            .vdel(&key, &value, fence.as_ref())
+            .map(|r| StateStoreDelResponse {
+                response: r.deleted,
+                version: None,
+            })
+            .map_err(|e| store_error(&who, e)))
+    }
+}
+
+impl wit::state_store::Host for HostState {
+    fn get(
+        &mut self,
+        key: Vec<u8>,
+        t: Option<WitDuration>,
+    ) -> wasmtime::Result<Result<StateStoreGetResponse, WitStateError>> {
+        named_imports::wasm_graph::processor::state_store::Host::get(self, OpId::UNNAMED, key, t)
+    }
+    fn set(
+        &mut self,
+        key: Vec<u8>,
+        value: Vec<u8>,
+        t: Option<WitDuration>,
+        f: Option<HybridLogicalClock>,
+        o: SetOptions,
+    ) -> wasmtime::Result<Result<StateStoreSetResponse, WitStateError>> {
+        named_imports::wasm_graph::processor::state_store::Host::set(self, OpId::UNNAMED, key, value, t, f, o)
+    }
+    fn del(
+        &mut self,
+        key: Vec<u8>,
+        f: Option<HybridLogicalClock>,
+        t: Option<WitDuration>,
+    ) -> wasmtime::Result<Result<StateStoreDelResponse, WitStateError>> {
+        named_imports::wasm_graph::processor::state_store::Host::del(self, OpId::UNNAMED, key, f, t)
+    }
+    fn vdel(
+        &mut self,
+        key: Vec<u8>,
+        value: Vec<u8>,
+        f: Option<HybridLogicalClock>,
+        t: Option<WitDuration>,
+    ) -> wasmtime::Result<Result<StateStoreDelResponse, WitStateError>> {
+        named_imports::wasm_graph::processor::state_store::Host::vdel(self, OpId::UNNAMED, key, value, f, t)
+    }
+}
+
+impl wit::state_store_types::Host for HostState {}

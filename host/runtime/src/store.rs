@@ -1,0 +1,131 @@
+//! The data of one graph's wasmtime `Store`: the resource table, the WASI context (only what
+//! was granted), the limits, and the services every store of the graph shares. The WIT
+//! interfaces over it are implemented beside each service (`services/*/host.rs`,
+//! `buffer/host.rs`) and linked in `linker.rs`.
+
+use std::sync::Arc;
+
+use wasmtime::component::ResourceTable;
+use wasmtime::{StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::identity::{OpId, OpIdentity};
+use crate::services::metrics::Metrics;
+use crate::services::schema_registry::Schemas;
+use crate::services::state_store::StateStore;
+use crate::services::wasi_nn::{NnCtx, WasiNn};
+
+/// What every store of one graph shares: who the operations are and the services they use.
+pub struct GraphServices {
+    /// The graph's name.
+    pub graph: Arc<str>,
+    /// One identity per operation, in manifest order (an `op{i}-…` import's index is its identity).
+    pub operations: Vec<OpIdentity>,
+    /// The process's metrics registry.
+    pub metrics: Metrics,
+    /// The process's state store.
+    pub state: StateStore,
+    /// The graph's `schemas`, answered by `schema-registry`.
+    pub schemas: Schemas,
+    /// wasi-nn, when a module of the graph imports it (see `NnRuntime::for_manifest`).
+    pub nn: Option<Arc<WasiNn>>,
+}
+
+impl GraphServices {
+    /// The services of a graph: one identity per operation of its manifest, in manifest order
+    /// (so an `op{i}-…` import's index is its identity), and the graph's schemas.
+    pub fn for_manifest(manifest: &wasmflow_compose::Manifest, metrics: Metrics, state: StateStore) -> Self {
+        let graph: Arc<str> = manifest.name.clone().into();
+        let operations = manifest
+            .operations
+            .iter()
+            .map(|o| OpIdentity {
+                graph: graph.clone(),
+                operation: o.name.as_str().into(),
+            })
+            .collect();
+        let schemas = Schemas::from_manifest(manifest);
+        Self {
+            graph,
+            operations,
+            metrics,
+            state,
+            schemas,
+            nn: None,
+        }
+    }
+
+    /// The identity behind an id, falling back to the graph itself for unnamed imports.
+    pub fn identity(&self, id: OpId) -> OpIdentity {
+        self.operations
+            .get(id.0 as usize)
+            .cloned()
+            .unwrap_or_else(|| OpIdentity {
+                graph: self.graph.clone(),
+                operation: "(module)".into(),
+            })
+    }
+}
+
+/// What WASI lets modules reach. Nothing by default: no environment, no files, no network, no
+/// standard streams; each grant is the user's explicit choice.
+#[derive(Debug, Clone, Default)]
+pub struct WasiGrants {
+    /// Environment variables modules see.
+    pub env: Vec<(String, String)>,
+    /// Host directories modules may read, as `(host path, guest path)`; read-only.
+    pub dirs: Vec<(std::path::PathBuf, String)>,
+    /// Let modules write to the host's standard error (debug printing).
+    pub inherit_stderr: bool,
+}
+
+impl WasiGrants {
+    fn build(&self) -> anyhow::Result<WasiCtx> {
+        let mut b = WasiCtx::builder();
+        b.envs(&self.env);
+        for (host, guest) in &self.dirs {
+            b.preopened_dir(host, guest, wasmtime_wasi::FsPerms::ReadOnly)
+                .map_err(|e| anyhow::anyhow!("cannot grant directory {}: {e}", host.display()))?;
+        }
+        if self.inherit_stderr {
+            b.inherit_stderr();
+        }
+        Ok(b.build())
+    }
+}
+
+/// The per-store data: resource table, WASI context (only what was granted), limits and services.
+pub struct HostState {
+    /// Resources handed to guests (buffers, wasi handles).
+    pub table: ResourceTable,
+    wasi: WasiCtx,
+    /// Memory limits of this store.
+    pub limits: StoreLimits,
+    /// What every store of the graph shares.
+    pub services: Arc<GraphServices>,
+    /// This store's wasi-nn context (empty unless the graph uses wasi-nn).
+    pub nn: NnCtx,
+}
+
+impl HostState {
+    /// `max_memory` bounds each linear memory; exceeding it makes `memory.grow` fail, which a
+    /// guest's allocator turns into a trap.
+    pub fn new(services: Arc<GraphServices>, max_memory: usize, grants: &WasiGrants) -> anyhow::Result<Self> {
+        Ok(Self {
+            table: ResourceTable::new(),
+            wasi: grants.build()?,
+            limits: StoreLimitsBuilder::new().memory_size(max_memory).build(),
+            nn: crate::services::wasi_nn::store_ctx(services.nn.as_deref()),
+            services,
+        })
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}

@@ -1,0 +1,241 @@
+//! The `wasmflow` binary as a user runs it: exit codes, stdout, and error messages that name
+//! the file and what is wrong.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use crate::support::*;
+
+fn wasmflow(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_wasmflow"))
+        .args(args)
+        .current_dir(repo())
+        .env("WASMFLOW_DATA_DIR", dir)
+        .env_remove("WASMFLOW_MODULES")
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run wasmflow")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn compose_writes_a_valid_component_that_inspect_describes() {
+    module("temperature");
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("simple.wasm");
+    let r = wasmflow(
+        &[
+            "compose",
+            "compose/tests/azure-compat/graph-simple.yaml",
+            "-o",
+            out.to_str().unwrap(),
+        ],
+        d.path(),
+    );
+    assert!(r.status.success(), "{}", text(&r.stderr));
+    assert!(text(&r.stderr).contains("composed 3 operations"), "{}", text(&r.stderr));
+
+    // The standard tool agrees it is a valid component (the `implements` imports need --features all).
+    let v = Command::new("wasm-tools")
+        .args(["validate", "--features", "all"])
+        .arg(&out)
+        .output()
+        .expect("wasm-tools is installed by scripts/setup.sh");
+    assert!(v.status.success(), "wasm-tools validate: {}", text(&v.stderr));
+
+    let r = wasmflow(&["inspect", out.to_str().unwrap()], d.path());
+    assert!(r.status.success(), "{}", text(&r.stderr));
+    let s = text(&r.stdout);
+    for needle in [
+        "import op1-logger: wasm-graph:processor/logger@1.1.0",
+        "export op1-module-temperature-map: wasm-graph:processor/map@1.1.0",
+        "module-temperature/map: map, module azure-samples/explore-iot-operations/temperature:1.0.0",
+        "parameter key1",
+    ] {
+        assert!(s.contains(needle), "`{needle}` missing from:\n{s}");
+    }
+}
+
+#[test]
+fn run_prints_outputs_as_json_lines() {
+    module("temperature");
+    let d = tempfile::tempdir().unwrap();
+    let input = d.path().join("in.jsonl");
+    std::fs::write(
+        &input,
+        "{\"temperature\":{\"value\":1209,\"unit\":\"F\"}}\n\n{\"temperature\":{\"value\":32,\"unit\":\"F\"}}\n",
+    )
+    .unwrap();
+    let r = wasmflow(
+        &[
+            "run",
+            "compose/tests/azure-compat/graph-simple.yaml",
+            "--input",
+            input.to_str().unwrap(),
+        ],
+        d.path(),
+    );
+    assert!(r.status.success(), "{}", text(&r.stderr));
+    let lines: Vec<serde_json::Value> = text(&r.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{}", text(&r.stdout));
+    assert_eq!(
+        lines[0]["payload"]["temperature"]["value"],
+        serde_json::json!(653.8888888888889)
+    );
+    assert_eq!(lines[1]["payload"]["temperature"]["value"], serde_json::json!(0.0));
+    assert_eq!(lines[0]["sink"], "sink");
+}
+
+#[test]
+fn a_yaml_syntax_error_names_the_file_and_line() {
+    let d = tempfile::tempdir().unwrap();
+    let bad = d.path().join("bad.yaml");
+    std::fs::write(&bad, "metadata:\n  name: x\noperations: [\n  - {").unwrap();
+    let r = wasmflow(
+        &[
+            "compose",
+            bad.to_str().unwrap(),
+            "-o",
+            d.path().join("x.wasm").to_str().unwrap(),
+        ],
+        d.path(),
+    );
+    assert_eq!(r.status.code(), Some(1));
+    let e = text(&r.stderr);
+    assert!(e.starts_with("error: "), "{e}");
+    assert!(
+        e.contains("bad.yaml:4:") && e.contains("YAML syntax error"),
+        "file:line:column: {e}"
+    );
+    assert!(!e.contains("panicked"), "{e}");
+}
+
+#[test]
+fn a_missing_module_is_named() {
+    let d = tempfile::tempdir().unwrap();
+    let simple = std::fs::read_to_string(repo().join("compose/tests/azure-compat/graph-simple.yaml")).unwrap();
+    let graph = d.path().join("absent.yaml");
+    std::fs::write(
+        &graph,
+        simple.replace(
+            "explore-iot-operations/temperature:1.0.0",
+            "explore-iot-operations/absent:1.0.0",
+        ),
+    )
+    .unwrap();
+    let r = wasmflow(&["run", graph.to_str().unwrap(), "--input", "/dev/null"], d.path());
+    assert_eq!(r.status.code(), Some(1));
+    let e = text(&r.stderr);
+    assert!(e.contains("module `absent`") && e.contains("not found locally"), "{e}");
+}
+
+#[test]
+fn run_refuses_a_wasm_that_is_not_a_composed_graph() {
+    let d = tempfile::tempdir().unwrap();
+    let r = wasmflow(
+        &["run", module("temperature").to_str().unwrap(), "--input", "/dev/null"],
+        d.path(),
+    );
+    assert_eq!(r.status.code(), Some(1));
+    assert!(
+        text(&r.stderr).contains("is not a composed wasmflow graph"),
+        "{}",
+        text(&r.stderr)
+    );
+}
+
+#[test]
+fn golden_tests_pass_and_a_wrong_expectation_fails() {
+    module("temperature");
+    let d = tempfile::tempdir().unwrap();
+    let r = wasmflow(&["test", "tests/golden"], d.path());
+    let out = text(&r.stdout);
+    assert!(r.status.success(), "{out}{}", text(&r.stderr));
+    assert!(out.lines().any(|l| l.starts_with("PASS complex-temperature")), "{out}");
+    assert!(
+        out.lines().last().is_some_and(|l| l.ends_with(" passed, 0 failed")),
+        "{out}"
+    );
+
+    // The same test with one digit changed in the expectation must fail.
+    let copy = d.path().join("golden");
+    let src = repo().join("tests/golden/graph-simple");
+    std::fs::create_dir_all(copy.join("input")).unwrap();
+    for f in ["input/000.json", "input/000.json.meta.json", "expected.json"] {
+        std::fs::copy(src.join(f), copy.join(f)).unwrap();
+    }
+    let descriptor = std::fs::read_to_string(src.join("graph-simple.test.yaml")).unwrap();
+    let descriptor = descriptor.replace("../../../compose", repo().join("compose").to_str().unwrap());
+    std::fs::write(copy.join("broken.test.yaml"), descriptor).unwrap();
+    let expected = std::fs::read_to_string(copy.join("expected.json"))
+        .unwrap()
+        .replace("653.8888888888889", "653.8888888888888");
+    std::fs::write(copy.join("expected.json"), expected).unwrap();
+    let r = wasmflow(&["test", copy.to_str().unwrap()], d.path());
+    let out = text(&r.stdout);
+    assert_eq!(r.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("FAIL graph-simple") && out.contains("653.8888888888888"),
+        "{out}"
+    );
+    assert!(out.trim_end().ends_with("0 passed, 1 failed"), "{out}");
+}
+
+#[test]
+fn ctrl_c_stops_a_run_cleanly() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    module("temperature");
+    let d = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wasmflow"))
+        .args([
+            "run",
+            "compose/tests/azure-compat/graph-simple.yaml",
+            "--input",
+            "-",
+            "--idle-ms",
+            "100",
+        ])
+        .current_dir(repo())
+        .env("WASMFLOW_DATA_DIR", d.path())
+        .env_remove("WASMFLOW_MODULES")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, r#"{{"temperature":{{"value":212,"unit":"F"}}}}"#).unwrap();
+    stdin.flush().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(
+        line.contains(r#""value":100.0"#),
+        "output arrives while input stays open: {line}"
+    );
+    // Standard input is still open: only the interrupt can end the run.
+    assert!(Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "still running 10 s after Ctrl-C");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+    drop(stdin);
+}
