@@ -239,3 +239,64 @@ fn ctrl_c_stops_a_run_cleanly() {
     assert!(status.success(), "{status:?}");
     drop(stdin);
 }
+
+/// A line that is not UTF-8 is a payload like any other (payloads may be binary), and an
+/// envelope that is not UTF-8 is a warning for that line only: the lines after it still run.
+/// (Before, one such line ended the run: "stream did not contain valid UTF-8".)
+#[test]
+fn a_line_that_is_not_utf8_loses_no_later_message() {
+    module("temperature");
+    let d = tempfile::tempdir().unwrap();
+    let good = |f: u32| format!(r#"{{"temperature":{{"value":{f},"unit":"F"}}}}"#);
+    let mut payloads = Vec::new();
+    payloads.extend_from_slice(good(212).as_bytes());
+    payloads.extend_from_slice(b"\n\xff\xfe not text\n");
+    payloads.extend_from_slice(good(32).as_bytes());
+    payloads.push(b'\n');
+    let file = d.path().join("payloads.jsonl");
+    std::fs::write(&file, &payloads).unwrap();
+    let r = wasmflow(
+        &[
+            "run",
+            "compose/tests/azure-compat/graph-simple.yaml",
+            "--input",
+            file.to_str().unwrap(),
+        ],
+        d.path(),
+    );
+    assert!(r.status.success(), "{}", text(&r.stderr));
+    let out = text(&r.stdout);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "every line reaches the graph:\n{out}");
+    assert!(lines[0].contains(r#""value":100.0"#), "{out}");
+    assert!(
+        lines[2].contains(r#""value":0.0"#),
+        "the line after the binary one: {out}"
+    );
+
+    let mut envelopes = Vec::new();
+    envelopes.extend_from_slice(b"{\"payload\":\"\xff\"}\n");
+    envelopes.extend_from_slice(format!(r#"{{"payload":{}}}"#, good(212)).as_bytes());
+    envelopes.push(b'\n');
+    let file = d.path().join("envelopes.jsonl");
+    std::fs::write(&file, &envelopes).unwrap();
+    let r = wasmflow(
+        &[
+            "run",
+            "compose/tests/azure-compat/graph-simple.yaml",
+            "--envelope",
+            "--input",
+            file.to_str().unwrap(),
+        ],
+        d.path(),
+    );
+    assert!(r.status.success(), "{}", text(&r.stderr));
+    let err = text(&r.stderr);
+    assert!(
+        err.contains("line 1") && err.contains("UTF-8"),
+        "the bad line is named: {err}"
+    );
+    let out = text(&r.stdout);
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(out.contains(r#""value":100.0"#), "{out}");
+}

@@ -77,6 +77,10 @@ fn survives(fault: &str, expect_trap: bool) {
     };
     assert_eq!(operation, "faulty/map");
     assert_eq!(expect_trap, error.starts_with("trap:"), "{fault}: {error}");
+    if fault == "panic" {
+        // The operator's own message, from its standard error: the trap alone says `unreachable`.
+        assert!(error.contains(faulty::PANIC_MESSAGE), "{error}");
+    }
     assert_eq!(payload(dead[0]), format!(r#"{{"fault":"{fault}"}}"#));
     assert_eq!(prop(dead[0], "operation"), Some("faulty/map"));
 
@@ -181,4 +185,8 @@ fn init_returning_false_stops_startup_naming_the_operation() {
 fn init_trapping_stops_startup_naming_the_operation() {
     let e = start_error("trap");
     assert!(e.contains("operation `faulty/map` trapped in init"), "{e}");
+    assert!(
+        e.contains(faulty::INIT_PANIC_MESSAGE),
+        "the module's panic message: {e}"
+    );
 }

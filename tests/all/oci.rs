@@ -973,3 +973,46 @@ fn plain_http_beyond_loopback_only_when_asked() {
     );
     assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&file).unwrap());
 }
+
+/// A registry that accepts the connection and never answers: the pull fails after the read
+/// timeout, naming the registry, instead of hanging (before, it hung forever).
+#[test]
+fn a_registry_that_never_answers_times_out() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // Accept and hold every connection, answering nothing.
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in listener.incoming().flatten() {
+            held.push(c);
+        }
+    });
+    let d = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wasmflow"))
+        .args([
+            "pull",
+            &format!("127.0.0.1:{port}/graphs/silent:1.0.0"),
+            "--registry-read-timeout-secs",
+            "1",
+        ])
+        .env("WASMFLOW_DATA_DIR", d.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("pull still waiting on a silent registry after 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(!status.success(), "{err}");
+    assert!(err.contains(&format!("127.0.0.1:{port}")), "names the registry: {err}");
+}

@@ -4,7 +4,7 @@
 //! exactly the bytes the Rust `temperature` map writes.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 
 use crate::support::*;
 use wasmflow_runtime::graph::{Graph, RunOptions};

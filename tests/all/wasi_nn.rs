@@ -141,12 +141,10 @@ fn dead_letter(o: &Output) -> Option<(&str, &str)> {
 }
 
 fn with_nn(models: Vec<(String, PathBuf)>) -> Harness {
-    let mut h = Harness::new();
-    h.runtime.set_wasi_nn(NnOptions {
+    Harness::new().with_wasi_nn(NnOptions {
         onnxruntime: None,
         models,
-    });
-    h
+    })
 }
 
 fn accuracy(predicted: &[String], truth: &[String]) -> f64 {
@@ -327,8 +325,7 @@ fn a_corrupt_preloaded_model_stops_start_up_naming_the_flag_and_file() {
 #[test]
 fn graphs_without_wasi_nn_never_touch_onnx_runtime() {
     // A library path that does not exist: fine as long as no module imports wasi:nn.
-    let mut h = Harness::new();
-    h.runtime.set_wasi_nn(NnOptions {
+    let h = Harness::new().with_wasi_nn(NnOptions {
         onnxruntime: Some("/nonexistent/libonnxruntime.so".into()),
         models: vec![],
     });

@@ -262,13 +262,13 @@ fn main() -> Result<()> {
     let library = locate_onnxruntime(None)?;
     let info = init_onnxruntime(&library)?;
 
-    let mut runtime = Runtime::new(&RuntimeConfig {
+    let runtime = Runtime::new(&RuntimeConfig {
         data_dir: dir.path().into(),
         ephemeral_state: true,
         cache_dir: Some(Path::new(env!("CARGO_TARGET_TMPDIR")).join("wasmflow-cache")),
         limits: Default::default(),
     })?;
-    runtime.set_wasi_nn(NnOptions {
+    let runtime = runtime.with_wasi_nn(NnOptions {
         onnxruntime: Some(library.clone()),
         models: vec![("mlp".into(), mlp.clone())],
     });

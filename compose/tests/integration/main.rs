@@ -9,4 +9,5 @@
 mod common;
 mod composition;
 mod modules;
+mod probe;
 mod validation;

@@ -4,6 +4,7 @@
 
 mod commands;
 mod flags;
+#[cfg(feature = "oci")]
 mod progress;
 
 use std::process::ExitCode;

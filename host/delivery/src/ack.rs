@@ -38,6 +38,8 @@ pub struct Tracker {
 }
 
 impl Tracker {
+    /// Nothing open yet. The pump makes one per run and registers the journal's restored
+    /// entries in it before the first input.
     pub fn new() -> Self {
         Self::default()
     }

@@ -18,15 +18,35 @@ const WINDOWS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("windo
 /// Why the window journal could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
+    /// The file or its directory cannot be created or opened, also when another process has
+    /// it open (two runs sharing a data directory).
     #[error("opening the window journal {path}: {reason}")]
-    Open { path: String, reason: String },
+    Open {
+        /// The journal file.
+        path: String,
+        /// The file system's or redb's reason.
+        reason: String,
+    },
+    /// A read or a commit failed. After a failed commit the entries it held are not durable,
+    /// so the run stops rather than acknowledge their inputs.
     #[error("window journal {path}: {reason}")]
-    Io { path: String, reason: String },
+    Io {
+        /// The journal file.
+        path: String,
+        /// redb's reason.
+        reason: String,
+    },
+    /// An entry does not decode (written by an incompatible wasmflow, or damaged). Loading
+    /// fails, so the run does not start rather than drop held items.
     #[error("window journal {path}: entry {id} of graph `{graph}` is unreadable: {reason}")]
     Corrupt {
+        /// The journal file.
         path: String,
+        /// The graph name the entry is filed under.
         graph: String,
+        /// The entry's lineage id.
         id: u64,
+        /// The decoder's reason.
         reason: String,
     },
 }

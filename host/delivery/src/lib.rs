@@ -10,7 +10,7 @@
 //!   the prefix is needed only when more than one transport is configured, so a graph may read
 //!   MQTT and write Kafka) and [`run`], which starts the transports and drives the pump. A new
 //!   transport plugs in as a `TransportKind` variant, its configuration in `Binding`, and one
-//!   arm in `start_source`/`start_sink`.
+//!   arm in `start_sources`/`start_sink`.
 
 #![warn(missing_docs)]
 
@@ -21,9 +21,8 @@ pub mod pump;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{bail, Result};
 use tokio::sync::{mpsc, watch};
 
 #[cfg(feature = "kafka")]
@@ -39,7 +38,9 @@ use crate::pump::{PumpOptions, PumpStats, Route, Routes};
 /// Which kind of broker an endpoint is on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TransportKind {
+    /// Written `mqtt:` before a topic; needs the `mqtt` feature.
     Mqtt,
+    /// Written `kafka:` before a topic; needs the `kafka` feature.
     Kafka,
 }
 
@@ -55,7 +56,10 @@ impl TransportKind {
 /// A topic (or topic filter) on one transport.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
+    /// Which configured broker; [`Binding::endpoint`] checks that it is configured.
     pub transport: TransportKind,
+    /// Without the `mqtt:`/`kafka:` prefix. For a source, a filter as its transport takes it
+    /// (MQTT wildcards and `$share/…`, Kafka `^regex`); for a sink, one topic.
     pub topic: String,
 }
 
@@ -198,7 +202,7 @@ async fn start_sink(binding: &Binding, kind: TransportKind) -> Result<Arc<dyn Si
             let cfg = binding
                 .mqtt
                 .clone()
-                .ok_or_else(|| anyhow!("no MQTT broker configured"))?;
+                .ok_or_else(|| anyhow::anyhow!("no MQTT broker configured"))?;
             Ok(Arc::new(MqttSink::connect(cfg).await?))
         }
         #[cfg(feature = "kafka")]
@@ -206,7 +210,7 @@ async fn start_sink(binding: &Binding, kind: TransportKind) -> Result<Arc<dyn Si
             let cfg = binding
                 .kafka
                 .as_ref()
-                .ok_or_else(|| anyhow!("no Kafka cluster configured"))?;
+                .ok_or_else(|| anyhow::anyhow!("no Kafka cluster configured"))?;
             Ok(Arc::new(KafkaSink::connect(&cfg.settings).await?))
         }
         #[allow(unreachable_patterns)] // with both transports built in
@@ -219,6 +223,8 @@ async fn start_sink(binding: &Binding, kind: TransportKind) -> Result<Arc<dyn Si
 
 /// One source per transport, reading all of that transport's topic filters.
 fn start_sources(binding: &Binding) -> Result<Vec<Box<dyn Source>>> {
+    #[cfg(not(any(feature = "mqtt", feature = "kafka")))]
+    let _ = binding;
     #[allow(unused_mut)] // with neither transport built in
     let mut out: Vec<Box<dyn Source>> = Vec::new();
     #[cfg(feature = "mqtt")]
@@ -233,7 +239,7 @@ fn start_sources(binding: &Binding) -> Result<Vec<Box<dyn Source>>> {
         let cfg = binding
             .mqtt
             .clone()
-            .ok_or_else(|| anyhow!("no MQTT broker configured"))?;
+            .ok_or_else(|| anyhow::anyhow!("no MQTT broker configured"))?;
         out.push(Box::new(MqttSource::new(cfg, mqtt)?));
     }
     #[cfg(feature = "kafka")]
@@ -248,7 +254,7 @@ fn start_sources(binding: &Binding) -> Result<Vec<Box<dyn Source>>> {
         let cfg = binding
             .kafka
             .clone()
-            .ok_or_else(|| anyhow!("no Kafka cluster configured"))?;
+            .ok_or_else(|| anyhow::anyhow!("no Kafka cluster configured"))?;
         out.push(Box::new(KafkaSource::new(cfg.settings, cfg.group_id, kafka)));
     }
     Ok(out)
@@ -290,6 +296,3 @@ pub fn shutdown_signal(rt: &tokio::runtime::Handle, message: &'static str) -> wa
     });
     rx
 }
-
-/// Default idle time for `run`, like the line mode's `--idle-ms`.
-pub const DEFAULT_IDLE: Duration = Duration::from_millis(1000);

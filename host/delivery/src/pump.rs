@@ -25,7 +25,9 @@ use crate::journal::WindowJournal;
 /// Where one kind of output goes: a sink transport and the topic to publish on.
 #[derive(Clone)]
 pub struct Route {
+    /// Connected already (the pump only sends); shared by every output on the route.
     pub sink: Arc<dyn Sink>,
+    /// Every output on this route is published here, whatever topic the graph gave it.
     pub topic: String,
 }
 
@@ -34,6 +36,8 @@ pub struct Route {
 pub struct Routes {
     /// By sink operation name; a graph's sinks without an entry use `default`.
     pub sinks: HashMap<String, Route>,
+    /// With `None`, every sink of the graph needs an entry in `sinks`, or [`run`] refuses
+    /// to start.
     pub default: Option<Route>,
     /// Items operators rejected; dropped (and so acknowledged) when `None`.
     pub dead_letter: Option<Route>,
@@ -72,9 +76,13 @@ impl Default for PumpOptions {
 /// What a run did, for the log line at the end and for tests.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct PumpStats {
+    /// Inbound messages pushed into the graph.
     pub received: u64,
+    /// Outputs their destination acknowledged, dead letters included.
     pub sent: u64,
+    /// Items handed to the dead-letter route (acknowledged or not); 0 when there is none.
     pub dead_letters: u64,
+    /// Window entries the journal gave back at start, left by an earlier run.
     pub restored: u64,
 }
 

@@ -467,7 +467,10 @@ impl ConsumerContext for SourceContext {
 /// source joins (a restart in the same group resumes at the last commit).
 #[derive(Debug, Clone)]
 pub struct KafkaConfig {
+    /// The cluster, for the source and the sink alike.
     pub settings: KafkaSettings,
+    /// `group.id` of the source (the sink joins no group). Without `--kafka-group`, `run` uses
+    /// `wasmflow-<graph name>`, so a renamed graph starts a new group with no commits.
     pub group_id: String,
 }
 

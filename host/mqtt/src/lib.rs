@@ -35,7 +35,7 @@ use connection::{Client, EventLoop, PollError};
 
 use wasmflow_transport::{Ack, BoxFuture, Inbound, Input, Outbound, Sink, Source, TransportError};
 
-/// Environment variable a broker password may come from (or `password_file`).
+/// Environment variable a broker password may come from (else a file: [`read_secret`]).
 pub const PASSWORD_ENV: &str = "WASMFLOW_MQTT_PASSWORD";
 
 /// How to reach and talk to one MQTT broker.
@@ -43,7 +43,9 @@ pub const PASSWORD_ENV: &str = "WASMFLOW_MQTT_PASSWORD";
 pub struct MqttConfig {
     /// `mqtt://host[:1883]` or `mqtts://host[:8883]`, for messages.
     pub url: String,
+    /// Host name or address from `url`, without the brackets of an IPv6 literal.
     pub host: String,
+    /// From `url`; 1883 for `mqtt://`, 8883 for `mqtts://` when it names none.
     pub port: u16,
     /// Base client id; the source uses it as is, the sink appends `-out`. A persistent session
     /// is found again by its client id, so it must be stable across restarts.
@@ -52,15 +54,21 @@ pub struct MqttConfig {
     pub qos: u8,
     /// How long the broker keeps the session (and queues for it) while disconnected, seconds.
     pub session_expiry_secs: u32,
+    /// Longest silence before the client pings (default 30 s); the broker drops a client silent
+    /// for 1.5 times this.
     pub keep_alive: Duration,
     /// At start, how long to keep trying to reach the broker before giving up.
     pub connect_timeout: Duration,
+    /// `None` connects without credentials, and `password` is then not sent either.
     pub username: Option<String>,
     /// Never given on the command line: from [`PASSWORD_ENV`] or a file (see [`read_secret`]).
     pub password: Option<String>,
+    /// `Some` speaks TLS (set for `mqtts://`, or when CA or client files are given); `None`
+    /// is plain TCP.
     pub tls: Option<TlsFiles>,
     /// Publications the sink keeps unacknowledged at once (the broker may allow fewer).
     pub max_inflight: u16,
+    /// MQTT 5 unless the broker speaks only 3.1.1 ([`MqttVersion::V311`] says what is lost).
     pub version: MqttVersion,
 }
 
@@ -68,8 +76,11 @@ pub struct MqttConfig {
 /// certificate and key for mutual TLS.
 #[derive(Debug, Clone, Default)]
 pub struct TlsFiles {
+    /// `None` trusts the system's root certificates.
     pub ca: Option<PathBuf>,
+    /// Given with `client_key` or not at all; mutual TLS needs `ca` too.
     pub client_cert: Option<PathBuf>,
+    /// The key of `client_cert`.
     pub client_key: Option<PathBuf>,
 }
 
@@ -261,6 +272,8 @@ pub struct MqttSource {
 }
 
 impl MqttSource {
+    /// A source reading `filters` as `config.client_id`. An empty filter list or a QoS other
+    /// than 0 or 1 is refused here, before anything connects.
     pub fn new(config: MqttConfig, filters: Vec<String>) -> Result<Self, TransportError> {
         if filters.is_empty() {
             return Err(TransportError::Config(

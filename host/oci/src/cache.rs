@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::OciError;
+use crate::error::OciError;
 
 /// The cache under one data directory.
 #[derive(Debug, Clone)]

@@ -20,6 +20,7 @@
 
 pub mod auth;
 pub mod cache;
+mod error;
 pub mod progress;
 pub mod reference;
 pub mod target;
@@ -38,6 +39,7 @@ use sha2::{Digest, Sha256};
 
 pub use auth::Credentials;
 pub use cache::Cache;
+pub use error::OciError;
 pub use progress::{NoProgress, Progress, Transfer};
 
 /// Config media type of a wasm component artifact (oci-wasm / CNCF wasm TAG).
@@ -57,55 +59,6 @@ const ACCEPT: &[&str] = &[
     OCI_IMAGE_MEDIA_TYPE,
     "application/vnd.docker.distribution.manifest.v2+json",
 ];
-
-/// What went wrong talking to a registry or the cache; each message names the reference.
-#[derive(Debug, thiserror::Error)]
-pub enum OciError {
-    #[error("`{reference}` is not a registry reference: {reason}")]
-    InvalidReference { reference: String, reason: String },
-    #[error("cannot reach registry {registry} for {reference} over {scheme}: {detail}{hint}")]
-    Unreachable {
-        registry: String,
-        reference: String,
-        scheme: &'static str,
-        detail: String,
-        hint: &'static str,
-    },
-    #[error("registry {registry} refused {reference}: not authorized ({detail}); credentials tried: {tried} — {hint}")]
-    Unauthorized {
-        registry: String,
-        reference: String,
-        detail: String,
-        tried: &'static str,
-        hint: &'static str,
-    },
-    #[error("{reference} is not in the registry (no such repository, tag or digest)")]
-    NotFound { reference: String },
-    #[error("digest mismatch for {reference}: expected {expected}, the registry sent content hashing to {actual}; refused and not cached")]
-    DigestMismatch {
-        reference: String,
-        expected: String,
-        actual: String,
-    },
-    #[error("{reference} is not a wasm component or graph definition artifact: {detail}")]
-    UnsupportedArtifact { reference: String, detail: String },
-    #[error("unsupported digest `{0}` (only sha256:<64 hex> is accepted)")]
-    UnsupportedDigest(String),
-    #[error("{file}: {detail}")]
-    BadFile { file: PathBuf, detail: String },
-    #[error("{}: {source}", path.display())]
-    Io { path: PathBuf, source: std::io::Error },
-    #[error("registry {registry} failed on {reference}: {detail}")]
-    Registry {
-        registry: String,
-        reference: String,
-        detail: String,
-    },
-    #[error("WASMFLOW_REGISTRY_TOKEN cannot be used as a bearer token: {0}")]
-    BadToken(String),
-    #[error("{reference} is not cached and the registry was not asked (offline)")]
-    NotCached { reference: String },
-}
 
 /// What an artifact holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,7 +88,8 @@ impl ArtifactKind {
     }
 }
 
-/// How to reach registries: which to use for relative references, plain HTTP, credentials.
+/// How to reach registries: which to use for relative references, plain HTTP, credentials,
+/// and how long to wait.
 #[derive(Debug, Clone, Default)]
 pub struct RegistryOptions {
     /// Registry (`host[:port]`) for references that name none.
@@ -144,6 +98,34 @@ pub struct RegistryOptions {
     pub insecure: bool,
     /// Explicit credentials.
     pub credentials: Credentials,
+    /// How long to wait for a registry.
+    pub timeouts: Timeouts,
+}
+
+/// Bounds on waiting for a registry, so one that accepts a connection and never answers
+/// fails a pull instead of hanging it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// To open a connection.
+    pub connect: std::time::Duration,
+    /// Between two reads of a response (a transfer that keeps moving is never cut).
+    pub read: std::time::Duration,
+}
+
+impl Timeouts {
+    /// The default connect timeout, in seconds (also `--registry-connect-timeout-secs`'s).
+    pub const CONNECT_SECS: u64 = 10;
+    /// The default read timeout, in seconds (also `--registry-read-timeout-secs`'s).
+    pub const READ_SECS: u64 = 30;
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            connect: std::time::Duration::from_secs(Self::CONNECT_SECS),
+            read: std::time::Duration::from_secs(Self::READ_SECS),
+        }
+    }
 }
 
 /// A pushed artifact.
@@ -253,7 +235,8 @@ impl Oci {
             .or_insert_with(|| {
                 Client::new(ClientConfig {
                     protocol,
-                    connect_timeout: Some(std::time::Duration::from_secs(10)),
+                    connect_timeout: Some(self.options.timeouts.connect),
+                    read_timeout: Some(self.options.timeouts.read),
                     ..Default::default()
                 })
             })

@@ -11,7 +11,7 @@
 
 use oci_client::Reference;
 
-use super::OciError;
+use crate::error::OciError;
 
 /// Whether the first path segment of `s` names a registry host (Docker's rule).
 fn has_registry_host(s: &str) -> bool {

@@ -19,7 +19,7 @@ pub struct LocalTarget {
 }
 
 /// Resolves `target` (a path, or a registry reference when no such path exists; see
-/// [`reference`] for the rule) into local files. `client` makes the registry client (its
+/// [`mod@reference`] for the rule) into local files. `client` makes the registry client (its
 /// cache, runtime and progress are the caller's) when one is needed.
 pub fn resolve(
     target: &Path,

@@ -16,25 +16,47 @@ pub use wasmflow_transport::Bytes;
 /// A message schema reference carried with an item.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Schema {
+    /// WIT `registry-reference`: a name, as the `schema-registry` interface looks it up.
     Registry(String),
-    Inline { name: String, content: String },
+    /// The schema itself, carried in the message.
+    Inline {
+        /// The schema's name.
+        name: String,
+        /// The schema text.
+        content: String,
+    },
 }
 
 /// The three shapes of the data model.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Body {
+    /// Bytes alone: no topic, content type or properties. A sink emits them with only `__ts`.
     Raw(Bytes),
+    /// A broker message, the shape every source produces.
     Message {
+        /// Bytes, since an operator may set any; a sink rejects one that is not UTF-8 (the
+        /// item's error, not the graph's).
         topic: Bytes,
+        /// `None` when the message carries none.
         content_type: Option<String>,
+        /// The message body; see [`INLINE_PAYLOAD_MAX`] for how a call receives it.
         payload: Bytes,
+        /// User properties in order, duplicates kept; `__ts` among them as it arrived (the sink
+        /// writes the item's event time over it).
         properties: Vec<(String, String)>,
+        /// `None` from sources; only operators set one, and a sink drops it.
         schema: Option<Schema>,
     },
+    /// An image frame. A sink emits the frame as the payload, its shape as `snapshot-format`,
+    /// `snapshot-width` and `snapshot-height` user properties.
     Snapshot {
+        /// Pixel format name, not checked by the host (the sample operators use `rgb24`).
         format: String,
+        /// In pixels.
         width: u32,
+        /// In pixels.
         height: u32,
+        /// The pixels; the host does not check its length against format and size.
         frame: Bytes,
     },
 }
@@ -42,7 +64,9 @@ pub enum Body {
 /// An item and its event time (for `Raw`, which has no timestamp field, the time it inherited).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Item {
+    /// Event time: what windows close on, and the `__ts` a sink writes.
     pub ts: Hlc,
+    /// The value, in one of the WIT `data-model` shapes.
     pub body: Body,
 }
 

@@ -20,6 +20,7 @@ pub mod identity;
 pub mod item;
 pub mod linker;
 pub mod services;
+pub mod stderr;
 pub mod store;
 
 use std::path::{Path, PathBuf};
@@ -160,8 +161,9 @@ impl Runtime {
 
     /// Where ONNX Runtime is and which models to preload, for graphs that use wasi-nn (by
     /// default: found through `ORT_DYLIB_PATH` or the set-up location, no models).
-    pub fn set_wasi_nn(&mut self, options: NnOptions) {
+    pub fn with_wasi_nn(mut self, options: NnOptions) -> Self {
         self.nn = NnRuntime::new(options);
+        self
     }
 
     /// The engine every graph of this runtime is compiled for.
@@ -176,6 +178,7 @@ impl Runtime {
             .load(&self.engine, &graph.bytes)
             .with_context(|| format!("loading {}", graph.origin))?;
         let mut services = GraphServices::for_manifest(&graph.manifest, self.metrics.clone(), self.state.clone());
+        services.schemas.extend(options.schemas.iter().cloned());
         services.nn = self
             .nn
             .for_manifest(&graph.manifest)

@@ -14,6 +14,7 @@ use crate::services::metrics::Metrics;
 use crate::services::schema_registry::Schemas;
 use crate::services::state_store::StateStore;
 use crate::services::wasi_nn::{NnCtx, WasiNn};
+use crate::stderr::StderrTail;
 
 /// What every store of one graph shares: who the operations are and the services they use.
 pub struct GraphServices {
@@ -80,17 +81,24 @@ pub struct WasiGrants {
 }
 
 impl WasiGrants {
-    fn build(&self) -> anyhow::Result<WasiCtx> {
+    /// The WASI context, and the tail of standard error kept for trap reports (none when the
+    /// modules write to the host's own).
+    fn build(&self) -> anyhow::Result<(WasiCtx, Option<StderrTail>)> {
         let mut b = WasiCtx::builder();
         b.envs(&self.env);
         for (host, guest) in &self.dirs {
             b.preopened_dir(host, guest, wasmtime_wasi::FsPerms::ReadOnly)
                 .map_err(|e| anyhow::anyhow!("cannot grant directory {}: {e}", host.display()))?;
         }
-        if self.inherit_stderr {
+        let tail = if self.inherit_stderr {
             b.inherit_stderr();
-        }
-        Ok(b.build())
+            None
+        } else {
+            let tail = StderrTail::default();
+            b.stderr(tail.clone());
+            Some(tail)
+        };
+        Ok((b.build(), tail))
     }
 }
 
@@ -99,6 +107,7 @@ pub struct HostState {
     /// Resources handed to guests (buffers, wasi handles).
     pub table: ResourceTable,
     wasi: WasiCtx,
+    stderr: Option<StderrTail>,
     /// Memory limits of this store.
     pub limits: StoreLimits,
     /// What every store of the graph shares.
@@ -111,13 +120,28 @@ impl HostState {
     /// `max_memory` bounds each linear memory; exceeding it makes `memory.grow` fail, which a
     /// guest's allocator turns into a trap.
     pub fn new(services: Arc<GraphServices>, max_memory: usize, grants: &WasiGrants) -> anyhow::Result<Self> {
+        let (wasi, stderr) = grants.build()?;
         Ok(Self {
             table: ResourceTable::new(),
-            wasi: grants.build()?,
+            wasi,
+            stderr,
             limits: StoreLimitsBuilder::new().memory_size(max_memory).build(),
             nn: crate::services::wasi_nn::store_ctx(services.nn.as_deref()),
             services,
         })
+    }
+}
+
+impl HostState {
+    /// Where standard error stands now: [`HostState::stderr_since`] reads what comes after.
+    pub fn stderr_mark(&self) -> u64 {
+        self.stderr.as_ref().map_or(0, StderrTail::mark)
+    }
+
+    /// What the modules wrote to standard error after `mark`, as one line (empty when nothing
+    /// was, or when standard error is the host's own).
+    pub fn stderr_since(&self, mark: u64) -> String {
+        self.stderr.as_ref().map(|t| t.since(mark)).unwrap_or_default()
     }
 }
 

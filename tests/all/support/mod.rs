@@ -73,6 +73,14 @@ impl Harness {
         Self { dir, runtime }
     }
 
+    /// The same harness, its runtime given these wasi-nn options.
+    pub fn with_wasi_nn(self, options: wasmflow_runtime::services::wasi_nn::NnOptions) -> Self {
+        Self {
+            dir: self.dir,
+            runtime: self.runtime.with_wasi_nn(options),
+        }
+    }
+
     pub fn load(&self, graph: &Path) -> LoadedGraph {
         // Make sure the modules exist before blaming the compiler.
         module("temperature");

@@ -43,11 +43,6 @@ impl Wasmflow {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// The process's id (for reading its CPU time in /proc).
-    pub fn id(&self) -> u32 {
-        self.child.id()
-    }
-
     /// Waits for the process to exit on its own.
     pub fn wait(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
         let until = Instant::now() + timeout;

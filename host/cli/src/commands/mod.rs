@@ -4,7 +4,9 @@
 
 mod compose;
 mod inspect;
+#[cfg(feature = "oci")]
 mod pull;
+#[cfg(feature = "oci")]
 mod push;
 mod run;
 mod test;
@@ -36,8 +38,10 @@ pub enum Command {
     /// Run golden-file tests: a graph, an input folder, expected JSON.
     Test(test::TestCmd),
     /// Push a component or graph definition to an OCI registry; prints the manifest digest.
+    #[cfg(feature = "oci")]
     Push(push::PushCmd),
     /// Pull an artifact into the local cache (and optionally to a file); prints its digest.
+    #[cfg(feature = "oci")]
     Pull(pull::PullCmd),
 }
 
@@ -69,8 +73,19 @@ impl Command {
             Command::Inspect(c) => c.execute(),
             Command::Run(c) => c.execute(rt),
             Command::Test(c) => c.execute(rt),
+            #[cfg(feature = "oci")]
             Command::Push(c) => c.execute(rt),
+            #[cfg(feature = "oci")]
             Command::Pull(c) => c.execute(rt),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// clap's own consistency checks (unique names, valid defaults) over every command.
+    #[test]
+    fn the_command_line_is_consistent() {
+        <super::Cli as clap::CommandFactory>::command().debug_assert();
     }
 }

@@ -12,7 +12,7 @@ use wasmflow_runtime::store::WasiGrants;
 use wasmflow_runtime::{load_graph, Runtime, RuntimeConfig};
 use wasmflow_transport::lines::InputFormat;
 
-use crate::flags::transport::{self, TransportArgs};
+use crate::flags::transport::TransportArgs;
 use crate::flags::GraphArgs;
 
 #[derive(Args, Debug)]
@@ -64,6 +64,9 @@ pub struct RunCmd {
     #[command(flatten)]
     pub transport: TransportArgs,
     #[command(flatten)]
+    pub schemas: crate::flags::SchemaArgs,
+    #[cfg(feature = "wasi-nn")]
+    #[command(flatten)]
     pub nn: crate::flags::nn::NnArgs,
 }
 
@@ -107,8 +110,9 @@ impl RunCmd {
                 ..Default::default()
             },
         };
-        let mut runtime = Runtime::new(&config)?;
-        runtime.set_wasi_nn(self.nn.options());
+        let runtime = Runtime::new(&config)?;
+        #[cfg(feature = "wasi-nn")]
+        let runtime = runtime.with_wasi_nn(self.nn.options());
         if let Some(seed) = &self.state_seed {
             let n = runtime.state.seed_from_json(seed)?;
             tracing::info!("seeded {n} state keys from {}", seed.display());
@@ -121,6 +125,7 @@ impl RunCmd {
             overrides: self.graph_args.config.clone(),
             dead_letter: self.dead_letter || self.transport.dead_letter_topic.is_some(),
             wasi: self.wasi_grants()?,
+            schemas: self.schemas.schemas.clone(),
             ..RunOptions::default()
         };
         let started = std::time::Instant::now();
@@ -171,24 +176,18 @@ fn run_bound(
     idle: Duration,
     rt: &tokio::runtime::Handle,
 ) -> Result<ExitCode> {
-    let mut url = args.mqtt.clone();
     // With no broker given, the graph talks to one of its own (it lives until the process exits).
-    if url.is_none() && args.kafka.kafka.is_none() {
-        let broker = wasmflow_mqtt::broker::EmbeddedBroker::start(args.listen, rt)?;
-        tracing::info!(
-            "embedded MQTT broker (3.1.1 and 5) on {}: publish to {}, subscribe to {}",
-            broker.addr(),
-            args.sources.first().map_or(transport::DEFAULT_SOURCE, String::as_str),
-            args.sink.as_deref().unwrap_or(transport::DEFAULT_SINK),
-        );
-        url = Some(broker.url());
-    }
+    let url = match &args.mqtt {
+        Some(url) => Some(url.clone()),
+        None if args.kafka_brokers().is_none() => Some(embedded_broker(args, rt)?),
+        None => None,
+    };
     let binding = args.binding(&graph.manifest().name, url.as_deref())?;
     tracing::info!(
         sources = ?binding.sources.iter().map(|e| &e.topic).collect::<Vec<_>>(),
         sink = ?binding.sink.as_ref().map(|e| &e.topic),
         "bound to {}",
-        [url.clone(), args.kafka.kafka.as_ref().map(|k| format!("kafka {k}"))]
+        [url.clone(), args.kafka_brokers().map(|k| format!("kafka {k}"))]
             .into_iter()
             .flatten()
             .collect::<Vec<_>>()
@@ -206,4 +205,26 @@ fn run_bound(
         "done"
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Starts the embedded MQTT broker on `--listen`; its URL.
+#[cfg(feature = "mqtt")]
+fn embedded_broker(args: &TransportArgs, rt: &tokio::runtime::Handle) -> Result<String> {
+    use crate::flags::transport::{DEFAULT_SINK, DEFAULT_SOURCE};
+    let broker = wasmflow_mqtt::broker::EmbeddedBroker::start(args.listen, rt)?;
+    tracing::info!(
+        "embedded MQTT broker (3.1.1 and 5) on {}: publish to {}, subscribe to {}",
+        broker.addr(),
+        args.sources.first().map_or(DEFAULT_SOURCE, String::as_str),
+        args.sink.as_deref().unwrap_or(DEFAULT_SINK),
+    );
+    Ok(broker.url())
+}
+
+/// Without MQTT built in there is no embedded broker: a run needs `--kafka` or `--input`.
+#[cfg(not(feature = "mqtt"))]
+fn embedded_broker(_args: &TransportArgs, _rt: &tokio::runtime::Handle) -> Result<String> {
+    anyhow::bail!(
+        "no broker: give --kafka or --input (this wasmflow was built without MQTT, so it has no embedded broker)"
+    )
 }

@@ -2,11 +2,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, Context, Result};
 use clap::Args;
 use wasmflow_compose::Override;
 use wasmflow_golden::{discover, GoldenTest};
 use wasmflow_runtime::graph::RunOptions;
+use wasmflow_runtime::services::schema_registry::Schema;
+use wasmflow_runtime::services::state_store::SetCondition;
 use wasmflow_runtime::{load_graph, Runtime, RuntimeConfig};
 
 use crate::flags::GraphArgs;
@@ -21,6 +23,9 @@ pub struct TestCmd {
     pub data_dir: Option<PathBuf>,
     #[command(flatten)]
     pub graph_args: GraphArgs,
+    #[command(flatten)]
+    pub schemas: crate::flags::SchemaArgs,
+    #[cfg(feature = "wasi-nn")]
     #[command(flatten)]
     pub nn: crate::flags::nn::NnArgs,
 }
@@ -73,11 +78,26 @@ impl TestCmd {
             cache_dir: None,
             limits: Default::default(),
         };
-        let mut runtime = Runtime::new(&config)?;
-        runtime.set_wasi_nn(self.nn.options());
-        if let Some(seed) = &t.state {
-            runtime.state.seed_from_json(seed)?;
+        let runtime = Runtime::new(&config)?;
+        #[cfg(feature = "wasi-nn")]
+        let runtime = runtime.with_wasi_nn(self.nn.options());
+        for (key, value) in &t.seed {
+            runtime
+                .state
+                .set(key, value, None, SetCondition::Unconditional, None)
+                .with_context(|| format!("{}: seeding the state store", file.display()))?;
         }
+        // The scenario's schema file, then `--schema` (which wins for a name given twice).
+        let mut schemas: Vec<Schema> = t
+            .schemas
+            .iter()
+            .map(|s| Schema {
+                name: s.name.clone(),
+                content_type: s.content_type.clone(),
+                content: s.content.clone(),
+            })
+            .collect();
+        schemas.extend(self.schemas.schemas.iter().cloned());
         let mut overrides = self.graph_args.config.clone();
         for c in &t.config {
             overrides.push(Override::parse(c).map_err(|e| anyhow!("{}: config: {e}", file.display()))?);
@@ -90,6 +110,7 @@ impl TestCmd {
             &loaded,
             RunOptions {
                 overrides,
+                schemas,
                 ..Default::default()
             },
         )?;

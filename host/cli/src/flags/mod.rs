@@ -1,6 +1,8 @@
 //! Flag groups several commands share, one place each.
 
+#[cfg(feature = "kafka")]
 pub mod kafka;
+#[cfg(feature = "wasi-nn")]
 pub mod nn;
 pub mod registry;
 pub mod transport;
@@ -11,6 +13,7 @@ use anyhow::Result;
 
 use clap::Args;
 use wasmflow_compose::{ComposeOptions, Override};
+use wasmflow_runtime::services::schema_registry::{Schema, Schemas};
 
 use registry::RegistryArgs;
 
@@ -47,10 +50,33 @@ impl GraphArgs {
         data_dir: &Path,
         rt: &tokio::runtime::Handle,
     ) -> Result<(PathBuf, ComposeOptions)> {
-        let local =
-            wasmflow_oci::target::resolve(target, &self.registry.options(), || self.registry.client(data_dir, rt))?;
-        let mut options = self.compose_options();
-        options.resolved = local.modules;
-        Ok((local.path, options))
+        #[cfg(feature = "oci")]
+        {
+            let local =
+                wasmflow_oci::target::resolve(target, &self.registry.options(), || self.registry.client(data_dir, rt))?;
+            let mut options = self.compose_options();
+            options.resolved = local.modules;
+            Ok((local.path, options))
+        }
+        #[cfg(not(feature = "oci"))]
+        {
+            let _ = (data_dir, rt);
+            if !target.exists() && self.registry.registry.is_some() {
+                anyhow::bail!(
+                    "{}: this wasmflow was built without registry support (the `oci` feature)",
+                    target.display()
+                );
+            }
+            Ok((target.to_path_buf(), self.compose_options()))
+        }
     }
+}
+
+/// Schemas handed to modules at run time (`run`, `test`).
+#[derive(Args, Debug, Clone, Default)]
+pub struct SchemaArgs {
+    /// A JSON schema for the schema registry and every module's `init` (`module-schemas`),
+    /// as `NAME=FILE`; repeatable. Replaces the definition's schema of the same name.
+    #[arg(long = "schema", value_name = "NAME=FILE", value_parser = Schemas::parse_spec)]
+    pub schemas: Vec<Schema>,
 }

@@ -1,10 +1,6 @@
 //! Registry flags shared by `push`, `pull`, `run`, `compose` and `test`.
 
-use std::path::Path;
-use std::sync::Arc;
-
 use clap::Args;
-use wasmflow_oci::{Credentials, Oci, OciError, RegistryOptions};
 
 /// How to reach OCI registries.
 #[derive(Args, Debug, Clone, Default)]
@@ -25,24 +21,40 @@ pub struct RegistryArgs {
         hide_env_values = true
     )]
     pub password: Option<String>,
+    /// How long to wait for a registry to accept a connection, in seconds.
+    #[arg(long = "registry-connect-timeout-secs", value_name = "SECS", default_value_t = 10)]
+    pub registry_connect_timeout_secs: u64,
+    /// How long a registry may go silent mid-response before the transfer fails, in seconds.
+    #[arg(long = "registry-read-timeout-secs", value_name = "SECS", default_value_t = 30)]
+    pub registry_read_timeout_secs: u64,
 }
 
+#[cfg(feature = "oci")]
 impl RegistryArgs {
     /// The registry options from the flags and the environment.
-    pub fn options(&self) -> RegistryOptions {
-        RegistryOptions {
+    pub fn options(&self) -> wasmflow_oci::RegistryOptions {
+        wasmflow_oci::RegistryOptions {
             registry: self.registry.clone(),
             insecure: self.insecure,
-            credentials: Credentials {
+            credentials: wasmflow_oci::Credentials {
                 username: self.username.clone(),
                 password: self.password.clone(),
                 token: std::env::var("WASMFLOW_REGISTRY_TOKEN").ok().filter(|t| !t.is_empty()),
+            },
+            timeouts: wasmflow_oci::Timeouts {
+                connect: std::time::Duration::from_secs(self.registry_connect_timeout_secs),
+                read: std::time::Duration::from_secs(self.registry_read_timeout_secs),
             },
         }
     }
 
     /// A registry client caching under `data_dir`, running on `rt`, drawing progress bars.
-    pub fn client(&self, data_dir: &Path, rt: &tokio::runtime::Handle) -> Result<Oci, OciError> {
-        Ok(Oci::new(data_dir, self.options(), rt.clone())?.with_progress(Arc::new(crate::progress::Bars)))
+    pub fn client(
+        &self,
+        data_dir: &std::path::Path,
+        rt: &tokio::runtime::Handle,
+    ) -> Result<wasmflow_oci::Oci, wasmflow_oci::OciError> {
+        Ok(wasmflow_oci::Oci::new(data_dir, self.options(), rt.clone())?
+            .with_progress(std::sync::Arc::new(crate::progress::Bars)))
     }
 }

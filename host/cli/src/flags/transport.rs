@@ -2,11 +2,13 @@
 //! `wasmflow_delivery` connects and runs.
 
 use std::path::PathBuf;
+#[cfg(any(feature = "mqtt", feature = "kafka"))]
 use std::time::Duration;
 
 use anyhow::Result;
 use clap::Args;
 use wasmflow_delivery::Binding;
+#[cfg(feature = "mqtt")]
 use wasmflow_mqtt::{read_secret, MqttConfig, MqttVersion, TlsFiles, PASSWORD_ENV};
 
 #[derive(Args, Debug, Clone)]
@@ -17,7 +19,7 @@ pub struct TransportArgs {
     pub mqtt: Option<String>,
     /// Where the embedded MQTT broker listens (MQTT 3.1.1 and 5 on one port) when no `--mqtt`
     /// or `--kafka` is given.
-    #[arg(long, value_name = "ADDR", default_value = wasmflow_mqtt::broker::DEFAULT_LISTEN)]
+    #[arg(long, value_name = "ADDR", default_value = DEFAULT_LISTEN)]
     pub listen: std::net::SocketAddr,
     /// Topic filter the graph's source reads (`+`/`#` wildcards, `$share/GROUP/…`); repeatable.
     /// Prefix `mqtt:` or `kafka:` when both brokers are configured.
@@ -61,15 +63,28 @@ pub struct TransportArgs {
     /// Client key (PEM) for mutual TLS.
     #[arg(long, value_name = "FILE")]
     pub mqtt_key: Option<PathBuf>,
+    /// The Kafka flags.
+    #[cfg(feature = "kafka")]
     #[command(flatten)]
     pub kafka: super::kafka::KafkaArgs,
 }
+
+/// Where the embedded broker listens by default (MQTT's port, loopback only).
+const DEFAULT_LISTEN: &str = "127.0.0.1:1883";
 
 impl TransportArgs {
     /// The binding these flags describe, for the graph named `graph`; `mqtt_url` is the broker
     /// to use (the embedded one when `--mqtt` was not given).
     pub fn binding(&self, graph: &str, mqtt_url: Option<&str>) -> Result<Binding> {
+        #[cfg(not(any(feature = "mqtt", feature = "kafka")))]
+        let _ = graph;
+        #[allow(unused_mut)] // with neither transport built in
         let mut b = Binding::default();
+        #[cfg(not(feature = "mqtt"))]
+        if let Some(url) = mqtt_url {
+            anyhow::bail!("{url}: this wasmflow was built without MQTT (the `mqtt` feature)");
+        }
+        #[cfg(feature = "mqtt")]
         if let Some(url) = mqtt_url {
             let id = self.client_id.clone().unwrap_or_else(|| default_client_id(graph));
             let mut c = MqttConfig::new(url, &id)?;
@@ -90,10 +105,13 @@ impl TransportArgs {
             }
             b.mqtt = Some(c);
         }
-        b.kafka = self.kafka.config(
-            &default_client_id(graph),
-            Duration::from_secs(self.connect_timeout_secs),
-        )?;
+        #[cfg(feature = "kafka")]
+        {
+            b.kafka = self.kafka.config(
+                &default_client_id(graph),
+                Duration::from_secs(self.connect_timeout_secs),
+            )?;
+        }
         let sources = if self.sources.is_empty() {
             vec![DEFAULT_SOURCE.to_owned()]
         } else {
@@ -115,6 +133,7 @@ pub const DEFAULT_SOURCE: &str = "wasmflow/in";
 pub const DEFAULT_SINK: &str = "wasmflow/out";
 
 /// A stable client id from the graph's name: letters, digits and `-` only.
+#[cfg(any(feature = "mqtt", feature = "kafka"))]
 fn default_client_id(graph: &str) -> String {
     let name: String = graph
         .chars()
@@ -127,4 +146,14 @@ fn default_client_id(graph: &str) -> String {
         })
         .collect();
     format!("wasmflow-{name}")
+}
+
+impl TransportArgs {
+    /// The Kafka brokers, when `--kafka` was given.
+    pub fn kafka_brokers(&self) -> Option<&str> {
+        #[cfg(feature = "kafka")]
+        return self.kafka.kafka.as_deref();
+        #[cfg(not(feature = "kafka"))]
+        None
+    }
 }

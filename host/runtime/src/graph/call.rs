@@ -92,6 +92,7 @@ impl Live {
         f: impl FnOnce(&mut Store<HostState>) -> wasmtime::Result<R>,
     ) -> Result<R, CallFailure> {
         self.store.set_epoch_deadline(self.ticks);
+        let mark = self.store.data().stderr_mark();
         let sampled = stats.calls.is_multiple_of(LATENCY_SAMPLE);
         stats.calls = stats.calls.wrapping_add(1);
         let r = if sampled {
@@ -102,7 +103,7 @@ impl Live {
         } else {
             f(&mut self.store)
         };
-        r.map_err(|t| CallFailure::Trapped(describe_trap(&t)))
+        r.map_err(|t| CallFailure::Trapped(with_stderr(describe_trap(&t), &self.store.data().stderr_since(mark))))
     }
 
     fn lower(&mut self, item: &Item) -> Result<DataModel, CallFailure> {
@@ -204,6 +205,16 @@ impl Live {
         }
         let (r,) = self.timed(stats, |s| f.call(s, (args,)))?;
         r.into_iter().map(|dm| self.lift(dm, ts)).collect()
+    }
+}
+
+/// A trap report with what the module wrote to standard error during the call (a Rust
+/// operator's panic message is there, not in the trap).
+pub fn with_stderr(trap: String, stderr: &str) -> String {
+    if stderr.is_empty() {
+        trap
+    } else {
+        format!("{trap}; the module wrote: {stderr}")
     }
 }
 

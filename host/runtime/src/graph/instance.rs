@@ -10,9 +10,10 @@ use wasmflow_compose::{Manifest, OperationKind, Override};
 use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Linker, TypedFunc};
 use wasmtime::{Engine, Store};
 
-use super::call::{describe_trap, ticks, Live, OpFuncs};
-use crate::bindings::ModuleConfiguration;
+use super::call::{describe_trap, ticks, with_stderr, Live, OpFuncs};
+use crate::bindings::{ModuleConfiguration, ModuleSchema};
 use crate::linker;
+use crate::services::schema_registry::Schema;
 use crate::store::{GraphServices, HostState, WasiGrants};
 
 /// How a graph instance is run.
@@ -32,6 +33,9 @@ pub struct RunOptions {
     /// components; `false` keeps every call in the instance (tests prove both give the same
     /// bytes; the bench measures the difference).
     pub native_plumbing: bool,
+    /// Schemas given at run time (`--schema`, a test scenario's schema file), beside the
+    /// definition's own: the schema registry answers for them and every `init` receives them.
+    pub schemas: Vec<Schema>,
 }
 
 impl Default for RunOptions {
@@ -43,6 +47,7 @@ impl Default for RunOptions {
             dead_letter: false,
             wasi: WasiGrants::default(),
             native_plumbing: true,
+            schemas: vec![],
         }
     }
 }
@@ -136,6 +141,16 @@ impl Instance {
             .instantiate(&mut store)
             .map_err(anyhow::Error::from)
             .context("instantiating the graph")?;
+        let module_schemas: Vec<ModuleSchema> = services
+            .schemas
+            .all()
+            .into_iter()
+            .map(|s| ModuleSchema {
+                name: s.name.clone(),
+                content_type: s.content_type.clone(),
+                content: s.content.clone(),
+            })
+            .collect();
         let mut funcs = Vec::with_capacity(self.exports.len());
         for ((op, ex), config) in manifest.operations.iter().zip(&self.exports).zip(&self.configs) {
             let ctx = || {
@@ -176,9 +191,10 @@ impl Instance {
                     .with_context(ctx)?;
                 let cfg = ModuleConfiguration {
                     properties: config.clone(),
-                    module_schemas: vec![],
+                    module_schemas: module_schemas.clone(),
                 };
                 store.set_epoch_deadline(ticks);
+                let mark = store.data().stderr_mark();
                 match init.call(&mut store, (cfg,)) {
                     Ok((true,)) => {}
                     Ok((false,)) => bail!(
@@ -186,7 +202,11 @@ impl Instance {
                         op.name,
                         fmt_config(config)
                     ),
-                    Err(trap) => bail!("operation `{}` trapped in init: {}", op.name, describe_trap(&trap)),
+                    Err(trap) => bail!(
+                        "operation `{}` trapped in init: {}",
+                        op.name,
+                        with_stderr(describe_trap(&trap), &store.data().stderr_since(mark))
+                    ),
                 }
             }
         }

@@ -26,8 +26,11 @@ type HistogramFamily = Family<Labels, Histogram, fn() -> Histogram>;
 /// Why a module's metric call was refused (maps onto the WIT `metrics-error`).
 #[derive(Debug, Error, PartialEq)]
 pub enum MetricsError {
+    /// The name (as sanitized) and the type it was first used as, `counter` or `histogram`: a
+    /// name keeps that type for the life of the process.
     #[error("metric `{0}` is already registered as a {1}")]
     IncompatibleType(String, &'static str),
+    /// A thread panicked while holding the registry (a host bug); the call is refused.
     #[error("metrics registry lock poisoned")]
     Lock,
 }
@@ -62,11 +65,21 @@ fn module_histogram() -> Histogram {
 /// The runtime's own per-node series, labelled by graph and operation.
 #[derive(Clone)]
 pub struct NodeMetrics {
+    /// `wasmflow_messages_in_total`: items delivered to the operation, those entering a window
+    /// included.
     pub messages_in: Family<Labels, Counter>,
+    /// `wasmflow_messages_out_total`: items it passed on (for a sink, outputs it produced).
     pub messages_out: Family<Labels, Counter>,
+    /// `wasmflow_messages_dropped_total`: items that went no further here: filtered out, or
+    /// rejected or trapped on (those also count in `errors` or `traps`).
     pub dropped: Family<Labels, Counter>,
+    /// `wasmflow_operator_errors_total`: items an operator rejected (its call returned `Err`,
+    /// or a result the host cannot use).
     pub errors: Family<Labels, Counter>,
+    /// `wasmflow_operator_traps_total`: traps; after each the graph instance is rebuilt.
     pub traps: Family<Labels, Counter>,
+    /// `wasmflow_operator_latency_seconds`: seconds per call, of one call in
+    /// [`LATENCY_SAMPLE`](crate::graph::LATENCY_SAMPLE).
     pub latency_seconds: HistogramFamily,
 }
 
@@ -86,6 +99,9 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// A registry with the runtime's series registered (names prefixed `wasmflow_`); module
+    /// metrics are added on first use. Clones share it: make one per process, so one
+    /// `--metrics` endpoint serves every graph.
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("wasmflow");
         let nodes = NodeMetrics {

@@ -20,14 +20,36 @@ pub const NODE_ID: &str = "wasmflow-state";
 /// Failures of the store itself (not refusals, which are answers).
 #[derive(Debug, Error)]
 pub enum StateStoreError {
+    /// The store file cannot be opened or created, also when another process has it open
+    /// (two runs sharing a data directory).
     #[error("state store {path}: {source}")]
-    Open { path: String, source: redb::DatabaseError },
+    Open {
+        /// The store file.
+        path: String,
+        /// redb's reason.
+        source: redb::DatabaseError,
+    },
+    /// A read or write of the store failed, or a stored record is unreadable.
     #[error("state store: {0}")]
     Storage(String),
+    /// The key was written under a fencing token and the request came with an older one, or
+    /// none; nothing was changed. Modules see it as a request error, not a refusal.
     #[error("fencing token {given} is older than the key's {current}")]
-    StaleFencingToken { given: String, current: String },
+    StaleFencingToken {
+        /// The request's token, or `(none)`.
+        given: String,
+        /// The newest token the key was written with.
+        current: String,
+    },
+    /// A seed file ([`StateStore::seed_from_json`]: `run --state-seed`, a golden test's
+    /// `state`) is unreadable or not a JSON object.
     #[error("state seed {path}: {reason}")]
-    Seed { path: String, reason: String },
+    Seed {
+        /// The seed file.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 fn storage<E: std::fmt::Display>(e: E) -> StateStoreError {
@@ -37,9 +59,11 @@ fn storage<E: std::fmt::Display>(e: E) -> StateStoreError {
 /// When a `set` may happen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SetCondition {
+    /// Only when the key is absent or expired: the first writer wins.
     OnlyIfDoesNotExist,
     /// The lock primitive: the holder (same value) renews, anyone else is refused.
     OnlyIfEqualOrDoesNotExist,
+    /// Always, fencing token permitting.
     Unconditional,
 }
 
@@ -90,20 +114,25 @@ impl Record {
 /// Answer to `get`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GetResponse {
+    /// `None` when the key is absent or expired.
     pub value: Option<Vec<u8>>,
+    /// The version of `value`, its last write; `None` exactly when `value` is.
     pub version: Option<Hlc>,
 }
 
 /// Answer to `set`: whether it happened, and the new version (the fencing token of a lock).
 #[derive(Debug, Clone, PartialEq)]
 pub struct SetResponse {
+    /// `false` when the condition refused the write (an answer, not an error).
     pub done: bool,
+    /// The value's new version; `None` when not `done`.
     pub version: Option<Hlc>,
 }
 
 /// Answer to `del`/`vdel`: 1 deleted, 0 absent, -1 (`vdel`) value did not match.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DelResponse {
+    /// 1, 0 or -1 as above: the WIT answer is an `s64`.
     pub deleted: i64,
 }
 
@@ -210,6 +239,7 @@ impl StateStore {
         Ok(())
     }
 
+    /// The value of `key` and its version; an expired key reads as absent.
     pub fn get(&self, key: &[u8]) -> Result<GetResponse, StateStoreError> {
         let tx = self.db.begin_read().map_err(storage)?;
         let rec = match tx.open_table(TABLE) {
@@ -276,10 +306,14 @@ impl StateStore {
         Ok(resp)
     }
 
+    /// Deletes `key` whatever it holds; a key written under a fencing token needs one at least
+    /// as new.
     pub fn del(&self, key: &[u8], fence: Option<&Hlc>) -> Result<DelResponse, StateStoreError> {
         self.delete(key, None, fence)
     }
 
+    /// Deletes `key` only while it holds `value`: how a lock's holder releases it without
+    /// releasing someone else's. Fencing as for [`StateStore::del`].
     pub fn vdel(&self, key: &[u8], value: &[u8], fence: Option<&Hlc>) -> Result<DelResponse, StateStoreError> {
         self.delete(key, Some(value), fence)
     }

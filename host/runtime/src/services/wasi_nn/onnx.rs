@@ -40,20 +40,43 @@ const INSTALL_HINT: &str =
 /// Why wasi-nn is not available, or a model could not be preloaded.
 #[derive(Debug, thiserror::Error)]
 pub enum NnError {
+    /// No library file where [`locate_onnxruntime`] looked.
     #[error("ONNX Runtime was not found ({searched}); {INSTALL_HINT}")]
-    NotFound { searched: String },
+    NotFound {
+        /// Where it looked, in words.
+        searched: String,
+    },
+    /// The library is there but would not load: not ONNX Runtime, or older than ort accepts.
+    /// The first outcome stands for the whole process (see [`init_onnxruntime`]).
     #[error("ONNX Runtime at {path} cannot be used: {reason}; {INSTALL_HINT}")]
-    Unusable { path: PathBuf, reason: String },
-    #[error("--model `{0}`: expected NAME=PATH (a name for graph.load-by-name and an .onnx file)")]
-    ModelSpec(String),
-    #[error("--model {name}={path}: {reason}")]
-    Model {
-        name: String,
+    Unusable {
+        /// The library asked for.
         path: PathBuf,
+        /// The load's error or panic message, naming the library the process tried first.
         reason: String,
     },
+    /// A `--model` argument without both a name and a path; the argument as given.
+    #[error("--model `{0}`: expected NAME=PATH (a name for graph.load-by-name and an .onnx file)")]
+    ModelSpec(String),
+    /// A `--model` file that cannot be read or that ONNX Runtime refuses, or a name given
+    /// twice. Stops start-up: a preloaded model is configuration, not one item's input.
+    #[error("--model {name}={path}: {reason}")]
+    Model {
+        /// The name for `graph.load-by-name`.
+        name: String,
+        /// The model file.
+        path: PathBuf,
+        /// Which of the above, with ONNX Runtime's own reason.
+        reason: String,
+    },
+    /// A graph imports `wasi:nn` and ONNX Runtime cannot be started ([`NnRuntime::for_manifest`]).
     #[error("operation(s) {operations} import wasi:nn, but {reason}")]
-    Required { operations: String, reason: String },
+    Required {
+        /// The operations that import it, each in backticks, comma-separated.
+        operations: String,
+        /// Why it cannot be started (the [`NnError::NotFound`] or [`NnError::Unusable`] message).
+        reason: String,
+    },
 }
 
 /// What the user told the host about wasi-nn: where ONNX Runtime is and which models to preload.
