@@ -300,3 +300,23 @@ fn a_line_that_is_not_utf8_loses_no_later_message() {
     assert_eq!(out.lines().count(), 1, "{out}");
     assert!(out.contains(r#""value":100.0"#), "{out}");
 }
+
+/// Memory flags are bounded: 0 (which wasmtime cannot configure) and more than wasm32 can
+/// address are refused by the flag parser, naming the flag and the range.
+#[test]
+fn memory_flags_out_of_range_are_refused() {
+    let d = tempfile::tempdir().unwrap();
+    for (flag, value) in [
+        ("--max-memory-mib", "0"),
+        ("--max-memory-mib", "4097"),
+        ("--max-graph-memory-mib", "0"),
+    ] {
+        let r = wasmflow(
+            &["run", "compose/tests/azure-compat/graph-simple.yaml", flag, value, "--input", "-"],
+            d.path(),
+        );
+        assert_eq!(r.status.code(), Some(2), "{flag} {value}: {}", text(&r.stderr));
+        let err = text(&r.stderr);
+        assert!(err.contains(flag) && err.contains("1.."), "{flag} {value}: {err}");
+    }
+}

@@ -59,8 +59,12 @@ fn options() -> RunOptions {
 /// One good item before and after the bad one, all in the same window: the window must count
 /// exactly the two good ones, and the bad one must come out as a dead letter.
 fn survives(fault: &str, expect_trap: bool) {
+    survives_with(fault, expect_trap, options());
+}
+
+fn survives_with(fault: &str, expect_trap: bool, options: RunOptions) {
     let h = Harness::new();
-    let mut g = h.start(&faulty_graph(&h), options());
+    let mut g = h.start(&faulty_graph(&h), options);
     let mut out = g.push(None, input(r#"{"ok":1}"#, T0)).unwrap();
     out.extend(g.push(None, input(&format!(r#"{{"fault":"{fault}"}}"#), T0)).unwrap());
     out.extend(g.push(None, input(r#"{"ok":2}"#, T0)).unwrap());
@@ -131,6 +135,34 @@ fn an_endless_loop_is_interrupted() {
 #[test]
 fn a_memory_hog_hits_the_limit_and_traps() {
     survives("oom", true);
+}
+
+/// The graph's memory budget is the sum of every module's memory: a budget smaller than what
+/// the modules need to start is refused at start-up, though each module is far below its own
+/// bound; a budget that fits starts, and its hog still traps without taking the graph down.
+#[test]
+fn the_graph_budget_bounds_the_sum_of_its_modules() {
+    let h = Harness::new();
+    let loaded = h.load(&faulty_graph(&h));
+    let tight = RunOptions {
+        max_memory: 256 << 20,
+        max_graph_memory: 1 << 20,
+        ..options()
+    };
+    let e = match h.runtime.start(&loaded, tight) {
+        Ok(_) => panic!("1 MiB for all modules together must not start"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(e.contains("instantiating the graph"), "{e}");
+    survives_with(
+        "oom",
+        true,
+        RunOptions {
+            max_memory: 256 << 20,
+            max_graph_memory: 48 << 20,
+            ..options()
+        },
+    );
 }
 
 #[test]

@@ -373,7 +373,9 @@ pub mod __private {
         label = "the map operator's `process` takes one `DataModel` and returns `Result<DataModel, Error>`",
         note = "WIT: `process: func(message: data-model) -> result<data-model, error>` (interface `map` of wasm-graph:processor@1.1.0)"
     )]
+    /// Implemented only for the exact signature of the map operator's `process`.
     pub trait MapProcess {
+        /// Calls the marked function.
         fn call(self, message: DataModel) -> Result<DataModel, Error>;
     }
     impl MapProcess for fn(DataModel) -> Result<DataModel, Error> {
@@ -387,7 +389,9 @@ pub mod __private {
         label = "the filter operator's `process` takes one `DataModel` and returns `Result<bool, Error>` (`true` passes)",
         note = "WIT: `process: func(message: data-model) -> result<bool, error>` (interface `filter` of wasm-graph:processor@1.1.0)"
     )]
+    /// Implemented only for the exact signature of the filter operator's `process`.
     pub trait FilterProcess {
+        /// Calls the marked function.
         fn call(self, message: DataModel) -> Result<bool, Error>;
     }
     impl FilterProcess for fn(DataModel) -> Result<bool, Error> {
@@ -401,7 +405,9 @@ pub mod __private {
         label = "the branch operator's `process` takes the item's `HybridLogicalClock` and the `DataModel`, and returns `Result<bool, Error>`",
         note = "WIT: `process: func(timestamp: hybrid-logical-clock, message: data-model) -> result<bool, error>` (interface `branch` of wasm-graph:processor@1.1.0)"
     )]
+    /// Implemented only for the exact signature of the branch operator's `process`.
     pub trait BranchProcess {
+        /// Calls the marked function.
         fn call(self, timestamp: HybridLogicalClock, message: DataModel) -> Result<bool, Error>;
     }
     impl BranchProcess for fn(HybridLogicalClock, DataModel) -> Result<bool, Error> {
@@ -415,7 +421,9 @@ pub mod __private {
         label = "the accumulate operator's `process` takes the staged `DataModel` and a `Vec<DataModel>` batch, and returns `Result<DataModel, Error>`",
         note = "WIT: `process: func(staged: data-model, message: list<data-model>) -> result<data-model, error>` (interface `accumulate` of wasm-graph:processor@1.1.0)"
     )]
+    /// Implemented only for the exact signature of the accumulate operator's `process`.
     pub trait AccumulateProcess {
+        /// Calls the marked function.
         fn call(self, staged: DataModel, message: Vec<DataModel>) -> Result<DataModel, Error>;
     }
     impl AccumulateProcess for fn(DataModel, Vec<DataModel>) -> Result<DataModel, Error> {
@@ -429,7 +437,9 @@ pub mod __private {
         label = "the delay operator's `process` takes the `DataModel` and its `HybridLogicalClock`, and returns the new `Result<HybridLogicalClock, Error>`",
         note = "WIT: `process: func(data: data-model, timestamp: hybrid-logical-clock) -> result<hybrid-logical-clock, error>` (interface `delay` of wasm-graph:processor@1.1.0)"
     )]
+    /// Implemented only for the exact signature of the delay operator's `process`.
     pub trait DelayProcess {
+        /// Calls the marked function.
         fn call(self, data: DataModel, timestamp: HybridLogicalClock) -> Result<HybridLogicalClock, Error>;
     }
     impl DelayProcess for fn(DataModel, HybridLogicalClock) -> Result<HybridLogicalClock, Error> {
@@ -446,7 +456,9 @@ pub mod __private {
                 label = "`init` takes the operation's `ModuleConfiguration` and returns `bool` (`false` refuses the configuration)",
                 note = "WIT: `init: func(configuration: module-configuration) -> bool`"
             )]
+            /// Implemented only for the exact signature of `init`.
             pub trait $name {
+                /// Calls the marked function.
                 fn call(self, configuration: ModuleConfiguration) -> bool;
             }
             impl $name for fn(ModuleConfiguration) -> bool {

@@ -18,6 +18,7 @@ pub mod engine;
 pub mod graph;
 pub mod identity;
 pub mod item;
+pub mod limits;
 pub mod linker;
 pub mod services;
 pub mod stderr;

@@ -6,10 +6,10 @@
 use std::sync::Arc;
 
 use wasmtime::component::ResourceTable;
-use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::identity::{OpId, OpIdentity};
+use crate::limits::MemoryBudget;
 use crate::services::metrics::Metrics;
 use crate::services::schema_registry::Schemas;
 use crate::services::state_store::StateStore;
@@ -108,8 +108,8 @@ pub struct HostState {
     pub table: ResourceTable,
     wasi: WasiCtx,
     stderr: Option<StderrTail>,
-    /// Memory limits of this store.
-    pub limits: StoreLimits,
+    /// Memory bounds of this store.
+    pub limits: MemoryBudget,
     /// What every store of the graph shares.
     pub services: Arc<GraphServices>,
     /// This store's wasi-nn context (empty unless the graph uses wasi-nn).
@@ -117,15 +117,15 @@ pub struct HostState {
 }
 
 impl HostState {
-    /// `max_memory` bounds each linear memory; exceeding it makes `memory.grow` fail, which a
-    /// guest's allocator turns into a trap.
-    pub fn new(services: Arc<GraphServices>, max_memory: usize, grants: &WasiGrants) -> anyhow::Result<Self> {
+    /// `limits` bounds each linear memory and their sum (the store's limiter must be set to
+    /// it: `store.limiter(|s| &mut s.limits)`).
+    pub fn new(services: Arc<GraphServices>, limits: MemoryBudget, grants: &WasiGrants) -> anyhow::Result<Self> {
         let (wasi, stderr) = grants.build()?;
         Ok(Self {
             table: ResourceTable::new(),
             wasi,
             stderr,
-            limits: StoreLimitsBuilder::new().memory_size(max_memory).build(),
+            limits,
             nn: crate::services::wasi_nn::store_ctx(services.nn.as_deref()),
             services,
         })

@@ -461,11 +461,10 @@ mod tests {
         );
         assert!(!out.contains("compile_error"), "{out}");
         assert!(out.contains("\"map-impl\""), "{out}");
-        assert!(out.contains("MapProcess :: call (f as fn (_) -> _ , message)"), "{out}");
-        assert!(
-            out.contains("MapInit :: call (my_init as fn (_) -> _ , configuration)"),
-            "{out}"
-        );
+        assert!(out.contains("fn_pointer1 (f)"), "{out}");
+        assert!(out.contains("MapProcess :: call (process , message)"), "{out}");
+        assert!(out.contains("fn_pointer1 (my_init)"), "{out}");
+        assert!(out.contains("MapInit :: call (init , configuration)"), "{out}");
         assert!(out.contains("use :: wasm_graph_sdk :: prelude :: *"), "{out}");
     }
 
@@ -621,10 +620,7 @@ mod tests {
                 }
             ),
         );
-        assert!(
-            out.contains("MapInit :: call (setup :: my_init as fn (_) -> _"),
-            "{out}"
-        );
+        assert!(out.contains("fn_pointer1 (setup :: my_init)"), "{out}");
         let out = expand_str(
             Kind::Map,
             quote!(init = "not a path"),

@@ -44,9 +44,12 @@ pub struct RunCmd {
     /// Longest one operator call may run, in milliseconds.
     #[arg(long, default_value_t = 5000)]
     pub call_timeout_ms: u64,
-    /// Largest memory one module may use, in MiB.
-    #[arg(long, default_value_t = 256)]
-    pub max_memory_mib: usize,
+    /// Largest memory one module may use, in MiB (1 to 4096, wasm32's whole address space).
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub max_memory_mib: u32,
+    /// Largest memory all the graph's modules may use together, in MiB (1 to 65536).
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub max_graph_memory_mib: u32,
     /// When no input arrives for this long (ms), advance event time to the wall clock.
     #[arg(long, default_value_t = 1000)]
     pub idle_ms: u64,
@@ -106,7 +109,7 @@ impl RunCmd {
             ephemeral_state: false,
             cache_dir: None,
             limits: EngineLimits {
-                max_memory_bytes: self.max_memory_mib << 20,
+                max_memory_bytes: mib(self.max_memory_mib),
                 ..Default::default()
             },
         };
@@ -121,7 +124,8 @@ impl RunCmd {
         let loaded = load_graph(&target, &compose)?;
         let options = RunOptions {
             call_timeout: Duration::from_millis(self.call_timeout_ms),
-            max_memory: self.max_memory_mib << 20,
+            max_memory: mib(self.max_memory_mib),
+            max_graph_memory: mib(self.max_graph_memory_mib),
             overrides: self.graph_args.config.clone(),
             dead_letter: self.dead_letter || self.transport.dead_letter_topic.is_some(),
             wasi: self.wasi_grants()?,
@@ -227,4 +231,9 @@ fn embedded_broker(_args: &TransportArgs, _rt: &tokio::runtime::Handle) -> Resul
     anyhow::bail!(
         "no broker: give --kafka or --input (this wasmflow was built without MQTT, so it has no embedded broker)"
     )
+}
+
+/// Mebibytes as bytes (the flags' bounds keep it within `usize`).
+fn mib(n: u32) -> usize {
+    (n as usize) << 20
 }

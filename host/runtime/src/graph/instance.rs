@@ -12,6 +12,7 @@ use wasmtime::{Engine, Store};
 
 use super::call::{describe_trap, ticks, with_stderr, Live, OpFuncs};
 use crate::bindings::{ModuleConfiguration, ModuleSchema};
+use crate::limits::MemoryBudget;
 use crate::linker;
 use crate::services::schema_registry::Schema;
 use crate::store::{GraphServices, HostState, WasiGrants};
@@ -23,6 +24,8 @@ pub struct RunOptions {
     pub call_timeout: Duration,
     /// Largest linear memory any module may grow to.
     pub max_memory: usize,
+    /// Largest sum of every linear memory of the graph (one store holds them all).
+    pub max_graph_memory: usize,
     /// Run-time configuration overrides (`-c key=value`, `-c op.key=value`).
     pub overrides: Vec<Override>,
     /// Send items an operator rejected (or trapped on) to the dead-letter output.
@@ -43,6 +46,7 @@ impl Default for RunOptions {
         Self {
             call_timeout: Duration::from_secs(5),
             max_memory: 256 << 20,
+            max_graph_memory: 1 << 30,
             overrides: vec![],
             dead_letter: false,
             wasi: WasiGrants::default(),
@@ -130,7 +134,11 @@ impl Instance {
     ) -> Result<Live> {
         let mut store = Store::new(
             self.pre.engine(),
-            HostState::new(services.clone(), options.max_memory, &options.wasi)?,
+            HostState::new(
+                services.clone(),
+                MemoryBudget::new(options.max_memory, options.max_graph_memory),
+                &options.wasi,
+            )?,
         );
         store.limiter(|s| &mut s.limits);
         let ticks = ticks(options.call_timeout);

@@ -23,6 +23,10 @@ impl Metrics {
     /// Serves the registry on `addr` from the current tokio runtime until the process exits;
     /// returns the bound address (port 0 picks a free one).
     pub async fn serve(self, addr: SocketAddr) -> std::io::Result<SocketAddr> {
+        self.serve_with(addr, HEADER_TIMEOUT).await
+    }
+
+    async fn serve_with(self, addr: SocketAddr, header_timeout: Duration) -> std::io::Result<SocketAddr> {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|e| std::io::Error::new(e.kind(), format!("cannot serve metrics on {addr}: {e}")))?;
@@ -45,7 +49,7 @@ impl Metrics {
                     });
                     let conn = hyper::server::conn::http1::Builder::new()
                         .timer(TokioTimer::new())
-                        .header_read_timeout(HEADER_TIMEOUT)
+                        .header_read_timeout(header_timeout)
                         .serve_connection(TokioIo::new(stream), service);
                     if let Err(e) = conn.await {
                         tracing::debug!("metrics endpoint: connection ended: {e}");
@@ -113,5 +117,17 @@ mod tests {
         assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
         let garbage = exchange(addr, b"\x16\x03\x01 not http at all\r\n\r\n").await;
         assert!(garbage.starts_with("HTTP/1.1 400"), "{garbage}");
+    }
+
+    #[tokio::test]
+    async fn a_client_that_sends_nothing_is_disconnected() {
+        let addr = Metrics::new()
+            .serve_with("127.0.0.1:0".parse().unwrap(), Duration::from_millis(300))
+            .await
+            .unwrap();
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut out = Vec::new();
+        let closed = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out)).await;
+        assert!(closed.is_ok(), "an idle client is closed after the header timeout");
     }
 }
