@@ -37,7 +37,7 @@ cargo_tool() { # name version [extra cargo-install arguments]
   shift 2
   if ! command -v "$name" >/dev/null 2>&1 || ! "$name" --version 2>/dev/null | grep -q "$version"; then
     log "cargo install $name@$version $*"
-    cargo install --quiet --locked "$name" --version "$version" "$@"
+    cargo install --locked "$name" --version "$version" "$@"
   fi
 }
 cargo_tool wasm-component-ld 0.5.31

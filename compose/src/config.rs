@@ -5,6 +5,7 @@
 //! compose time (`ValidatedGraph::configuration_for`) and at run time
 //! (`Manifest::configuration_for`), so a composed artifact behaves like its YAML.
 
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::str::FromStr;
 
@@ -132,79 +133,152 @@ pub(crate) fn resolve_configuration<'a>(
     operation: &str,
     overrides: &[Override],
 ) -> Result<Vec<(String, String)>, ComposeError> {
-    let targets: Vec<ConfigTarget<'a>> = targets.into_iter().collect();
-    for ov in overrides {
-        if let Some(op) = &ov.operation {
-            if !targets.iter().any(|t| t.name == op) {
-                return Err(ComposeError::UnknownOverrideOperation {
-                    file: file.to_string(),
-                    input: ov.to_string(),
-                    operation: op.clone(),
-                    known: targets.iter().map(|t| t.name.to_string()).collect(),
+    ConfigResolver::new(file, targets, overrides)?.resolve(operation)
+}
+
+/// [`resolve_configuration`] for many operations of one graph: what does not depend on the
+/// operation (the check of the overrides' operations, which keys the graph declares, the
+/// overrides of each operation) is computed once, so resolving every operation takes time linear
+/// in the graph and the overrides rather than quadratic.
+pub(crate) struct ConfigResolver<'a, 'o> {
+    file: String,
+    targets: Vec<ConfigTarget<'a>>,
+    by_name: HashMap<&'a str, usize>,
+    /// Keys declared by at least one operation.
+    declared: HashSet<&'a str>,
+    /// The global overrides, in order.
+    global: Vec<&'o Override>,
+    /// The overrides of each operation, in order.
+    scoped: HashMap<&'o str, Vec<&'o Override>>,
+}
+
+impl<'a, 'o> ConfigResolver<'a, 'o> {
+    /// Indexes `targets` (the operations of a graph or manifest) and checks that every scoped
+    /// override names one of them.
+    pub fn new(
+        file: &str,
+        targets: impl IntoIterator<Item = ConfigTarget<'a>>,
+        overrides: &'o [Override],
+    ) -> Result<Self, ComposeError> {
+        let targets: Vec<ConfigTarget<'a>> = targets.into_iter().collect();
+        let mut by_name = HashMap::with_capacity(targets.len());
+        for (i, t) in targets.iter().enumerate() {
+            by_name.entry(t.name).or_insert(i);
+        }
+        let mut global = Vec::new();
+        let mut scoped: HashMap<&'o str, Vec<&'o Override>> = HashMap::new();
+        for ov in overrides {
+            match &ov.operation {
+                Some(op) if !by_name.contains_key(op.as_str()) => {
+                    return Err(ComposeError::UnknownOverrideOperation {
+                        file: file.to_string(),
+                        input: ov.to_string(),
+                        operation: op.clone(),
+                        known: targets.iter().map(|t| t.name.to_string()).collect(),
+                    });
+                }
+                Some(op) => scoped.entry(op.as_str()).or_default().push(ov),
+                None => global.push(ov),
+            }
+        }
+        let declared = targets
+            .iter()
+            .flat_map(|t| t.parameters.iter().map(|p| p.key.as_str()))
+            .collect();
+        Ok(ConfigResolver {
+            file: file.to_string(),
+            targets,
+            by_name,
+            declared,
+            global,
+            scoped,
+        })
+    }
+
+    /// The `(key, value)` pairs of operation `operation`, by the rules of
+    /// [`resolve_configuration`].
+    pub fn resolve(&self, operation: &str) -> Result<Vec<(String, String)>, ComposeError> {
+        let target =
+            self.by_name
+                .get(operation)
+                .map(|&i| &self.targets[i])
+                .ok_or_else(|| ComposeError::UnknownOperation {
+                    file: self.file.clone(),
+                    operation: operation.to_string(),
+                })?;
+
+        let mut values: Vec<(String, Option<String>)> = target
+            .parameters
+            .iter()
+            .map(|p| (p.key.clone(), p.default.clone()))
+            .collect();
+        // Where each key is first in `values`: the one an override sets.
+        let mut position: HashMap<String, usize> = HashMap::with_capacity(values.len());
+        for (i, (key, _)) in values.iter().enumerate() {
+            position.entry(key.clone()).or_insert(i);
+        }
+        let mut set = |key: &str, value: &str| match position.get(key) {
+            Some(&i) => values[i].1 = Some(value.to_string()),
+            None => {
+                position.insert(key.to_string(), values.len());
+                values.push((key.to_string(), Some(value.to_string())));
+            }
+        };
+        let declares: HashSet<&str> = target.parameters.iter().map(|p| p.key.as_str()).collect();
+        for ov in &self.global {
+            let applies = if self.declared.contains(ov.key.as_str()) {
+                declares.contains(ov.key.as_str())
+            } else {
+                target.is_operator
+            };
+            if applies {
+                set(&ov.key, &ov.value);
+            }
+        }
+        for ov in self.scoped.get(operation).into_iter().flatten() {
+            set(&ov.key, &ov.value);
+        }
+
+        let valued: HashSet<&str> = values
+            .iter()
+            .filter(|(_, v)| v.is_some())
+            .map(|(k, _)| k.as_str())
+            .collect();
+        for p in target.parameters.iter().filter(|p| p.required) {
+            if !valued.contains(p.key.as_str()) {
+                return Err(ComposeError::RequiredParameter {
+                    file: self.file.clone(),
+                    operation: operation.to_string(),
+                    key: p.key.clone(),
                 });
             }
         }
+        Ok(values.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect())
     }
-    let target = targets
-        .iter()
-        .find(|t| t.name == operation)
-        .ok_or_else(|| ComposeError::UnknownOperation {
-            file: file.to_string(),
-            operation: operation.to_string(),
-        })?;
-
-    let mut values: Vec<(String, Option<String>)> = target
-        .parameters
-        .iter()
-        .map(|p| (p.key.clone(), p.default.clone()))
-        .collect();
-    let mut set = |key: &str, value: &str| match values.iter_mut().find(|(k, _)| k == key) {
-        Some(slot) => slot.1 = Some(value.to_string()),
-        None => values.push((key.to_string(), Some(value.to_string()))),
-    };
-    for ov in overrides.iter().filter(|o| o.operation.is_none()) {
-        let declares = |t: &ConfigTarget<'_>| t.parameters.iter().any(|p| p.key == ov.key);
-        let applies = if targets.iter().any(declares) {
-            declares(target)
-        } else {
-            target.is_operator
-        };
-        if applies {
-            set(&ov.key, &ov.value);
-        }
-    }
-    for ov in overrides.iter().filter(|o| o.operation.as_deref() == Some(operation)) {
-        set(&ov.key, &ov.value);
-    }
-
-    for p in target.parameters.iter().filter(|p| p.required) {
-        if !values.iter().any(|(k, v)| *k == p.key && v.is_some()) {
-            return Err(ComposeError::RequiredParameter {
-                file: file.to_string(),
-                operation: operation.to_string(),
-                key: p.key.clone(),
-            });
-        }
-    }
-    Ok(values.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect())
 }
 
 /// The parameters to record in a composed artifact for one operation: the declared ones with
 /// compose-time overrides baked into their defaults, plus undeclared keys those overrides added.
 /// Running the artifact with no overrides then gives exactly the compose-time configuration.
 pub(crate) fn bake_parameters(declared: &[Parameter], effective: &[(String, String)]) -> Vec<Parameter> {
+    // The first value of each key, and the declared keys: lookups, not scans, per parameter.
+    let mut first: HashMap<&str, &String> = HashMap::with_capacity(effective.len());
+    for (k, v) in effective {
+        first.entry(k.as_str()).or_insert(v);
+    }
+    let mut known: HashSet<String> = declared.iter().map(|p| p.key.clone()).collect();
     let mut out: Vec<Parameter> = declared
         .iter()
         .map(|p| {
             let mut p = p.clone();
-            if let Some((_, v)) = effective.iter().find(|(k, _)| *k == p.key) {
-                p.default = Some(v.clone());
+            if let Some(v) = first.get(p.key.as_str()) {
+                p.default = Some((*v).clone());
             }
             p
         })
         .collect();
     for (k, v) in effective {
-        if !out.iter().any(|p| p.key == *k) {
+        if known.insert(k.clone()) {
             out.push(Parameter {
                 key: k.clone(),
                 description: None,

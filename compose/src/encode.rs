@@ -39,9 +39,14 @@ pub fn encode(plan: &CompositionPlan) -> Result<Vec<u8>, ComposeError> {
     let result = catch(|| -> Result<Vec<u8>, ComposeError> {
         let mut g = CompositionGraph::new();
         let mut ids: Vec<PackageId> = Vec::with_capacity(plan.packages.len());
-        for p in &plan.packages {
-            let first_user = plan.instances.iter().find(|i| plan.packages[i.package].name == p.name);
-            let op = first_user.map(|i| i.name.as_str());
+        // The first operation using each package, found in one pass (errors name it).
+        let mut first_user: Vec<Option<&str>> = vec![None; plan.packages.len()];
+        for inst in &plan.instances {
+            if let Some(slot @ None) = first_user.get_mut(inst.package) {
+                *slot = Some(inst.name.as_str());
+            }
+        }
+        for (p, &op) in plan.packages.iter().zip(&first_user) {
             let package = Package::from_bytes(&p.name, None, p.bytes.clone(), g.types_mut())
                 .map_err(|e| wac_error(op, &format!("{e:#}")))?;
             ids.push(g.register_package(package).map_err(|e| wac_error(op, &chain(&e)))?);

@@ -25,6 +25,65 @@ pub enum ComposeError {
         source: std::io::Error,
     },
 
+    /// The graph definition is larger than [`Limits::max_document_bytes`](crate::Limits): it is
+    /// refused before it is read or parsed.
+    #[error("{file}: the graph definition {} (max_document_bytes); graph definitions are a few kilobytes, so check that this is the right file, or raise the limit if it is", fmt_size(*.size, *.limit))]
+    DocumentTooLarge {
+        /// The graph file.
+        file: String,
+        /// Its size in bytes; `None` when it is not a regular file and reading stopped past the
+        /// limit.
+        size: Option<u64>,
+        /// The limit it exceeds.
+        limit: usize,
+    },
+
+    /// The graph definition nests collections deeper than
+    /// [`Limits::max_nesting_depth`](crate::Limits): found by a scan of the text, before the
+    /// YAML parser runs.
+    #[error("{file}:{line}:{column}: the document nests deeper than the limit of {limit} levels here, {depth} levels at its deepest (max_nesting_depth); graph definitions nest 5 levels")]
+    NestingTooDeep {
+        /// The graph file.
+        file: String,
+        /// 1-based line of the collection that first goes past the limit.
+        line: usize,
+        /// 1-based column of it.
+        column: usize,
+        /// The deepest nesting in the document.
+        depth: usize,
+        /// The limit it exceeds.
+        limit: usize,
+    },
+
+    /// The graph lists more operations than [`Limits::max_operations`](crate::Limits): refused
+    /// right after parsing, before any check or plan walks the operations.
+    #[error("{file}: the graph has {count} operations, more than the limit of {limit} (max_operations), which keeps a composed graph within what the host instantiates; split the graph, or raise the limit for a host configured for larger graphs")]
+    TooManyOperations {
+        /// The graph file.
+        file: String,
+        /// The number of entries of `operations`.
+        count: usize,
+        /// The limit it exceeds.
+        limit: usize,
+    },
+
+    /// The composed component would hold more instances than a WebAssembly component may
+    /// ([`MAX_COMPONENT_INSTANCES`](crate::limits::MAX_COMPONENT_INSTANCES)); found while
+    /// planning, before encoding.
+    #[error("{file}: the composed component would hold {count} instances ({imports} imported interfaces, then for each of the {operations} operations its instantiation, the alias of its interface and the export), more than the {limit} a WebAssembly component may hold; split the graph")]
+    TooManyInstances {
+        /// The graph file.
+        file: String,
+        /// The instances the component would hold.
+        count: usize,
+        /// How many of them are imports.
+        imports: usize,
+        /// The graph's operations.
+        operations: usize,
+        /// The limit ([`MAX_COMPONENT_INSTANCES`](crate::limits::MAX_COMPONENT_INSTANCES)).
+        limit: usize,
+    },
+
     /// The graph file is not well-formed YAML.
     #[error("{file}{}: YAML syntax error: {message}", fmt_location(*.location))]
     YamlSyntax {
@@ -365,6 +424,13 @@ fn fmt_location(location: Option<(usize, usize)>) -> String {
     match location {
         Some((line, column)) => format!(":{line}:{column}"),
         None => String::new(),
+    }
+}
+
+fn fmt_size(size: Option<u64>, limit: usize) -> String {
+    match size {
+        Some(size) => format!("is {size} bytes, more than the limit of {limit} bytes"),
+        None => format!("goes on past the limit of {limit} bytes"),
     }
 }
 

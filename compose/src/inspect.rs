@@ -3,13 +3,14 @@
 //! The world is read directly from the binary with wasmparser: `wasm-tools component wit`
 //! panics on the `(implements "…")` imports compositions carry, so it cannot be relied on.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use wasmparser::{ComponentExternalKind, ComponentTypeRef, Parser, Payload};
 
 use crate::config::Parameter;
 use crate::error::ComposeError;
-use crate::manifest::Manifest;
+use crate::manifest::{Manifest, ManifestOperation};
 use crate::model::{Connection, OperationKind};
 use crate::naming::operation_index;
 use crate::validate::ValidatedGraph;
@@ -98,6 +99,18 @@ fn external_kind(kind: ComponentExternalKind) -> &'static str {
 pub fn inspect_component(bytes: &[u8]) -> Result<String, ComposeError> {
     let (imports, exports) = component_world(bytes)?;
     let manifest = Manifest::from_component(bytes)?;
+    // Exports by name and identity imports by operation, indexed once: lookups per operation,
+    // not scans, so describing a graph stays linear in its size.
+    let mut by_export: HashMap<&str, &ManifestOperation> = HashMap::new();
+    for op in manifest.iter().flat_map(|m| &m.operations) {
+        by_export.entry(op.export.as_str()).or_insert(op);
+    }
+    let mut identity_imports: HashMap<usize, Vec<&str>> = HashMap::new();
+    for imp in &imports {
+        if let Some(n) = operation_index(&imp.name) {
+            identity_imports.entry(n as usize).or_default().push(imp.name.as_str());
+        }
+    }
     let mut out = String::new();
     let _ = writeln!(out, "component ({} bytes)", bytes.len());
     let _ = writeln!(out, "world:");
@@ -108,9 +121,7 @@ pub fn inspect_component(bytes: &[u8]) -> Result<String, ComposeError> {
         };
     }
     for e in &exports {
-        let op = manifest
-            .as_ref()
-            .and_then(|m| m.operations.iter().find(|o| o.export == e.name));
+        let op = by_export.get(e.name.as_str()).copied();
         let _ = match (op, &e.implements) {
             (Some(op), _) => writeln!(
                 out,
@@ -124,7 +135,7 @@ pub fn inspect_component(bytes: &[u8]) -> Result<String, ComposeError> {
             (None, None) => writeln!(out, "  export {} ({})", e.name, e.kind),
         };
     }
-    match manifest {
+    match &manifest {
         None => {
             let _ = writeln!(out, "no wasmflow-graph manifest: not a graph composed by wasmflow");
         }
@@ -143,18 +154,10 @@ pub fn inspect_component(bytes: &[u8]) -> Result<String, ComposeError> {
             let _ = writeln!(out, "operations:");
             for (i, op) in m.operations.iter().enumerate() {
                 let identity = match &op.import_prefix {
-                    Some(_) => {
-                        let mine: Vec<&str> = imports
-                            .iter()
-                            .filter(|imp| operation_index(&imp.name).is_some_and(|n| n as usize == i))
-                            .map(|imp| imp.name.as_str())
-                            .collect();
-                        if mine.is_empty() {
-                            String::new()
-                        } else {
-                            format!(", imports {}", mine.join(", "))
-                        }
-                    }
+                    Some(_) => match identity_imports.get(&i) {
+                        Some(mine) => format!(", imports {}", mine.join(", ")),
+                        None => String::new(),
+                    },
                     None => String::new(),
                 };
                 let nn = if op.imports_wasi_nn { ", uses wasi:nn" } else { "" };

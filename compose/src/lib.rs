@@ -3,8 +3,9 @@
 //! Turns an Azure IoT Operations graph definition (YAML) into ONE WebAssembly component that the
 //! wasmflow host runs. The pipeline is pure and testable without running wasm:
 //!
-//! 1. [`load_graph`] / [`parse_graph`]: YAML syntax → JSON schema ([`schema`]) → semantic checks
-//!    ([`validate`]) → [`ValidatedGraph`];
+//! 1. [`load_graph`] / [`parse_graph`]: size and nesting of the text, YAML syntax, number of
+//!    operations ([`limits`]) → JSON schema ([`schema`]) → semantic checks ([`validate`]) →
+//!    [`ValidatedGraph`]; [`load_graph_with`] / [`parse_graph_with`] take other [`Limits`];
 //! 2. [`plan()`](plan::plan): module references → files ([`resolve`]), what each file exports
 //!    ([`exports`]) → [`CompositionPlan`] (one instance per operation);
 //! 3. [`encode()`](encode::encode): wac-graph → bytes, with the [`Manifest`] appended as the
@@ -17,7 +18,7 @@
 //! [`naming`] builds these names and reads the index back ([`naming::operation_index`]).
 //!
 //! Modules depend on each other in one direction only (each uses only modules listed before
-//! it): [`model`] and [`naming`] (the document's types and the name contract), [`error`],
+//! it): [`model`] and [`naming`] (the document's types and the name contract), [`limits`], [`error`],
 //! [`schema`], [`config`], [`resolve`], [`exports`], then [`validate`] (syntax → validated
 //! graph), [`manifest`], [`plan`] (validated graph + files → plan), [`encode`] (plan → bytes)
 //! and [`inspect`]; this root only re-exports and chains them in [`compose`].
@@ -31,6 +32,7 @@ pub mod encode;
 pub mod error;
 pub mod exports;
 pub mod inspect;
+pub mod limits;
 pub mod manifest;
 pub mod model;
 pub mod naming;
@@ -42,11 +44,12 @@ pub mod validate;
 pub use config::{Override, Parameter};
 pub use error::ComposeError;
 pub use inspect::{inspect_component, inspect_graph};
+pub use limits::Limits;
 pub use manifest::{Manifest, ManifestOperation, ManifestSchema, MANIFEST_SECTION};
 pub use model::{Arm, Connection, GraphDefinition, OperationKind};
 pub use plan::{ComposeOptions, CompositionPlan, PerOperationImport, PlannedInstance, PlannedPackage};
 pub use resolve::{ModuleResolver, MODULES_ENV};
-pub use validate::{load_graph, parse_graph, Operation, ValidatedGraph};
+pub use validate::{load_graph, load_graph_with, parse_graph, parse_graph_with, Operation, ValidatedGraph};
 
 /// A composed graph: the component's bytes (manifest included) and the manifest itself.
 #[derive(Debug, Clone, PartialEq)]

@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 use wasmparser::{Parser, Payload};
 
-use crate::config::{resolve_configuration, ConfigTarget, Override, Parameter};
+use crate::config::{resolve_configuration, ConfigResolver, ConfigTarget, Override, Parameter};
 use crate::error::ComposeError;
 use crate::model::{Connection, OperationKind};
 
@@ -122,6 +122,18 @@ impl Manifest {
             .iter()
             .map(|o| ConfigTarget::new(&o.name, o.kind, &o.parameters));
         resolve_configuration(&format!("graph `{}`", self.name), targets, operation, overrides)
+    }
+
+    /// [`configuration_for`](Self::configuration_for) every operation, in operation order, in
+    /// time linear in the graph (calling it once per operation would be quadratic).
+    pub fn configurations(&self, overrides: &[Override]) -> Result<Vec<Vec<(String, String)>>, ComposeError> {
+        let file = format!("graph `{}`", self.name);
+        let targets = self
+            .operations
+            .iter()
+            .map(|o| ConfigTarget::new(&o.name, o.kind, &o.parameters));
+        let resolver = ConfigResolver::new(&file, targets, overrides)?;
+        self.operations.iter().map(|o| resolver.resolve(&o.name)).collect()
     }
 
     /// Looks an operation up by name.

@@ -4,12 +4,13 @@
 //! The plan is everything encoding needs, computed without wac-graph, so tests can check the
 //! shape of a composition (and the host can explain it) without encoding.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use crate::config::{bake_parameters, Override};
 use crate::error::ComposeError;
 use crate::exports::{find_operation_export, per_operation_imports, ComponentInterfaces, ExportProblem};
+use crate::limits::MAX_COMPONENT_INSTANCES;
 use crate::manifest::{Manifest, ManifestOperation, ManifestSchema, MANIFEST_FORMAT};
 use crate::model::OperationKind;
 use crate::naming::import_name;
@@ -115,6 +116,27 @@ impl CompositionPlan {
     pub fn instance_count(&self, package: usize) -> usize {
         self.instances.iter().filter(|i| i.package == package).count()
     }
+
+    /// The instances the composed component imports: one per shared import (each is an
+    /// interface, so an instance) and one per per-operation import.
+    pub fn imported_instances(&self) -> usize {
+        self.shared_imports.len()
+            + self
+                .instances
+                .iter()
+                .map(|i| i.per_operation_imports.len())
+                .sum::<usize>()
+    }
+
+    /// The instances the composed component holds, as WebAssembly validation counts them against
+    /// [`MAX_COMPONENT_INSTANCES`]: the [`imported_instances`](Self::imported_instances), and for
+    /// every operation its instantiation, the alias of the interface it serves and the export of
+    /// that alias (an export adds an entry to the instance index space too). Planning refuses a
+    /// graph over the limit, so encoding never builds a component only for validation to reject
+    /// it.
+    pub fn component_instances(&self) -> usize {
+        self.imported_instances() + 3 * self.instances.len()
+    }
 }
 
 /// Resolves modules, reads and checks their exports, and lays out the composition.
@@ -137,10 +159,7 @@ pub fn plan_with(
     let file = graph.file_label();
 
     // Configuration first: a missing required value needs no module to be reported.
-    let mut configurations = Vec::with_capacity(graph.operations.len());
-    for op in &graph.operations {
-        configurations.push(graph.configuration_for(&op.name, overrides)?);
-    }
+    let configurations = graph.configurations(overrides)?;
 
     // Resolve every file before reading any, so a missing module is reported before a bad one.
     let mut paths = Vec::with_capacity(graph.operations.len());
@@ -175,7 +194,10 @@ pub fn plan_with(
     }
 
     let mut packages: Vec<PlannedPackage> = Vec::new();
-    let mut identities: Vec<PathBuf> = Vec::new();
+    // File identity → package, and the package names taken: lookups, so that planning stays
+    // linear however many distinct files the graph uses.
+    let mut identities: HashMap<PathBuf, usize> = HashMap::new();
+    let mut names: HashSet<String> = HashSet::new();
     let mut instances = Vec::with_capacity(graph.operations.len());
     let mut manifest_ops = Vec::with_capacity(graph.operations.len());
     let mut warnings = graph.warnings.clone();
@@ -184,8 +206,8 @@ pub fn plan_with(
     for ((op, path), config) in graph.operations.iter().zip(&paths).zip(&configurations) {
         let reference = op.module.clone().unwrap_or_else(|| path.display().to_string());
         let identity = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
-        let package = match identities.iter().position(|p| *p == identity) {
-            Some(i) => i,
+        let package = match identities.get(&identity) {
+            Some(&i) => i,
             None => {
                 let bytes = std::fs::read(path).map_err(|source| ComposeError::ReadModule {
                     file: file.clone(),
@@ -202,7 +224,7 @@ pub fn plan_with(
                         path: path.clone(),
                         message,
                     })?;
-                let name = unique_package_name(&packages, path, op.kind.is_plumbing());
+                let name = unique_package_name(&mut names, path, op.kind.is_plumbing());
                 packages.push(PlannedPackage {
                     name,
                     path: path.clone(),
@@ -210,7 +232,7 @@ pub fn plan_with(
                     bytes,
                     interfaces,
                 });
-                identities.push(identity);
+                identities.insert(identity, packages.len() - 1);
                 packages.len() - 1
             }
         };
@@ -311,19 +333,31 @@ pub fn plan_with(
             .collect(),
     };
 
-    Ok(CompositionPlan {
+    let plan = CompositionPlan {
         file,
         packages,
         instances,
         shared_imports: shared.into_iter().collect(),
         manifest,
         warnings,
-    })
+    };
+    // Encoding would build the whole component only for its validation to refuse it.
+    let count = plan.component_instances();
+    if count > MAX_COMPONENT_INSTANCES {
+        return Err(ComposeError::TooManyInstances {
+            file: plan.file.clone(),
+            count,
+            imports: plan.imported_instances(),
+            operations: plan.instances.len(),
+            limit: MAX_COMPONENT_INSTANCES,
+        });
+    }
+    Ok(plan)
 }
 
 /// `wasmflow-module:<file stem>` (or `wasmflow-plumbing:<stem>`), made unique with a numeric
-/// suffix when two files share a stem.
-fn unique_package_name(existing: &[PlannedPackage], path: &Path, plumbing: bool) -> String {
+/// suffix when two files share a stem; the name is added to `taken`.
+fn unique_package_name(taken: &mut HashSet<String>, path: &Path, plumbing: bool) -> String {
     let stem = path.file_stem().and_then(|s| s.to_str()).map(slug).unwrap_or_default();
     let stem = if stem.is_empty() { "module".to_string() } else { stem };
     let namespace = if plumbing {
@@ -334,9 +368,10 @@ fn unique_package_name(existing: &[PlannedPackage], path: &Path, plumbing: bool)
     let base = format!("{namespace}:{stem}");
     let mut name = base.clone();
     let mut n = 2;
-    while existing.iter().any(|p| p.name == name) {
+    while taken.contains(&name) {
         name = format!("{base}-{n}");
         n += 1;
     }
+    taken.insert(name.clone());
     name
 }

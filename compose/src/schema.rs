@@ -26,6 +26,19 @@ fn validator() -> Result<&'static jsonschema::Validator, String> {
         .map_err(Clone::clone)
 }
 
+/// The most characters of jsonschema's description of a problem kept in a message: it quotes
+/// the offending value, which for a document that is no graph at all is the whole document (up to
+/// [`Limits::max_document_bytes`](crate::Limits)), and a message is one line for a person.
+pub const MAX_PROBLEM_CHARS: usize = 300;
+
+/// `text` cut to [`MAX_PROBLEM_CHARS`] characters, marked with `…` when cut.
+fn shorten(text: String) -> String {
+    match text.char_indices().nth(MAX_PROBLEM_CHARS) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text,
+    }
+}
+
 /// Checks `document` (the YAML converted to JSON) against the schema.
 ///
 /// `file` starts the error message. Only the first problem is described in full; the count of
@@ -42,7 +55,7 @@ pub fn validate_document(file: &str, document: &Value) -> Result<(), ComposeErro
     };
     let more = errors.count();
     let pointer = first.instance_path.to_string();
-    let mut message = first.to_string();
+    let mut message = shorten(first.to_string());
     if matches!(first.kind, jsonschema::error::ValidationErrorKind::Type { .. })
         && matches!(first.instance.as_ref(), Value::Number(_) | Value::Bool(_))
     {

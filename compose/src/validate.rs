@@ -5,13 +5,16 @@
 //! existing operations, branches have both arms, the graph is a DAG reachable from its sources.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use indexmap::IndexMap;
 use petgraph::graph::{DiGraph, NodeIndex};
 use serde_json::Value;
 
-use crate::config::{resolve_configuration, ConfigTarget, Override, Parameter};
+use crate::config::{resolve_configuration, ConfigResolver, ConfigTarget, Override, Parameter};
 use crate::error::ComposeError;
+use crate::limits::{nesting, Limits};
 use crate::model::{Arm, GraphDefinition, OperationKind};
 use crate::naming::export_name;
 use crate::schema;
@@ -86,6 +89,18 @@ impl ValidatedGraph {
         resolve_configuration(&self.file_label(), targets, operation, overrides)
     }
 
+    /// [`configuration_for`](Self::configuration_for) every operation, in operation order, in
+    /// time linear in the graph (calling it once per operation would be quadratic).
+    pub fn configurations(&self, overrides: &[Override]) -> Result<Vec<Vec<(String, String)>>, ComposeError> {
+        let file = self.file_label();
+        let targets = self
+            .operations
+            .iter()
+            .map(|o| ConfigTarget::new(&o.name, o.kind, &o.parameters));
+        let resolver = ConfigResolver::new(&file, targets, overrides)?;
+        self.operations.iter().map(|o| resolver.resolve(&o.name)).collect()
+    }
+
     /// Whether `moduleRequirements.features` lists `name` (e.g. `wasi-nn`).
     pub fn has_feature(&self, name: &str) -> bool {
         self.definition
@@ -97,20 +112,80 @@ impl ValidatedGraph {
     }
 }
 
-/// Reads, parses and validates a graph definition file.
+/// Reads, parses and validates a graph definition file, within [`Limits::DEFAULT`].
 pub fn load_graph(path: &Path) -> Result<ValidatedGraph, ComposeError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ComposeError::ReadGraph {
-        file: path.display().to_string(),
-        source,
-    })?;
-    parse_graph(path, &text)
+    load_graph_with(path, &Limits::DEFAULT)
 }
 
-/// Parses and validates graph text; `file` is used for messages and as the base of relative
-/// module paths (it need not exist, which keeps tests free of files).
+/// [`load_graph`] within `limits`: a file larger than [`Limits::max_document_bytes`] is refused
+/// from its metadata, before it is read, and reading stops past the limit (for files whose size
+/// the metadata does not tell, such as pipes).
+pub fn load_graph_with(path: &Path, limits: &Limits) -> Result<ValidatedGraph, ComposeError> {
+    let file = path.display().to_string();
+    let read_error = |source| ComposeError::ReadGraph {
+        file: file.clone(),
+        source,
+    };
+    let too_large = |size| ComposeError::DocumentTooLarge {
+        file: file.clone(),
+        size,
+        limit: limits.max_document_bytes,
+    };
+    let handle = std::fs::File::open(path).map_err(read_error)?;
+    let metadata = handle.metadata().map_err(read_error)?;
+    if metadata.is_file() && metadata.len() > limits.max_document_bytes as u64 {
+        return Err(too_large(Some(metadata.len())));
+    }
+    let mut text = String::new();
+    handle
+        .take((limits.max_document_bytes as u64).saturating_add(1))
+        .read_to_string(&mut text)
+        .map_err(read_error)?;
+    if text.len() > limits.max_document_bytes {
+        // Not a regular file, or one that grew since its metadata was read: its size is unknown.
+        return Err(too_large(None));
+    }
+    parse_graph_with(path, &text, limits)
+}
+
+/// Parses and validates graph text within [`Limits::DEFAULT`]; `file` is used for messages and as
+/// the base of relative module paths (it need not exist, which keeps tests free of files).
 pub fn parse_graph(file: &Path, text: &str) -> Result<ValidatedGraph, ComposeError> {
+    parse_graph_with(file, text, &Limits::DEFAULT)
+}
+
+/// [`parse_graph`] within `limits`, each checked before the work it bounds: the size of `text`,
+/// then its nesting (a linear scan, before the YAML parser), then the number of operations (right
+/// after parsing, before the schema and the semantic checks).
+pub fn parse_graph_with(file: &Path, text: &str, limits: &Limits) -> Result<ValidatedGraph, ComposeError> {
     let label = file.display().to_string();
+    if text.len() > limits.max_document_bytes {
+        return Err(ComposeError::DocumentTooLarge {
+            file: label,
+            size: Some(text.len() as u64),
+            limit: limits.max_document_bytes,
+        });
+    }
+    let depth = nesting(text, limits.max_nesting_depth);
+    if let Some((line, column)) = depth.first_over {
+        return Err(ComposeError::NestingTooDeep {
+            file: label,
+            line,
+            column,
+            depth: depth.max,
+            limit: limits.max_nesting_depth,
+        });
+    }
     let document = parse_yaml(&label, text)?;
+    if let Some(count) = document.get("operations").and_then(Value::as_array).map(Vec::len) {
+        if count > limits.max_operations {
+            return Err(ComposeError::TooManyOperations {
+                file: label,
+                count,
+                limit: limits.max_operations,
+            });
+        }
+    }
     precheck(&label, &document)?;
     schema::validate_document(&label, &document)?;
     let definition: GraphDefinition = serde_json::from_value(document).map_err(|e| ComposeError::Schema {
@@ -245,6 +320,8 @@ fn check(file: &Path, definition: GraphDefinition) -> Result<ValidatedGraph, Com
     // Connections: endpoints, arms, direction.
     let kind_of = |name: &str| index_of.get(name).map(|&i| definition.operations[i].operation_type);
     let mut connections = Vec::with_capacity(definition.connections.len());
+    // Sets, not scans of `connections`: each check stays linear in the size of the graph.
+    let mut seen: HashSet<(&str, Option<Arm>, &str)> = HashSet::with_capacity(definition.connections.len());
     for (i, c) in definition.connections.iter().enumerate() {
         let (from, to) = (c.from.name.as_str(), c.to.name.as_str());
         let described = describe_connection(i, from, to);
@@ -300,7 +377,7 @@ fn check(file: &Path, definition: GraphDefinition) -> Result<ValidatedGraph, Com
             arm: c.from.arm,
             to: to.to_string(),
         };
-        if connections.contains(&connection) {
+        if !seen.insert((from, c.from.arm, to)) {
             warnings.push(format!(
                 "{label}: {described} repeats an earlier connection; items will be delivered twice"
             ));
@@ -309,13 +386,14 @@ fn check(file: &Path, definition: GraphDefinition) -> Result<ValidatedGraph, Com
     }
 
     // Branches need both arms.
+    let arms: HashSet<(&str, Option<Arm>)> = seen.iter().map(|&(from, arm, _)| (from, arm)).collect();
     for op in definition
         .operations
         .iter()
         .filter(|o| o.operation_type == OperationKind::Branch)
     {
         for arm in [Arm::True, Arm::False] {
-            if !connections.iter().any(|c| c.from == op.name && c.arm == Some(arm)) {
+            if !arms.contains(&(op.name.as_str(), Some(arm))) {
                 return Err(ComposeError::BranchMissingArm {
                     file: label,
                     operation: op.name.clone(),
@@ -328,8 +406,13 @@ fn check(file: &Path, definition: GraphDefinition) -> Result<ValidatedGraph, Com
     // Acyclic.
     let mut graph: DiGraph<usize, ()> = DiGraph::new();
     let nodes: Vec<NodeIndex> = (0..definition.operations.len()).map(|i| graph.add_node(i)).collect();
+    // One edge per pair of operations (`update_edge` would scan the edges of `from` each time).
+    let mut edges: HashSet<(usize, usize)> = HashSet::with_capacity(connections.len());
     for c in &connections {
-        graph.update_edge(nodes[index_of[c.from.as_str()]], nodes[index_of[c.to.as_str()]], ());
+        let (from, to) = (index_of[c.from.as_str()], index_of[c.to.as_str()]);
+        if edges.insert((from, to)) {
+            graph.add_edge(nodes[from], nodes[to], ());
+        }
     }
     if let Some(cycle) = find_cycle(&graph) {
         return Err(ComposeError::Cycle {
@@ -364,8 +447,9 @@ fn check(file: &Path, definition: GraphDefinition) -> Result<ValidatedGraph, Com
     }
 
     // Allowed but suspicious.
+    let producers: HashSet<&str> = seen.iter().map(|&(from, _, _)| from).collect();
     for op in &definition.operations {
-        if op.operation_type != OperationKind::Sink && !connections.iter().any(|c| c.from == op.name) {
+        if op.operation_type != OperationKind::Sink && !producers.contains(op.name.as_str()) {
             warnings.push(format!(
                 "{label}: operation `{}` has no outgoing connection; its output is discarded",
                 op.name
@@ -382,27 +466,31 @@ fn check(file: &Path, definition: GraphDefinition) -> Result<ValidatedGraph, Com
     }
 
     // Operations with their parameters (several configuration entries for one operation merge,
-    // later keys winning).
+    // later keys winning, in the place of their first occurrence).
+    let mut configured: HashMap<&str, IndexMap<&str, Parameter>> = HashMap::new();
+    for cfg in &definition.module_configurations {
+        let parameters = configured.entry(cfg.name.as_str()).or_default();
+        for (key, p) in &cfg.parameters {
+            parameters.insert(
+                key.as_str(),
+                Parameter {
+                    key: key.clone(),
+                    description: p.description.clone(),
+                    required: p.required,
+                    default: p.default.clone(),
+                },
+            );
+        }
+    }
     let operations = definition
         .operations
         .iter()
         .enumerate()
         .map(|(index, op)| {
-            let mut parameters: Vec<Parameter> = Vec::new();
-            for cfg in definition.module_configurations.iter().filter(|c| c.name == op.name) {
-                for (key, p) in &cfg.parameters {
-                    let param = Parameter {
-                        key: key.clone(),
-                        description: p.description.clone(),
-                        required: p.required,
-                        default: p.default.clone(),
-                    };
-                    match parameters.iter_mut().find(|q| q.key == *key) {
-                        Some(slot) => *slot = param,
-                        None => parameters.push(param),
-                    }
-                }
-            }
+            let parameters: Vec<Parameter> = configured
+                .remove(op.name.as_str())
+                .map(|p| p.into_values().collect())
+                .unwrap_or_default();
             Operation {
                 index,
                 name: op.name.clone(),
@@ -429,8 +517,13 @@ fn check(file: &Path, definition: GraphDefinition) -> Result<ValidatedGraph, Com
 }
 
 /// Finds one cycle and returns its node weights in flow order, starting at the lowest index.
+///
+/// Every walk here is iterative, so no graph can overflow the stack: petgraph's `kosaraju_scc`
+/// runs on explicit stacks (its `tarjan_scc` recurses once per node of a path, and a chain of
+/// 20,000 operations overflowed the 8 MiB main thread), and the search for the cycle is a
+/// breadth-first queue.
 fn find_cycle(graph: &DiGraph<usize, ()>) -> Option<Vec<usize>> {
-    let mut cycles: Vec<Vec<NodeIndex>> = petgraph::algo::tarjan_scc(graph)
+    let mut cycles: Vec<Vec<NodeIndex>> = petgraph::algo::kosaraju_scc(graph)
         .into_iter()
         .filter(|scc| scc.len() > 1 || graph.contains_edge(scc[0], scc[0]))
         .collect();

@@ -312,7 +312,14 @@ fn memory_flags_out_of_range_are_refused() {
         ("--max-graph-memory-mib", "0"),
     ] {
         let r = wasmflow(
-            &["run", "compose/tests/azure-compat/graph-simple.yaml", flag, value, "--input", "-"],
+            &[
+                "run",
+                "compose/tests/azure-compat/graph-simple.yaml",
+                flag,
+                value,
+                "--input",
+                "-",
+            ],
             d.path(),
         );
         assert_eq!(r.status.code(), Some(2), "{flag} {value}: {}", text(&r.stderr));

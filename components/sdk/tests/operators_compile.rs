@@ -161,12 +161,13 @@ mod filter_module {
 mod branch_module {
     use wasm_graph_sdk::macros::branch_operator;
 
-    fn branch_init(_configuration: ModuleConfiguration) -> bool {
+    // Named like the glue's own parameters: the glue must still call these functions.
+    fn configuration(_configuration: ModuleConfiguration) -> bool {
         true
     }
 
-    #[branch_operator(init = "branch_init")]
-    fn route(_timestamp: HybridLogicalClock, input: DataModel) -> Result<bool, Error> {
+    #[branch_operator(init = "configuration")]
+    fn timestamp(_timestamp: HybridLogicalClock, input: DataModel) -> Result<bool, Error> {
         Ok(match input {
             DataModel::Message(message) => message.topic.read() == b"snapshot_simulation",
             DataModel::Snapshot(_frame) => true,

@@ -8,6 +8,6 @@
 
 mod common;
 mod composition;
+mod limits;
 mod modules;
-mod probe;
 mod validation;

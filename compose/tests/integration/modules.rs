@@ -6,27 +6,14 @@ use std::path::{Path, PathBuf};
 
 use wasmflow_compose::{compose, load_graph, ComposeOptions, Composed, ValidatedGraph};
 
-use crate::common::{self, assert_contract, azure_compat_dir, modules_dir, repo_root, shape};
-
-fn require(names: &[&str]) -> PathBuf {
-    let dir = modules_dir();
-    for name in names {
-        let path = dir.join(format!("{name}.wasm"));
-        assert!(
-            path.is_file(),
-            "{} is missing: run scripts/build-components.sh to build the sample and plumbing components",
-            path.display()
-        );
-    }
-    dir
-}
+use crate::common::{self, assert_contract, azure_compat_dir, repo_root, require_modules, shape};
 
 const PLUMBING: [&str; 3] = ["wasmflow-source", "wasmflow-sink", "wasmflow-concatenate"];
 
 fn compose_file(path: &Path, modules: &[&str]) -> (ValidatedGraph, Composed, PathBuf) {
     let mut all = modules.to_vec();
     all.extend(PLUMBING);
-    let dir = require(&all);
+    let dir = require_modules(&all);
     let g = load_graph(path).unwrap();
     let opts = ComposeOptions {
         modules_dir: None,

@@ -134,38 +134,13 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use wasmflow_runtime::item::{Body, Item};
-    use wasmflow_wire::Hlc;
+    use crate::testing::held;
 
     fn counting_ack(n: &Arc<AtomicUsize>) -> Ack {
         let n = n.clone();
         Ack::new(move || {
             n.fetch_add(1, Ordering::SeqCst);
         })
-    }
-
-    fn held(id: u64, parents: Vec<u64>) -> Held {
-        Held {
-            id,
-            operation: "window".into(),
-            input: 0,
-            item: Item {
-                ts: Hlc {
-                    secs: 1,
-                    nanos: 2,
-                    counter: 3,
-                    node_id: "n".into(),
-                },
-                body: Body::Message {
-                    topic: b"t".to_vec().into(),
-                    content_type: Some("application/json".into()),
-                    payload: b"{}".to_vec().into(),
-                    properties: vec![("a".into(), "b".into())],
-                    schema: None,
-                },
-            },
-            parents,
-        }
     }
 
     #[test]

@@ -264,30 +264,7 @@ impl Record {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn held(id: u64, parents: Vec<u64>) -> Held {
-        Held {
-            id,
-            operation: "window".into(),
-            input: 0,
-            item: Item {
-                ts: Hlc {
-                    secs: 1,
-                    nanos: 2,
-                    counter: 3,
-                    node_id: "n".into(),
-                },
-                body: Body::Message {
-                    topic: b"t".to_vec().into(),
-                    content_type: Some("application/json".into()),
-                    payload: b"{}".to_vec().into(),
-                    properties: vec![("a".into(), "b".into())],
-                    schema: None,
-                },
-            },
-            parents,
-        }
-    }
+    use crate::testing::held;
 
     #[test]
     fn journal_round_trips_entries() {

@@ -18,6 +18,8 @@ pub mod ack;
 pub mod journal;
 pub mod lines;
 pub mod pump;
+#[cfg(test)]
+mod testing;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};

@@ -251,7 +251,8 @@ fn tls_config(files: &TlsFiles) -> Result<TlsConfiguration, TransportError> {
     }
 }
 
-/// Exponential backoff from 100 ms to 5 s.
+/// Exponential backoff from 100 ms to 5 s. Hand-written: it is a doubling and a cap, and a
+/// backoff crate would bring its own timer and jitter policy to a loop that has tokio's.
 struct Backoff(Duration);
 
 impl Backoff {

@@ -38,11 +38,14 @@ pub struct Ops {
 impl Ops {
     pub fn new(engine: &Engine, services: Arc<GraphServices>) -> Result<Self> {
         let options = RunOptions::default();
-        let mut store = Store::new(engine, HostState::new(
-            services,
-            wasmflow_runtime::limits::MemoryBudget::new(options.max_memory, options.max_graph_memory),
-            &options.wasi,
-        )?);
+        let mut store = Store::new(
+            engine,
+            HostState::new(
+                services,
+                wasmflow_runtime::limits::MemoryBudget::new(options.max_memory, options.max_graph_memory),
+                &options.wasi,
+            )?,
+        );
         store.limiter(|s| &mut s.limits);
         let ticks = (options.call_timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
         store.set_epoch_deadline(ticks);

@@ -113,7 +113,9 @@ impl Kind {
         let dm = quote!(::wasm_graph_sdk::DataModel);
         let hlc = quote!(::wasm_graph_sdk::HybridLogicalClock);
         let err = quote!(::wasm_graph_sdk::Error);
-        let p = |name: &str, ty: TokenStream2| (Ident::new(name, Span::call_site()), ty);
+        // Mixed-site hygiene: the parameters never capture a user's item of the same name (a
+        // marked function called `message` stays the function inside the glue).
+        let p = |name: &str, ty: TokenStream2| (Ident::new(name, Span::mixed_site()), ty);
         match self {
             Kind::Map => (
                 vec![p("message", dm.clone())],
@@ -302,20 +304,26 @@ fn expand(kind: Kind, attr: TokenStream2, item: TokenStream2) -> TokenStream2 {
     // its `on_unimplemented` message names the operator kind and the expected signature.
     // Spanned at the function's name (at the `init` string), so the error points there.
     let span = fn_name.span();
+    // The local binding carries the function name's span, which is where the compiler reports
+    // the unsatisfied trait (a mixed-site span would be reported at the attribute); its name
+    // keeps it from shadowing anything the user could name.
+    let local = Ident::new("__wasm_graph_sdk_process", span);
     let process_call = quote_spanned! {span=>
-        let process = ::wasm_graph_sdk::__private::#to_pointer(#fn_name);
-        ::wasm_graph_sdk::__private::#process_trait::call(process, #(#names),*)
+        let #local = ::wasm_graph_sdk::__private::#to_pointer(#fn_name);
+        ::wasm_graph_sdk::__private::#process_trait::call(#local, #(#names),*)
     };
+    let configuration = Ident::new("configuration", Span::mixed_site());
     let init_call = match &init {
         Some(path) => {
             let span = path.span();
+            let local = Ident::new("__wasm_graph_sdk_init", span);
             quote_spanned! {span=>
-                let init = ::wasm_graph_sdk::__private::fn_pointer1(#path);
-                ::wasm_graph_sdk::__private::#init_trait::call(init, configuration)
+                let #local = ::wasm_graph_sdk::__private::fn_pointer1(#path);
+                ::wasm_graph_sdk::__private::#init_trait::call(#local, #configuration)
             }
         }
         None => quote! {
-            let _ = configuration;
+            let _ = #configuration;
             true
         },
     };
@@ -327,7 +335,7 @@ fn expand(kind: Kind, attr: TokenStream2, item: TokenStream2) -> TokenStream2 {
 
         #[doc(hidden)]
         #[allow(non_snake_case, dead_code, clippy::all)]
-        fn #init_helper(configuration: ::wasm_graph_sdk::ModuleConfiguration) -> bool {
+        fn #init_helper(#configuration: ::wasm_graph_sdk::ModuleConfiguration) -> bool {
             #init_call
         }
 
@@ -357,8 +365,8 @@ fn expand(kind: Kind, attr: TokenStream2, item: TokenStream2) -> TokenStream2 {
             struct Operator;
 
             impl exports::wasm_graph::processor::#iface::Guest for Operator {
-                fn init(configuration: ::wasm_graph_sdk::ModuleConfiguration) -> bool {
-                    super::#init_helper(configuration)
+                fn init(#configuration: ::wasm_graph_sdk::ModuleConfiguration) -> bool {
+                    super::#init_helper(#configuration)
                 }
 
                 fn process(#(#names: #types),*) -> #ret {
@@ -462,9 +470,15 @@ mod tests {
         assert!(!out.contains("compile_error"), "{out}");
         assert!(out.contains("\"map-impl\""), "{out}");
         assert!(out.contains("fn_pointer1 (f)"), "{out}");
-        assert!(out.contains("MapProcess :: call (process , message)"), "{out}");
+        assert!(
+            out.contains("MapProcess :: call (__wasm_graph_sdk_process , message)"),
+            "{out}"
+        );
         assert!(out.contains("fn_pointer1 (my_init)"), "{out}");
-        assert!(out.contains("MapInit :: call (init , configuration)"), "{out}");
+        assert!(
+            out.contains("MapInit :: call (__wasm_graph_sdk_init , configuration)"),
+            "{out}"
+        );
         assert!(out.contains("use :: wasm_graph_sdk :: prelude :: *"), "{out}");
     }
 

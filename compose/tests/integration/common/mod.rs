@@ -22,6 +22,22 @@ pub fn modules_dir() -> PathBuf {
     repo_root().join("target/modules")
 }
 
+/// The built modules directory, after checking that it holds `names` (`temperature` for
+/// `temperature.wasm`): a missing module fails the test with the command that builds it, since a
+/// skipped composition test would hide a broken build.
+pub fn require_modules(names: &[&str]) -> PathBuf {
+    let dir = modules_dir();
+    for name in names {
+        let path = dir.join(format!("{name}.wasm"));
+        assert!(
+            path.is_file(),
+            "{} is missing: run scripts/build-components.sh to build the sample and plumbing components",
+            path.display()
+        );
+    }
+    dir
+}
+
 /// A component built from WIT: `deps` are WIT directories pushed first (e.g. `wit/processor`),
 /// `wit` is a package text, `world` the world to target.
 pub fn component_from_wit(deps: &[&Path], wit: &str, world: &str) -> Vec<u8> {
@@ -208,6 +224,52 @@ pub fn shape(bytes: &[u8]) -> Shape {
         instantiations,
         components,
     }
+}
+
+/// The entries of a component's top-level instance index space, which WebAssembly validation
+/// limits to 1000 (`wasmflow_compose::limits::MAX_COMPONENT_INSTANCES`): imported instances,
+/// instantiations (component and core), aliases of instance exports that are instances, and
+/// exported instances.
+pub fn instance_count(bytes: &[u8]) -> usize {
+    use wasmparser::{ComponentAlias, ComponentExternalKind, ComponentTypeRef, Parser, Payload};
+    let mut depth = 0usize;
+    let mut count = 0;
+    for payload in Parser::new(0).parse_all(bytes) {
+        match payload.unwrap() {
+            Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => depth += 1,
+            Payload::End(_) => depth = depth.saturating_sub(1),
+            Payload::ComponentImportSection(r) if depth == 0 => {
+                count += r
+                    .into_iter()
+                    .filter(|i| matches!(i.as_ref().unwrap().ty, ComponentTypeRef::Instance(_)))
+                    .count();
+            }
+            Payload::ComponentInstanceSection(r) if depth == 0 => count += r.count() as usize,
+            Payload::InstanceSection(r) if depth == 0 => count += r.count() as usize,
+            Payload::ComponentAliasSection(r) if depth == 0 => {
+                count += r
+                    .into_iter()
+                    .filter(|a| {
+                        matches!(
+                            a.as_ref().unwrap(),
+                            ComponentAlias::InstanceExport {
+                                kind: ComponentExternalKind::Instance,
+                                ..
+                            }
+                        )
+                    })
+                    .count();
+            }
+            Payload::ComponentExportSection(r) if depth == 0 => {
+                count += r
+                    .into_iter()
+                    .filter(|e| e.as_ref().unwrap().kind == ComponentExternalKind::Instance)
+                    .count();
+            }
+            _ => {}
+        }
+    }
+    count
 }
 
 /// Whether a composition import name is a host interface: `wasm-graph:processor/…`, `wasi:…`,

@@ -615,6 +615,10 @@ fn with_ts(mut properties: Vec<(String, String)>, ts: String) -> Vec<(String, St
 }
 
 /// Kahn's algorithm; validation already refused cycles, so one here is an internal error.
+/// Hand-written rather than petgraph's `toposort` (which compose uses) because the router
+/// needs an order fixed by the order operations and connections are declared (a stack seeded
+/// in declaration order), so windows close in the same order on every run; petgraph's
+/// `toposort` promises none.
 fn topological_order(edges: &[Vec<Edge>]) -> Result<Vec<usize>> {
     let n = edges.len();
     let mut indeg = vec![0usize; n];
