@@ -515,7 +515,10 @@ fn kill_9_mid_stream_then_restart_in_the_same_group_loses_nothing() {
     let outputs = collect(&bs, "out");
     let mut wf = crate::support::process::Wasmflow::start(data.path(), &args);
     wf.wait_for_log("kafka source subscribed", Duration::from_secs(60));
-    let producer = produce_stream(&bs, "in", N, 5); // ~2 s of input
+    // ~10 s of input: longer than joining the consumer group can take on a loaded machine, so
+    // the kill below lands while readings still flow (at 5 a millisecond, a slow join left the
+    // whole stream already produced and consumed before the kill).
+    let producer = produce_stream(&bs, "in", N, 1);
 
     // A random moment while readings flow, after the first outputs arrived.
     let until = Instant::now() + Duration::from_secs(60);
