@@ -2,7 +2,6 @@
 //! explicit configuration (so its limits are the test's, not the package default's), stopped
 //! and restarted on the same port, killed when dropped. Plus small rumqttc clients to publish
 //! and collect. Included with `#[path]` by the tests and benches that need it.
-#![allow(dead_code)]
 
 use std::io::Write;
 use std::net::TcpStream;

@@ -9,7 +9,6 @@
 //! certificate made with the `openssl` CLI; the certificate goes in the registry's
 //! `rootcertbundle` and, DER-encoded, in the token's `x5c` header, as distribution verifies it.
 //! Every request is recorded so a test can tell that the bearer path was really taken.
-#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
