@@ -7,7 +7,7 @@
 # rebuild, and a module is copied only when its bytes changed (so its mtime stays put and
 # whatever caches compiled modules keeps its cache).
 #
-# Toolchain (shared/TOOLCHAIN.md): where `rustup target list --installed` has wasm32-wasip2 the
+# Toolchain (scripts/wasm-toolchain.sh, shared with the platform build): where `rustup target list --installed` has wasm32-wasip2 the
 # plain `cargo build --target wasm32-wasip2` is used. Elsewhere (these machines: rustup cannot
 # download the target) Debian's rustc builds std for the target itself (-Zbuild-std), linking
 # with wasm-component-ld; RUSTC_BOOTSTRAP=1 is set for that cargo process only.
@@ -29,6 +29,9 @@ TARGET_DIR="${COMPONENTS_TARGET_DIR:-$COMPONENTS/target}"
 mkdir -p "$TARGET_DIR" "$OUT"
 TARGET_DIR="$(cd "$TARGET_DIR" && pwd)"
 
+# shellcheck source=scripts/wasm-toolchain.sh
+source "$SCRIPT_DIR/wasm-toolchain.sh"
+
 log() { printf '\033[1m[build-components]\033[0m %s\n' "$*" >&2; }
 die() { printf '\033[1;31m[build-components]\033[0m %s\n' "$*" >&2; exit 1; }
 
@@ -36,34 +39,9 @@ locked=()
 [ -f "$COMPONENTS/Cargo.lock" ] && locked=(--locked)
 
 start=$(date +%s)
-if command -v rustup >/dev/null 2>&1 && rustup target list --installed 2>/dev/null | grep -qx "$TARGET"; then
-  log "toolchain: rustup's $TARGET target"
-  cargo build --release --target "$TARGET" "${locked[@]}" \
-    --manifest-path "$COMPONENTS/Cargo.toml" --target-dir "$TARGET_DIR"
-else
-  rustc=/usr/bin/rustc
-  std_src=/usr/lib/rustlib/src/rust/library
-  wasm_ld=/usr/lib/llvm-19/bin/wasm-ld
-  wasi_libc=/usr/lib/wasm32-wasi
-  component_ld="$(command -v wasm-component-ld || true)"
-  [ -n "$component_ld" ] || component_ld="$HOME/.cargo/bin/wasm-component-ld"
-  missing=()
-  [ -x "$rustc" ] || missing+=("$rustc (apt: rustc-web)")
-  [ -d "$std_src" ] || missing+=("$std_src (apt: rust-web-src)")
-  [ -x "$wasm_ld" ] || missing+=("$wasm_ld (apt: lld-19)")
-  [ -d "$wasi_libc" ] || missing+=("$wasi_libc (apt: wasi-libc)")
-  [ -x "$component_ld" ] || missing+=("wasm-component-ld (cargo install wasm-component-ld)")
-  if [ ${#missing[@]} -gt 0 ]; then
-    die "missing for the $TARGET build: ${missing[*]}; run scripts/setup.sh"
-  fi
-  cargo_bin="${COMPONENTS_CARGO:-$(command -v cargo || echo /usr/bin/cargo)}"
-  log "toolchain: $("$rustc" --version) with -Zbuild-std, driven by $("$cargo_bin" --version)"
-  RUSTC="$rustc" RUSTC_BOOTSTRAP=1 \
-  CARGO_TARGET_WASM32_WASIP2_LINKER="$component_ld" \
-  CARGO_TARGET_WASM32_WASIP2_RUSTFLAGS="-C link-arg=--wasm-ld-path=$wasm_ld -C link-self-contained=no -L $wasi_libc" \
-    "$cargo_bin" build --release --target "$TARGET" "${locked[@]}" -Zbuild-std=std,panic_abort \
-      --manifest-path "$COMPONENTS/Cargo.toml" --target-dir "$TARGET_DIR"
-fi
+log "toolchain: $(wasm_toolchain_describe)"
+wasm_cargo_build "${locked[@]}" --manifest-path "$COMPONENTS/Cargo.toml" --target-dir "$TARGET_DIR" \
+  || die "building the components failed"
 log "cargo finished in $(( $(date +%s) - start )) s"
 
 # Crate (library) name → module name: `opc_ua` → `opc-ua.wasm`, `wasmflow_source` →

@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Sourced by build scripts: the wasm32-wasip2 toolchain recipe of shared/TOOLCHAIN.md as one
+# Sourced by build scripts: the offline wasm32-wasip2 toolchain recipe as one
 # function, so every script that builds components builds them the same way.
 #
 #   source scripts/wasm-toolchain.sh
