@@ -44,7 +44,7 @@ pub mod validate;
 pub use config::{Override, Parameter};
 pub use error::ComposeError;
 pub use inspect::{inspect_component, inspect_graph};
-pub use limits::Limits;
+pub use limits::{Limits, DEFAULT_MAX_OPERATIONS};
 pub use manifest::{Manifest, ManifestOperation, ManifestSchema, MANIFEST_SECTION};
 pub use model::{Arm, Connection, GraphDefinition, OperationKind};
 pub use plan::{ComposeOptions, CompositionPlan, PerOperationImport, PlannedInstance, PlannedPackage};

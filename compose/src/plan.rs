@@ -35,6 +35,9 @@ pub struct ComposeOptions {
     /// its OCI cache), reference → local file. Consulted before any search, so a graph pulled
     /// from a registry uses exactly the modules that registry holds; compose itself never fetches.
     pub resolved: BTreeMap<String, PathBuf>,
+    /// Bounds on the definition read ([`crate::load_graph_with`]); a host configured for larger
+    /// graphs raises them here and sizes its instance pool to match.
+    pub limits: crate::Limits,
 }
 
 /// A component file registered once in the composition.

@@ -370,6 +370,25 @@ async fn an_unreachable_bootstrap_server_fails_after_the_bounded_wait() {
     assert!(err.to_string().contains(&brokers), "{err}");
 }
 
+/// Issue 18: a peer that accepts the connection and never answers (a hung broker, or a port
+/// behind a stalled proxy) is not waited on forever: the start-up probe gives up within the
+/// connect timeout and names the servers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bootstrap_server_that_accepts_and_never_answers_fails_after_the_bounded_wait() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let brokers = format!("127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let held = std::thread::spawn(move || listener.incoming().take(8).flatten().collect::<Vec<_>>());
+    let mut s = KafkaSettings::new(&brokers);
+    s.connect_timeout = Duration::from_secs(2);
+    s.read_timeout = Duration::from_secs(1);
+    let started = Instant::now();
+    let err = KafkaSink::connect(&s).await.err().expect("the sink must not connect");
+    assert!(matches!(err, TransportError::Connect { .. }), "{err:?}");
+    assert!(err.to_string().contains(&brokers), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+    drop(held);
+}
+
 // ---------------------------------------------------------------------------------------------
 // End to end: the `wasmflow` binary between two topics of the mock cluster (which lives in this
 // test process; the runtime is a child process that reaches it over loopback).

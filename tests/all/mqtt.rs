@@ -355,6 +355,32 @@ fn a_broker_restart_mid_stream_loses_nothing() {
     assert!(log.contains("retrying in"), "backoff is logged: {log}");
 }
 
+/// Issue 18, read timeout: a broker that keeps the connection open but stops answering (here a
+/// proxy that swallows everything on the connections it carries) is taken for gone after the
+/// keep-alive (`--mqtt-keep-alive-secs 5`: a ping unanswered by the next one), and the run
+/// reconnects; the reading sent into the silence arrives through the new connection. With the
+/// default 30 s it would take a minute, past this test's bound.
+#[test]
+fn a_broker_that_goes_silent_is_left_after_the_read_timeout() {
+    module("temperature");
+    let broker = Mosquitto::start();
+    let proxy = crate::support::proxy::SilentProxy::start(broker.port);
+    let url = format!("mqtt://127.0.0.1:{}", proxy.port);
+    let (_data, mut wf) = run_in_out(SIMPLE, &url, &["--mqtt-keep-alive-secs", "5", "--client-id", "wf-silent"]);
+    let c = Client::connect(broker.port, "silent-test", &["out"]);
+    c.publish("in", &fahrenheit(212.0), vec![], None);
+    assert_eq!(c.wait_for(1, Duration::from_secs(20)).len(), 1, "{}", wf.log());
+    let before = proxy.accepted();
+    proxy.silence_existing();
+    c.publish("in", &fahrenheit(32.0), vec![], None);
+    let got = c.wait_for(2, Duration::from_secs(40));
+    let log = wf.log();
+    assert_eq!(got.len(), 2, "the second reading arrives after a reconnect:\n{log}");
+    assert!(celsius_of(&got[1]).abs() < 1e-9, "{:?}", got[1]);
+    assert!(proxy.accepted() > before, "a new connection was made:\n{log}");
+    assert!(log.contains("MQTT source reconnected"), "{log}");
+}
+
 /// Issue 4: `--mqtt-version 3.1.1` for brokers that speak nothing newer. mosquitto logs each
 /// client's protocol (`p2` is 3.1.1, `p5` is 5), so the test sees what was spoken.
 #[test]

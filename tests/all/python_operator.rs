@@ -251,3 +251,40 @@ fn python_init_logs_through_the_imported_logger() {
         "the record names the operation: {line}"
     );
 }
+
+/// Issue 14: many Python operators in one graph. Each componentize-py operator brings its own
+/// CPython (14 core modules, some 400 KiB of component instance); before the instance pool was
+/// sized per operation (host/runtime/src/engine.rs, `PER_OPERATION`), a third one failed to load
+/// ("component instance size does not fit in pooling allocator requirements"). Eight chained
+/// Python maps: the first converts, the others see Celsius and pass it on unchanged, so the output
+/// is the Rust map's, and every one of the eight counted the message.
+#[test]
+fn eight_python_operators_run_in_one_graph() {
+    crate::support::logs();
+    python_module();
+    let h = Harness::new();
+    const N: usize = 8;
+    let mut body = String::from("operations:\n  - { operationType: \"source\", name: \"source\" }\n");
+    for i in 0..N {
+        body += &format!("  - {{ operationType: \"map\", name: \"py{i}\", module: \"wasmflow/fahrenheit-py:1.0.0\" }}\n");
+    }
+    body += "  - { operationType: \"sink\", name: \"sink\" }\nconnections:\n";
+    let names: Vec<String> = std::iter::once("source".to_owned())
+        .chain((0..N).map(|i| format!("py{i}")))
+        .chain(std::iter::once("sink".to_owned()))
+        .collect();
+    for pair in names.windows(2) {
+        body += &format!("  - {{ from: {{ name: \"{}\" }}, to: {{ name: \"{}\" }} }}\n", pair[0], pair[1]);
+    }
+    let path = h.write_graph("eight-py.yaml", "eight python maps", "source, 8 Python maps, sink", &body);
+    let mut g = h.start(&path, RunOptions::default());
+    let out = run_all(&mut g, vec![input(r#"{"temperature":{"value":212,"unit":"F"}}"#, T0)]);
+    assert_eq!(out.len(), 1, "{out:?}");
+    let v: serde_json::Value = serde_json::from_str(&payload(&out[0])).expect("JSON");
+    assert_eq!(v["temperature"]["unit"], "C", "{v}");
+    assert_eq!(v["temperature"]["value"].as_f64(), Some(100.0), "{v}");
+    for i in 0..N {
+        assert!(metric(&h, "wasmflow_messages_in_total", &format!("py{i}")).ends_with(" 1"));
+    }
+    assert_eq!(g.rebuilds(), 0);
+}

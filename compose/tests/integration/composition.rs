@@ -16,6 +16,7 @@ fn opts(dir: &Path) -> ComposeOptions {
         default_modules_dir: None,
         overrides: vec![],
         resolved: Default::default(),
+        ..Default::default()
     }
 }
 

@@ -20,6 +20,7 @@ fn compose_file(path: &Path, modules: &[&str]) -> (ValidatedGraph, Composed, Pat
         default_modules_dir: Some(dir.clone()),
         overrides: vec![],
         resolved: Default::default(),
+        ..Default::default()
     };
     let composed = compose(&g, &opts).unwrap_or_else(|e| panic!("{e}"));
     assert_contract(&g, &composed, &dir);

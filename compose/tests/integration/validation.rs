@@ -477,6 +477,7 @@ fn missing_module_is_not_found_locally() {
         default_modules_dir: None,
         overrides: vec![],
         resolved: Default::default(),
+        ..Default::default()
     };
     let e = wasmflow_compose::plan::plan(&g, &opts).unwrap_err().to_string();
     let expected_start = format!(

@@ -59,8 +59,13 @@ pub struct KafkaSettings {
     pub brokers: String,
     /// librdkafka properties passed through as they are (secrets already resolved).
     pub properties: Vec<(String, String)>,
-    /// How long to wait for the cluster at start before giving up with a clear error.
+    /// How long to wait for the cluster at start before giving up with a clear error; also
+    /// librdkafka's `socket.connection.setup.timeout.ms` (one connection attempt).
     pub connect_timeout: Duration,
+    /// librdkafka's `socket.timeout.ms`: a broker that accepts a request and does not answer
+    /// within it is treated as gone (the request fails or is retried on another connection).
+    /// A `-X socket.timeout.ms=…` property wins over it.
+    pub read_timeout: Duration,
 }
 
 impl std::fmt::Debug for KafkaSettings {
@@ -81,6 +86,7 @@ impl std::fmt::Debug for KafkaSettings {
             .field("brokers", &self.brokers)
             .field("properties", &props)
             .field("connect_timeout", &self.connect_timeout)
+            .field("read_timeout", &self.read_timeout)
             .finish()
     }
 }
@@ -92,12 +98,13 @@ fn is_secret(key: &str) -> bool {
 }
 
 impl KafkaSettings {
-    /// Settings for the cluster at `brokers`, with a 10 s start-up probe.
+    /// Settings for the cluster at `brokers`, with a 10 s start-up probe and a 30 s read timeout.
     pub fn new(brokers: impl Into<String>) -> Self {
         Self {
             brokers: brokers.into(),
             properties: Vec::new(),
             connect_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(30),
         }
     }
 
@@ -140,6 +147,11 @@ impl KafkaSettings {
     ) -> Result<ClientConfig, TransportError> {
         let mut config = ClientConfig::new();
         config.set("bootstrap.servers", &self.brokers);
+        config.set("socket.timeout.ms", self.read_timeout.as_millis().max(10).to_string());
+        config.set(
+            "socket.connection.setup.timeout.ms",
+            self.connect_timeout.as_millis().max(1000).to_string(),
+        );
         for (k, v) in defaults {
             config.set(*k, *v);
         }
@@ -935,5 +947,18 @@ mod tests {
             .unwrap();
         assert_eq!(c.get("linger.ms"), Some("20"), "the user's value wins over a default");
         assert_eq!(c.get("enable.idempotence"), Some("true"));
+    }
+
+    #[test]
+    fn connect_and_read_timeouts_reach_librdkafka_and_a_property_wins() {
+        let mut s = KafkaSettings::new("127.0.0.1:9092");
+        s.connect_timeout = Duration::from_secs(3);
+        s.read_timeout = Duration::from_millis(1500);
+        let c = s.client_config(&[], &[]).unwrap();
+        assert_eq!(c.get("socket.timeout.ms"), Some("1500"));
+        assert_eq!(c.get("socket.connection.setup.timeout.ms"), Some("3000"));
+        s.property("socket.timeout.ms=9000").unwrap();
+        let c = s.client_config(&[], &[]).unwrap();
+        assert_eq!(c.get("socket.timeout.ms"), Some("9000"), "-X wins over the flag");
     }
 }

@@ -26,6 +26,10 @@ pub struct EngineLimits {
     pub max_memory_bytes: usize,
     /// How many graph instances may exist at once (each rebuild after a trap needs one).
     pub max_graph_instances: u32,
+    /// The most operations one graph may have: the instance pool is sized for this many
+    /// operations of the largest kind of operator ([`PER_OPERATION`]). The CLI passes the same
+    /// number to compose (`--max-operations`), so what composes also instantiates.
+    pub max_operations: u32,
 }
 
 impl Default for EngineLimits {
@@ -33,28 +37,63 @@ impl Default for EngineLimits {
         Self {
             max_memory_bytes: 256 << 20,
             max_graph_instances: 16,
+            max_operations: wasmflow_compose::DEFAULT_MAX_OPERATIONS as u32,
         }
     }
 }
 
+/// What one operation may take of the instance pool, sized for the largest operators built
+/// here: a componentize-py operator (`components/python`, CPython inside) instantiates 14 core
+/// modules with 3 memories and 4 tables, and adds some 400 KiB to the composed component's
+/// instance (three of them needed 1,223,776 bytes); a Rust operator on the SDK needs 4 core
+/// modules, 1–2 memories and 16 KiB. The pool is only a bound: slots are reserved address
+/// space, committed when used, so sizing for Python costs a Rust graph nothing it touches.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolPerOperation {
+    /// Core module instances.
+    pub core_instances: u32,
+    /// Linear memories.
+    pub memories: u32,
+    /// Tables.
+    pub tables: u32,
+    /// Bytes of the composed component's instance (its `VMComponentContext`).
+    pub component_instance_bytes: usize,
+}
+
+/// See [`PoolPerOperation`].
+pub const PER_OPERATION: PoolPerOperation = PoolPerOperation {
+    core_instances: 16,
+    memories: 4,
+    tables: 4,
+    component_instance_bytes: 512 << 10,
+};
+
+/// Memories and tables the pool holds in all (their slots are address space reserved up
+/// front), unless one graph and its rebuild need more: 2,048 of each.
+const POOL_SLOTS: u32 = 16 * 128;
+
 /// Builds the engine: component model, `implements` imports (per-operation host interfaces),
-/// epoch interruption (endless operators), and the pooling allocator (fast rebuilds after traps).
+/// epoch interruption (endless operators), and the pooling allocator (fast rebuilds after traps),
+/// sized from [`EngineLimits::max_operations`].
 pub fn new_engine(limits: &EngineLimits) -> Result<Engine> {
     let mut config = Config::new();
     config.wasm_component_model(true);
     config.wasm_component_model_implements(true);
     config.epoch_interruption(true);
     let mut pool = PoolingAllocationConfig::new();
-    let graphs = limits.max_graph_instances;
+    let graphs = limits.max_graph_instances.max(1);
+    let ops = limits.max_operations.max(1);
+    let per_graph = |n: u32| ops.saturating_mul(n);
+    let slots = |n: u32| POOL_SLOTS.max(per_graph(n).saturating_mul(2));
     pool.total_component_instances(graphs)
-        .max_core_instances_per_component(256)
-        .max_memories_per_component(128)
-        .max_tables_per_component(128)
-        .total_core_instances(graphs * 256)
-        .total_memories(graphs * 128)
-        .total_tables(graphs * 128)
+        .max_core_instances_per_component(per_graph(PER_OPERATION.core_instances))
+        .max_memories_per_component(per_graph(PER_OPERATION.memories))
+        .max_tables_per_component(per_graph(PER_OPERATION.tables))
+        .total_core_instances(graphs.saturating_mul(per_graph(PER_OPERATION.core_instances)))
+        .total_memories(slots(PER_OPERATION.memories))
+        .total_tables(slots(PER_OPERATION.tables))
         .max_memory_size(limits.max_memory_bytes)
-        .max_component_instance_size(1 << 20)
+        .max_component_instance_size((1 << 20).max(ops as usize * PER_OPERATION.component_instance_bytes))
         .max_core_instance_size(1 << 20);
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     Engine::new(&config)

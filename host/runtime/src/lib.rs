@@ -100,7 +100,7 @@ pub fn load_graph(target: &Path, compose: &ComposeOptions) -> Result<LoadedGraph
             origin,
         });
     }
-    let graph = wasmflow_compose::load_graph(target).map_err(|e| anyhow!("{e}"))?;
+    let graph = wasmflow_compose::load_graph_with(target, &compose.limits).map_err(|e| anyhow!("{e}"))?;
     let composed = wasmflow_compose::compose(&graph, compose).map_err(|e| anyhow!("{e}"))?;
     for w in &composed.warnings {
         tracing::warn!("{origin}: {w}");

@@ -4,6 +4,7 @@
 
 pub mod mosquitto;
 pub mod process;
+pub mod proxy;
 pub mod token_server;
 
 use std::path::{Path, PathBuf};

@@ -22,7 +22,7 @@ impl ComposeCmd {
         let started = std::time::Instant::now();
         let data_dir = wasmflow_runtime::RuntimeConfig::default_data_dir();
         let (path, options) = self.graph_args.resolve_target(&self.graph, &data_dir, rt)?;
-        let graph = wasmflow_compose::load_graph(&path).map_err(|e| anyhow!("{e}"))?;
+        let graph = wasmflow_compose::load_graph_with(&path, &options.limits).map_err(|e| anyhow!("{e}"))?;
         let composed = wasmflow_compose::compose(&graph, &options).map_err(|e| anyhow!("{e}"))?;
         std::fs::write(&self.output, &composed.bytes).with_context(|| format!("writing {}", self.output.display()))?;
         eprintln!(

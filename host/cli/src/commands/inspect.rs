@@ -21,9 +21,9 @@ impl InspectCmd {
             let bytes = std::fs::read(&self.target).with_context(|| format!("reading {}", self.target.display()))?;
             wasmflow_compose::inspect_component(&bytes).map_err(|e| anyhow!("{}: {e}", self.target.display()))?
         } else {
-            let graph = wasmflow_compose::load_graph(&self.target).map_err(|e| anyhow!("{e}"))?;
-            let composed =
-                wasmflow_compose::compose(&graph, &self.graph_args.compose_options()).map_err(|e| anyhow!("{e}"))?;
+            let options = self.graph_args.compose_options();
+            let graph = wasmflow_compose::load_graph_with(&self.target, &options.limits).map_err(|e| anyhow!("{e}"))?;
+            let composed = wasmflow_compose::compose(&graph, &options).map_err(|e| anyhow!("{e}"))?;
             wasmflow_compose::inspect_component(&composed.bytes).map_err(|e| anyhow!("{e}"))?
         };
         print!("{text}");

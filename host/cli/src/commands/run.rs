@@ -110,7 +110,7 @@ impl RunCmd {
             cache_dir: None,
             limits: EngineLimits {
                 max_memory_bytes: mib(self.max_memory_mib),
-                ..Default::default()
+                ..self.graph_args.engine_limits()
             },
         };
         let runtime = Runtime::new(&config)?;

@@ -76,7 +76,7 @@ impl TestCmd {
             data_dir: data_dir.to_path_buf(),
             ephemeral_state: true,
             cache_dir: None,
-            limits: Default::default(),
+            limits: self.graph_args.engine_limits(),
         };
         let runtime = Runtime::new(&config)?;
         #[cfg(feature = "wasi-nn")]

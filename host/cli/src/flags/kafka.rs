@@ -25,6 +25,11 @@ pub struct KafkaArgs {
     /// in the same group resumes at the last committed offset.
     #[arg(long, value_name = "ID")]
     pub kafka_group: Option<String>,
+    /// Read timeout: a broker that does not answer a request within this many milliseconds is
+    /// treated as gone and the request retried (librdkafka's `socket.timeout.ms`; `-X` wins).
+    /// The connect timeout is `--connect-timeout-secs`.
+    #[arg(long, value_name = "MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(10..=300_000))]
+    pub kafka_read_timeout_ms: u64,
 }
 
 impl KafkaArgs {
@@ -36,6 +41,7 @@ impl KafkaArgs {
         };
         let mut settings = KafkaSettings::new(brokers);
         settings.connect_timeout = connect_timeout;
+        settings.read_timeout = Duration::from_millis(self.kafka_read_timeout_ms);
         if let Some(file) = &self.kafka_config {
             settings.properties_file(file).context("--kafka-config")?;
         }

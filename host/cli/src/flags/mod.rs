@@ -26,6 +26,12 @@ pub struct GraphArgs {
     /// Configuration value for init: `key=value` (every operation declaring it) or `operation.key=value`.
     #[arg(short = 'c', long = "config", value_name = "KEY=VALUE")]
     pub config: Vec<Override>,
+    /// The most operations a graph may have. Raising it sizes the host's instance pool to
+    /// match (for operators as large as a componentize-py one); past what one component can
+    /// hold (about 164 operations) composing fails with the count it would need.
+    #[arg(long, value_name = "N", default_value_t = wasmflow_compose::DEFAULT_MAX_OPERATIONS as u32,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub max_operations: u32,
     #[command(flatten)]
     pub registry: RegistryArgs,
 }
@@ -38,6 +44,18 @@ impl GraphArgs {
             default_modules_dir: Some(wasmflow_runtime::default_modules_dir()),
             overrides: self.config.clone(),
             resolved: Default::default(),
+            limits: wasmflow_compose::Limits {
+                max_operations: self.max_operations as usize,
+                ..Default::default()
+            },
+        }
+    }
+
+    /// Engine limits whose instance pool fits the graphs these flags let through.
+    pub fn engine_limits(&self) -> wasmflow_runtime::engine::EngineLimits {
+        wasmflow_runtime::engine::EngineLimits {
+            max_operations: self.max_operations,
+            ..Default::default()
         }
     }
 

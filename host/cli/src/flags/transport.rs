@@ -45,9 +45,15 @@ pub struct TransportArgs {
     /// How long the broker keeps the session while wasmflow is away, in seconds.
     #[arg(long, default_value_t = 86_400)]
     pub session_expiry_secs: u32,
-    /// At start, how long to keep trying to reach the broker before failing, in seconds.
-    #[arg(long, default_value_t = 10)]
+    /// Connect timeout: at start, how long to keep trying to reach the broker (MQTT or Kafka)
+    /// before failing, in seconds.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub connect_timeout_secs: u64,
+    /// MQTT read timeout: after this many seconds of silence the client pings the broker, and a
+    /// broker that has not answered by the next ping is taken for gone and reconnected (with
+    /// backoff; nothing unacknowledged is lost). Also the MQTT keep-alive the broker enforces.
+    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(5..=3600))]
+    pub mqtt_keep_alive_secs: u64,
     /// MQTT user name.
     #[arg(long, env = "WASMFLOW_MQTT_USERNAME", value_name = "USER")]
     pub mqtt_username: Option<String>,
@@ -94,6 +100,7 @@ impl TransportArgs {
             }
             c.session_expiry_secs = self.session_expiry_secs;
             c.connect_timeout = Duration::from_secs(self.connect_timeout_secs);
+            c.keep_alive = Duration::from_secs(self.mqtt_keep_alive_secs);
             c.username = self.mqtt_username.clone();
             c.password = read_secret(self.mqtt_password_file.as_deref(), PASSWORD_ENV)?;
             if self.mqtt_ca.is_some() || self.mqtt_cert.is_some() || c.tls.is_some() {
