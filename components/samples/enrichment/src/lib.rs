@@ -9,7 +9,7 @@
 use sample_common::json;
 use sample_common::records::{SensorData, SensorDataPayload};
 use serde_json::Value;
-use wasmflow_guest::hlc::Hlc;
+use sample_common::hlc::Hlc;
 
 /// Topic of every output message.
 pub const OUTPUT_TOPIC: &str = "sensors";
