@@ -12,4 +12,5 @@ mod mqtt;
 mod oci;
 mod python_operator;
 mod sandbox;
+mod scaffold;
 mod wasi_nn;
