@@ -233,7 +233,9 @@ impl Pump<'_> {
             tokio::select! {
                 biased;
                 _ = self.completions.wake.notified() => {}
-                _ = shutdown.changed() => {}
+                r = shutdown.changed() => if r.is_err() {
+                    break; // nobody can ask for shutdown any more: take it as asked
+                },
                 n = inbound.recv_many(&mut batch, room.min(BATCH)) => {
                     if n == 0 {
                         break; // every source closed its side
@@ -277,7 +279,10 @@ impl Pump<'_> {
         }
         tokio::select! {
             _ = self.completions.wake.notified() => {}
-            _ = shutdown.changed() => {}
+            r = shutdown.changed() => if r.is_err() {
+                // Nobody can ask for shutdown any more: wait for room alone.
+                self.completions.wake.notified().await;
+            },
         }
         self.completions.lock().wake_below = None;
     }
