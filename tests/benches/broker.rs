@@ -926,12 +926,20 @@ fn print_tables(rows: &[Row], kinds: &[Kind], setup: &Setup) {
                 r.relay,
                 r.qos,
                 fmt_int(r.msgs_per_s()),
-                if full { bold(vs(Row::msgs_per_s)) } else { vs(Row::msgs_per_s) },
+                if full {
+                    bold(vs(Row::msgs_per_s))
+                } else {
+                    vs(Row::msgs_per_s)
+                },
                 r.lost(),
                 100.0 * r.lost() as f64 / r.sent.max(1) as f64,
                 r.dups,
                 r.cpu_us_per_msg(),
-                if full { vs(Row::cpu_us_per_msg) } else { bold(vs(Row::cpu_us_per_msg)) },
+                if full {
+                    vs(Row::cpu_us_per_msg)
+                } else {
+                    bold(vs(Row::cpu_us_per_msg))
+                },
                 r.pct_ms(0.50),
                 r.pct_ms(0.99),
                 r.ctx_per_msg()
@@ -1013,7 +1021,11 @@ fn print_tables(rows: &[Row], kinds: &[Kind], setup: &Setup) {
         let (w, n) = (find("wasmflow", q, true)?, find("native", q, true)?);
         let r = w.msgs_per_s() / n.msgs_per_s();
         Some((
-            format!("{r:.2}× ({} vs {} msgs/s)", fmt_int(w.msgs_per_s()), fmt_int(n.msgs_per_s())),
+            format!(
+                "{r:.2}× ({} vs {} msgs/s)",
+                fmt_int(w.msgs_per_s()),
+                fmt_int(n.msgs_per_s())
+            ),
             r >= 0.9,
         ))
     });
@@ -1047,8 +1059,7 @@ fn broker_version() -> String {
 /// installs it.
 fn node_red() -> Option<PathBuf> {
     let p = std::env::var_os("WASMFLOW_NODE_RED").map(PathBuf::from).or_else(|| {
-        std::env::var_os("HOME")
-            .map(|h| PathBuf::from(h).join(".cache/wasmflow/node-red/node_modules/node-red/red.js"))
+        std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/wasmflow/node-red/node_modules/node-red/red.js"))
     })?;
     p.is_file().then_some(p)
 }
@@ -1268,7 +1279,14 @@ fn main() -> Result<()> {
             let load = Load::Full { n: full_n };
             let mut full: Vec<Row> = relays
                 .iter()
-                .map(|r| Row::new(r, Load::Full { n: full_n * full_rounds }))
+                .map(|r| {
+                    Row::new(
+                        r,
+                        Load::Full {
+                            n: full_n * full_rounds,
+                        },
+                    )
+                })
                 .collect();
             for k in 0..full_rounds {
                 for j in 0..relays.len() {

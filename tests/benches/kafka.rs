@@ -56,13 +56,11 @@ use support::{arg, arg_str, cpu_ticks, fmt_int, quick, ratio, repo, ticks_per_se
 /// After the last send, how long without a new output ends a measurement (the rest is lost).
 const QUIET_END: Duration = Duration::from_secs(5);
 
-/// Client properties every Kafka client of the bench gets on this broker (see the module doc).
-fn client_props(mock: bool) -> Vec<(&'static str, &'static str)> {
-    if mock {
-        vec![("fetch.wait.max.ms", "10")]
-    } else {
-        Vec::new()
-    }
+/// Client properties every Kafka client of the bench gets (see the module doc): the fetch wait
+/// from `--fetch-wait-ms` (default 10).
+fn client_props() -> Result<Vec<(String, String)>> {
+    let wait = arg("--fetch-wait-ms", "WASMFLOW_BENCH_FETCH_WAIT_MS", 10)?;
+    Ok(vec![("fetch.wait.max.ms".into(), wait.to_string())])
 }
 
 fn config(bootstrap: &str, props: &[(String, String)]) -> ClientConfig {
@@ -145,7 +143,11 @@ enum Broker {
     /// librdkafka's mock cluster, in this process.
     Mock(MockCluster<'static, rdkafka::producer::DefaultProducerContext>),
     /// A tansu process on a free loopback port.
-    Tansu { child: Child, bootstrap: String, version: String },
+    Tansu {
+        child: Child,
+        bootstrap: String,
+        version: String,
+    },
 }
 
 impl Broker {
@@ -310,7 +312,10 @@ impl Row {
     }
 }
 
-fn producer(bootstrap: &str, props: &[(String, String)]) -> Result<ThreadedProducer<rdkafka::producer::DefaultProducerContext>> {
+fn producer(
+    bootstrap: &str,
+    props: &[(String, String)],
+) -> Result<ThreadedProducer<rdkafka::producer::DefaultProducerContext>> {
     Ok(config(bootstrap, props)
         .set("linger.ms", "0")
         .set("enable.idempotence", "true")
@@ -500,16 +505,18 @@ fn main() -> Result<()> {
     let rate = arg("--rate", "WASMFLOW_BENCH_RATE", 2000)?.max(1);
     let secs = arg("--seconds", "WASMFLOW_BENCH_SECONDS", if quick { 3 } else { 10 })?.max(1);
     let rounds = arg("--rounds", "WASMFLOW_BENCH_ROUNDS", if quick { 1 } else { 3 })?.max(1);
-    let full_n = arg("--messages", "WASMFLOW_BENCH_MESSAGES", if quick { 5000 } else { 20_000 })?.max(1);
+    let full_n = arg(
+        "--messages",
+        "WASMFLOW_BENCH_MESSAGES",
+        if quick { 5000 } else { 20_000 },
+    )?
+    .max(1);
     let tps = ticks_per_sec();
     let expected = Arc::new(expected_outputs()?);
 
     let broker = Broker::start(arg_str("--broker").as_deref().unwrap_or("auto"))?;
     let bs = broker.bootstrap();
-    let props: Vec<(String, String)> = client_props(broker.is_mock())
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
+    let props = client_props()?;
     broker.create_topics(&["in-wasmflow", "out-wasmflow", "in-native", "out-native"])?;
     eprintln!("broker: {} at {bs}", broker.describe());
     let data = tempfile::tempdir()?;
@@ -517,7 +524,14 @@ fn main() -> Result<()> {
     wasmflow_cmd
         .current_dir(repo())
         .args(["run", "compose/tests/azure-compat/graph-simple.yaml", "--kafka", &bs])
-        .args(["--source", "in-wasmflow", "--sink", "out-wasmflow", "--kafka-group", "bench-wasmflow"]);
+        .args([
+            "--source",
+            "in-wasmflow",
+            "--sink",
+            "out-wasmflow",
+            "--kafka-group",
+            "bench-wasmflow",
+        ]);
     for (k, v) in &props {
         wasmflow_cmd.args(["-X", &format!("{k}={v}")]);
     }
@@ -561,7 +575,11 @@ fn main() -> Result<()> {
     for k in 0..rounds {
         for j in 0..relays.len() {
             let j = (j + k) % relays.len();
-            eprintln!("round {}/{rounds}: {} at full speed, {full_n} messages …", k + 1, relays[j].name);
+            eprintln!(
+                "round {}/{rounds}: {} at full speed, {full_n} messages …",
+                k + 1,
+                relays[j].name
+            );
             let mut once = Row::default();
             measure(&bs, &mut relays[j], full_n, None, &props, &expected, tps, &mut once)?;
             eprintln!(
@@ -579,7 +597,16 @@ fn main() -> Result<()> {
                 k + 1,
                 relays[j].name
             );
-            measure(&bs, &mut relays[j], per_round, Some(rate), &props, &expected, tps, &mut fixed[j])?;
+            measure(
+                &bs,
+                &mut relays[j],
+                per_round,
+                Some(rate),
+                &props,
+                &expected,
+                tps,
+                &mut fixed[j],
+            )?;
         }
     }
     for (i, r) in relays.iter().enumerate() {
@@ -588,11 +615,14 @@ fn main() -> Result<()> {
             bail!("{}: {wrong} outputs were not temperature::map of their input", r.name);
         }
     }
-    let settings = if broker.is_mock() {
-        "librdkafka defaults, linger.ms=0 on producers, fetch.wait.max.ms=10 (the mock's fetch wait)"
-    } else {
-        "librdkafka defaults, linger.ms=0 on producers"
-    };
+    let settings = format!(
+        "librdkafka defaults except linger.ms=0 on producers and {}",
+        props
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     println!(
         "\ngraph-simple through {}, wasmflow vs a native rdkafka relay, {rounds} rounds each, relays taking turns; \
          client settings: {settings}; CPU = the relay process's user+system time / messages relayed\n",

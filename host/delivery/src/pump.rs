@@ -192,7 +192,11 @@ pub fn run(
     };
     rt.block_on(pump.run(graph, inbound, shutdown, options))?;
     let s = pump.completions.lock();
-    tracing::info!(open = s.tracker.open_count(), windowed = graph.pending(), "pump stopped");
+    tracing::info!(
+        open = s.tracker.open_count(),
+        windowed = graph.pending(),
+        "pump stopped"
+    );
     pump.stats.sent = s.sent;
     Ok(pump.stats)
 }
@@ -224,7 +228,9 @@ impl Pump<'_> {
             if *shutdown.borrow() {
                 break;
             }
-            let room = options.max_outstanding.saturating_sub(self.completions.lock().outstanding);
+            let room = options
+                .max_outstanding
+                .saturating_sub(self.completions.lock().outstanding);
             if room == 0 {
                 // Intake pauses; the inbound channel fills and the source stops reading.
                 self.wait_for_room(options.max_outstanding, &mut shutdown).await;
@@ -367,9 +373,7 @@ impl Pump<'_> {
         held.extend(traced.held);
         for (route, msg, lineage) in sends {
             let c = self.completions.clone();
-            route
-                .sink
-                .send_with(msg, Box::new(move |r| c.complete(&lineage, r)));
+            route.sink.send_with(msg, Box::new(move |r| c.complete(&lineage, r)));
         }
         if !traced.released.is_empty() {
             let mut s = self.completions.lock();

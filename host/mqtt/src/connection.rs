@@ -83,7 +83,10 @@ pub(super) struct AckOf {
 
 impl AckOf {
     pub(super) fn of(p: &Publish) -> Self {
-        Self { pkid: p.pkid, qos: p.qos }
+        Self {
+            pkid: p.pkid,
+            qos: p.qos,
+        }
     }
 
     fn v5(self) -> Publish {

@@ -492,7 +492,10 @@ impl Waiting {
 
     /// The broker lost the session: every waiting publication fails.
     fn take_all(&mut self) -> Vec<Waiter> {
-        self.queued.drain(..).chain(self.by_pkid.drain().flat_map(|(_, q)| q)).collect()
+        self.queued
+            .drain(..)
+            .chain(self.by_pkid.drain().flat_map(|(_, q)| q))
+            .collect()
     }
 }
 
@@ -588,7 +591,10 @@ impl Sink for MqttSink {
             }),
         );
         let url = self.url.clone();
-        Box::pin(async move { rx.await.unwrap_or_else(|_| Err(TransportError::Closed(url.to_string()))) })
+        Box::pin(async move {
+            rx.await
+                .unwrap_or_else(|_| Err(TransportError::Closed(url.to_string())))
+        })
     }
 
     /// Queues the publication on the connection now, in call order, its waiter beside it: the
