@@ -12,7 +12,14 @@
 //!   at-least-once contract, the same two connections (source and `-out` sink), TCP_NODELAY,
 //!   persistent session; no WebAssembly, no router, no metrics.
 //!
-//! Both are child processes, each on topics of its own (`bench/qQ/<relay>/in` → `…/out`).
+//! * **node-red** — Node-RED (installed by `scripts/setup.sh --bench`; `$WASMFLOW_NODE_RED` names
+//!   its `red.js`), headless, running a flow written here: `mqtt in` → a `function` doing the same
+//!   conversion → `mqtt out` (MQTT 5, persistent session). Left out when not installed, or with
+//!   `--no-node-red`. It acknowledges inputs on receipt: a weaker contract than the two above.
+//! * **wasmflow-base** — with `WASMFLOW_BENCH_BASELINE=/path/to/wasmflow`, another build of
+//!   wasmflow in the same run (before/after measurements).
+//!
+//! All are child processes, each on topics of its own (`bench/qQ/<relay>/in` → `…/out`).
 //! The loader and the collector are rumqttc clients in this process (TCP_NODELAY). For QoS 0
 //! and QoS 1 in turn, input is offered at a fixed rate (default 2,000 msg/s for 10 s, in
 //! `--rounds` rounds with the relays taking turns, so a burst of load from elsewhere on the
@@ -23,8 +30,9 @@
 //! checks every output payload against `temperature::map` of its input. CPU per message = the
 //! relay process's utime + stime (`/proc/PID/stat`, clock ticks) over the measured window ÷
 //! messages relayed; context switches per message (all the relay's threads, /proc/PID/task)
-//! show where that CPU goes at a fixed rate: waking threads. Then one **full speed** run per relay at QoS 1: `--full-speed` messages
-//! (default 10,000) published as fast as the loader can, reporting msgs/s and loss.
+//! show where that CPU goes at a fixed rate: waking threads. Then **full speed** at QoS 1: `--full-rounds` rounds (default 3), relays
+//! taking turns, of `--full-speed` messages (default 10,000) published as fast as the loader
+//! can, reporting msgs/s and loss.
 //!
 //! The broker runs with mosquitto's default limits **written out** in its configuration
 //! (`max_inflight_messages 20`, `max_queued_messages 1000`): issue 4 measured that mosquitto
