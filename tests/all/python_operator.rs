@@ -271,7 +271,8 @@ fn eight_python_operators_run_in_one_graph() {
     const N: usize = 8;
     let mut body = String::from("operations:\n  - { operationType: \"source\", name: \"source\" }\n");
     for i in 0..N {
-        body += &format!("  - {{ operationType: \"map\", name: \"py{i}\", module: \"wasmflow/fahrenheit-py:1.0.0\" }}\n");
+        body +=
+            &format!("  - {{ operationType: \"map\", name: \"py{i}\", module: \"wasmflow/fahrenheit-py:1.0.0\" }}\n");
     }
     body += "  - { operationType: \"sink\", name: \"sink\" }\nconnections:\n";
     let names: Vec<String> = std::iter::once("source".to_owned())
@@ -279,9 +280,17 @@ fn eight_python_operators_run_in_one_graph() {
         .chain(std::iter::once("sink".to_owned()))
         .collect();
     for pair in names.windows(2) {
-        body += &format!("  - {{ from: {{ name: \"{}\" }}, to: {{ name: \"{}\" }} }}\n", pair[0], pair[1]);
+        body += &format!(
+            "  - {{ from: {{ name: \"{}\" }}, to: {{ name: \"{}\" }} }}\n",
+            pair[0], pair[1]
+        );
     }
-    let path = h.write_graph("eight-py.yaml", "eight python maps", "source, 8 Python maps, sink", &body);
+    let path = h.write_graph(
+        "eight-py.yaml",
+        "eight python maps",
+        "source, 8 Python maps, sink",
+        &body,
+    );
     let mut g = h.start(&path, RunOptions::default());
     let out = run_all(&mut g, vec![input(r#"{"temperature":{"value":212,"unit":"F"}}"#, T0)]);
     assert_eq!(out.len(), 1, "{out:?}");
@@ -301,7 +310,9 @@ fn eight_python_operators_run_in_one_graph() {
 fn componentize_py_014() -> PathBuf {
     let dir = std::env::var_os("WASMFLOW_COMPONENTIZE_PY_014_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/wasmflow/componentize-py-0.14"));
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/wasmflow/componentize-py-0.14")
+        });
     let exe = dir.join("bin/componentize-py");
     assert!(
         exe.is_file(),
@@ -316,8 +327,12 @@ fn componentize_py_014() -> PathBuf {
 /// and is not copied into the repository.
 fn seed_map_source() -> String {
     let seed = repo().join("../shared/seeds/howto-develop-wasm-modules.md");
-    let text = std::fs::read_to_string(&seed)
-        .unwrap_or_else(|e| panic!("{}: {e} (the platform's seed documents are in ../shared)", seed.display()));
+    let text = std::fs::read_to_string(&seed).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (the platform's seed documents are in ../shared)",
+            seed.display()
+        )
+    });
     text.split("```python\n")
         .skip(1)
         .filter_map(|block| block.split_once("```").map(|(code, _)| code))
@@ -381,7 +396,10 @@ fn seed_map(version: Componentize) -> PathBuf {
         .current_dir(dir.path())
         .status()
         .unwrap_or_else(|e| panic!("componentize-py ({version:?}): {e}; run scripts/setup.sh"));
-    assert!(status.success(), "componentize-py ({version:?}) failed to build the seed's map");
+    assert!(
+        status.success(),
+        "componentize-py ({version:?}) failed to build the seed's map"
+    );
     std::fs::create_dir_all(&cache).unwrap();
     // Whole or not at all: another test binary may be looking for the same file.
     let tmp = tempfile::NamedTempFile::new_in(&cache).unwrap();
@@ -432,7 +450,12 @@ connections:
         pinned = pinned.display(),
         current = current.display()
     );
-    h.write_graph("six-py.yaml", "six python operators", "the platform's map twice and four of ours", &body)
+    h.write_graph(
+        "six-py.yaml",
+        "six python operators",
+        "the platform's map twice and four of ours",
+        &body,
+    )
 }
 
 /// Runs [`six_python_graph`] and checks every sink's outputs and every operator's count.
@@ -459,10 +482,19 @@ fn run_six_python(h: &Harness, mut g: Graph) {
     assert_eq!(
         at("a"),
         vec![
-            (r#"{"temperature": {"value": 653.8888888888889, "unit": "C"}}"#.to_string(), window_end.clone()),
+            (
+                r#"{"temperature": {"value": 653.8888888888889, "unit": "C"}}"#.to_string(),
+                window_end.clone()
+            ),
             (r#"{"humidity":{"value":41.5}}"#.to_string(), window_end.clone()),
-            (r#"{"temperature": {"value": 100.0, "unit": "C"}}"#.to_string(), window_end.clone()),
-            (r#"{"temperature": {"value": 10.0, "unit": "C"}}"#.to_string(), window_end),
+            (
+                r#"{"temperature": {"value": 100.0, "unit": "C"}}"#.to_string(),
+                window_end.clone()
+            ),
+            (
+                r#"{"temperature": {"value": 10.0, "unit": "C"}}"#.to_string(),
+                window_end
+            ),
         ],
         "{out:#?}"
     );
@@ -478,7 +510,10 @@ fn run_six_python(h: &Harness, mut g: Graph) {
         ],
         "{out:#?}"
     );
-    assert_eq!(at("other"), vec![(r#"{"humidity":{"value":41.5}}"#.to_string(), ts(T0 + 2000))]);
+    assert_eq!(
+        at("other"),
+        vec![(r#"{"humidity":{"value":41.5}}"#.to_string(), ts(T0 + 2000))]
+    );
     for (op, n) in [
         ("platform-map-014", 4),
         ("window-py", 4),
@@ -525,7 +560,10 @@ fn the_instance_pool_is_sized_from_the_composed_component() {
         "the default pool of one operation does not hold six CPythons"
     );
     // A second graph that fits reuses the sized engine rather than making another.
-    assert_eq!(h.runtime.engine_for(&loaded).expect("engine").1, EngineChoice::Sized(pool));
+    assert_eq!(
+        h.runtime.engine_for(&loaded).expect("engine").1,
+        EngineChoice::Sized(pool)
+    );
     let logs = crate::support::logs().contents();
     assert!(
         logs.contains("graph `six python operators` needs ")
@@ -567,22 +605,35 @@ fn the_footprint_is_what_wasmtime_counts() {
         };
         for (pool, said) in [
             (
-                PoolLimits { core_instances: fp.core_instances - 1, ..exact },
+                PoolLimits {
+                    core_instances: fp.core_instances - 1,
+                    ..exact
+                },
                 format!("transitively contains {} core module instances", fp.core_instances),
             ),
             (
-                PoolLimits { memories: fp.memories - 1, ..exact },
+                PoolLimits {
+                    memories: fp.memories - 1,
+                    ..exact
+                },
                 format!("transitively contains {} Wasm linear memories", fp.memories),
             ),
             (
-                PoolLimits { tables: fp.tables - 1, ..exact },
+                PoolLimits {
+                    tables: fp.tables - 1,
+                    ..exact
+                },
                 format!("transitively contains {} tables", fp.tables),
             ),
         ] {
             let e = load(&pool).expect_err("one less than the footprint");
             assert!(e.contains(&said), "{}: {e}", graph.display());
         }
-        let e = load(&PoolLimits { component_instance_bytes: 1, ..exact }).expect_err("1 byte");
+        let e = load(&PoolLimits {
+            component_instance_bytes: 1,
+            ..exact
+        })
+        .expect_err("1 byte");
         let needed: usize = e
             .split("requires ")
             .nth(1)

@@ -77,7 +77,12 @@ fn run(dir: &Path, program: &str, args: &[&str]) -> Output {
         .env_remove("CARGO_BUILD_TARGET")
         .output()
         .unwrap_or_else(|e| panic!("{program}: {e}"));
-    assert!(out.status.success(), "{program} {args:?} in {}: {}", dir.display(), text(&out));
+    assert!(
+        out.status.success(),
+        "{program} {args:?} in {}: {}",
+        dir.display(),
+        text(&out)
+    );
     out
 }
 
@@ -128,7 +133,10 @@ fn every_other_kind_passes_its_unit_tests_in_both_languages() {
         run(&python, "bash", &["build.sh", "bindings"]);
         let out = run(&python, "python3", &["-m", "unittest", "-v"]);
         let report = String::from_utf8_lossy(&out.stderr);
-        assert!(report.contains("Ran 2 tests") && report.contains("OK"), "{kind}: {report}");
+        assert!(
+            report.contains("Ran 2 tests") && report.contains("OK"),
+            "{kind}: {report}"
+        );
     }
 }
 
@@ -145,9 +153,8 @@ fn new_refuses_a_bad_name_and_an_existing_folder() {
     );
     let out = wasmflow(&["new", "x", "--kind", "window"], parent.path());
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains(
-            "unknown operator kind `window`: expected one of map, filter, branch, accumulate, delay"
-        ),
+        String::from_utf8_lossy(&out.stderr)
+            .contains("unknown operator kind `window`: expected one of map, filter, branch, accumulate, delay"),
         "{}",
         text(&out)
     );

@@ -32,7 +32,8 @@ fn chain(dir: &Path, n: usize) -> Result<PathBuf> {
          - { operationType: \"source\", name: \"source\" }\n",
     );
     for i in 0..n {
-        yaml += &format!("  - {{ operationType: \"map\", name: \"py{i}\", module: \"wasmflow/fahrenheit-py:1.0.0\" }}\n");
+        yaml +=
+            &format!("  - {{ operationType: \"map\", name: \"py{i}\", module: \"wasmflow/fahrenheit-py:1.0.0\" }}\n");
     }
     yaml += "  - { operationType: \"sink\", name: \"sink\" }\nconnections:\n";
     let names: Vec<String> = std::iter::once("source".to_string())
@@ -40,7 +41,10 @@ fn chain(dir: &Path, n: usize) -> Result<PathBuf> {
         .chain(std::iter::once("sink".to_string()))
         .collect();
     for pair in names.windows(2) {
-        yaml += &format!("  - {{ from: {{ name: \"{}\" }}, to: {{ name: \"{}\" }} }}\n", pair[0], pair[1]);
+        yaml += &format!(
+            "  - {{ from: {{ name: \"{}\" }}, to: {{ name: \"{}\" }} }}\n",
+            pair[0], pair[1]
+        );
     }
     let path = dir.join(format!("chain-{n}.yaml"));
     std::fs::write(&path, yaml)?;

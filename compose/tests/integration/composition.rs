@@ -243,7 +243,10 @@ fn module_built_against_an_older_minor_of_the_operator_wit() {
 #[test]
 fn an_operator_importing_what_the_host_does_not_provide_is_refused() {
     let dir = fixture_modules(&[
-        ("rpc", common::extra_import_fixture("wasm-graph:processor/command-invoker@1.1.0")),
+        (
+            "rpc",
+            common::extra_import_fixture("wasm-graph:processor/command-invoker@1.1.0"),
+        ),
         ("own", common::extra_import_fixture("extra")),
     ]);
     let e = plan(&single_map_graph("org/rpc:1.0.0"), &opts(dir.path()))

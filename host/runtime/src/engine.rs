@@ -131,7 +131,8 @@ impl PoolLimits {
             tables: footprint.tables.max(1),
             component_instance_bytes: footprint.component_instance_bytes,
             core_instance_bytes: DEFAULT_CORE_INSTANCE_BYTES.max(footprint.largest_core_instance_bytes),
-            table_elements: DEFAULT_TABLE_ELEMENTS.max(usize::try_from(footprint.max_table_elements).unwrap_or(usize::MAX)),
+            table_elements: DEFAULT_TABLE_ELEMENTS
+                .max(usize::try_from(footprint.max_table_elements).unwrap_or(usize::MAX)),
             memories_per_module: footprint.max_memories_per_module.max(1),
             tables_per_module: footprint.max_tables_per_module.max(1),
         }
@@ -158,7 +159,11 @@ impl PoolLimits {
             (needed > limit).then(|| format!("{needed} {what}, more than {limit}"))
         };
         let checks = [
-            over("core instances", footprint.core_instances.into(), self.core_instances.into()),
+            over(
+                "core instances",
+                footprint.core_instances.into(),
+                self.core_instances.into(),
+            ),
             over("memories", footprint.memories.into(), self.memories.into()),
             over("tables", footprint.tables.into(), self.tables.into()),
             over(
@@ -171,7 +176,11 @@ impl PoolLimits {
                 footprint.largest_core_instance_bytes as u64,
                 self.core_instance_bytes as u64,
             ),
-            over("table elements", footprint.max_table_elements, self.table_elements as u64),
+            over(
+                "table elements",
+                footprint.max_table_elements,
+                self.table_elements as u64,
+            ),
             over(
                 "memories in one module",
                 footprint.max_memories_per_module.into(),

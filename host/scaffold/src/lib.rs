@@ -206,7 +206,10 @@ impl Toolkit {
                 ("the SDK (components/sdk/Cargo.toml)", &self.sdk.join("Cargo.toml")),
                 ("the toolchain recipe (scripts/wasm-toolchain.sh)", &self.toolchain),
             ],
-            Language::Python => &[("the operator WIT (wit/processor/operators.wit)", &self.wit.join("operators.wit"))],
+            Language::Python => &[(
+                "the operator WIT (wit/processor/operators.wit)",
+                &self.wit.join("operators.wit"),
+            )],
         };
         for (what, path) in needed {
             if !path.is_file() {
@@ -302,8 +305,12 @@ fn write_all(dir: &Path, files: &[templates::File]) -> Result<(), ScaffoldError>
         #[cfg(unix)]
         if file.executable {
             use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
-                .map_err(|source| ScaffoldError::Io { path: path.clone(), source })?;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).map_err(|source| {
+                ScaffoldError::Io {
+                    path: path.clone(),
+                    source,
+                }
+            })?;
         }
     }
     Ok(())

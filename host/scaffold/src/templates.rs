@@ -15,7 +15,8 @@ pub(crate) struct File {
 
 /// The registry the platform's operators name for `wasm_graph_sdk` (their `.cargo/config.toml`);
 /// the generated config replaces it, so it is never contacted.
-const AIO_WG_INDEX: &str = "sparse+https://pkgs.dev.azure.com/azure-iot-sdks/iot-operations/_packaging/preview/Cargo/index/";
+const AIO_WG_INDEX: &str =
+    "sparse+https://pkgs.dev.azure.com/azure-iot-sdks/iot-operations/_packaging/preview/Cargo/index/";
 
 /// The golden test of a kind: input files (name, contents; `<file>.meta.json` beside a message
 /// gives its `__ts`), the expected outputs in the platform's format, the fields compared, and

@@ -29,43 +29,67 @@ fn every_kind_in_both_languages_is_complete_and_valid() {
             assert_eq!(project.dir, parent.path().join(&name));
             for file in &project.files {
                 let text = read(&project.dir, file.to_str().unwrap());
-                assert!(!text.contains("{{"), "{name}/{}: a placeholder is left:\n{text}", file.display());
+                assert!(
+                    !text.contains("{{"),
+                    "{name}/{}: a placeholder is left:\n{text}",
+                    file.display()
+                );
             }
             let graph = wasmflow_compose::load_graph(&project.dir.join("graph.yaml"))
                 .unwrap_or_else(|e| panic!("{name}/graph.yaml: {e}"));
             assert!(
-                graph.operations.iter().any(|o| o.module.as_deref() == Some(&*format!("{name}.wasm"))),
+                graph
+                    .operations
+                    .iter()
+                    .any(|o| o.module.as_deref() == Some(&*format!("{name}.wasm"))),
                 "{name}: the graph names {name}.wasm"
             );
             let test = wasmflow_golden::GoldenTest::load(&project.dir.join(format!("tests/{name}/{name}.test.yaml")))
                 .unwrap_or_else(|e| panic!("{name}: {e:#}"));
-            assert_eq!(test.graph.canonicalize().unwrap(), project.dir.join("graph.yaml").canonicalize().unwrap());
+            assert_eq!(
+                test.graph.canonicalize().unwrap(),
+                project.dir.join("graph.yaml").canonicalize().unwrap()
+            );
             assert!(!test.inputs().unwrap().is_empty(), "{name}: no inputs");
             assert!(!test.expected().unwrap().is_empty(), "{name}: no expected output");
             let identifier = name.replace('-', "_");
             match language {
                 Language::Rust => {
                     let lib = read(&project.dir, "src/lib.rs");
-                    assert!(lib.contains(&format!("#[{kind}_operator(init = \"{identifier}_init\")]")), "{lib}");
+                    assert!(
+                        lib.contains(&format!("#[{kind}_operator(init = \"{identifier}_init\")]")),
+                        "{lib}"
+                    );
                     let config = read(&project.dir, ".cargo/config.toml");
                     assert!(config.contains(&format!("wasm_graph_sdk = {{ path = \"{}\" }}", toolkit.sdk.display())));
                     assert!(read(&project.dir, "Cargo.toml").contains("registry = \"aio-wg\""));
                     assert!(read(&project.dir, "build.sh").contains(&toolkit.toolchain.display().to_string()));
-                    assert!(project.dir.join(".cargo/aio-wg-offline").is_dir(), "the replaced registry exists");
+                    assert!(
+                        project.dir.join(".cargo/aio-wg-offline").is_dir(),
+                        "the replaced registry exists"
+                    );
                 }
                 Language::Python => {
                     let source = read(&project.dir, &format!("{identifier}.py"));
                     let world_module = format!("{kind}_impl");
-                    assert!(source.contains(&format!("from {world_module} import exports, imports")), "{source}");
+                    assert!(
+                        source.contains(&format!("from {world_module} import exports, imports")),
+                        "{source}"
+                    );
                     let build = read(&project.dir, "build.sh");
                     assert!(build.contains(&format!("-w {kind}-impl")), "{build}");
-                    assert!(read(&project.dir, &format!("test_{identifier}.py")).contains(&format!("import {identifier}")));
+                    assert!(
+                        read(&project.dir, &format!("test_{identifier}.py")).contains(&format!("import {identifier}"))
+                    );
                 }
             }
             #[cfg(unix)]
             {
                 use std::os::unix::fs::PermissionsExt;
-                let mode = std::fs::metadata(project.dir.join("build.sh")).unwrap().permissions().mode();
+                let mode = std::fs::metadata(project.dir.join("build.sh"))
+                    .unwrap()
+                    .permissions()
+                    .mode();
                 assert_eq!(mode & 0o111, 0o111, "{name}/build.sh is executable");
             }
         }
@@ -83,7 +107,10 @@ fn the_branch_graph_discards_arm_false() {
     .unwrap();
     let graph = read(&project.dir, "graph.yaml");
     assert!(graph.contains("arm: \"True\" }\n    to: { name: \"sink\" }"), "{graph}");
-    assert!(graph.contains("arm: \"False\" }\n    to: { name: \"discarded\" }"), "{graph}");
+    assert!(
+        graph.contains("arm: \"False\" }\n    to: { name: \"discarded\" }"),
+        "{graph}"
+    );
 }
 
 #[test]
@@ -140,7 +167,8 @@ fn a_checkout_without_the_sdk_is_refused_before_anything_is_written() {
     )
     .unwrap_err();
     assert!(
-        e.to_string().starts_with("the SDK (components/sdk/Cargo.toml) is missing at "),
+        e.to_string()
+            .starts_with("the SDK (components/sdk/Cargo.toml) is missing at "),
         "{e}"
     );
     assert!(!parent.path().join("lonely").exists());

@@ -70,7 +70,11 @@ impl Harness {
         Self::build(true, Some(shared_cache()), limits)
     }
 
-    fn build(ephemeral_state: bool, cache_dir: Option<PathBuf>, limits: wasmflow_runtime::engine::EngineLimits) -> Self {
+    fn build(
+        ephemeral_state: bool,
+        cache_dir: Option<PathBuf>,
+        limits: wasmflow_runtime::engine::EngineLimits,
+    ) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let config = RuntimeConfig {
             data_dir: dir.path().into(),

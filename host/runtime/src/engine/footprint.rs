@@ -312,7 +312,10 @@ fn scan_component_payload(stack: &mut [Frame], payload: Payload<'_>) -> Result<(
         match &stack[at] {
             Frame::Component(c) => {
                 let space = if modules { &c.modules } else { &c.components };
-                space.get(index as usize).copied().ok_or(FootprintError::BadIndex(what, index))
+                space
+                    .get(index as usize)
+                    .copied()
+                    .ok_or(FootprintError::BadIndex(what, index))
             }
             Frame::Module(_) => Err(FootprintError::BadIndex(what, index)),
         }
