@@ -57,7 +57,7 @@ pub enum ComposeError {
 
     /// The graph lists more operations than [`Limits::max_operations`](crate::Limits): refused
     /// right after parsing, before any check or plan walks the operations.
-    #[error("{file}: the graph has {count} operations, more than the limit of {limit} (max_operations), which keeps a composed graph within what the host instantiates; split the graph, or raise the limit for a host configured for larger graphs")]
+    #[error("{file}: the graph has {count} operations, more than the limit of {limit} (max_operations), which keeps a composed graph within what the host instantiates; split the graph, or raise the limit (`--max-operations`) for a host configured for larger graphs")]
     TooManyOperations {
         /// The graph file.
         file: String,

@@ -78,8 +78,8 @@ fn a_graph_over_the_operation_limit_is_refused_right_after_parsing() {
     assert_eq!(
         e.to_string(),
         "graphs/g.yaml: the graph has 65 operations, more than the limit of 64 (max_operations), which keeps a \
-         composed graph within what the host instantiates; split the graph, or raise the limit for a host \
-         configured for larger graphs"
+         composed graph within what the host instantiates; split the graph, or raise the limit (`--max-operations`) \
+         for a host configured for larger graphs"
     );
     // Before the schema and the semantic checks: a broken operation does not change the error.
     let broken = text.replacen("operationType: \"map\"", "operationType: \"mapp\"", 1);
