@@ -343,6 +343,59 @@ fn nesting_at_the_limit_reaches_the_parser() {
     parse(&quoted).unwrap();
 }
 
+// ---------------------------------------------------------------- aliases
+
+#[test]
+fn aliases_that_expand_past_the_text_are_refused_before_the_document_is_built() {
+    // 2,000 aliases of a list of 1,000 strings: 2 million nodes from some 20 KB.
+    let list = format!("[{}]", vec!["x"; 1000].join(","));
+    let text = format!(
+        "{}schemas:\n  - {{ name: big, format: &big {list} }}\n  - {{ name: many, format: [{}] }}\n",
+        chain(1),
+        vec!["*big"; 2000].join(",")
+    );
+    let e = parse(&text).unwrap_err();
+    assert!(matches!(e, ComposeError::AliasExpansion { limit, .. } if limit == text.len() + 1), "{e}");
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "graphs/g.yaml: YAML aliases expand the document to more than {} nodes, one per byte of its text, \
+             which a graph definition never needs; write the repeated parts out",
+            text.len() + 1
+        )
+    );
+    // Aliases that repeat a little (shared parameters) are fine.
+    let shared = format!(
+        "{}moduleConfigurations:\n  - name: map-0\n    parameters:\n      a: &p {{ name: a, default: \"1\" }}\n      b: *p\n",
+        chain(1)
+    );
+    assert_eq!(parse(&shared).unwrap().operations[1].parameters.len(), 2);
+}
+
+#[test]
+fn aliases_nesting_past_the_depth_limit_get_the_depth_error() {
+    // Each anchor nests 10 brackets inside the one before: 41 levels through the aliases, 11 in
+    // the text.
+    let text = format!(
+        "{}schemas: [{{ name: a, format: &a {}x{} }}, {{ name: b, format: &b {}*a{} }}, {{ name: c, format: &c {}*b{} }}, {{ name: d, format: {}*c{} }}]\n",
+        chain(1),
+        "[".repeat(10),
+        "]".repeat(10),
+        "[".repeat(10),
+        "]".repeat(10),
+        "[".repeat(10),
+        "]".repeat(10),
+        "[".repeat(10),
+        "]".repeat(10)
+    );
+    let e = parse(&text).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "graphs/g.yaml: YAML aliases nest the document deeper than the limit of 32 levels (max_nesting_depth); \
+         graph definitions nest 5 levels"
+    );
+}
+
 #[test]
 fn the_published_and_shipped_graphs_are_far_from_every_limit() {
     let tight = Limits {
