@@ -22,6 +22,8 @@ for p in docker-registry apache2-utils curl; do have_pkg "$p" || need_apt+=("$p"
 # Kafka: rdkafka builds librdkafka from source (gcc, make, perl, zlib above) with TLS/SASL SCRAM
 # against the system OpenSSL. Its tests and bench use librdkafka's own mock cluster: no broker.
 for p in gcc libssl-dev; do have_pkg "$p" || need_apt+=("$p"); done
+# Fuzzing (scripts/fuzz.sh): the libfuzzer-sys crate builds libFuzzer from source in C++.
+have_pkg g++ || need_apt+=(g++)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "apt: ${need_apt[*]}"
@@ -45,6 +47,9 @@ cargo_tool wasm-component-ld 0.5.31
 # Only what the build and tests use (validate; print and `component wit` by hand): a third of
 # the default build's compile time on a new machine.
 cargo_tool wasm-tools 1.263.0 --no-default-features --features validate,print,component
+# The fuzz targets (tests/fuzz, `make fuzz-ci`): cargo-fuzz builds them with the sanitizer and
+# coverage flags libFuzzer needs.
+cargo_tool cargo-fuzz 0.13.2
 
 # Python operators (components/python): componentize-py bundles CPython and everything else it
 # needs; pinned, as the operator ABI notes were verified with this version.
