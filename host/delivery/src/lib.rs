@@ -18,6 +18,7 @@ pub mod ack;
 pub mod journal;
 pub mod lines;
 pub mod pump;
+pub mod scale;
 #[cfg(test)]
 mod testing;
 

@@ -6,10 +6,13 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Args;
 use wasmflow_delivery::lines::{LineOptions, LineStats};
+use wasmflow_delivery::scale;
 use wasmflow_runtime::engine::EngineLimits;
 use wasmflow_runtime::graph::{Graph, RunOptions};
+use wasmflow_runtime::services::metrics::Metrics;
 use wasmflow_runtime::store::WasiGrants;
 use wasmflow_runtime::{load_graph, Runtime, RuntimeConfig};
+use wasmflow_transport::health::Health;
 use wasmflow_transport::lines::InputFormat;
 
 use crate::flags::transport::TransportArgs;
@@ -71,6 +74,9 @@ pub struct RunCmd {
     #[cfg(feature = "wasi-nn")]
     #[command(flatten)]
     pub nn: crate::flags::nn::NnArgs,
+    #[cfg(feature = "redis")]
+    #[command(flatten)]
+    pub state: crate::flags::state::StateArgs,
 }
 
 impl RunCmd {
@@ -113,7 +119,25 @@ impl RunCmd {
                 ..self.graph_args.engine_limits()
             },
         };
-        let runtime = Runtime::new(&config)?;
+        #[cfg(feature = "redis")]
+        let shared_state = self.state.connect(rt)?;
+        #[cfg(not(feature = "redis"))]
+        let shared_state = None;
+        let runtime = match shared_state {
+            Some(state) => Runtime::with_state(&config, state)?,
+            None => Runtime::new(&config)?,
+        };
+        let instance = self.transport.instance();
+        let runtime = runtime.with_metrics(Metrics::with_instance(&instance));
+        // What `/readyz` checks: the state store now, the broker connections once bound.
+        let health = Health::default();
+        {
+            let state = runtime.state.clone();
+            health.probe(format!("state store {}", state.describe()), move || {
+                let state = state.clone();
+                Box::pin(async move { state.check().await.map_err(|e| e.to_string()) })
+            });
+        }
         #[cfg(feature = "wasi-nn")]
         let runtime = runtime.with_wasi_nn(self.nn.options());
         if let Some(seed) = &self.state_seed {
@@ -137,13 +161,18 @@ impl RunCmd {
         tracing::info!(graph = %loaded.manifest.name, ?cache, "started in {:.1?}", started.elapsed());
 
         if let Some(addr) = self.metrics {
-            let bound = rt.block_on(runtime.metrics.clone().serve(addr))?;
-            tracing::info!("metrics on http://{bound}/metrics");
+            let bound = rt.block_on(runtime.metrics.clone().serve_with_health(addr, health.clone()))?;
+            tracing::info!("metrics on http://{bound}/metrics, health on /healthz and /readyz");
         }
 
         let Some(input) = self.input.clone() else {
             let idle = Duration::from_millis(self.idle_ms);
-            return run_bound(&self.transport, &mut graph, &config.data_dir, idle, rt);
+            let this = Instance {
+                name: &instance,
+                state: runtime.state.describe(),
+                health: &health,
+            };
+            return run_bound(&self.transport, &mut graph, &config.data_dir, idle, rt, this);
         };
         let reader: Box<dyn BufRead + Send> = if input == "-" {
             Box::new(std::io::BufReader::new(std::io::stdin()))
@@ -172,6 +201,13 @@ impl RunCmd {
     }
 }
 
+/// Who this process is among the instances of a graph, for the start line and `/readyz`.
+struct Instance<'a> {
+    name: &'a str,
+    state: &'a str,
+    health: &'a Health,
+}
+
 /// Binds the graph to its brokers and runs it until Ctrl-C / SIGTERM.
 fn run_bound(
     args: &TransportArgs,
@@ -179,6 +215,7 @@ fn run_bound(
     data_dir: &std::path::Path,
     idle: Duration,
     rt: &tokio::runtime::Handle,
+    instance: Instance<'_>,
 ) -> Result<ExitCode> {
     // With no broker given, the graph talks to one of its own (it lives until the process exits).
     let url = match &args.mqtt {
@@ -186,7 +223,17 @@ fn run_bound(
         None if args.kafka_brokers().is_none() => Some(embedded_broker(args, rt)?),
         None => None,
     };
-    let binding = args.binding(&graph.manifest().name, url.as_deref())?;
+    let mut binding = args.binding(&graph.manifest().name, url.as_deref())?;
+    scale::check_windows(graph.manifest(), &binding)?;
+    binding.report_health_to(instance.health);
+    tracing::info!(
+        instance = instance.name,
+        "instance `{}` of graph `{}`: {}; state store {}",
+        instance.name,
+        graph.manifest().name,
+        scale::describe(&binding),
+        instance.state
+    );
     tracing::info!(
         sources = ?binding.sources.iter().map(|e| &e.topic).collect::<Vec<_>>(),
         sink = ?binding.sink.as_ref().map(|e| &e.topic),
