@@ -73,7 +73,10 @@ fn readyz_follows_the_broker_and_the_state_store_and_metrics_name_the_instance()
     let (status, metrics) = get(&addr, "/metrics").expect("/metrics answers");
     assert_eq!(status, 200);
     let samples: Vec<&str> = metrics.lines().filter(|l| l.starts_with("wasmflow_")).collect();
-    assert!(samples.iter().any(|l| l.starts_with("wasmflow_messages_in_total")), "{metrics}");
+    assert!(
+        samples.iter().any(|l| l.starts_with("wasmflow_messages_in_total")),
+        "{metrics}"
+    );
     for l in &samples {
         assert!(l.contains("instance=\"edge-7\""), "{l}");
     }

@@ -205,7 +205,11 @@ fn three_instances_share_an_mqtt_subscription_and_survive_a_kill_9() {
     let mut instances: Vec<Instance> = (0..3).map(|i| Instance::start(&format!("wf-{i}"), &args)).collect();
     for i in &mut instances {
         i.wf.wait_for_log("MQTT source subscribed", Duration::from_secs(60));
-        assert_start_line(i, "MQTT shared subscription `$share/wf/sensors/in`", "state store embedded (");
+        assert_start_line(
+            i,
+            "MQTT shared subscription `$share/wf/sensors/in`",
+            "state store embedded (",
+        );
     }
     let collector = Client::connect(broker.port, "scale-collector", &["sensors/out"]);
     let publisher = Client::connect(broker.port, "scale-publisher", &[]);
@@ -219,7 +223,11 @@ fn three_instances_share_an_mqtt_subscription_and_survive_a_kill_9() {
     let killed_share = instances[1].received().expect("instance wf-1 answers before the kill");
     instances[1].wf.kill9();
     let at = collector.seqs().0.len();
-    assert_eq!(publisher.wait_pubacks(N, Duration::from_secs(120)), N, "the broker took every reading");
+    assert_eq!(
+        publisher.wait_pubacks(N, Duration::from_secs(120)),
+        N,
+        "the broker took every reading"
+    );
     // Back under the same name: its session (and its share, queued meanwhile) is resumed.
     let restarted = Instance::start("wf-1", &args);
     let (missing, dups) = await_all(&collector, N, Duration::from_secs(180));
@@ -308,7 +316,11 @@ fn two_instances_share_the_overtemp_count_through_redis() {
     let instances: Vec<Instance> = (0..2).map(|i| Instance::start(&format!("wf-{i}"), &args)).collect();
     await_one_partition_each(&instances, 2);
     for i in &instances {
-        assert_start_line(i, "Kafka consumer group `wf-enrich`", &format!("state store redis ({state})"));
+        assert_start_line(
+            i,
+            "Kafka consumer group `wf-enrich`",
+            &format!("state store redis ({state})"),
+        );
     }
 
     // WINDOWS 10 s windows of event time per sensor, one hot reading (1209 °F) in each, the
@@ -375,11 +387,19 @@ fn two_instances_share_the_overtemp_count_through_redis() {
         counted.len()
     );
     let counts: Vec<u64> = counted.iter().map(|c| c.0).collect();
-    assert_eq!(counts, (1..=counted.len() as u64).collect::<Vec<_>>(), "each count once: {counted:?}");
+    assert_eq!(
+        counts,
+        (1..=counted.len() as u64).collect::<Vec<_>>(),
+        "each count once: {counted:?}"
+    );
     for w in counted.windows(2) {
         assert!(w[0].1 < w[1].1, "fencing tokens increase with the count: {w:?}");
     }
-    assert_eq!(counted.len() + refused, windows.len(), "every hot window counted or said why not");
+    assert_eq!(
+        counted.len() + refused,
+        windows.len(),
+        "every hot window counted or said why not"
+    );
     assert_eq!(redis.cli(&["HGET", "overtemp_windows", "v"]), counted.len().to_string());
     assert_eq!(redis.cli(&["HGET", "overtemp", "v"]), "true");
     assert!(by.len() == 2, "both instances counted windows: {by:?}");

@@ -89,7 +89,10 @@ fn the_password_comes_from_a_file_or_the_environment_never_the_url() {
     let refused = with(&[&in_url], &[]);
     assert!(!refused.status.success());
     let err = stderr(&refused);
-    assert!(err.contains("--state-password-file") && !err.contains("s3cret"), "{err}");
+    assert!(
+        err.contains("--state-password-file") && !err.contains("s3cret"),
+        "{err}"
+    );
 
     let file = data.path().join("pw");
     std::fs::write(&file, "s3cret\n").unwrap();
@@ -125,7 +128,11 @@ fn an_unreachable_state_store_stops_the_start_naming_it() {
     );
     assert!(!out.status.success());
     assert!(stderr(&out).contains(&url), "{}", stderr(&out));
-    assert!(started.elapsed() < Duration::from_secs(30), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        started.elapsed()
+    );
 }
 
 /// source → enrichment → sink over mosquitto, state in Redis, dead letters on a topic. While
@@ -190,7 +197,11 @@ connections:
     let stopped = Instant::now();
     publisher.publish("in", hot, vec![("seq", "1")], None);
     let failed = next(2);
-    assert!(stopped.elapsed() < Duration::from_secs(15), "took {:?}", stopped.elapsed());
+    assert!(
+        stopped.elapsed() < Duration::from_secs(15),
+        "took {:?}",
+        stopped.elapsed()
+    );
     assert_eq!(&failed.topic[..], b"dead", "{:?}", failed);
     let error = user_prop(&failed, "error").unwrap_or_default().to_owned();
     assert!(error.contains("state-store"), "{error}");
@@ -210,7 +221,11 @@ connections:
         if &next(n).topic[..] == b"out" {
             break;
         }
-        assert!(Instant::now() < until, "no item went through within 30 s of Redis' return:\n{}", wf.log());
+        assert!(
+            Instant::now() < until,
+            "no item went through within 30 s of Redis' return:\n{}",
+            wf.log()
+        );
         std::thread::sleep(Duration::from_millis(500));
     }
     assert_eq!(redis.cli(&["HGET", "overtemp", "v"]), "true");

@@ -145,14 +145,22 @@ fn group_settled(logs: &[String], partitions: usize) -> bool {
         all.push(last);
     }
     // `in[0, 2]` (wasmflow) or `in[0] in[2]` (native): one per bracket, one per comma.
-    let count: usize = all.iter().map(|a| a.matches('[').count() + a.matches(',').count()).sum();
+    let count: usize = all
+        .iter()
+        .map(|a| a.matches('[').count() + a.matches(',').count())
+        .sum();
     count == partitions
 }
 
 // ---------------------------------------------------------------------------------------------
 // Kafka
 
-fn kafka_run(cluster: &MockCluster<'_, rdkafka::producer::DefaultProducerContext>, relay: Relay, n: usize, m: usize) -> Result<f64> {
+fn kafka_run(
+    cluster: &MockCluster<'_, rdkafka::producer::DefaultProducerContext>,
+    relay: Relay,
+    n: usize,
+    m: usize,
+) -> Result<f64> {
     let bs = cluster.bootstrap_servers();
     let (input, output, group) = (
         format!("in-{}-{n}", relay.name()),
@@ -168,8 +176,19 @@ fn kafka_run(cluster: &MockCluster<'_, rdkafka::producer::DefaultProducerContext
                 dir.path(),
                 i,
                 &[
-                    SIMPLE, "--kafka", &bs, "--source", &input, "--sink", &output, "--kafka-group", &group, "-X",
-                    "session.timeout.ms=6000", "-X", "fetch.wait.max.ms=10",
+                    SIMPLE,
+                    "--kafka",
+                    &bs,
+                    "--source",
+                    &input,
+                    "--sink",
+                    &output,
+                    "--kafka-group",
+                    &group,
+                    "-X",
+                    "session.timeout.ms=6000",
+                    "-X",
+                    "fetch.wait.max.ms=10",
                 ],
             ),
             Relay::Native => native(dir.path(), i, &["--native-kafka", &bs, &input, &output, &group]),
@@ -273,7 +292,11 @@ fn main() -> Result<()> {
     if std::env::args().any(|a| a == "--list") {
         return Ok(());
     }
-    let m = arg("--messages", "WASMFLOW_BENCH_SCALEOUT_MESSAGES", if quick() { 5_000 } else { 20_000 })?;
+    let m = arg(
+        "--messages",
+        "WASMFLOW_BENCH_SCALEOUT_MESSAGES",
+        if quick() { 5_000 } else { 20_000 },
+    )?;
     support::module("temperature")?;
     let mut rows: Vec<(&str, Relay, Vec<f64>)> = Vec::new();
 

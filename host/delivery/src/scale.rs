@@ -161,7 +161,10 @@ mod tests {
     fn the_start_line_names_the_share() {
         let b = binding(&[(TransportKind::Mqtt, "$share/wf/in"), (TransportKind::Mqtt, "plain/#")]);
         let line = describe(&b);
-        assert!(line.contains("MQTT shared subscription `$share/wf/in` (group `wf`"), "{line}");
+        assert!(
+            line.contains("MQTT shared subscription `$share/wf/in` (group `wf`"),
+            "{line}"
+        );
         assert!(line.contains("`plain/#` (not shared"), "{line}");
         assert!(has_shared_subscription(&b));
         assert!(!has_shared_subscription(&binding(&[(TransportKind::Mqtt, "plain/#")])));
@@ -173,7 +176,10 @@ mod tests {
         let windowed = manifest(&[Source, Map, Accumulate, Sink]);
         let shared = binding(&[(TransportKind::Mqtt, "$share/wf/in")]);
         let err = check_windows(&windowed, &shared).unwrap_err().to_string();
-        assert!(err.contains("`op2`") && err.contains("$share/wf/in") && err.contains("Kafka"), "{err}");
+        assert!(
+            err.contains("`op2`") && err.contains("$share/wf/in") && err.contains("Kafka"),
+            "{err}"
+        );
         check_windows(&windowed, &binding(&[(TransportKind::Mqtt, "in")])).expect("a plain subscription");
         check_windows(&manifest(&[Source, Map, Sink]), &shared).expect("no windows");
     }

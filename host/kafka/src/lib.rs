@@ -221,18 +221,20 @@ fn watch_health<F>(settings: &KafkaSettings, what: &str, fetch: F)
 where
     F: Fn(Timeout) -> Option<KafkaResult<usize>> + Clone + Send + Sync + 'static,
 {
-    settings.health.probe(format!("kafka {what} {}", settings.brokers), move || {
-        let fetch = fetch.clone();
-        Box::pin(async move {
-            match tokio::task::spawn_blocking(move || fetch(Timeout::After(Duration::from_secs(1)))).await {
-                Ok(Some(Ok(n))) if n > 0 => Ok(()),
-                Ok(Some(Ok(_))) => Err("the cluster reported no brokers".into()),
-                Ok(Some(Err(e))) => Err(e.to_string()),
-                Ok(None) => Err("closed".into()),
-                Err(e) => Err(e.to_string()),
-            }
-        })
-    });
+    settings
+        .health
+        .probe(format!("kafka {what} {}", settings.brokers), move || {
+            let fetch = fetch.clone();
+            Box::pin(async move {
+                match tokio::task::spawn_blocking(move || fetch(Timeout::After(Duration::from_secs(1)))).await {
+                    Ok(Some(Ok(n))) if n > 0 => Ok(()),
+                    Ok(Some(Ok(_))) => Err("the cluster reported no brokers".into()),
+                    Ok(Some(Err(e))) => Err(e.to_string()),
+                    Ok(None) => Err("closed".into()),
+                    Err(e) => Err(e.to_string()),
+                }
+            })
+        });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -486,9 +488,9 @@ impl ConsumerContext for SourceContext {
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(tpl) = rebalance {
             // One line per rebalance naming this instance's share of the group's partitions.
-            let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+            let mut by_topic: BTreeMap<String, Vec<i32>> = BTreeMap::new();
             for e in tpl.elements() {
-                by_topic.entry(e.topic()).or_default().push(e.partition());
+                by_topic.entry(e.topic().to_owned()).or_default().push(e.partition());
             }
             let share: Vec<String> = by_topic
                 .iter_mut()
@@ -604,7 +606,8 @@ impl KafkaSource {
             // membership) alive past shutdown.
             let weak = Arc::downgrade(&consumer);
             watch_health(&self.settings, "source", move |t| {
-                weak.upgrade().map(|c| c.fetch_metadata(None, t).map(|m| m.brokers().len()))
+                weak.upgrade()
+                    .map(|c| c.fetch_metadata(None, t).map(|m| m.brokers().len()))
             });
         }
         let run = match probed {

@@ -278,7 +278,11 @@ impl RedisStore {
                 url: self.url.clone(),
                 after: self.read_timeout,
             }
-        } else if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_unrecoverable_error() {
+        } else if e.is_io_error()
+            || e.is_connection_dropped()
+            || e.is_connection_refusal()
+            || e.is_unrecoverable_error()
+        {
             StateStoreError::Unavailable {
                 url: self.url.clone(),
                 reason: e.to_string(),
@@ -525,8 +529,13 @@ mod tests {
         assert_eq!(ok.username, None);
         let user = RedisConfig::new("rediss://svc@redis.example:6380").unwrap();
         assert_eq!(user.username.as_deref(), Some("svc"));
-        let err = RedisConfig::new("redis://svc:hunter2@127.0.0.1:6379").unwrap_err().to_string();
-        assert!(err.contains("--state-password-file") && !err.contains("hunter2"), "{err}");
+        let err = RedisConfig::new("redis://svc:hunter2@127.0.0.1:6379")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--state-password-file") && !err.contains("hunter2"),
+            "{err}"
+        );
         for (bad, why) in [
             ("http://127.0.0.1:6379", "scheme"),
             ("redis://127.0.0.1:6379/x", "database number"),

@@ -50,8 +50,15 @@ fn conditions_refuse_without_error(s: &StateStore) {
         }
     );
     assert!(!s.set(b"k", b"other", None, Lock, None).unwrap().done);
-    assert_eq!(value(s, b"k").as_deref(), Some(&b"first"[..]), "refusals change nothing");
-    assert!(s.set(b"k", b"first", None, Lock, None).unwrap().done, "same value renews");
+    assert_eq!(
+        value(s, b"k").as_deref(),
+        Some(&b"first"[..]),
+        "refusals change nothing"
+    );
+    assert!(
+        s.set(b"k", b"first", None, Lock, None).unwrap().done,
+        "same value renews"
+    );
     assert!(s.set(b"k", b"third", None, Any, None).unwrap().done);
     assert_eq!(value(s, b"k").as_deref(), Some(&b"third"[..]));
 }
@@ -90,10 +97,16 @@ fn older_fencing_token_is_refused(s: &StateStore) {
         "names the key's token: {err}"
     );
     assert!(
-        matches!(s.set(b"counter", b"3", None, Any, None), Err(StateStoreError::StaleFencingToken { .. })),
+        matches!(
+            s.set(b"counter", b"3", None, Any, None),
+            Err(StateStoreError::StaleFencingToken { .. })
+        ),
         "no token at all is refused too"
     );
-    assert!(matches!(s.del(b"counter", None), Err(StateStoreError::StaleFencingToken { .. })));
+    assert!(matches!(
+        s.del(b"counter", None),
+        Err(StateStoreError::StaleFencingToken { .. })
+    ));
     assert!(matches!(
         s.vdel(b"counter", b"1", Some(&old)),
         Err(StateStoreError::StaleFencingToken { .. })
@@ -136,7 +149,8 @@ fn expired_keys_vanish(s: &StateStore) {
         .unwrap()
         .version
         .unwrap();
-    s.set(b"fenced", b"1", Some(&t), Any, Some(Duration::from_millis(100))).unwrap();
+    s.set(b"fenced", b"1", Some(&t), Any, Some(Duration::from_millis(100)))
+        .unwrap();
     std::thread::sleep(Duration::from_millis(200));
     assert!(s.set(b"lock", b"B", None, Lock, None).unwrap().done);
     assert!(s.set(b"fenced", b"2", None, Any, None).unwrap().done);
@@ -198,7 +212,12 @@ fn lock_serialises_increments(handles: &[StateStore]) {
     let counts: Vec<u64> = all.iter().map(|(n, _)| *n).collect();
     assert_eq!(counts, (1..=total).collect::<Vec<_>>(), "every increment once");
     for w in all.windows(2) {
-        assert!(w[0].1 < w[1].1, "tokens increase with the count: {:?} then {:?}", w[0], w[1]);
+        assert!(
+            w[0].1 < w[1].1,
+            "tokens increase with the count: {:?} then {:?}",
+            w[0],
+            w[1]
+        );
     }
 }
 
@@ -338,7 +357,9 @@ mod redis {
     fn values_are_hashes_another_client_can_read() {
         let server = RedisServer::start();
         let s = connect(&server);
-        let v = s.set(b"overtemp", b"true", None, Any, Some(Duration::from_secs(60))).unwrap();
+        let v = s
+            .set(b"overtemp", b"true", None, Any, Some(Duration::from_secs(60)))
+            .unwrap();
         assert_eq!(server.cli(&["HGET", "overtemp", "v"]), "true");
         let version = v.version.unwrap();
         assert_eq!(server.cli(&["HGET", "overtemp", "s"]), version.secs.to_string());
@@ -374,11 +395,18 @@ mod redis {
             let started = Instant::now();
             let err = s.get(b"k").unwrap_err();
             assert!(
-                matches!(err, StateStoreError::Unavailable { .. } | StateStoreError::Timeout { .. }),
+                matches!(
+                    err,
+                    StateStoreError::Unavailable { .. } | StateStoreError::Timeout { .. }
+                ),
                 "{err:?}"
             );
             assert!(err.to_string().contains(&server.url()), "{err}");
-            assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+            assert!(
+                started.elapsed() < Duration::from_secs(3),
+                "took {:?}",
+                started.elapsed()
+            );
         }
         server.resume();
         let until = Instant::now() + Duration::from_secs(10);
@@ -405,7 +433,11 @@ mod redis {
             .expect("nothing listens there");
         assert!(matches!(err, StateStoreError::Unavailable { .. }), "{err:?}");
         assert!(err.to_string().contains(&url), "{err}");
-        assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "took {:?}",
+            started.elapsed()
+        );
     }
 
     /// A peer that accepts connections and never answers (a hung server): connecting gives up
@@ -420,7 +452,11 @@ mod redis {
             .err()
             .expect("a silent peer is no server");
         assert!(err.to_string().contains(&url), "{err}");
-        assert!(started.elapsed() < Duration::from_secs(8), "took {:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(8),
+            "took {:?}",
+            started.elapsed()
+        );
         drop(held);
     }
 

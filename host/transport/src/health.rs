@@ -138,11 +138,20 @@ mod tests {
         let u = up.clone();
         h.clone().probe("state redis://r:6379", move || {
             let ok = u.load(std::sync::atomic::Ordering::SeqCst);
-            Box::pin(async move { if ok { Ok(()) } else { Err("connection refused".into()) } })
+            Box::pin(async move {
+                if ok {
+                    Ok(())
+                } else {
+                    Err("connection refused".into())
+                }
+            })
         });
         let r = h.report().await;
         assert!(!r.ready());
-        assert_eq!(r.to_string(), "failing mqtt source mqtt://b:1883: not connected yet\nok state redis://r:6379\n");
+        assert_eq!(
+            r.to_string(),
+            "failing mqtt source mqtt://b:1883: not connected yet\nok state redis://r:6379\n"
+        );
         mqtt.up();
         assert!(h.report().await.ready());
         up.store(false, std::sync::atomic::Ordering::SeqCst);

@@ -20,7 +20,11 @@ pub fn free_port() -> u16 {
 }
 
 pub fn redis_server_binary() -> PathBuf {
-    for p in ["/usr/bin/redis-server", "/usr/local/bin/redis-server", "/usr/sbin/redis-server"] {
+    for p in [
+        "/usr/bin/redis-server",
+        "/usr/local/bin/redis-server",
+        "/usr/sbin/redis-server",
+    ] {
         if Path::new(p).is_file() {
             return p.into();
         }
@@ -70,10 +74,7 @@ impl RedisServer {
         .map(str::to_owned)
         .to_vec();
         args.extend(["--dir".into(), dir.path().display().to_string()]);
-        args.extend([
-            "--logfile".into(),
-            dir.path().join("redis.log").display().to_string(),
-        ]);
+        args.extend(["--logfile".into(), dir.path().join("redis.log").display().to_string()]);
         if let Some(p) = &options.password {
             args.extend(["--requirepass".into(), p.clone()]);
         }
@@ -151,7 +152,11 @@ impl RedisServer {
             cmd.args(["-a", &self.args[i + 1]]);
         }
         let out = cmd.args(args).output().expect("run redis-cli");
-        assert!(out.status.success(), "redis-cli {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "redis-cli {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).trim_end().to_owned()
     }
 
@@ -175,19 +180,55 @@ fn make_pki(dir: &Path) -> PathBuf {
     std::fs::write(pki.join("san.ext"), "subjectAltName=DNS:localhost,IP:127.0.0.1\n").expect("san.ext");
     let openssl = |args: &[&str]| {
         let out = Command::new("openssl").args(args).output().expect("run openssl");
-        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
     openssl(&[
-        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", &p("ca.key"), "-out", &p("ca.crt"), "-days", "2",
-        "-subj", "/CN=wasmflow test CA",
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        &p("ca.key"),
+        "-out",
+        &p("ca.crt"),
+        "-days",
+        "2",
+        "-subj",
+        "/CN=wasmflow test CA",
     ]);
     openssl(&[
-        "req", "-newkey", "rsa:2048", "-nodes", "-keyout", &p("server.key"), "-out", &p("server.csr"), "-subj",
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        &p("server.key"),
+        "-out",
+        &p("server.csr"),
+        "-subj",
         "/CN=localhost",
     ]);
     openssl(&[
-        "x509", "-req", "-in", &p("server.csr"), "-CA", &p("ca.crt"), "-CAkey", &p("ca.key"), "-CAcreateserial",
-        "-days", "2", "-extfile", &p("san.ext"), "-out", &p("server.crt"),
+        "x509",
+        "-req",
+        "-in",
+        &p("server.csr"),
+        "-CA",
+        &p("ca.crt"),
+        "-CAkey",
+        &p("ca.key"),
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        &p("san.ext"),
+        "-out",
+        &p("server.crt"),
     ]);
     pki
 }

@@ -165,9 +165,10 @@ fn mqtt(port: u16, filter: &str, output: &str, id: &str) -> Result<()> {
                     src.ack(&p).await?;
                 }
                 Ok(Event::Incoming(Packet::SubAck(s))) => {
-                    if s.return_codes.iter().any(|c| {
-                        !matches!(c, rumqttc::v5::mqttbytes::v5::SubscribeReasonCode::Success(_))
-                    }) {
+                    if s.return_codes
+                        .iter()
+                        .any(|c| !matches!(c, rumqttc::v5::mqttbytes::v5::SubscribeReasonCode::Success(_)))
+                    {
                         bail!("the broker refused the subscription to {filter}");
                     }
                     eprintln!("subscribed");

@@ -100,7 +100,10 @@ impl exports::wasm_graph::processor::map::Guest for Component {
             log(Level::Warn, CONTEXT, warning);
         }
         if let Some(c) = &enriched.counted {
-            let token = c.token.as_ref().map_or_else(|| "(none)".to_owned(), ToString::to_string);
+            let token = c
+                .token
+                .as_ref()
+                .map_or_else(|| "(none)".to_owned(), ToString::to_string);
             log(
                 Level::Info,
                 CONTEXT,

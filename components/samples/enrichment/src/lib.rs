@@ -273,7 +273,13 @@ fn increment_windows(
     };
     let next = count.saturating_add(1);
     let written = store
-        .set(WINDOWS_KEY, next.to_string().as_bytes(), token, SetCondition::Unconditional, None)
+        .set(
+            WINDOWS_KEY,
+            next.to_string().as_bytes(),
+            token,
+            SetCondition::Unconditional,
+            None,
+        )
         .map_err(|e| format!("state-store set `{WINDOWS_KEY}` failed: {e}"))?;
     if !written.applied {
         warnings.push(format!(

@@ -45,8 +45,9 @@ impl StateArgs {
             return Ok(None);
         };
         let mut config = RedisConfig::new(url)?;
-        config.password = wasmflow_transport::secret::from_file_or_env(self.state_password_file.as_deref(), PASSWORD_ENV)
-            .context("--state-password-file")?;
+        config.password =
+            wasmflow_transport::secret::from_file_or_env(self.state_password_file.as_deref(), PASSWORD_ENV)
+                .context("--state-password-file")?;
         config.ca = self.state_ca.clone();
         config.connect_timeout = Duration::from_secs(self.state_connect_timeout_secs);
         config.read_timeout = Duration::from_millis(self.state_read_timeout_ms);

@@ -36,7 +36,12 @@ impl Metrics {
         self.serve_with(addr, HEADER_TIMEOUT, health).await
     }
 
-    async fn serve_with(self, addr: SocketAddr, header_timeout: Duration, health: Health) -> std::io::Result<SocketAddr> {
+    async fn serve_with(
+        self,
+        addr: SocketAddr,
+        header_timeout: Duration,
+        health: Health,
+    ) -> std::io::Result<SocketAddr> {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|e| std::io::Error::new(e.kind(), format!("cannot serve metrics on {addr}: {e}")))?;
@@ -148,7 +153,11 @@ mod tests {
     #[tokio::test]
     async fn a_client_that_sends_nothing_is_disconnected() {
         let addr = Metrics::new()
-            .serve_with("127.0.0.1:0".parse().unwrap(), Duration::from_millis(300), Health::default())
+            .serve_with(
+                "127.0.0.1:0".parse().unwrap(),
+                Duration::from_millis(300),
+                Health::default(),
+            )
             .await
             .unwrap();
         let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -176,8 +185,15 @@ mod tests {
         );
         broker.up();
         let ready = exchange(addr, ask("/readyz").as_bytes()).await;
-        assert!(ready.starts_with("HTTP/1.1 200") && ready.contains("ok mqtt source"), "{ready}");
-        let post = exchange(addr, b"POST /readyz HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").await;
+        assert!(
+            ready.starts_with("HTTP/1.1 200") && ready.contains("ok mqtt source"),
+            "{ready}"
+        );
+        let post = exchange(
+            addr,
+            b"POST /readyz HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+        )
+        .await;
         assert!(post.starts_with("HTTP/1.1 405"), "{post}");
     }
 }
