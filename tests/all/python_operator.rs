@@ -266,8 +266,7 @@ fn eight_python_operators_run_in_one_graph() {
     const N: usize = 8;
     let mut body = String::from("operations:\n  - { operationType: \"source\", name: \"source\" }\n");
     for i in 0..N {
-        body +=
-            &format!("  - {{ operationType: \"map\", name: \"py{i}\", module: \"wasmflow/fahrenheit-py:1.0.0\" }}\n");
+        body += &format!("  - {{ operationType: \"map\", name: \"py{i}\", module: \"wasmflow/fahrenheit-py:1.0.0\" }}\n");
     }
     body += "  - { operationType: \"sink\", name: \"sink\" }\nconnections:\n";
     let names: Vec<String> = std::iter::once("source".to_owned())
@@ -275,17 +274,9 @@ fn eight_python_operators_run_in_one_graph() {
         .chain(std::iter::once("sink".to_owned()))
         .collect();
     for pair in names.windows(2) {
-        body += &format!(
-            "  - {{ from: {{ name: \"{}\" }}, to: {{ name: \"{}\" }} }}\n",
-            pair[0], pair[1]
-        );
+        body += &format!("  - {{ from: {{ name: \"{}\" }}, to: {{ name: \"{}\" }} }}\n", pair[0], pair[1]);
     }
-    let path = h.write_graph(
-        "eight-py.yaml",
-        "eight python maps",
-        "source, 8 Python maps, sink",
-        &body,
-    );
+    let path = h.write_graph("eight-py.yaml", "eight python maps", "source, 8 Python maps, sink", &body);
     let mut g = h.start(&path, RunOptions::default());
     let out = run_all(&mut g, vec![input(r#"{"temperature":{"value":212,"unit":"F"}}"#, T0)]);
     assert_eq!(out.len(), 1, "{out:?}");
