@@ -7,6 +7,7 @@ mod support;
 mod cli;
 mod faults;
 mod graphs;
+mod hot_update;
 mod kafka;
 mod mqtt;
 mod oci;

@@ -21,6 +21,7 @@ use wasmflow_wire::Hlc;
 
 use crate::ack::Tracker;
 use crate::journal::WindowJournal;
+use crate::update::{Draining, Update, Updates};
 
 /// Where one kind of output goes: a sink transport and the topic to publish on.
 #[derive(Clone)]
@@ -95,11 +96,28 @@ type Completion = (Vec<u64>, Result<(), TransportError>);
 pub fn run(
     graph: &mut Graph,
     journal: &WindowJournal,
+    inbound: mpsc::Receiver<Inbound>,
+    routes: &Routes,
+    rt: &tokio::runtime::Handle,
+    shutdown: watch::Receiver<bool>,
+    options: &PumpOptions,
+) -> Result<PumpStats> {
+    run_with_updates(graph, journal, inbound, routes, rt, shutdown, options, None)
+}
+
+/// As [`run`], switching intake to each new version of the graph that comes on `updates`
+/// (between two messages); the replaced version drains beside it ([`crate::update`]). On
+/// return `graph` is the version running last.
+#[allow(clippy::too_many_arguments)]
+pub fn run_with_updates(
+    graph: &mut Graph,
+    journal: &WindowJournal,
     mut inbound: mpsc::Receiver<Inbound>,
     routes: &Routes,
     rt: &tokio::runtime::Handle,
     shutdown: watch::Receiver<bool>,
     options: &PumpOptions,
+    mut updates: Option<Updates>,
 ) -> Result<PumpStats> {
     check_routes(graph, routes)?;
     let mut stats = PumpStats::default();
@@ -126,9 +144,24 @@ pub fn run(
         outstanding: &mut outstanding,
         stats: &mut stats,
     };
+    let mut draining = Draining::default();
+    let mut arrived = None;
     loop {
         while let Ok(c) = done_rx.try_recv() {
             pump.completed(c)?;
+        }
+        if let Some(update) = arrived.take().or_else(|| updates.as_mut()?.try_recv().ok()) {
+            match check_routes(&update.graph, routes) {
+                Ok(()) => draining.switch(graph, update),
+                Err(e) => tracing::warn!("hot update: version {} not switched to: {e:#}", update.version),
+            }
+        }
+        if !draining.is_empty() {
+            draining.tick(graph, |traced| {
+                let mut held = Vec::new();
+                pump.traced(traced, &mut held, |_| None)?;
+                pump.persist(held)
+            })?;
         }
         if *shutdown.borrow() || (closed && *pump.outstanding == 0) {
             break;
@@ -169,6 +202,7 @@ pub fn run(
                 c = done_rx.recv() => Wake::Done(c),
                 _ = tokio::time::sleep_until(deadline.into()) => Wake::Idle,
                 _ = sd.changed() => Wake::Shutdown,
+                u = next_update(&mut updates) => Wake::Update(u),
             }
         });
         match woke {
@@ -189,6 +223,8 @@ pub fn run(
                 pump.persist(held)?;
             }
             Wake::Shutdown => {}
+            Wake::Update(Some(u)) => arrived = Some(u),
+            Wake::Update(None) => updates = None,
         }
     }
     // Stop intake; give what is on its way a moment to be acknowledged.
@@ -221,6 +257,15 @@ enum Wake {
     Done(Option<Completion>),
     Idle,
     Shutdown,
+    Update(Option<Update>),
+}
+
+/// The next new version of the graph; never, without a source of them.
+async fn next_update(updates: &mut Option<Updates>) -> Option<Update> {
+    match updates {
+        Some(u) => u.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// The pump's working set, borrowed for one run.
