@@ -5,6 +5,7 @@
 mod support;
 
 mod cli;
+mod deploy;
 mod faults;
 mod graphs;
 mod hot_update;
