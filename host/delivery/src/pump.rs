@@ -202,7 +202,7 @@ pub fn run_with_updates(
                 c = done_rx.recv() => Wake::Done(c),
                 _ = tokio::time::sleep_until(deadline.into()) => Wake::Idle,
                 _ = sd.changed() => Wake::Shutdown,
-                u = next_update(&mut updates) => Wake::Update(u),
+                u = next_update(&mut updates) => Wake::Update(u.map(Box::new)),
             }
         });
         match woke {
@@ -223,7 +223,7 @@ pub fn run_with_updates(
                 pump.persist(held)?;
             }
             Wake::Shutdown => {}
-            Wake::Update(Some(u)) => arrived = Some(u),
+            Wake::Update(Some(u)) => arrived = Some(*u),
             Wake::Update(None) => updates = None,
         }
     }
@@ -257,7 +257,8 @@ enum Wake {
     Done(Option<Completion>),
     Idle,
     Shutdown,
-    Update(Option<Update>),
+    /// Boxed: a graph is large and this is rare.
+    Update(Option<Box<Update>>),
 }
 
 /// The next new version of the graph; never, without a source of them.

@@ -169,11 +169,6 @@ impl<T: Target> Reloader<T> {
         }
     }
 
-    /// The running version's label.
-    pub fn version(&self) -> &str {
-        &self.version
-    }
-
     /// Runs until `stop` turns true (or its sender is gone), sending new versions to
     /// `updates`. `SIGHUP` is caught from the moment this is called; `rt` must not be the
     /// caller's own runtime thread (this blocks on it).

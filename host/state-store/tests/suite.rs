@@ -3,7 +3,7 @@
 //! free loopback port. Then what only the Redis backend has: several clients (processes) on one
 //! server, the server going away and coming back, passwords, TLS, timeouts.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use wasmflow_state_store::{GetResponse, SetCondition, SetResponse, StateStore, StateStoreError};
 use wasmflow_wire::Hlc;
@@ -254,7 +254,7 @@ macro_rules! suite {
         #[test]
         fn lock_serialises_increments_across_threads() {
             let s = $make;
-            super::lock_serialises_increments(&[s.0.clone()])
+            super::lock_serialises_increments(std::slice::from_ref(&s.0))
         }
     };
 }
@@ -301,6 +301,7 @@ mod embedded {
 mod redis {
     use super::redis_server::{Options, RedisServer};
     use super::*;
+    use std::time::Instant;
     use wasmflow_state_store::RedisConfig;
 
     /// The runtime the store's client runs on (the process's one runtime, in `wasmflow`).
