@@ -19,6 +19,9 @@ fi
 for p in mosquitto mosquitto-clients pkg-config zlib1g-dev make perl; do have_pkg "$p" || need_apt+=("$p"); done
 # OCI registry tests: the registry:2 server, htpasswd (bcrypt entries for basic auth), curl (the independent client).
 for p in docker-registry apache2-utils curl; do have_pkg "$p" || need_apt+=("$p"); done
+# The shared state store's tests (`run --state redis://…`): a real redis-server, redis-cli (the
+# independent client), openssl (the TLS test's certificates).
+for p in redis-server redis-tools openssl; do have_pkg "$p" || need_apt+=("$p"); done
 # Kafka: rdkafka builds librdkafka from source (gcc, make, perl, zlib above) with TLS/SASL SCRAM
 # against the system OpenSSL. Its tests and bench use librdkafka's own mock cluster: no broker.
 for p in gcc libssl-dev; do have_pkg "$p" || need_apt+=("$p"); done
@@ -32,6 +35,8 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 # The packaged mosquitto service is not wanted: tests start their own on a free port.
 if command -v systemctl >/dev/null 2>&1; then $SUDO systemctl disable --now mosquitto >/dev/null 2>&1 || true; fi
+# Same for the packaged redis-server (:6379): tests start their own on a free port.
+if command -v systemctl >/dev/null 2>&1; then $SUDO systemctl disable --now redis-server >/dev/null 2>&1 || true; fi
 # Same for the packaged registry (htpasswd auth on :5000): tests start their own.
 if command -v systemctl >/dev/null 2>&1; then $SUDO systemctl disable --now docker-registry >/dev/null 2>&1 || true; fi
 
