@@ -5,12 +5,17 @@
 mod support;
 
 mod cli;
+mod deploy;
 mod faults;
 mod graphs;
+mod hot_update;
 mod kafka;
 mod mqtt;
 mod oci;
+mod operate;
 mod python_operator;
 mod sandbox;
 mod scaffold;
+mod scaleout;
+mod state_store;
 mod wasi_nn;
