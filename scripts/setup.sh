@@ -65,6 +65,17 @@ if ! componentize-py --version 2>/dev/null | grep -qx "componentize-py $COMPONEN
   command -v componentize-py >/dev/null 2>&1 \
     || log "warning: pip installed componentize-py outside PATH; add its scripts directory to PATH"
 fi
+# componentize-py 0.14, the version the platform's documentation pins (`pip install
+# "componentize-py==0.14"`), in a venv of its own so it does not replace the current one: the
+# tests build the platform's Python map with both (tests/all/python_operator.rs), which look for
+# it in the same place (WASMFLOW_COMPONENTIZE_PY_014_DIR, else the default below).
+COMPONENTIZE_PY_014_DIR="${WASMFLOW_COMPONENTIZE_PY_014_DIR:-$HOME/.cache/wasmflow/componentize-py-0.14}"
+if ! "$COMPONENTIZE_PY_014_DIR/bin/componentize-py" --version 2>/dev/null | grep -qx "componentize-py 0.14.0"; then
+  log "componentize-py 0.14 → $COMPONENTIZE_PY_014_DIR (a venv of its own)"
+  rm -rf "$COMPONENTIZE_PY_014_DIR"
+  python3 -m venv "$COMPONENTIZE_PY_014_DIR"
+  "$COMPONENTIZE_PY_014_DIR/bin/python" -m pip install --quiet "componentize-py==0.14"
+fi
 # wasi-nn (host/runtime/src/services/wasi_nn): ONNX Runtime as a shared library, taken from the PyPI wheel
 # (ort's load-dynamic; nothing is downloaded at build time), and the Python packages that train
 # and export the digits model (scripts/build-model.py) and check it in tests. Pinned: versions

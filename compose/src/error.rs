@@ -378,6 +378,24 @@ pub enum ComposeError {
         needed: String,
     },
 
+    /// An operator module imports an interface of the operator package that the host does not
+    /// provide (one it does not implement, or of an unsupported version).
+    #[error("{file}: module `{reference}` ({}) used by {kind} operation `{operation}` imports {}, which wasmflow does not provide; operators may import wasm-graph:processor@1.1.0's {}", .path.display(), fmt_list(.imports), crate::exports::HOST_INTERFACES.join(", "))]
+    UnsupportedImport {
+        /// The graph file.
+        file: String,
+        /// The operation.
+        operation: String,
+        /// Its type.
+        kind: OperationKind,
+        /// The module reference.
+        reference: String,
+        /// The module file.
+        path: PathBuf,
+        /// The imports the host does not provide, e.g. `wasm-graph:processor/command-invoker@1.1.0`.
+        imports: Vec<String>,
+    },
+
     /// A `required` parameter has no default and no override gives it a value.
     #[error("{file}: operation `{operation}` requires parameter `{key}`, which has no default and was given no value; pass -c '{operation}.{key}=VALUE'")]
     RequiredParameter {

@@ -16,6 +16,37 @@ pub use crate::naming::PER_OPERATION_INTERFACES;
 /// later minors of major 1, which only add).
 pub const OPERATOR_PACKAGE: &str = "wasm-graph:processor";
 
+/// The interfaces of [`OPERATOR_PACKAGE`] that the host provides to operators (its linker,
+/// `host/runtime/src/linker.rs`, adds exactly these): an operator importing any other interface
+/// of the package cannot be instantiated.
+pub const HOST_INTERFACES: [&str; 8] = [
+    "types",
+    "hybrid-logical-clock",
+    "logger",
+    "metrics",
+    "state-store",
+    "state-store-types",
+    "schema-types",
+    "schema-registry",
+];
+
+/// The imports of an operator module that the host cannot satisfy: interfaces of
+/// [`OPERATOR_PACKAGE`] outside [`HOST_INTERFACES`], or of an unsupported package version, in
+/// the module's order (empty when every import of the package is provided).
+pub fn unsupported_imports(interfaces: &ComponentInterfaces) -> Vec<String> {
+    interfaces
+        .imports
+        .iter()
+        .filter(|import| {
+            InterfaceName::parse(import).is_some_and(|n| {
+                n.package == OPERATOR_PACKAGE
+                    && (!HOST_INTERFACES.contains(&n.interface) || !supported_operator_version(n.version))
+            })
+        })
+        .cloned()
+        .collect()
+}
+
 /// The top-level imports and exports of a component, by name.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ComponentInterfaces {

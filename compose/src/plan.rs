@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 
 use crate::config::{bake_parameters, Override};
 use crate::error::ComposeError;
-use crate::exports::{find_operation_export, per_operation_imports, ComponentInterfaces, ExportProblem};
+use crate::exports::{
+    find_operation_export, per_operation_imports, unsupported_imports, ComponentInterfaces, ExportProblem,
+};
 use crate::limits::MAX_COMPONENT_INSTANCES;
 use crate::manifest::{Manifest, ManifestOperation, ManifestSchema, MANIFEST_FORMAT};
 use crate::model::OperationKind;
@@ -260,6 +262,19 @@ pub fn plan_with(
                 needed: op.kind.interface().to_string(),
             },
         })?;
+        if !op.kind.is_plumbing() {
+            let unsupported = unsupported_imports(&pkg.interfaces);
+            if !unsupported.is_empty() {
+                return Err(ComposeError::UnsupportedImport {
+                    file: file.clone(),
+                    operation: op.name.clone(),
+                    kind: op.kind,
+                    reference: reference.clone(),
+                    path: path.clone(),
+                    imports: unsupported,
+                });
+            }
+        }
         let (prefix, per_op) = if op.kind.is_plumbing() {
             (None, Vec::new())
         } else {

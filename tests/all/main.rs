@@ -15,6 +15,7 @@ mod oci;
 mod operate;
 mod python_operator;
 mod sandbox;
+mod scaffold;
 mod scaleout;
 mod state_store;
 mod wasi_nn;

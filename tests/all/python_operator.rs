@@ -1,13 +1,17 @@
-//! A Python operator next to Rust ones: `fahrenheit-py` (components/python/fahrenheit, built by
-//! componentize-py into target/modules/fahrenheit-py.wasm by scripts/build-components.sh) runs
-//! unmodified in graphs/python-mix.yaml, between the Rust window and the Rust filter, and writes
-//! exactly the bytes the Rust `temperature` map writes.
+//! Python operators: `fahrenheit-py` (components/python/fahrenheit, built by componentize-py into
+//! target/modules/fahrenheit-py.wasm by scripts/build-components.sh) runs unmodified in
+//! graphs/python-mix.yaml, between the Rust window and the Rust filter, and writes exactly the
+//! bytes the Rust `temperature` map writes; six componentize-py operators (the platform's map,
+//! built from the seed document with componentize-py 0.14 and 0.25.1, and four of ours) share one
+//! graph, on an instance pool sized from the composed component.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::support::*;
+use wasmflow_runtime::engine::{engine_with_pool, CompiledCache, EngineLimits, Footprint, PoolLimits};
 use wasmflow_runtime::graph::{Graph, RunOptions};
+use wasmflow_runtime::EngineChoice;
 use wasmflow_transport::{Destination, Input, Output};
 
 const T0: u64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z, on a 10 s boundary
@@ -238,9 +242,10 @@ fn python_init_logs_through_the_imported_logger() {
     let h = Harness::new();
     drop(h.start(&python_mix(), RunOptions::default()));
     let logs = crate::support::logs().contents();
+    // Other tests run fahrenheit-py too: the record of this graph's operation.
     let line = logs
         .lines()
-        .find(|l| l.contains("fahrenheit-py/map"))
+        .find(|l| l.contains("fahrenheit-py/map") && l.contains("graph=\"Python mix\""))
         .unwrap_or_else(|| panic!("no log record from the Python init:\n{logs}"));
     assert!(
         line.contains("INFO") && line.contains("init with 0 properties: []"),
@@ -266,7 +271,8 @@ fn eight_python_operators_run_in_one_graph() {
     const N: usize = 8;
     let mut body = String::from("operations:\n  - { operationType: \"source\", name: \"source\" }\n");
     for i in 0..N {
-        body += &format!("  - {{ operationType: \"map\", name: \"py{i}\", module: \"wasmflow/fahrenheit-py:1.0.0\" }}\n");
+        body +=
+            &format!("  - {{ operationType: \"map\", name: \"py{i}\", module: \"wasmflow/fahrenheit-py:1.0.0\" }}\n");
     }
     body += "  - { operationType: \"sink\", name: \"sink\" }\nconnections:\n";
     let names: Vec<String> = std::iter::once("source".to_owned())
@@ -274,9 +280,17 @@ fn eight_python_operators_run_in_one_graph() {
         .chain(std::iter::once("sink".to_owned()))
         .collect();
     for pair in names.windows(2) {
-        body += &format!("  - {{ from: {{ name: \"{}\" }}, to: {{ name: \"{}\" }} }}\n", pair[0], pair[1]);
+        body += &format!(
+            "  - {{ from: {{ name: \"{}\" }}, to: {{ name: \"{}\" }} }}\n",
+            pair[0], pair[1]
+        );
     }
-    let path = h.write_graph("eight-py.yaml", "eight python maps", "source, 8 Python maps, sink", &body);
+    let path = h.write_graph(
+        "eight-py.yaml",
+        "eight python maps",
+        "source, 8 Python maps, sink",
+        &body,
+    );
     let mut g = h.start(&path, RunOptions::default());
     let out = run_all(&mut g, vec![input(r#"{"temperature":{"value":212,"unit":"F"}}"#, T0)]);
     assert_eq!(out.len(), 1, "{out:?}");
@@ -287,4 +301,350 @@ fn eight_python_operators_run_in_one_graph() {
         assert!(metric(&h, "wasmflow_messages_in_total", &format!("py{i}")).ends_with(" 1"));
     }
     assert_eq!(g.rebuilds(), 0);
+}
+
+// ---- Issue 14: six componentize-py operators, three of them the platform's --------------------
+
+/// componentize-py 0.14, the version the platform's documentation pins (`pip install
+/// "componentize-py==0.14"`), which scripts/setup.sh installs in a venv of its own.
+fn componentize_py_014() -> PathBuf {
+    let dir = std::env::var_os("WASMFLOW_COMPONENTIZE_PY_014_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/wasmflow/componentize-py-0.14")
+        });
+    let exe = dir.join("bin/componentize-py");
+    assert!(
+        exe.is_file(),
+        "{} is missing: run scripts/setup.sh (it installs componentize-py 0.14 in a venv of its own)",
+        exe.display()
+    );
+    exe
+}
+
+/// The platform's Python map as the seed document prints it (`temperature_converter.py`, its
+/// "Create a simple module"), extracted at test time from ../shared: it is the platform's code
+/// and is not copied into the repository.
+fn seed_map_source() -> String {
+    let seed = repo().join("../shared/seeds/howto-develop-wasm-modules.md");
+    let text = std::fs::read_to_string(&seed).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (the platform's seed documents are in ../shared)",
+            seed.display()
+        )
+    });
+    text.split("```python\n")
+        .skip(1)
+        .filter_map(|block| block.split_once("```").map(|(code, _)| code))
+        .find(|code| code.starts_with("# temperature_converter.py"))
+        .unwrap_or_else(|| panic!("{} prints no `temperature_converter.py`", seed.display()))
+        .to_string()
+}
+
+/// The two componentize-py versions the seed's map is built with.
+#[derive(Clone, Copy, Debug)]
+enum Componentize {
+    /// 0.14, the platform's pin, exactly the seed's command.
+    Pinned,
+    /// 0.25.1, the current one on PATH (scripts/setup.sh); it names the bindings package
+    /// `wit_world` unless `--world-module map_impl` asks for the seed's name.
+    Current,
+}
+
+/// The seed's map built as the seed says (`componentize-py -d <schema> -w map-impl componentize
+/// temperature_converter -o …`), with wasmflow's `wit/processor` in the role of the platform's
+/// `schema` folder. Built once per version and source (kept in the test target's tmp directory,
+/// as a build takes 20-30 s), by one test at a time.
+fn seed_map(version: Componentize) -> PathBuf {
+    use sha2::{Digest, Sha256};
+    static BUILDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = BUILDING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let source = seed_map_source();
+    let wit = repo().join("wit/processor");
+    let mut digest = Sha256::new();
+    digest.update(source.as_bytes());
+    let mut wit_files: Vec<PathBuf> = std::fs::read_dir(&wit).unwrap().map(|e| e.unwrap().path()).collect();
+    wit_files.sort();
+    for f in wit_files {
+        digest.update(std::fs::read(f).unwrap());
+    }
+    let key = format!("{version:?}-{}", &hex::encode(digest.finalize())[..16]);
+    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("seed-python");
+    let out = cache.join(format!("temperature-converter-{key}.wasm"));
+    if out.is_file() {
+        return out;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("temperature_converter.py"), &source).unwrap();
+    let built = dir.path().join("temperature_converter.wasm");
+    let wit = wit.to_str().unwrap();
+    let mut command = match version {
+        Componentize::Pinned => {
+            let mut c = std::process::Command::new(componentize_py_014());
+            c.args(["-d", wit, "-w", "map-impl"]);
+            c
+        }
+        Componentize::Current => {
+            let mut c = std::process::Command::new("componentize-py");
+            c.args(["-d", wit, "-w", "map-impl", "--world-module", "map_impl"]);
+            c
+        }
+    };
+    let status = command
+        .args(["componentize", "temperature_converter", "-o"])
+        .arg(&built)
+        .current_dir(dir.path())
+        .status()
+        .unwrap_or_else(|e| panic!("componentize-py ({version:?}): {e}; run scripts/setup.sh"));
+    assert!(
+        status.success(),
+        "componentize-py ({version:?}) failed to build the seed's map"
+    );
+    std::fs::create_dir_all(&cache).unwrap();
+    // Whole or not at all: another test binary may be looking for the same file.
+    let tmp = tempfile::NamedTempFile::new_in(&cache).unwrap();
+    std::fs::copy(&built, tmp.path()).unwrap();
+    tmp.persist(&out).unwrap();
+    out
+}
+
+/// Six componentize-py operators in one graph: the platform's map (the seed's
+/// `temperature_converter`) built with componentize-py 0.14 and with 0.25.1, and four of ours in
+/// the platform's style (components/python: `window-py`, `branch-py`, `filter-py`,
+/// `fahrenheit-py`).
+///
+/// ```text
+/// source ─┬─ platform-map@0.14 ── window-py ──────────────────────────── sink `a`
+///         └─ platform-map@0.25 ── branch-py ─ True ── filter-py ── fahrenheit-py ── sink `b`
+///                                           └ False ─────────────────────────────── sink `other`
+/// ```
+fn six_python_graph(h: &Harness) -> PathBuf {
+    for m in ["window-py", "branch-py", "filter-py", "fahrenheit-py"] {
+        crate::support::module(m);
+    }
+    let pinned = seed_map(Componentize::Pinned);
+    let current = seed_map(Componentize::Current);
+    let body = format!(
+        r#"operations:
+  - {{ operationType: "source", name: "source" }}
+  - {{ operationType: "map", name: "platform-map-014", module: "{pinned}" }}
+  - {{ operationType: "delay", name: "window-py", module: "wasmflow/window-py:1.0.0" }}
+  - {{ operationType: "map", name: "platform-map-025", module: "{current}" }}
+  - {{ operationType: "branch", name: "branch-py", module: "wasmflow/branch-py:1.0.0" }}
+  - {{ operationType: "filter", name: "filter-py", module: "wasmflow/filter-py:1.0.0" }}
+  - {{ operationType: "map", name: "fahrenheit-py", module: "wasmflow/fahrenheit-py:1.0.0" }}
+  - {{ operationType: "sink", name: "a" }}
+  - {{ operationType: "sink", name: "b" }}
+  - {{ operationType: "sink", name: "other" }}
+connections:
+  - {{ from: {{ name: "source" }}, to: {{ name: "platform-map-014" }} }}
+  - {{ from: {{ name: "platform-map-014" }}, to: {{ name: "window-py" }} }}
+  - {{ from: {{ name: "window-py" }}, to: {{ name: "a" }} }}
+  - {{ from: {{ name: "source" }}, to: {{ name: "platform-map-025" }} }}
+  - {{ from: {{ name: "platform-map-025" }}, to: {{ name: "branch-py" }} }}
+  - {{ from: {{ name: "branch-py", arm: "True" }}, to: {{ name: "filter-py" }} }}
+  - {{ from: {{ name: "branch-py", arm: "False" }}, to: {{ name: "other" }} }}
+  - {{ from: {{ name: "filter-py" }}, to: {{ name: "fahrenheit-py" }} }}
+  - {{ from: {{ name: "fahrenheit-py" }}, to: {{ name: "b" }} }}
+"#,
+        pinned = pinned.display(),
+        current = current.display()
+    );
+    h.write_graph(
+        "six-py.yaml",
+        "six python operators",
+        "the platform's map twice and four of ours",
+        &body,
+    )
+}
+
+/// Runs [`six_python_graph`] and checks every sink's outputs and every operator's count.
+fn run_six_python(h: &Harness, mut g: Graph) {
+    let inputs = vec![
+        input(r#"{"temperature":{"value":1209,"unit":"F"}}"#, T0 + 1000),
+        input(r#"{"humidity":{"value":41.5}}"#, T0 + 2000),
+        // No unit: the platform's map converts it (it converts any `value`), fahrenheit-py reads
+        // no temperature without a unit: its full record below shows the platform's map ran.
+        input(r#"{"temperature":{"value":212}}"#, T0 + 3000),
+        // 10 °C: below filter-py's 20 °C.
+        input(r#"{"temperature":{"value":50,"unit":"F"}}"#, T0 + 4000),
+    ];
+    let out = run_all(&mut g, inputs);
+    let at = |sink: &str| -> Vec<(String, String)> {
+        out.iter()
+            .filter(|o| o.destination == Destination::Sink(sink.into()))
+            .map(|o| (payload(o), prop(o, "__ts").unwrap_or_default().to_string()))
+            .collect()
+    };
+    let window_end = ts(T0 + 10_000);
+    // The platform's map writes with Python's json.dumps (", " and ": "); window-py moves
+    // every item to the end of its 10 s window.
+    assert_eq!(
+        at("a"),
+        vec![
+            (
+                r#"{"temperature": {"value": 653.8888888888889, "unit": "C"}}"#.to_string(),
+                window_end.clone()
+            ),
+            (r#"{"humidity":{"value":41.5}}"#.to_string(), window_end.clone()),
+            (
+                r#"{"temperature": {"value": 100.0, "unit": "C"}}"#.to_string(),
+                window_end.clone()
+            ),
+            (
+                r#"{"temperature": {"value": 10.0, "unit": "C"}}"#.to_string(),
+                window_end
+            ),
+        ],
+        "{out:#?}"
+    );
+    assert_eq!(
+        at("b"),
+        vec![
+            (HOT_RECORD.to_string(), ts(T0 + 1000)),
+            (
+                r#"{"temperature":{"value":100.0,"count":0,"max":0.0,"min":0.0,"average":0.0,"last":0.0,"unit":"C","overtemp":false}}"#
+                    .to_string(),
+                ts(T0 + 3000)
+            ),
+        ],
+        "{out:#?}"
+    );
+    assert_eq!(
+        at("other"),
+        vec![(r#"{"humidity":{"value":41.5}}"#.to_string(), ts(T0 + 2000))]
+    );
+    for (op, n) in [
+        ("platform-map-014", 4),
+        ("window-py", 4),
+        ("platform-map-025", 4),
+        ("branch-py", 4),
+        ("filter-py", 3),
+        ("fahrenheit-py", 2),
+    ] {
+        let line = metric(h, "wasmflow_messages_in_total", op);
+        assert!(line.ends_with(&format!(" {n}")), "{line}");
+    }
+    assert_eq!(g.rebuilds(), 0);
+}
+
+#[test]
+fn six_componentize_py_operators_run_in_one_graph() {
+    crate::support::logs();
+    let h = Harness::new();
+    let graph = six_python_graph(&h);
+    let g = h.start(&graph, RunOptions::default());
+    run_six_python(&h, g);
+}
+
+/// The instance pool is sized from the composed component: a runtime whose default pool holds
+/// one operation (`--max-operations 1`) reads the six-operator graph's footprint, runs it on an
+/// engine sized for it, and says so.
+#[test]
+fn the_instance_pool_is_sized_from_the_composed_component() {
+    crate::support::logs();
+    let h = Harness::with_limits(EngineLimits {
+        max_operations: 1,
+        ..EngineLimits::default()
+    });
+    let graph = six_python_graph(&h);
+    let loaded = h.load(&graph);
+    let footprint = Footprint::of_component(&loaded.bytes).expect("footprint");
+    let (_, choice) = h.runtime.engine_for(&loaded).expect("engine");
+    let EngineChoice::Sized(pool) = choice else {
+        panic!("expected an engine sized for {footprint}, got {choice:?}");
+    };
+    assert_eq!(pool.admits(&footprint), Ok(()));
+    assert!(
+        PoolLimits::for_operations(1).admits(&footprint).is_err(),
+        "the default pool of one operation does not hold six CPythons"
+    );
+    // A second graph that fits reuses the sized engine rather than making another.
+    assert_eq!(
+        h.runtime.engine_for(&loaded).expect("engine").1,
+        EngineChoice::Sized(pool)
+    );
+    let logs = crate::support::logs().contents();
+    assert!(
+        logs.contains("graph `six python operators` needs ")
+            && logs.contains("runs on an engine whose pool is sized from the component"),
+        "{logs}"
+    );
+    let g = h.start(&graph, RunOptions::default());
+    run_six_python(&h, g);
+}
+
+/// The footprint is what wasmtime itself counts: a pool of exactly the footprint admits the
+/// component, one core instance, memory or table less is refused with wasmtime's count (which
+/// must be the footprint's), and the instance size wasmtime reports is within the footprint's
+/// upper bound (and not far below it).
+#[test]
+fn the_footprint_is_what_wasmtime_counts() {
+    crate::support::logs();
+    let h = Harness::new();
+    let graphs = [six_python_graph(&h), repo().join("graphs/temperature-humidity.yaml")];
+    let cache = CompiledCache::new(shared_cache());
+    let limits = EngineLimits::default();
+    for graph in graphs {
+        let loaded = h.load(&graph);
+        let fp = Footprint::of_component(&loaded.bytes).expect("footprint");
+        let exact = PoolLimits::for_footprint(&fp);
+        let engine = engine_with_pool(&limits, &exact).expect("engine");
+        let (component, _) = cache
+            .load(&engine, &loaded.bytes)
+            .unwrap_or_else(|e| panic!("{}: a pool of its footprint ({fp}) refuses it: {e:#}", graph.display()));
+        // Compiled once; every other pool checks the same compiled component when loading it.
+        let compiled = component.serialize().expect("serialize");
+        let load = |pool: &PoolLimits| {
+            let engine = engine_with_pool(&limits, pool).expect("engine");
+            // SAFETY: `compiled` was serialized just above by this wasmtime, with the same
+            // compilation settings (only the pool differs, which is checked on load).
+            unsafe { wasmtime::component::Component::deserialize(&engine, &compiled) }
+                .map(|_| ())
+                .map_err(|e| format!("{e:#}"))
+        };
+        for (pool, said) in [
+            (
+                PoolLimits {
+                    core_instances: fp.core_instances - 1,
+                    ..exact
+                },
+                format!("transitively contains {} core module instances", fp.core_instances),
+            ),
+            (
+                PoolLimits {
+                    memories: fp.memories - 1,
+                    ..exact
+                },
+                format!("transitively contains {} Wasm linear memories", fp.memories),
+            ),
+            (
+                PoolLimits {
+                    tables: fp.tables - 1,
+                    ..exact
+                },
+                format!("transitively contains {} tables", fp.tables),
+            ),
+        ] {
+            let e = load(&pool).expect_err("one less than the footprint");
+            assert!(e.contains(&said), "{}: {e}", graph.display());
+        }
+        let e = load(&PoolLimits {
+            component_instance_bytes: 1,
+            ..exact
+        })
+        .expect_err("1 byte");
+        let needed: usize = e
+            .split("requires ")
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no size in: {e}"));
+        assert!(
+            needed <= fp.component_instance_bytes && fp.component_instance_bytes <= 2 * needed + (64 << 10),
+            "{}: wasmtime needs {needed} bytes, the footprint says {}",
+            graph.display(),
+            fp.component_instance_bytes
+        );
+    }
 }

@@ -1,13 +1,15 @@
-//! Shared by every wasmflow guest component (plumbing and sample operators).
+//! Shared by wasmflow's guest components: event time for all of them, bindings for the
+//! plumbing (source, sink, concatenate). The operators are written on the open SDK
+//! (`wasm_graph_sdk`, `components/sdk`) and take only [`hlc`] from here (through
+//! `sample-common`).
 //!
 //! * [`hlc`]: event time on the wire (`wasmflow-wire`, in `host/wire`: the `__ts` user
 //!   property, millisecond conversions, window rounding, ordering keys). One crate for the host
 //!   and every guest, so the host's router, the source, the sink and the `window` operator
 //!   agree on one definition.
-//! * `bindings` (wasm32 only): one set of generated bindings for the imported interfaces of
-//!   `wasm-graph:processor@1.1.0` (`types`, `hybrid-logical-clock`, `logger`, `metrics`,
-//!   `state-store`). Every component maps those interfaces to this module with wit-bindgen's
-//!   `with`, so they all share one `Buffer` type and the glue helpers in [`glue`].
+//! * `bindings` (wasm32 only): one set of generated bindings for the `wasm-graph:processor@1.1.0`
+//!   interfaces the plumbing sees (`types`, `hybrid-logical-clock`). Each plumbing component
+//!   maps them to this module with wit-bindgen's `with`, so they share the helpers in [`glue`].
 
 /// Event time on the wire, shared with the host.
 pub use wasmflow_wire as hlc;
@@ -22,9 +24,6 @@ pub mod bindings {
             world guest {
                 import wasm-graph:processor/types@1.1.0;
                 import wasm-graph:processor/hybrid-logical-clock@1.1.0;
-                import wasm-graph:processor/logger@1.1.0;
-                import wasm-graph:processor/metrics@1.1.0;
-                import wasm-graph:processor/state-store@1.1.0;
             }
         "#,
         path: "../../wit/processor",
@@ -35,30 +34,16 @@ pub mod bindings {
 #[cfg(target_arch = "wasm32")]
 pub mod glue;
 
-/// Generates a component's bindings (its exports) against the shared imports in [`bindings`].
+/// Generates a plumbing component's bindings (its exports) against the shared imports in
+/// [`bindings`].
 ///
-/// `operator` maps every interface an operator world (`X-impl`) imports; `plumbing` maps only
-/// `types` and `hybrid-logical-clock` (concatenate), `clock` only `hybrid-logical-clock` (source
-/// and sink, which see event time but never an item). wit-bindgen rejects mappings a world does
-/// not use. Mapping instead of regenerating means one `Buffer`
-/// type across crates, so helpers like [`glue::bytes_of`] work for every component.
+/// `plumbing` maps `types` and `hybrid-logical-clock` (concatenate), `clock` only
+/// `hybrid-logical-clock` (source and sink, which see event time but never an item).
+/// wit-bindgen rejects mappings a world does not use. Mapping instead of regenerating means one
+/// set of types across crates, so the helpers in [`glue`] work for every component.
 #[cfg(target_arch = "wasm32")]
 #[macro_export]
 macro_rules! component_bindings {
-    (operator, $world:tt, $path:tt) => {
-        wit_bindgen::generate!({
-            world: $world,
-            path: $path,
-            with: {
-                "wasm-graph:processor/types@1.1.0": ::wasmflow_guest::glue::types,
-                "wasm-graph:processor/hybrid-logical-clock@1.1.0": ::wasmflow_guest::glue::hybrid_logical_clock,
-                "wasm-graph:processor/logger@1.1.0": ::wasmflow_guest::glue::logger,
-                "wasm-graph:processor/metrics@1.1.0": ::wasmflow_guest::glue::metrics,
-                "wasm-graph:processor/state-store@1.1.0": ::wasmflow_guest::glue::state_store,
-                "wasm-graph:processor/state-store-types@1.1.0": ::wasmflow_guest::glue::state_store_types,
-            },
-        });
-    };
     (clock, $world:tt, $path:tt) => {
         wit_bindgen::generate!({
             world: $world,

@@ -1,13 +1,14 @@
-//! What the sample operators share, so that no two of them disagree on a record's shape:
+//! What wasmflow's own operators share, so that no two of them disagree on a record's shape:
 //!
 //! * [`records`]: the temperature and humidity JSON records (field order and defaults are part
 //!   of the observable behaviour the README and the tests state).
 //! * [`stats`]: the running statistics (`count, max, min, average, last`) and the fold both
 //!   statistics accumulators (`temperature`, `humidity`) run.
 //! * [`json`]: small JSON helpers that turn serde errors into operator error sentences.
-//! * `glue` (wasm32 only): the accumulate plumbing common to `temperature`, `humidity` and
-//!   `collection` (output timestamp = the latest input's, topic = the last input's), and
-//!   `accumulate_component!`, the whole component of `humidity` and `collection`.
+//! * `glue` (wasm32 only): helpers over the types of the open SDK (`wasm_graph_sdk`), which
+//!   every operator here is written on, and the accumulate plumbing common to `temperature`,
+//!   `humidity`, `collection` and `snapshot` (output timestamp = the latest input's, topic = the
+//!   last input's).
 
 pub mod json;
 pub mod records;

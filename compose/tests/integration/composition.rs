@@ -226,6 +226,45 @@ fn module_built_against_an_unsupported_wit_version() {
 }
 
 #[test]
+fn module_built_against_an_older_minor_of_the_operator_wit() {
+    let dir = fixture_modules(&[("old", common::old_minor_fixture())]);
+    let e = plan(&single_map_graph("org/old:1.0.0"), &opts(dir.path()))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        format!(
+            "g.yaml: module `org/old:1.0.0` ({}) used by map operation `module-x/map` is built against `wasm-graph:processor@1.0.0`, which wasmflow does not support; rebuild it against wasm-graph:processor@1.1.0 so it exports `wasm-graph:processor/map@1.1.0`",
+            dir.path().join("old.wasm").display()
+        )
+    );
+}
+
+#[test]
+fn an_operator_importing_what_the_host_does_not_provide_is_refused() {
+    let dir = fixture_modules(&[
+        (
+            "rpc",
+            common::extra_import_fixture("wasm-graph:processor/command-invoker@1.1.0"),
+        ),
+        ("own", common::extra_import_fixture("extra")),
+    ]);
+    let e = plan(&single_map_graph("org/rpc:1.0.0"), &opts(dir.path()))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        format!(
+            "g.yaml: module `org/rpc:1.0.0` ({}) used by map operation `module-x/map` imports `wasm-graph:processor/rpc-types@1.1.0`, `wasm-graph:processor/command-invoker@1.1.0`, which wasmflow does not provide; operators may import wasm-graph:processor@1.1.0's types, hybrid-logical-clock, logger, metrics, state-store, state-store-types, schema-types, schema-registry",
+            dir.path().join("rpc.wasm").display()
+        )
+    );
+    // An import of another package is not the operator ABI's business: it composes (and the
+    // host reports it at link time if nothing provides it).
+    plan(&single_map_graph("org/own:1.0.0"), &opts(dir.path())).expect("an import of its own package composes");
+}
+
+#[test]
 fn a_file_that_is_not_a_component() {
     let dir = fixture_modules(&[]);
     std::fs::write(dir.path().join("junk.wasm"), b"\0asm\x01\0\0\0").unwrap();

@@ -24,7 +24,7 @@
 //! `{"topic", "content-type", "user-properties": {k: v} | [[k, v], …]}` (wasmflow's own
 //! addition; it is not sent itself). Without a topic, a message goes to the platform's default
 //! topics: [`RAW_TOPIC`] (`snapshot_simulation`) for a `.raw` file, [`DEFAULT_TOPIC`]
-//! (`probe/1`) for any other file. The platform's publisher sends only `.json` and `.raw` files;
+//! (`sensors`) for any other file. The platform's publisher sends only `.json` and `.raw` files;
 //! wasmflow sends any file, so a folder can hold PNG images too.
 //!
 //! # Expected outputs
@@ -94,8 +94,11 @@ pub use scenario::{
     SCHEMA_VAR, STATESTORE_FILE,
 };
 
-/// The topic of an input message that names none: the platform publishes `.json` files there.
-pub const DEFAULT_TOPIC: &str = "probe/1";
+/// The topic of an input message that names none: the platform's runner publishes `.json` files
+/// there. Its descriptors show it: `t08-schema-valid` and `t10-schema-mixed` expect topic
+/// `sensors` from a graph whose only operator is a filter (which cannot change a topic), and the
+/// platform's documented local run prints its outputs on `sensors`.
+pub const DEFAULT_TOPIC: &str = "sensors";
 /// The topic of a `.raw` input file that names none: the platform publishes raw images there,
 /// which its samples' snapshot branch expects (`snapshot_topic` defaults to it).
 pub const RAW_TOPIC: &str = "snapshot_simulation";

@@ -460,6 +460,18 @@ fn a_scenario_folder_provides_the_seed_and_the_schema() {
         e.contains("t.test.yaml: state") && e.contains("statestore.json: state-store seed is a string"),
         "{e}"
     );
+    write(
+        &root.join("scn/statestore.json"),
+        r#"[{"factoryId": "factoryA"}, "machineA"]"#,
+    );
+    let e = format!("{:#}", GoldenTest::load(&root.join("tests/t/t.test.yaml")).unwrap_err());
+    assert!(
+        e.contains("statestore.json: element 1 is a string; the platform's state-store seed is an array of {\"key\": \"value\"} objects"),
+        "{e}"
+    );
+    write(&root.join("scn/statestore.json"), "{not json");
+    let e = format!("{:#}", GoldenTest::load(&root.join("tests/t/t.test.yaml")).unwrap_err());
+    assert!(e.contains("statestore.json: state-store seed is not JSON"), "{e}");
     write(&root.join("scn/statestore.json"), "[]");
     write(&root.join("scn/tk_schema_config.json"), "not json");
     let e = format!("{:#}", GoldenTest::load(&root.join("tests/t/t.test.yaml")).unwrap_err());

@@ -105,6 +105,7 @@ fn the_platform_samples_load_and_accept_what_they_describe() {
     assert_eq!(t01.name, "Temperature F to C conversion");
     assert_eq!(t01.timeout.as_millis(), 90_000);
     assert!(t01.inputs().unwrap().iter().all(|i| i.topic == DEFAULT_TOPIC));
+    assert_eq!(DEFAULT_TOPIC, "sensors", "the platform runner's input topic");
     assert!(t01.state.is_none() && t01.schemas.is_empty());
 
     let t02 = by("t02");
@@ -112,6 +113,10 @@ fn the_platform_samples_load_and_accept_what_they_describe() {
 
     let t08 = by("t08");
     assert_eq!(t08.select, ["topic", "payload"]);
+    // t08's graph is one filter, which passes its input as it came: the expected topic is the
+    // topic the runner published the input on.
+    assert_eq!(t08.expected().unwrap()[0]["topic"], DEFAULT_TOPIC);
+    assert!(t08.inputs().unwrap().iter().all(|i| i.topic == DEFAULT_TOPIC));
     assert_eq!(t08.schemas.len(), 1);
     let schema: Value = serde_json::from_str(&t08.schemas[0].content).unwrap();
     assert_eq!(schema["properties"]["humidity"]["type"], "integer");

@@ -19,6 +19,9 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
+mod footprint;
+pub use footprint::{Footprint, FootprintError};
+
 /// Limits that bound what one graph may consume; they protect the host from a bad module.
 #[derive(Debug, Clone)]
 pub struct EngineLimits {
@@ -26,9 +29,10 @@ pub struct EngineLimits {
     pub max_memory_bytes: usize,
     /// How many graph instances may exist at once (each rebuild after a trap needs one).
     pub max_graph_instances: u32,
-    /// The most operations one graph may have: the instance pool is sized for this many
+    /// The most operations one graph may have: the default instance pool is sized for this many
     /// operations of the largest kind of operator ([`PER_OPERATION`]). The CLI passes the same
-    /// number to compose (`--max-operations`), so what composes also instantiates.
+    /// number to compose (`--max-operations`), so what composes also instantiates; a graph that
+    /// needs more than the default pool gets an engine sized from its [`Footprint`].
     pub max_operations: u32,
 }
 
@@ -42,12 +46,13 @@ impl Default for EngineLimits {
     }
 }
 
-/// What one operation may take of the instance pool, sized for the largest operators built
-/// here: a componentize-py operator (`components/python`, CPython inside) instantiates 14 core
-/// modules with 3 memories and 4 tables, and adds some 400 KiB to the composed component's
+/// What one operation may take of the default instance pool, sized for the largest operators
+/// built here: a componentize-py operator (`components/python`, CPython inside) instantiates 14
+/// core modules with 3 memories and 4 tables, and adds some 400 KiB to the composed component's
 /// instance (three of them needed 1,223,776 bytes); a Rust operator on the SDK needs 4 core
-/// modules, 1–2 memories and 16 KiB. The pool is only a bound: slots are reserved address
-/// space, committed when used, so sizing for Python costs a Rust graph nothing it touches.
+/// modules, 1–2 memories and 16 KiB. The pool is only a bound: slots are reserved address space,
+/// committed when used, so sizing for Python costs a Rust graph nothing it touches. A graph that
+/// needs more than this gets an engine sized from its own [`Footprint`] (`Runtime::start`).
 #[derive(Debug, Clone, Copy)]
 pub struct PoolPerOperation {
     /// Core module instances.
@@ -72,30 +77,175 @@ pub const PER_OPERATION: PoolPerOperation = PoolPerOperation {
 /// front), unless one graph and its rebuild need more: 2,048 of each.
 const POOL_SLOTS: u32 = 16 * 128;
 
+/// wasmtime's default bounds that the default pool keeps: a core instance's context, the
+/// elements of one table, one memory and one table per core module.
+const DEFAULT_CORE_INSTANCE_BYTES: usize = 1 << 20;
+const DEFAULT_TABLE_ELEMENTS: usize = 20_000;
+
+/// What one instance of a graph may take of an engine's pool; the engine's pool holds
+/// [`EngineLimits::max_graph_instances`] of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolLimits {
+    /// Core module instances of one graph instance.
+    pub core_instances: u32,
+    /// Memories of one graph instance.
+    pub memories: u32,
+    /// Tables of one graph instance.
+    pub tables: u32,
+    /// wasmtime's "component instance size": the component's context and all its core
+    /// instances' contexts.
+    pub component_instance_bytes: usize,
+    /// The largest context of one core instance.
+    pub core_instance_bytes: usize,
+    /// The most elements one table slot holds.
+    pub table_elements: usize,
+    /// Memories one core module may define.
+    pub memories_per_module: u32,
+    /// Tables one core module may define.
+    pub tables_per_module: u32,
+}
+
+impl PoolLimits {
+    /// The default pool: `operations` operations as large as a componentize-py one
+    /// ([`PER_OPERATION`]).
+    pub fn for_operations(operations: u32) -> Self {
+        let ops = operations.max(1);
+        Self {
+            core_instances: ops.saturating_mul(PER_OPERATION.core_instances),
+            memories: ops.saturating_mul(PER_OPERATION.memories),
+            tables: ops.saturating_mul(PER_OPERATION.tables),
+            component_instance_bytes: (1 << 20).max(ops as usize * PER_OPERATION.component_instance_bytes),
+            core_instance_bytes: DEFAULT_CORE_INSTANCE_BYTES,
+            table_elements: DEFAULT_TABLE_ELEMENTS,
+            memories_per_module: 1,
+            tables_per_module: 1,
+        }
+    }
+
+    /// A pool for exactly what `footprint` measured (its sizes are already upper bounds), and
+    /// never less than wasmtime's defaults per core instance and table.
+    pub fn for_footprint(footprint: &Footprint) -> Self {
+        Self {
+            core_instances: footprint.core_instances.max(1),
+            memories: footprint.memories.max(1),
+            tables: footprint.tables.max(1),
+            component_instance_bytes: footprint.component_instance_bytes,
+            core_instance_bytes: DEFAULT_CORE_INSTANCE_BYTES.max(footprint.largest_core_instance_bytes),
+            table_elements: DEFAULT_TABLE_ELEMENTS
+                .max(usize::try_from(footprint.max_table_elements).unwrap_or(usize::MAX)),
+            memories_per_module: footprint.max_memories_per_module.max(1),
+            tables_per_module: footprint.max_tables_per_module.max(1),
+        }
+    }
+
+    /// The larger of two pools, limit by limit.
+    pub fn max(self, other: PoolLimits) -> Self {
+        Self {
+            core_instances: self.core_instances.max(other.core_instances),
+            memories: self.memories.max(other.memories),
+            tables: self.tables.max(other.tables),
+            component_instance_bytes: self.component_instance_bytes.max(other.component_instance_bytes),
+            core_instance_bytes: self.core_instance_bytes.max(other.core_instance_bytes),
+            table_elements: self.table_elements.max(other.table_elements),
+            memories_per_module: self.memories_per_module.max(other.memories_per_module),
+            tables_per_module: self.tables_per_module.max(other.tables_per_module),
+        }
+    }
+
+    /// `Ok` when one instance of a component of `footprint` fits; else the first limit it
+    /// exceeds, as a phrase (`"112 core instances, more than 64"`).
+    pub fn admits(&self, footprint: &Footprint) -> Result<(), String> {
+        let over = |what: &str, needed: u64, limit: u64| {
+            (needed > limit).then(|| format!("{needed} {what}, more than {limit}"))
+        };
+        let checks = [
+            over(
+                "core instances",
+                footprint.core_instances.into(),
+                self.core_instances.into(),
+            ),
+            over("memories", footprint.memories.into(), self.memories.into()),
+            over("tables", footprint.tables.into(), self.tables.into()),
+            over(
+                "bytes of instance state",
+                footprint.component_instance_bytes as u64,
+                self.component_instance_bytes as u64,
+            ),
+            over(
+                "bytes of one core instance's state",
+                footprint.largest_core_instance_bytes as u64,
+                self.core_instance_bytes as u64,
+            ),
+            over(
+                "table elements",
+                footprint.max_table_elements,
+                self.table_elements as u64,
+            ),
+            over(
+                "memories in one module",
+                footprint.max_memories_per_module.into(),
+                self.memories_per_module.into(),
+            ),
+            over(
+                "tables in one module",
+                footprint.max_tables_per_module.into(),
+                self.tables_per_module.into(),
+            ),
+        ];
+        match checks.into_iter().flatten().next() {
+            Some(reason) => Err(reason),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Builds the engine: component model, `implements` imports (per-operation host interfaces),
 /// epoch interruption (endless operators), and the pooling allocator (fast rebuilds after traps),
-/// sized from [`EngineLimits::max_operations`].
+/// sized from [`EngineLimits::max_operations`] ([`PoolLimits::for_operations`]).
 pub fn new_engine(limits: &EngineLimits) -> Result<Engine> {
+    engine_with_pool(limits, &PoolLimits::for_operations(limits.max_operations))
+}
+
+/// The configuration every engine shares, whatever its allocator.
+fn base_config() -> Config {
     let mut config = Config::new();
     config.wasm_component_model(true);
     config.wasm_component_model_implements(true);
     config.epoch_interruption(true);
-    let mut pool = PoolingAllocationConfig::new();
+    config
+}
+
+/// An engine whose pool holds [`EngineLimits::max_graph_instances`] graph instances of `pool`.
+pub fn engine_with_pool(limits: &EngineLimits, pool: &PoolLimits) -> Result<Engine> {
+    let mut config = base_config();
     let graphs = limits.max_graph_instances.max(1);
-    let ops = limits.max_operations.max(1);
-    let per_graph = |n: u32| ops.saturating_mul(n);
-    let slots = |n: u32| POOL_SLOTS.max(per_graph(n).saturating_mul(2));
-    pool.total_component_instances(graphs)
-        .max_core_instances_per_component(per_graph(PER_OPERATION.core_instances))
-        .max_memories_per_component(per_graph(PER_OPERATION.memories))
-        .max_tables_per_component(per_graph(PER_OPERATION.tables))
-        .total_core_instances(graphs.saturating_mul(per_graph(PER_OPERATION.core_instances)))
-        .total_memories(slots(PER_OPERATION.memories))
-        .total_tables(slots(PER_OPERATION.tables))
+    let slots = |per_graph: u32| POOL_SLOTS.max(per_graph.saturating_mul(2));
+    let mut pooling = PoolingAllocationConfig::new();
+    pooling
+        .total_component_instances(graphs)
+        .max_core_instances_per_component(pool.core_instances)
+        .max_memories_per_component(pool.memories)
+        .max_tables_per_component(pool.tables)
+        .total_core_instances(graphs.saturating_mul(pool.core_instances))
+        .total_memories(slots(pool.memories))
+        .total_tables(slots(pool.tables))
         .max_memory_size(limits.max_memory_bytes)
-        .max_component_instance_size((1 << 20).max(ops as usize * PER_OPERATION.component_instance_bytes))
-        .max_core_instance_size(1 << 20);
-    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        .max_component_instance_size(pool.component_instance_bytes)
+        .max_core_instance_size(pool.core_instance_bytes)
+        .table_elements(pool.table_elements)
+        .max_memories_per_module(pool.memories_per_module)
+        .max_tables_per_module(pool.tables_per_module);
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+    Engine::new(&config)
+        .map_err(anyhow::Error::from)
+        .context("configuring the wasmtime engine")
+}
+
+/// An engine without a pool: every instance is allocated when it is made. The fallback when a
+/// pooled engine cannot be configured for a graph (slower rebuilds after traps, no other limit).
+pub fn on_demand_engine() -> Result<Engine> {
+    let mut config = base_config();
+    config.allocation_strategy(InstanceAllocationStrategy::OnDemand);
     Engine::new(&config)
         .map_err(anyhow::Error::from)
         .context("configuring the wasmtime engine")

@@ -26,13 +26,15 @@ pub mod store;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{anyhow, Context, Result};
 use wasmflow_compose::{ComposeOptions, Manifest};
 use wasmtime::Engine;
 
-use crate::engine::{new_engine, CacheOutcome, CompiledCache, EngineLimits};
+use crate::engine::{
+    engine_with_pool, on_demand_engine, CacheOutcome, CompiledCache, EngineLimits, Footprint, PoolLimits,
+};
 use crate::graph::{Graph, RunOptions, EPOCH_TICK};
 use crate::services::metrics::Metrics;
 use crate::services::state_store::StateStore;
@@ -112,9 +114,29 @@ pub fn load_graph(target: &Path, compose: &ComposeOptions) -> Result<LoadedGraph
     })
 }
 
+/// Which engine a graph runs on (see [`Runtime::engine_for`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EngineChoice {
+    /// The runtime's engine: its pool (sized for `--max-operations`) admits the graph.
+    Default,
+    /// An engine whose pool was sized from the graph's [`Footprint`], which the default pool
+    /// does not admit.
+    Sized(PoolLimits),
+    /// An engine without a pool, for the logged reason.
+    OnDemand(String),
+}
+
 /// Shared runtime state; dropping it stops the epoch clock.
 pub struct Runtime {
     engine: Engine,
+    /// What the default engine's pool admits per graph instance.
+    pool: PoolLimits,
+    limits: EngineLimits,
+    /// Engines made for graphs the default pool does not admit (`None`: no pool), reused by
+    /// later graphs they admit.
+    sized: Mutex<Vec<(Option<PoolLimits>, Engine)>>,
+    /// Every engine of this runtime, which the epoch clock advances.
+    engines: Arc<Mutex<Vec<Engine>>>,
     cache: CompiledCache,
     /// The process's metrics registry (every graph's series).
     pub metrics: Metrics,
@@ -140,20 +162,28 @@ impl Runtime {
     /// As [`Runtime::new`], with a state store opened by the caller (`run --state redis://…`
     /// connects one shared with other processes); `ephemeral_state` is not looked at.
     pub fn with_state(config: &RuntimeConfig, state: StateStore) -> Result<Self> {
-        let engine = new_engine(&config.limits)?;
+        let pool = PoolLimits::for_operations(config.limits.max_operations);
+        let engine = engine_with_pool(&config.limits, &pool)?;
         let stop = Arc::new(AtomicBool::new(false));
+        let engines = Arc::new(Mutex::new(vec![engine.clone()]));
         // The epoch clock that lets wasmtime interrupt an operator stuck in a loop.
-        let (e, s) = (engine.clone(), stop.clone());
+        let (e, s) = (engines.clone(), stop.clone());
         std::thread::Builder::new()
             .name("wasmflow-epoch".into())
             .spawn(move || {
                 while !s.load(Ordering::Relaxed) {
                     std::thread::sleep(EPOCH_TICK);
-                    e.increment_epoch();
+                    for engine in e.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+                        engine.increment_epoch();
+                    }
                 }
             })?;
         Ok(Self {
             engine,
+            pool,
+            limits: config.limits.clone(),
+            sized: Mutex::new(Vec::new()),
+            engines,
             cache: CompiledCache::new(
                 config
                     .cache_dir
@@ -181,16 +211,74 @@ impl Runtime {
         self
     }
 
-    /// The engine every graph of this runtime is compiled for.
+    /// The runtime's default engine, whose pool is sized for `--max-operations` operations.
     pub fn engine(&self) -> &Engine {
         &self.engine
     }
 
-    /// Compiles (or loads from cache) and starts a graph.
+    /// The engine `graph` runs on. Its [`Footprint`] (read from the composed component) decides:
+    /// the default engine when its pool admits the graph; else an engine whose pool is sized
+    /// from the footprint (made once, reused for later graphs it admits); an engine without a
+    /// pool when such a pool cannot be configured. Every choice but the default is logged with
+    /// its reason.
+    pub fn engine_for(&self, graph: &LoadedGraph) -> Result<(Engine, EngineChoice)> {
+        let footprint = match Footprint::of_component(&graph.bytes) {
+            Ok(footprint) => footprint,
+            Err(e) => {
+                tracing::warn!(
+                    "{}: the graph's footprint cannot be read ({e}); it runs on the default instance pool",
+                    graph.origin
+                );
+                return Ok((self.engine.clone(), EngineChoice::Default));
+            }
+        };
+        let Err(reason) = self.pool.admits(&footprint) else {
+            return Ok((self.engine.clone(), EngineChoice::Default));
+        };
+        let mut sized = self.sized.lock().unwrap_or_else(|p| p.into_inner());
+        let fits = |pool: &Option<PoolLimits>| pool.as_ref().is_none_or(|p| p.admits(&footprint).is_ok());
+        if let Some((pool, engine)) = sized.iter().find(|(pool, _)| fits(pool)) {
+            let choice = match pool {
+                Some(pool) => EngineChoice::Sized(*pool),
+                None => EngineChoice::OnDemand(format!("{reason} in the default pool")),
+            };
+            return Ok((engine.clone(), choice));
+        }
+        let name = &graph.manifest.name;
+        let pool = PoolLimits::for_footprint(&footprint).max(self.pool);
+        let (engine, kept, choice) = match engine_with_pool(&self.limits, &pool) {
+            Ok(engine) => {
+                tracing::info!(
+                    "graph `{name}` needs {footprint}: {reason} in the instance pool sized for {} operations \
+                     (--max-operations); it runs on an engine whose pool is sized from the component",
+                    self.limits.max_operations
+                );
+                (engine, Some(pool), EngineChoice::Sized(pool))
+            }
+            Err(e) => {
+                let why = format!(
+                    "graph `{name}` needs {footprint} ({reason} in the default pool) and a pool sized for it \
+                     cannot be configured: {e:#}"
+                );
+                tracing::warn!("{why}; its instances are allocated on demand");
+                (on_demand_engine()?, None, EngineChoice::OnDemand(why))
+            }
+        };
+        sized.push((kept, engine.clone()));
+        self.engines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(engine.clone());
+        Ok((engine, choice))
+    }
+
+    /// Compiles (or loads from cache) and starts a graph, on the engine [`Runtime::engine_for`]
+    /// chooses.
     pub fn start(&self, graph: &LoadedGraph, options: RunOptions) -> Result<(Graph, CacheOutcome)> {
+        let (engine, _) = self.engine_for(graph)?;
         let (component, outcome) = self
             .cache
-            .load(&self.engine, &graph.bytes)
+            .load(&engine, &graph.bytes)
             .with_context(|| format!("loading {}", graph.origin))?;
         let mut services = GraphServices::for_manifest(&graph.manifest, self.metrics.clone(), self.state.clone());
         services.schemas.extend(options.schemas.iter().cloned());
@@ -199,7 +287,7 @@ impl Runtime {
             .for_manifest(&graph.manifest)
             .with_context(|| format!("starting graph `{}` from {}", graph.manifest.name, graph.origin))?;
         let services = Arc::new(services);
-        let g = Graph::new(&self.engine, &component, graph.manifest.clone(), services, options)
+        let g = Graph::new(&engine, &component, graph.manifest.clone(), services, options)
             .with_context(|| format!("starting graph `{}` from {}", graph.manifest.name, graph.origin))?;
         Ok((g, outcome))
     }

@@ -39,6 +39,12 @@ pub fn compose_options() -> ComposeOptions {
     }
 }
 
+/// The compiled-code cache the tests share (compiling a graph in a debug build takes a second
+/// or two, a graph of Python operators much longer).
+pub fn shared_cache() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("wasmflow-cache")
+}
+
 /// A runtime with its own data directory (dropped with it) and an in-memory state store.
 pub struct Harness {
     pub dir: tempfile::TempDir,
@@ -53,24 +59,30 @@ impl Harness {
     /// A runtime whose compiled-code cache is shared by the tests (compiling a graph in a
     /// debug build takes a second or two); state is in memory unless `ephemeral_state` is false.
     pub fn with_state(ephemeral_state: bool) -> Self {
-        Self::build(
-            ephemeral_state,
-            Some(Path::new(env!("CARGO_TARGET_TMPDIR")).join("wasmflow-cache")),
-        )
+        Self::build(ephemeral_state, Some(shared_cache()), Default::default())
     }
 
     /// A runtime with a cache of its own, empty at first.
     pub fn with_fresh_cache() -> Self {
-        Self::build(true, None)
+        Self::build(true, None, Default::default())
     }
 
-    fn build(ephemeral_state: bool, cache_dir: Option<PathBuf>) -> Self {
+    /// A runtime (shared cache, in-memory state) whose engine has these limits.
+    pub fn with_limits(limits: wasmflow_runtime::engine::EngineLimits) -> Self {
+        Self::build(true, Some(shared_cache()), limits)
+    }
+
+    fn build(
+        ephemeral_state: bool,
+        cache_dir: Option<PathBuf>,
+        limits: wasmflow_runtime::engine::EngineLimits,
+    ) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let config = RuntimeConfig {
             data_dir: dir.path().into(),
             ephemeral_state,
             cache_dir,
-            limits: Default::default(),
+            limits,
         };
         let runtime = Runtime::new(&config).expect("runtime");
         Self { dir, runtime }

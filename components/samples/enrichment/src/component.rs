@@ -1,22 +1,16 @@
-//! Component glue: the exports of world `wasmflow:samples/enrichment`, and [`StateStore`] over
-//! the imported `state-store` interface.
+//! Component glue on the SDK: the map operator, and [`StateStore`] over the SDK's
+//! `state_store`.
 
 use std::hash::BuildHasher;
 use std::sync::Mutex;
 
-use wasmflow_guest::glue::logger::Level;
-use wasmflow_guest::glue::state_store;
-use wasmflow_guest::glue::state_store_types::{Duration, SetConditions, SetOptions};
-use wasmflow_guest::glue::types::{BufferOrBytes, BufferOrString, DataModel, Error, ModuleConfiguration};
-use wasmflow_guest::glue::{bytes_of, error, finish_init, hlc_from_binding, hlc_to_binding, log};
-use wasmflow_guest::hlc::Hlc;
+use sample_common::glue::{bytes_of, error, finish_init, hlc_from_sdk, hlc_to_sdk};
+use sample_common::hlc::Hlc;
+use wasm_graph_sdk::logger::{self, Level};
+use wasm_graph_sdk::macros::map_operator;
+use wasm_graph_sdk::state_store::{self, SetConditions, SetOptions};
 
 use crate::{SetCondition, SetResponse, StateStore, OUTPUT_TOPIC};
-
-wasmflow_guest::component_bindings!(operator, "enrichment", "../../../wit/samples");
-
-struct Component;
-export!(Component);
 
 const CONTEXT: &str = "enrichment/map";
 
@@ -35,15 +29,8 @@ fn owner() -> String {
         .clone()
 }
 
-/// The imported state store.
+/// The host's state store, through the SDK.
 struct HostStore;
-
-fn duration(millis: u64) -> Duration {
-    Duration {
-        seconds: millis / 1000,
-        nanos: (millis % 1000) as u32 * 1_000_000,
-    }
-}
 
 impl StateStore for HostStore {
     fn get(&mut self, key: &str) -> Result<Option<Vec<u8>>, String> {
@@ -66,53 +53,52 @@ impl StateStore for HostStore {
                 SetCondition::OnlyIfEqualOrDoesNotExist => SetConditions::OnlyIfEqualOrDoesNotExist,
                 SetCondition::Unconditional => SetConditions::Unconditional,
             },
-            expires: expires_millis.map(duration),
+            expires: expires_millis.map(|ms| std::time::Duration::from_millis(ms).into()),
         };
-        let token = fencing_token.map(hlc_to_binding);
+        let token = fencing_token.map(hlc_to_sdk);
         state_store::set(key.as_bytes(), value, None, token.as_ref(), options)
             .map(|r| SetResponse {
                 applied: r.response,
-                version: r.version.as_ref().map(hlc_from_binding),
+                version: r.version.as_ref().map(hlc_from_sdk),
             })
             .map_err(|e| format!("{e:?}"))
     }
 
     fn vdel(&mut self, key: &str, value: &[u8], fencing_token: Option<&Hlc>) -> Result<i64, String> {
-        let token = fencing_token.map(hlc_to_binding);
+        let token = fencing_token.map(hlc_to_sdk);
         state_store::vdel(key.as_bytes(), value, token.as_ref(), None)
             .map(|r| r.response)
             .map_err(|e| format!("{e:?}"))
     }
 }
 
-impl exports::wasm_graph::processor::map::Guest for Component {
-    fn init(configuration: ModuleConfiguration) -> bool {
-        finish_init(CONTEXT, &configuration, Ok(format!("lock holder id {}", owner())))
-    }
+fn init(configuration: ModuleConfiguration) -> bool {
+    finish_init(CONTEXT, &configuration, Ok(format!("lock holder id {}", owner())))
+}
 
-    fn process(message: DataModel) -> Result<DataModel, Error> {
-        let DataModel::Message(mut message) = message else {
-            return Err(error(format!("{CONTEXT}: expects a message carrying sensor_data")));
-        };
-        let enriched = crate::enrich(&bytes_of(&message.payload), &mut HostStore, &owner())
-            .map_err(|e| error(format!("{CONTEXT}: {e}")))?;
-        for warning in &enriched.warnings {
-            log(Level::Warn, CONTEXT, warning);
-        }
-        if let Some(c) = &enriched.counted {
-            let token = c
-                .token
-                .as_ref()
-                .map_or_else(|| "(none)".to_owned(), ToString::to_string);
-            log(
-                Level::Info,
-                CONTEXT,
-                &format!("counted over-temperature window {} under lock token {token}", c.count),
-            );
-        }
-        message.topic = BufferOrBytes::Bytes(OUTPUT_TOPIC.as_bytes().to_vec());
-        message.payload = BufferOrBytes::Bytes(enriched.payload);
-        message.content_type = Some(BufferOrString::String(sample_common::glue::JSON.to_owned()));
-        Ok(DataModel::Message(message))
+#[map_operator(init = "init")]
+fn enrich(message: DataModel) -> Result<DataModel, Error> {
+    let DataModel::Message(mut message) = message else {
+        return Err(error(format!("{CONTEXT}: expects a message carrying sensor_data")));
+    };
+    let enriched = crate::enrich(&bytes_of(&message.payload), &mut HostStore, &owner())
+        .map_err(|e| error(format!("{CONTEXT}: {e}")))?;
+    for warning in &enriched.warnings {
+        logger::log(Level::Warn, CONTEXT, warning);
     }
+    if let Some(c) = &enriched.counted {
+        let token = c
+            .token
+            .as_ref()
+            .map_or_else(|| "(none)".to_owned(), ToString::to_string);
+        logger::log(
+            Level::Info,
+            CONTEXT,
+            &format!("counted over-temperature window {} under lock token {token}", c.count),
+        );
+    }
+    message.topic = BufferOrBytes::Bytes(OUTPUT_TOPIC.as_bytes().to_vec());
+    message.payload = BufferOrBytes::Bytes(enriched.payload);
+    message.content_type = Some(BufferOrString::String(sample_common::glue::JSON.to_owned()));
+    Ok(DataModel::Message(message))
 }

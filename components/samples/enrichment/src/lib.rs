@@ -6,10 +6,10 @@
 //! implements it with the imported `state-store` interface, the native tests with an in-memory
 //! fake. That keeps the lock/fencing protocol testable without a host.
 
+use sample_common::hlc::Hlc;
 use sample_common::json;
 use sample_common::records::{SensorData, SensorDataPayload};
 use serde_json::Value;
-use wasmflow_guest::hlc::Hlc;
 
 /// Topic of every output message.
 pub const OUTPUT_TOPIC: &str = "sensors";

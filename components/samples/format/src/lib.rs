@@ -52,53 +52,47 @@ pub fn to_frame(payload: &[u8]) -> Result<Vec<u8>, String> {
 
 #[cfg(target_arch = "wasm32")]
 mod component {
-    //! Component glue: the exports of world `wasmflow:samples/format`.
-    use wasmflow_guest::glue::types::{BufferOrBytes, BufferOrString, DataModel, Error, ModuleConfiguration, Snapshot};
-    use wasmflow_guest::glue::{bytes_of, error, log_init, string_of};
+    //! Component glue on the SDK: the map operator.
+    use sample_common::glue::{bytes_of, error, log_init, string_of};
+    use wasm_graph_sdk::macros::map_operator;
 
     use crate::{FORMAT, SIZE};
 
-    wasmflow_guest::component_bindings!(operator, "format", "../../../wit/samples");
-
-    struct Component;
-    export!(Component);
-
     const CONTEXT: &str = "format/map";
 
-    impl exports::wasm_graph::processor::map::Guest for Component {
-        fn init(configuration: ModuleConfiguration) -> bool {
-            log_init(CONTEXT, &configuration);
-            true
-        }
+    fn init(configuration: ModuleConfiguration) -> bool {
+        log_init(CONTEXT, &configuration);
+        true
+    }
 
-        fn process(message: DataModel) -> Result<DataModel, Error> {
-            match message {
-                DataModel::Message(message) => {
-                    let frame =
-                        crate::to_frame(&bytes_of(&message.payload)).map_err(|e| error(format!("{CONTEXT}: {e}")))?;
-                    Ok(DataModel::Snapshot(Snapshot {
-                        timestamp: message.timestamp,
-                        format: BufferOrString::String(FORMAT.to_owned()),
-                        width: SIZE,
-                        height: SIZE,
-                        frame: BufferOrBytes::Bytes(frame),
-                    }))
-                }
-                DataModel::Snapshot(snapshot) => {
-                    let format_ok = string_of(&snapshot.format).is_ok_and(|f| f == FORMAT);
-                    if format_ok && snapshot.width == SIZE && snapshot.height == SIZE {
-                        Ok(DataModel::Snapshot(snapshot))
-                    } else {
-                        Err(error(format!(
-                            "{CONTEXT}: a snapshot passes only when it already is {FORMAT} {SIZE}x{SIZE} (got {}x{})",
-                            snapshot.width, snapshot.height
-                        )))
-                    }
-                }
-                DataModel::BufferOrBytes(_) => Err(error(format!(
-                    "{CONTEXT}: expects a message (the snapshot takes its timestamp), got a bare payload"
-                ))),
+    #[map_operator(init = "init")]
+    fn to_snapshot(message: DataModel) -> Result<DataModel, Error> {
+        match message {
+            DataModel::Message(message) => {
+                let frame =
+                    crate::to_frame(&bytes_of(&message.payload)).map_err(|e| error(format!("{CONTEXT}: {e}")))?;
+                Ok(DataModel::Snapshot(Snapshot {
+                    timestamp: message.timestamp,
+                    format: BufferOrString::String(FORMAT.to_owned()),
+                    width: SIZE,
+                    height: SIZE,
+                    frame: BufferOrBytes::Bytes(frame),
+                }))
             }
+            DataModel::Snapshot(snapshot) => {
+                let format_ok = string_of(&snapshot.format).is_ok_and(|f| f == FORMAT);
+                if format_ok && snapshot.width == SIZE && snapshot.height == SIZE {
+                    Ok(DataModel::Snapshot(snapshot))
+                } else {
+                    Err(error(format!(
+                        "{CONTEXT}: a snapshot passes only when it already is {FORMAT} {SIZE}x{SIZE} (got {}x{})",
+                        snapshot.width, snapshot.height
+                    )))
+                }
+            }
+            DataModel::BufferOrBytes(_) => Err(error(format!(
+                "{CONTEXT}: expects a message (the snapshot takes its timestamp), got a bare payload"
+            ))),
         }
     }
 }

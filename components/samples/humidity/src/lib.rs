@@ -26,7 +26,23 @@ pub fn accumulate(staged: Option<&[u8]>, items: &[Option<&[u8]>]) -> Result<Fold
 }
 
 #[cfg(target_arch = "wasm32")]
-sample_common::accumulate_component!("humidity", crate::accumulate);
+mod component {
+    //! Component glue on the SDK: the accumulate operator.
+    use sample_common::glue::log_init;
+    use wasm_graph_sdk::macros::accumulate_operator;
+
+    const CONTEXT: &str = "humidity/accumulate";
+
+    fn init(configuration: ModuleConfiguration) -> bool {
+        log_init(CONTEXT, &configuration);
+        true
+    }
+
+    #[accumulate_operator(init = "init")]
+    fn fold(staged: DataModel, message: Vec<DataModel>) -> Result<DataModel, Error> {
+        sample_common::glue::accumulate(CONTEXT, staged, message, crate::accumulate)
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -125,70 +125,60 @@ pub fn flatten(payload: &[u8], options: &Options, user_properties: &[(String, St
 
 #[cfg(target_arch = "wasm32")]
 mod component {
-    //! Component glue: the exports of world `wasmflow:samples/opc-ua`.
+    //! Component glue on the SDK: the map operator.
     use std::sync::Mutex;
 
-    use wasmflow_guest::glue::types::{
-        BufferOrBytes, BufferOrString, DataModel, Error, MessageSchema, ModuleConfiguration,
-    };
-    use wasmflow_guest::glue::{bytes_of, config_value, error, finish_init, string_of};
+    use sample_common::glue::{bytes_of, config_value, error, finish_init, string_of};
+    use wasm_graph_sdk::macros::map_operator;
 
     use crate::Options;
-
-    wasmflow_guest::component_bindings!(operator, "opc-ua", "../../../wit/samples");
-
-    struct Component;
-    export!(Component);
 
     const CONTEXT: &str = "opc-ua/map";
 
     static OPTIONS: Mutex<Option<Options>> = Mutex::new(None);
 
-    impl exports::wasm_graph::processor::map::Guest for Component {
-        fn init(configuration: ModuleConfiguration) -> bool {
-            let outcome = Options::from_config(|key| config_value(&configuration, key)).map(|options| {
-                let detail = format!("{options:?}");
-                *OPTIONS.lock().unwrap_or_else(|e| e.into_inner()) = Some(options);
-                detail
-            });
-            finish_init(CONTEXT, &configuration, outcome)
-        }
+    fn init(configuration: ModuleConfiguration) -> bool {
+        let outcome = Options::from_config(|key| config_value(&configuration, key)).map(|options| {
+            let detail = format!("{options:?}");
+            *OPTIONS.lock().unwrap_or_else(|e| e.into_inner()) = Some(options);
+            detail
+        });
+        finish_init(CONTEXT, &configuration, outcome)
+    }
 
-        fn process(message: DataModel) -> Result<DataModel, Error> {
-            let options = OPTIONS
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone()
-                .unwrap_or_default();
-            match message {
-                DataModel::Message(mut message) => {
-                    let properties: Vec<(String, String)> = if options.headers.is_empty() {
-                        Vec::new()
-                    } else {
-                        message
-                            .properties
-                            .user_properties
-                            .iter()
-                            .filter_map(|(k, v)| {
-                                Some((string_of(k).ok()?.into_owned(), string_of(v).ok()?.into_owned()))
-                            })
-                            .collect()
-                    };
-                    let rows = crate::flatten(&bytes_of(&message.payload), &options, &properties)
-                        .map_err(|e| error(format!("{CONTEXT}: {e}")))?;
-                    message.payload = BufferOrBytes::Bytes(rows);
-                    if let Some(schema) = &options.dataschema {
-                        message.schema = Some(MessageSchema::RegistryReference(BufferOrString::String(schema.clone())));
-                    }
-                    Ok(DataModel::Message(message))
+    #[map_operator(init = "init")]
+    fn flatten(message: DataModel) -> Result<DataModel, Error> {
+        let options = OPTIONS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .unwrap_or_default();
+        match message {
+            DataModel::Message(mut message) => {
+                let properties: Vec<(String, String)> = if options.headers.is_empty() {
+                    Vec::new()
+                } else {
+                    message
+                        .properties
+                        .user_properties
+                        .iter()
+                        .filter_map(|(k, v)| Some((string_of(k).ok()?.into_owned(), string_of(v).ok()?.into_owned())))
+                        .collect()
+                };
+                let rows = crate::flatten(&bytes_of(&message.payload), &options, &properties)
+                    .map_err(|e| error(format!("{CONTEXT}: {e}")))?;
+                message.payload = BufferOrBytes::Bytes(rows);
+                if let Some(schema) = &options.dataschema {
+                    message.schema = Some(MessageSchema::RegistryReference(BufferOrString::String(schema.clone())));
                 }
-                DataModel::BufferOrBytes(payload) => {
-                    let rows = crate::flatten(&bytes_of(&payload), &options, &[])
-                        .map_err(|e| error(format!("{CONTEXT}: {e}")))?;
-                    Ok(DataModel::BufferOrBytes(BufferOrBytes::Bytes(rows)))
-                }
-                DataModel::Snapshot(_) => Err(error(format!("{CONTEXT}: expects a JSON message, got a snapshot"))),
+                Ok(DataModel::Message(message))
             }
+            DataModel::BufferOrBytes(payload) => {
+                let rows =
+                    crate::flatten(&bytes_of(&payload), &options, &[]).map_err(|e| error(format!("{CONTEXT}: {e}")))?;
+                Ok(DataModel::BufferOrBytes(BufferOrBytes::Bytes(rows)))
+            }
+            DataModel::Snapshot(_) => Err(error(format!("{CONTEXT}: expects a JSON message, got a snapshot"))),
         }
     }
 }

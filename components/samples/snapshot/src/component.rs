@@ -1,37 +1,20 @@
-//! Component glue: the exports of world `wasmflow:samples/snapshot`, and the wasi-nn calls.
+//! Component glue on the SDK: the map, branch and accumulate operators, and the wasi-nn calls
+//! (bindings of the `wasi:nn` imports alone: world `wasmflow:samples/nn`).
 
 use std::cell::RefCell;
 
-use wasmflow_guest::glue::hybrid_logical_clock::HybridLogicalClock;
-use wasmflow_guest::glue::types::{
-    BufferOrBytes, BufferOrString, DataModel, Error, Message, MessageProperties, ModuleConfiguration,
-};
-use wasmflow_guest::glue::{bytes_of, config_value, copy_timestamp, error, finish_init, log_init, string_of};
+use sample_common::glue::{bytes_of, config_value, copy_timestamp, error, finish_init, log_init, string_of};
+use wasm_graph_sdk::macros::{accumulate_operator, branch_operator, map_operator};
 
 use wasi::nn::graph::{self, ExecutionTarget, GraphEncoding};
 use wasi::nn::inference::GraphExecutionContext;
 use wasi::nn::tensor::{Tensor, TensorType};
 
-// As `wasmflow_guest::component_bindings!(operator, …)`, plus bindings of the wasi:nn imports.
 wit_bindgen::generate!({
-    world: "snapshot",
+    world: "nn",
     path: "../../../wit/samples",
-    with: {
-        "wasm-graph:processor/types@1.1.0": ::wasmflow_guest::glue::types,
-        "wasm-graph:processor/hybrid-logical-clock@1.1.0": ::wasmflow_guest::glue::hybrid_logical_clock,
-        "wasm-graph:processor/logger@1.1.0": ::wasmflow_guest::glue::logger,
-        "wasm-graph:processor/metrics@1.1.0": ::wasmflow_guest::glue::metrics,
-        "wasm-graph:processor/state-store@1.1.0": ::wasmflow_guest::glue::state_store,
-        "wasm-graph:processor/state-store-types@1.1.0": ::wasmflow_guest::glue::state_store_types,
-        "wasi:nn/errors@0.2.0-rc-2024-10-28": generate,
-        "wasi:nn/tensor@0.2.0-rc-2024-10-28": generate,
-        "wasi:nn/graph@0.2.0-rc-2024-10-28": generate,
-        "wasi:nn/inference@0.2.0-rc-2024-10-28": generate,
-    },
+    generate_all,
 });
-
-struct Component;
-export!(Component);
 
 /// The digits classifier `build.rs` embedded (`scripts/build-model.py`).
 static EMBEDDED_MODEL: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/model.onnx"));
@@ -108,7 +91,7 @@ fn classify(input: &[f32; crate::SIDE * crate::SIDE]) -> Result<String, String> 
     })
 }
 
-fn emit(timestamp: wasmflow_guest::glue::types::Timestamp, label: &str) -> DataModel {
+fn emit(timestamp: Timestamp, label: &str) -> DataModel {
     let topic = CONFIG
         .with(|c| c.borrow().as_ref().map(|c| c.topic.clone()))
         .unwrap_or_default();
@@ -124,88 +107,85 @@ fn emit(timestamp: wasmflow_guest::glue::types::Timestamp, label: &str) -> DataM
     })
 }
 
-impl exports::wasm_graph::processor::map::Guest for Component {
-    fn init(configuration: ModuleConfiguration) -> bool {
-        let outcome = crate::parse_labels(config_value(&configuration, "labels")).map(|labels| {
-            let model = config_value(&configuration, "model")
-                .map(str::trim)
-                .filter(|m| !m.is_empty())
-                .map(str::to_owned);
-            let topic = config_value(&configuration, "snapshot_topic")
-                .filter(|t| !t.is_empty())
-                .unwrap_or("snapshot")
-                .to_owned();
-            let detail = format!(
-                "model: {}, {} labels",
-                model
-                    .as_deref()
-                    .map_or("embedded".to_string(), |m| format!("`{m}` (preloaded by the host)")),
-                labels.len()
-            );
-            CONFIG.with(|c| *c.borrow_mut() = Some(MapConfig { model, labels, topic }));
-            CONTEXT.with(|c| *c.borrow_mut() = None);
-            detail
-        });
-        finish_init(MAP, &configuration, outcome)
-    }
-
-    fn process(message: DataModel) -> Result<DataModel, Error> {
-        let fail = |e: String| error(format!("{MAP}: {e}"));
-        let (timestamp, gray) = match message {
-            DataModel::Snapshot(snapshot) => {
-                let format = string_of(&snapshot.format).map_err(fail)?;
-                let gray = crate::frame_to_gray(&format, snapshot.width, snapshot.height, &bytes_of(&snapshot.frame))
-                    .map_err(fail)?;
-                (snapshot.timestamp, gray)
-            }
-            DataModel::Message(message) => {
-                let gray = crate::decode_image(&bytes_of(&message.payload)).map_err(fail)?;
-                (message.timestamp, gray)
-            }
-            DataModel::BufferOrBytes(_) => {
-                return Err(fail(
-                    "expects a snapshot or a message (the label takes its timestamp), got a bare payload".into(),
-                ))
-            }
-        };
-        let label = classify(&crate::to_model_input(&gray)).map_err(fail)?;
-        Ok(emit(copy_timestamp(&timestamp), &label))
-    }
-}
-
-impl exports::wasm_graph::processor::branch::Guest for Component {
-    fn init(configuration: ModuleConfiguration) -> bool {
-        log_init(BRANCH, &configuration);
+fn map_init(configuration: ModuleConfiguration) -> bool {
+    let outcome = crate::parse_labels(config_value(&configuration, "labels")).map(|labels| {
+        let model = config_value(&configuration, "model")
+            .map(str::trim)
+            .filter(|m| !m.is_empty())
+            .map(str::to_owned);
         let topic = config_value(&configuration, "snapshot_topic")
             .filter(|t| !t.is_empty())
-            .map(str::to_owned);
-        SNAPSHOT_TOPIC.with(|t| *t.borrow_mut() = topic);
-        true
-    }
-
-    fn process(_timestamp: HybridLogicalClock, message: DataModel) -> Result<bool, Error> {
-        Ok(match &message {
-            DataModel::Snapshot(_) => true,
-            DataModel::Message(message) => {
-                let on_topic = SNAPSHOT_TOPIC.with(|t| {
-                    t.borrow()
-                        .as_deref()
-                        .is_some_and(|topic| bytes_of(&message.topic).as_ref() == topic.as_bytes())
-                });
-                on_topic || crate::looks_like_image(&bytes_of(&message.payload))
-            }
-            DataModel::BufferOrBytes(payload) => crate::looks_like_image(&bytes_of(payload)),
-        })
-    }
+            .unwrap_or("snapshot")
+            .to_owned();
+        let detail = format!(
+            "model: {}, {} labels",
+            model
+                .as_deref()
+                .map_or("embedded".to_string(), |m| format!("`{m}` (preloaded by the host)")),
+            labels.len()
+        );
+        CONFIG.with(|c| *c.borrow_mut() = Some(MapConfig { model, labels, topic }));
+        CONTEXT.with(|c| *c.borrow_mut() = None);
+        detail
+    });
+    finish_init(MAP, &configuration, outcome)
 }
 
-impl exports::wasm_graph::processor::accumulate::Guest for Component {
-    fn init(configuration: ModuleConfiguration) -> bool {
-        log_init(ACCUMULATE, &configuration);
-        true
-    }
+#[map_operator(init = "map_init")]
+fn classify_image(message: DataModel) -> Result<DataModel, Error> {
+    let fail = |e: String| error(format!("{MAP}: {e}"));
+    let (timestamp, gray) = match message {
+        DataModel::Snapshot(snapshot) => {
+            let format = string_of(&snapshot.format).map_err(fail)?;
+            let gray = crate::frame_to_gray(&format, snapshot.width, snapshot.height, &bytes_of(&snapshot.frame))
+                .map_err(fail)?;
+            (snapshot.timestamp, gray)
+        }
+        DataModel::Message(message) => {
+            let gray = crate::decode_image(&bytes_of(&message.payload)).map_err(fail)?;
+            (message.timestamp, gray)
+        }
+        DataModel::BufferOrBytes(_) => {
+            return Err(fail(
+                "expects a snapshot or a message (the label takes its timestamp), got a bare payload".into(),
+            ))
+        }
+    };
+    let label = classify(&crate::to_model_input(&gray)).map_err(fail)?;
+    Ok(emit(copy_timestamp(&timestamp), &label))
+}
 
-    fn process(staged: DataModel, message: Vec<DataModel>) -> Result<DataModel, Error> {
-        sample_common::glue::accumulate(ACCUMULATE, staged, message, crate::accumulate)
-    }
+fn branch_init(configuration: ModuleConfiguration) -> bool {
+    log_init(BRANCH, &configuration);
+    let topic = config_value(&configuration, "snapshot_topic")
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned);
+    SNAPSHOT_TOPIC.with(|t| *t.borrow_mut() = topic);
+    true
+}
+
+#[branch_operator(init = "branch_init")]
+fn is_image(_timestamp: HybridLogicalClock, message: DataModel) -> Result<bool, Error> {
+    Ok(match &message {
+        DataModel::Snapshot(_) => true,
+        DataModel::Message(message) => {
+            let on_topic = SNAPSHOT_TOPIC.with(|t| {
+                t.borrow()
+                    .as_deref()
+                    .is_some_and(|topic| bytes_of(&message.topic).as_ref() == topic.as_bytes())
+            });
+            on_topic || crate::looks_like_image(&bytes_of(&message.payload))
+        }
+        DataModel::BufferOrBytes(payload) => crate::looks_like_image(&bytes_of(payload)),
+    })
+}
+
+fn accumulate_init(configuration: ModuleConfiguration) -> bool {
+    log_init(ACCUMULATE, &configuration);
+    true
+}
+
+#[accumulate_operator(init = "accumulate_init")]
+fn join_labels(staged: DataModel, message: Vec<DataModel>) -> Result<DataModel, Error> {
+    sample_common::glue::accumulate(ACCUMULATE, staged, message, crate::accumulate)
 }

@@ -2,7 +2,7 @@
 //! timestamp to the end of its window, so a downstream accumulate gathers one window per
 //! timestamp.
 
-use wasmflow_guest::hlc::{next_window_boundary, Hlc};
+use sample_common::hlc::{next_window_boundary, Hlc};
 
 /// Window length in milliseconds (the platform's sample uses 10 s).
 pub const WINDOW_MILLIS: u64 = 10_000;
@@ -23,27 +23,20 @@ pub fn delay(timestamp: &Hlc) -> Result<Hlc, String> {
 
 #[cfg(target_arch = "wasm32")]
 mod component {
-    //! Component glue: the exports of world `wasmflow:samples/window`.
-    use wasmflow_guest::glue::hybrid_logical_clock::HybridLogicalClock;
-    use wasmflow_guest::glue::types::{DataModel, Error, ModuleConfiguration};
-    use wasmflow_guest::glue::{error, hlc_from_binding, hlc_to_binding, log_init};
+    //! Component glue on the SDK: the delay operator.
+    use sample_common::glue::{error, hlc_from_sdk, hlc_to_sdk, log_init};
+    use wasm_graph_sdk::macros::delay_operator;
 
-    wasmflow_guest::component_bindings!(operator, "window", "../../../wit/samples");
+    fn init(configuration: ModuleConfiguration) -> bool {
+        log_init("window/delay", &configuration);
+        true
+    }
 
-    struct Component;
-    export!(Component);
-
-    impl exports::wasm_graph::processor::delay::Guest for Component {
-        fn init(configuration: ModuleConfiguration) -> bool {
-            log_init("window/delay", &configuration);
-            true
-        }
-
-        fn process(_data: DataModel, timestamp: HybridLogicalClock) -> Result<HybridLogicalClock, Error> {
-            crate::delay(&hlc_from_binding(&timestamp))
-                .map(|t| hlc_to_binding(&t))
-                .map_err(|e| error(format!("window/delay: {e}")))
-        }
+    #[delay_operator(init = "init")]
+    fn to_window_end(_data: DataModel, timestamp: HybridLogicalClock) -> Result<HybridLogicalClock, Error> {
+        crate::delay(&hlc_from_sdk(&timestamp))
+            .map(|t| hlc_to_sdk(&t))
+            .map_err(|e| error(format!("window/delay: {e}")))
     }
 }
 

@@ -1,25 +1,17 @@
-//! Component glue: the exports of world `wasmflow:samples/faulty`, and the faults themselves.
-
-use wasmflow_guest::glue::hybrid_logical_clock::Timespec;
-use wasmflow_guest::glue::logger::Level;
-use wasmflow_guest::glue::types::{
-    BufferOrBytes, BufferOrString, DataModel, Error, Message, MessageProperties, ModuleConfiguration, Timestamp,
-};
-use wasmflow_guest::glue::{
-    bytes_of, config_value, copy_timestamp, describe_configuration, error, finish_init, log, timestamp_of,
-};
+//! Component glue on the SDK: the map and accumulate operators, and the faults themselves.
 
 use std::sync::Mutex;
+
+use sample_common::glue::{
+    bytes_of, config_value, copy_timestamp, describe_configuration, error, finish_init, timestamp_of,
+};
+use wasm_graph_sdk::logger::{self, Level};
+use wasm_graph_sdk::macros::{accumulate_operator, map_operator};
 
 use crate::{
     batch_fault, count_payload, fault_of, Fault, InitMode, PayloadMode, ERR_MESSAGE, INIT_KEY, INIT_PANIC_MESSAGE,
     PANIC_MESSAGE, PAYLOAD_KEY,
 };
-
-wasmflow_guest::component_bindings!(operator, "faulty", "../../../wit/samples");
-
-struct Component;
-export!(Component);
 
 /// Whether the map reads payloads (per instance, so per operation).
 static PAYLOAD: Mutex<PayloadMode> = Mutex::new(PayloadMode::Read);
@@ -28,7 +20,7 @@ static PAYLOAD: Mutex<PayloadMode> = Mutex::new(PayloadMode::Read);
 const OOM_CHUNK: usize = 16 << 20;
 
 /// The `init` of both exports: one log record, then what the `init` property asks for.
-fn init(context: &str, configuration: &ModuleConfiguration) -> bool {
+fn init_as(context: &str, configuration: &ModuleConfiguration) -> bool {
     match InitMode::from_config(config_value(configuration, INIT_KEY)) {
         Ok(InitMode::Ok) => finish_init(context, configuration, Ok("behaving".to_owned())),
         Ok(InitMode::False) => finish_init(
@@ -37,7 +29,7 @@ fn init(context: &str, configuration: &ModuleConfiguration) -> bool {
             Err(format!("asked to fail init (`{INIT_KEY}` = \"false\")")),
         ),
         Ok(InitMode::Trap) => {
-            log(
+            logger::log(
                 Level::Warn,
                 context,
                 &format!(
@@ -97,75 +89,73 @@ fn payload_of(item: &DataModel) -> Option<&BufferOrBytes> {
     }
 }
 
-impl exports::wasm_graph::processor::map::Guest for Component {
-    fn init(configuration: ModuleConfiguration) -> bool {
-        match PayloadMode::from_config(config_value(&configuration, PAYLOAD_KEY)) {
-            Ok(mode) => *PAYLOAD.lock().unwrap_or_else(|e| e.into_inner()) = mode,
-            Err(reason) => return finish_init("faulty/map", &configuration, Err(reason)),
-        }
-        init("faulty/map", &configuration)
+fn map_init(configuration: ModuleConfiguration) -> bool {
+    match PayloadMode::from_config(config_value(&configuration, PAYLOAD_KEY)) {
+        Ok(mode) => *PAYLOAD.lock().unwrap_or_else(|e| e.into_inner()) = mode,
+        Err(reason) => return finish_init("faulty/map", &configuration, Err(reason)),
     }
+    init_as("faulty/map", &configuration)
+}
 
-    /// Reads the payload to look for a fault; without one the item is returned as it came (a
-    /// host buffer is handed back as the same buffer, so the bytes are the same). With
-    /// `payload = ignore` the payload is not read at all.
-    fn process(message: DataModel) -> Result<DataModel, Error> {
-        if *PAYLOAD.lock().unwrap_or_else(|e| e.into_inner()) == PayloadMode::Ignore {
-            return Ok(message);
-        }
-        match payload_of(&message).and_then(|payload| fault_of(&bytes_of(payload))) {
-            Some(fault) => Err(perform(fault)),
-            None => Ok(message),
-        }
+/// Reads the payload to look for a fault; without one the item is returned as it came (a host
+/// buffer is handed back as the same buffer, so the bytes are the same). With
+/// `payload = ignore` the payload is not read at all.
+#[map_operator(init = "map_init")]
+fn map_fault(message: DataModel) -> Result<DataModel, Error> {
+    if *PAYLOAD.lock().unwrap_or_else(|e| e.into_inner()) == PayloadMode::Ignore {
+        return Ok(message);
+    }
+    match payload_of(&message).and_then(|payload| fault_of(&bytes_of(payload))) {
+        Some(fault) => Err(perform(fault)),
+        None => Ok(message),
     }
 }
 
-impl exports::wasm_graph::processor::accumulate::Guest for Component {
-    fn init(configuration: ModuleConfiguration) -> bool {
-        init("faulty/accumulate", &configuration)
-    }
+fn accumulate_init(configuration: ModuleConfiguration) -> bool {
+    init_as("faulty/accumulate", &configuration)
+}
 
-    /// The first item (in batch order) that asks for a fault decides the fault; otherwise the
-    /// output is `{"count":N}` for the N items, with the timestamp of the last item that has one
-    /// (else the staged message's) and the topic of the last message (else the staged one's).
-    fn process(staged: DataModel, message: Vec<DataModel>) -> Result<DataModel, Error> {
-        if let Some(fault) = batch_fault(message.iter().map(|item| payload_of(item).map(bytes_of))) {
-            return Err(perform(fault));
-        }
-        let count = message.len();
-        let timestamp = message
-            .iter()
-            .rev()
-            .find_map(timestamp_of)
-            .or_else(|| timestamp_of(&staged))
-            .map(copy_timestamp)
-            .unwrap_or_else(|| Timestamp {
-                timestamp: Timespec { secs: 0, nanos: 0 },
-                counter: 0,
-                node_id: BufferOrString::String(String::new()),
-            });
-        let staged_topic = match staged {
-            DataModel::Message(staged) => Some(staged.topic),
-            _ => None,
-        };
-        let topic = message
-            .into_iter()
-            .rev()
-            .find_map(|item| match item {
-                DataModel::Message(message) => Some(message.topic),
-                _ => None,
-            })
-            .or(staged_topic)
-            .unwrap_or_else(|| BufferOrBytes::Bytes(Vec::new()));
-        Ok(DataModel::Message(Message {
-            timestamp,
-            topic,
-            content_type: Some(BufferOrString::String("application/json".to_owned())),
-            payload: BufferOrBytes::Bytes(count_payload(count)),
-            properties: MessageProperties {
-                user_properties: Vec::new(),
-            },
-            schema: None,
-        }))
+/// The first item (in batch order) that asks for a fault decides the fault; otherwise the
+/// output is `{"count":N}` for the N items, with the timestamp of the last item that has one
+/// (else the staged message's) and the topic of the last message (else the staged one's).
+#[accumulate_operator(init = "accumulate_init")]
+fn accumulate_fault(staged: DataModel, message: Vec<DataModel>) -> Result<DataModel, Error> {
+    if let Some(fault) = batch_fault(message.iter().map(|item| payload_of(item).map(bytes_of))) {
+        return Err(perform(fault));
     }
+    let count = message.len();
+    let timestamp = message
+        .iter()
+        .rev()
+        .find_map(timestamp_of)
+        .or_else(|| timestamp_of(&staged))
+        .map(copy_timestamp)
+        .unwrap_or_else(|| Timestamp {
+            timestamp: Timespec { secs: 0, nanos: 0 },
+            counter: 0,
+            node_id: BufferOrString::String(String::new()),
+        });
+    let staged_topic = match staged {
+        DataModel::Message(staged) => Some(staged.topic),
+        _ => None,
+    };
+    let topic = message
+        .into_iter()
+        .rev()
+        .find_map(|item| match item {
+            DataModel::Message(message) => Some(message.topic),
+            _ => None,
+        })
+        .or(staged_topic)
+        .unwrap_or_else(|| BufferOrBytes::Bytes(Vec::new()));
+    Ok(DataModel::Message(Message {
+        timestamp,
+        topic,
+        content_type: Some(BufferOrString::String("application/json".to_owned())),
+        payload: BufferOrBytes::Bytes(count_payload(count)),
+        properties: MessageProperties {
+            user_properties: Vec::new(),
+        },
+        schema: None,
+    }))
 }

@@ -118,6 +118,26 @@ pub fn future_major_fixture() -> Vec<u8> {
     component_from_wit(&[], wit, "map-impl")
 }
 
+/// A component built against an older `wasm-graph:processor@1.0.0`: it exports
+/// `wasm-graph:processor/map@1.0.0` (and imports that version's logger).
+pub fn old_minor_fixture() -> Vec<u8> {
+    let wit = "package wasm-graph:processor@1.0.0;\n\
+               interface logger { log: func(message: string); }\n\
+               interface %map { process: func(message: list<u8>) -> list<u8>; }\n\
+               world map-impl { import logger; export %map; }\n";
+    component_from_wit(&[], wit, "map-impl")
+}
+
+/// A map operator of `wasm-graph:processor@1.1.0` that also imports `import` (an interface of
+/// the repo's WIT, e.g. `command-invoker`, or `extra`, which is defined here).
+pub fn extra_import_fixture(import: &str) -> Vec<u8> {
+    let wit = format!(
+        "package fixture:extra;\ninterface extra {{ ping: func(); }}\nworld op {{\n    \
+         include wasm-graph:processor/map-impl@1.1.0;\n    import {import};\n}}\n"
+    );
+    component_from_wit(&[&repo_root().join("wit/processor")], &wit, "op")
+}
+
 /// Writes fixture files into a fresh temporary modules directory: operator fixtures named as
 /// given plus the three plumbing components.
 pub fn fixture_modules(operators: &[(&str, Vec<u8>)]) -> tempfile::TempDir {

@@ -4,6 +4,7 @@
 
 mod compose;
 mod inspect;
+mod new;
 #[cfg(feature = "oci")]
 mod pull;
 #[cfg(feature = "oci")]
@@ -37,6 +38,8 @@ pub enum Command {
     Run(Box<run::RunCmd>),
     /// Run golden-file tests: a graph, an input folder, expected JSON.
     Test(test::TestCmd),
+    /// Create an operator project (Rust on the SDK, or --python) with a graph and a golden test.
+    New(new::NewCmd),
     /// Push a component or graph definition to an OCI registry; prints the manifest digest.
     #[cfg(feature = "oci")]
     Push(push::PushCmd),
@@ -73,6 +76,7 @@ impl Command {
             Command::Inspect(c) => c.execute(),
             Command::Run(c) => c.execute(rt),
             Command::Test(c) => c.execute(rt),
+            Command::New(c) => c.execute(),
             #[cfg(feature = "oci")]
             Command::Push(c) => c.execute(rt),
             #[cfg(feature = "oci")]
