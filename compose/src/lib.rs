@@ -20,13 +20,15 @@
 //! Modules depend on each other in one direction only (each uses only modules listed before
 //! it): [`model`] and [`naming`] (the document's types and the name contract), [`limits`], [`error`],
 //! [`schema`], [`config`], [`resolve`], [`exports`], then [`validate`] (syntax → validated
-//! graph), [`manifest`], [`plan`] (validated graph + files → plan), [`encode`] (plan → bytes)
-//! and [`inspect`]; this root only re-exports and chains them in [`compose`].
+//! graph), [`manifest`], [`plan`] (validated graph + files → plan), [`encode`] (plan → bytes),
+//! [`cache`] (composed graphs kept by the digests of what composing read) and [`inspect`]; this
+//! root only re-exports and chains them in [`compose`].
 
 #![deny(missing_docs)]
 // Errors are rare and carry the context that makes their message useful; size does not matter.
 #![allow(clippy::result_large_err)]
 
+pub mod cache;
 pub mod config;
 pub mod encode;
 pub mod error;
@@ -41,6 +43,7 @@ pub mod resolve;
 pub mod schema;
 pub mod validate;
 
+pub use cache::{ComposeOutcome, ComposedCache};
 pub use config::{Override, Parameter};
 pub use error::ComposeError;
 pub use inspect::{inspect_component, inspect_graph};

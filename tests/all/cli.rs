@@ -327,3 +327,35 @@ fn memory_flags_out_of_range_are_refused() {
         assert!(err.contains(flag) && err.contains("1.."), "{flag} {value}: {err}");
     }
 }
+
+#[test]
+fn run_composes_a_graph_once_and_again_after_it_changed() {
+    module("temperature");
+    let d = tempfile::tempdir().unwrap();
+    let input = d.path().join("in.jsonl");
+    std::fs::write(&input, "{\"temperature\":{\"value\":1209,\"unit\":\"F\"}}\n").unwrap();
+    let graph = d.path().join("graph.yaml");
+    let yaml = std::fs::read_to_string(repo().join("compose/tests/azure-compat/graph-simple.yaml")).unwrap();
+    std::fs::write(&graph, &yaml).unwrap();
+    let run = || {
+        let r = wasmflow(
+            &["run", graph.to_str().unwrap(), "--input", input.to_str().unwrap()],
+            d.path(),
+        );
+        assert!(r.status.success(), "{}", text(&r.stderr));
+        // The payload: the event time (`__ts`) is the time of the run.
+        let line: serde_json::Value = serde_json::from_str(text(&r.stdout).trim()).expect("one JSON line");
+        line["payload"].clone()
+    };
+    let entries = || std::fs::read_dir(d.path().join("composed")).map_or(0, |e| e.count());
+
+    let first = run();
+    assert_eq!(first["temperature"]["value"], serde_json::json!(653.8888888888889));
+    assert_eq!(entries(), 1, "the first run keeps its composed graph");
+    assert_eq!(run(), first, "the cached graph gives the same outputs");
+    assert_eq!(entries(), 1, "an unchanged graph is not composed again");
+
+    std::fs::write(&graph, format!("# changed\n{yaml}")).unwrap();
+    assert_eq!(run(), first);
+    assert_eq!(entries(), 2, "a changed definition is composed again");
+}

@@ -5,11 +5,12 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
+use wasmflow_compose::ComposedCache;
 use wasmflow_delivery::lines::{LineOptions, LineStats};
 use wasmflow_runtime::engine::EngineLimits;
 use wasmflow_runtime::graph::{Graph, RunOptions};
 use wasmflow_runtime::store::WasiGrants;
-use wasmflow_runtime::{load_graph, Runtime, RuntimeConfig};
+use wasmflow_runtime::{load_graph_cached, Runtime, RuntimeConfig};
 use wasmflow_transport::lines::InputFormat;
 
 use crate::flags::transport::TransportArgs;
@@ -121,7 +122,8 @@ impl RunCmd {
             tracing::info!("seeded {n} state keys from {}", seed.display());
         }
         let (target, compose) = self.graph_args.resolve_target(&self.target, &config.data_dir, rt)?;
-        let loaded = load_graph(&target, &compose)?;
+        let cache = ComposedCache::new(config.data_dir.join("composed"));
+        let loaded = load_graph_cached(&target, &compose, Some(&cache))?;
         let options = RunOptions {
             call_timeout: Duration::from_millis(self.call_timeout_ms),
             max_memory: mib(self.max_memory_mib),
