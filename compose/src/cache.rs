@@ -29,6 +29,7 @@ use crate::error::ComposeError;
 use crate::manifest::Manifest;
 use crate::plan::{self, ComposeOptions};
 use crate::resolve::ModuleResolver;
+use crate::router::ROUTER_COMPONENT;
 use crate::validate::{parse_graph_with, read_graph_text};
 use crate::{encode, Composed};
 
@@ -61,7 +62,7 @@ pub struct ComposedCache {
 enum Lookup {
     /// An operation's module reference, as written.
     Reference(String),
-    /// One of wasmflow's own components (plumbing), by file name.
+    /// One of wasmflow's own components (plumbing, the router), by file name.
     Component(String),
 }
 
@@ -123,7 +124,7 @@ impl ComposedCache {
         let graph = parse_graph_with(path, &text, &opts.limits)?;
         let plan = plan::plan(&graph, opts)?;
         let bytes = encode::encode(&plan)?;
-        let mut modules: Vec<EntryModule> = Vec::with_capacity(plan.instances.len());
+        let mut modules: Vec<EntryModule> = Vec::with_capacity(plan.instances.len() + 1);
         for (inst, op) in plan.instances.iter().zip(&plan.manifest.operations) {
             let package = &plan.packages[inst.package];
             let lookup = match (&op.module, inst.kind.plumbing_component()) {
@@ -133,6 +134,10 @@ impl ComposedCache {
                 (None, None) => Lookup::Reference(String::new()),
             };
             modules.push(EntryModule::new(lookup, &package.path, &package.bytes));
+        }
+        if let Some(router) = &plan.router {
+            let lookup = Lookup::Component(ROUTER_COMPONENT.to_string());
+            modules.push(EntryModule::new(lookup, &router.path, &router.bytes));
         }
         let mut composed = Composed {
             bytes,
@@ -197,6 +202,7 @@ fn entry_key(label: &str, text: &str, resolver: &ModuleResolver, opts: &ComposeO
         h.field(o.key.as_bytes());
         h.field(o.value.as_bytes());
     }
+    h.field(opts.routing.to_string().as_bytes());
     let l = &opts.limits;
     for n in [l.max_document_bytes, l.max_nesting_depth, l.max_operations] {
         h.field(&(n as u64).to_le_bytes());

@@ -40,6 +40,7 @@ pub mod model;
 pub mod naming;
 pub mod plan;
 pub mod resolve;
+pub mod router;
 pub mod schema;
 pub mod validate;
 
@@ -50,7 +51,9 @@ pub use inspect::{inspect_component, inspect_graph};
 pub use limits::{Limits, DEFAULT_MAX_OPERATIONS};
 pub use manifest::{Manifest, ManifestOperation, ManifestSchema, MANIFEST_SECTION};
 pub use model::{Arm, Connection, GraphDefinition, OperationKind};
-pub use plan::{ComposeOptions, CompositionPlan, PerOperationImport, PlannedInstance, PlannedPackage};
+pub use plan::{
+    ComposeOptions, CompositionPlan, PerOperationImport, PlannedInstance, PlannedPackage, PlannedRouter, Routing,
+};
 pub use resolve::{ModuleResolver, MODULES_ENV};
 pub use validate::{load_graph, load_graph_with, parse_graph, parse_graph_with, Operation, ValidatedGraph};
 

@@ -109,7 +109,7 @@ impl ModuleResolver {
         }))
     }
 
-    /// Finds one of wasmflow's own components (a plumbing file) by file name in
+    /// Finds one of wasmflow's own components (a plumbing file, the router) by file name in
     /// the modules directories.
     pub fn resolve_component(&self, file: &str) -> Result<PathBuf, NotFound> {
         self.find_in_dirs(file).ok_or_else(|| NotFound {

@@ -5,11 +5,13 @@
 mod support;
 
 mod cli;
+mod embedding;
 mod faults;
 mod graphs;
 mod kafka;
 mod mqtt;
 mod oci;
 mod python_operator;
+mod router;
 mod sandbox;
 mod wasi_nn;

@@ -132,6 +132,7 @@ impl RunCmd {
             dead_letter: self.dead_letter || self.transport.dead_letter_topic.is_some(),
             wasi: self.wasi_grants()?,
             schemas: self.schemas.schemas.clone(),
+            routing: self.graph_args.router,
             ..RunOptions::default()
         };
         let started = std::time::Instant::now();

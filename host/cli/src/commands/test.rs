@@ -112,6 +112,7 @@ impl TestCmd {
             RunOptions {
                 overrides,
                 schemas,
+                routing: self.graph_args.router,
                 ..Default::default()
             },
         )?;
