@@ -5,13 +5,18 @@
 mod support;
 
 mod cli;
+mod deploy;
 mod embedding;
 mod faults;
 mod graphs;
+mod hot_update;
 mod kafka;
 mod mqtt;
 mod oci;
+mod operate;
 mod python_operator;
 mod router;
 mod sandbox;
+mod scaleout;
+mod state_store;
 mod wasi_nn;

@@ -15,7 +15,7 @@ fn wait_bound(wf: &mut Wasmflow) {
     wf.wait_for_log("MQTT source subscribed", Duration::from_secs(60));
 }
 
-const SIMPLE: &str = "compose/tests/azure-compat/graph-simple.yaml";
+pub(crate) const SIMPLE: &str = "compose/tests/azure-compat/graph-simple.yaml";
 
 /// `wasmflow run ARGS`, which must give up with exit code 1 within `within`; its log.
 fn run_failing(args: &[&str], within: Duration) -> String {
@@ -232,12 +232,12 @@ fn an_unreachable_broker_at_start_is_a_clear_error() {
     );
 }
 
-fn reading(i: usize) -> String {
+pub(crate) fn reading(i: usize) -> String {
     fahrenheit(32.0 + (i % 1000) as f64)
 }
 
 /// Waits until every seq in `0..n` arrived at `c` (or `timeout`); returns (missing, duplicates).
-fn await_all(c: &Client, n: usize, timeout: Duration) -> (Vec<usize>, usize) {
+pub(crate) fn await_all(c: &Client, n: usize, timeout: Duration) -> (Vec<usize>, usize) {
     let until = std::time::Instant::now() + timeout;
     loop {
         let (seen, dups) = c.seqs();
@@ -366,7 +366,7 @@ fn a_broker_that_goes_silent_is_left_after_the_read_timeout() {
     let broker = Mosquitto::start();
     let proxy = crate::support::proxy::SilentProxy::start(broker.port);
     let url = format!("mqtt://127.0.0.1:{}", proxy.port);
-    let (_data, mut wf) = run_in_out(SIMPLE, &url, &["--mqtt-keep-alive-secs", "5", "--client-id", "wf-silent"]);
+    let (_data, wf) = run_in_out(SIMPLE, &url, &["--mqtt-keep-alive-secs", "5", "--client-id", "wf-silent"]);
     let c = Client::connect(broker.port, "silent-test", &["out"]);
     c.publish("in", &fahrenheit(212.0), vec![], None);
     assert_eq!(c.wait_for(1, Duration::from_secs(20)).len(), 1, "{}", wf.log());

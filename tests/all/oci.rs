@@ -44,14 +44,14 @@ enum Auth<'a> {
 }
 
 /// A registry process of our own; killed (by its pid) when dropped.
-struct Registry {
+pub(crate) struct Registry {
     child: Option<Child>,
     dir: tempfile::TempDir,
     host: String,
 }
 
 impl Registry {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         Self::start_with(Auth::Anonymous)
     }
 
@@ -116,7 +116,7 @@ impl Registry {
         }
     }
 
-    fn reference(&self, path: &str) -> String {
+    pub(crate) fn reference(&self, path: &str) -> String {
         format!("{}/{path}", self.host)
     }
 

@@ -5,6 +5,8 @@ pub mod kafka;
 #[cfg(feature = "wasi-nn")]
 pub mod nn;
 pub mod registry;
+#[cfg(feature = "redis")]
+pub mod state;
 pub mod transport;
 
 use std::path::{Path, PathBuf};
