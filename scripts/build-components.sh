@@ -49,7 +49,7 @@ log "cargo finished in $(( $(date +%s) - start )) s"
 # `faulty` and `wasi_probe` are no samples: the runtime's fault and sandbox test operators
 # (components/testing/).
 modules=(temperature humidity window collection enrichment opc_ua format snapshot
-         wasmflow_source wasmflow_sink wasmflow_concatenate faulty wasi_probe)
+         wasmflow_source wasmflow_sink wasmflow_concatenate wasmflow_router faulty wasi_probe)
 validate=""
 command -v wasm-tools >/dev/null 2>&1 && validate=1
 for crate in "${modules[@]}"; do

@@ -16,6 +16,7 @@ use crate::error::ComposeError;
 use crate::exports::catch;
 use crate::manifest::MANIFEST_SECTION;
 use crate::plan::CompositionPlan;
+use crate::router::{operation_import, GRAPH_INTERFACE, OPERATORS_INTERFACE};
 
 /// Encodes a plan into one validated component with the manifest embedded.
 pub fn encode(plan: &CompositionPlan) -> Result<Vec<u8>, ComposeError> {
@@ -52,6 +53,8 @@ pub fn encode(plan: &CompositionPlan) -> Result<Vec<u8>, ComposeError> {
             ids.push(g.register_package(package).map_err(|e| wac_error(op, &chain(&e)))?);
         }
 
+        // Each operation's interface, for the dispatcher to import.
+        let mut served: Vec<NodeId> = Vec::with_capacity(plan.instances.len());
         for inst in &plan.instances {
             let op = Some(inst.name.as_str());
             let pkg = ids[inst.package];
@@ -73,6 +76,37 @@ pub fn encode(plan: &CompositionPlan) -> Result<Vec<u8>, ComposeError> {
                 .map_err(|e| wac_error(op, &chain(&e)))?;
             g.export(alias, inst.export.clone())
                 .map_err(|e| wac_error(op, &chain(&e)))?;
+            served.push(alias);
+        }
+
+        if let Some(router) = &plan.router {
+            // dispatcher(op{i} ← operation i) → router(operators ← dispatcher) → export graph.
+            let package = |name: &str, bytes: &[u8], g: &mut CompositionGraph| {
+                let p = Package::from_bytes(name, None, bytes.to_vec(), g.types_mut())
+                    .map_err(|e| wac_error(None, &format!("{name}: {e:#}")))?;
+                g.register_package(p).map_err(|e| wac_error(None, &chain(&e)))
+            };
+            let dispatcher = package("wasmflow-generated:dispatch", &router.dispatcher, &mut g)?;
+            let d = g.instantiate(dispatcher);
+            for (inst, &node) in plan.instances.iter().zip(&served) {
+                if inst.kind.is_plumbing() {
+                    continue;
+                }
+                g.set_instantiation_argument(d, &operation_import(inst.operation), node)
+                    .map_err(|e| wac_error(Some(&inst.name), &chain(&e)))?;
+            }
+            let operators = g
+                .alias_instance_export(d, OPERATORS_INTERFACE)
+                .map_err(|e| wac_error(None, &chain(&e)))?;
+            let routing = package("wasmflow-plumbing:router", &router.bytes, &mut g)?;
+            let r = g.instantiate(routing);
+            g.set_instantiation_argument(r, OPERATORS_INTERFACE, operators)
+                .map_err(|e| wac_error(None, &chain(&e)))?;
+            let graph = g
+                .alias_instance_export(r, GRAPH_INTERFACE)
+                .map_err(|e| wac_error(None, &chain(&e)))?;
+            g.export(graph, GRAPH_INTERFACE.to_string())
+                .map_err(|e| wac_error(None, &chain(&e)))?;
         }
 
         let mut bytes = g

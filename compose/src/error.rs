@@ -438,6 +438,17 @@ pub enum ComposeError {
         operation: String,
     },
 
+    /// The router component a composition with `--router composed` needs is not built.
+    #[error("{file}: the graph's router `{component}` (--router composed) is not found: {}; run scripts/build-components.sh to build it", fmt_searched(.component, .searched, None))]
+    RouterNotFound {
+        /// The graph file.
+        file: String,
+        /// The file name looked for ([`ROUTER_COMPONENT`](crate::router::ROUTER_COMPONENT)).
+        component: String,
+        /// The directories searched, in order.
+        searched: Vec<PathBuf>,
+    },
+
     /// wac-graph refused a step of the composition (a type mismatch between modules, usually).
     #[error("{file}: composing {} failed: {message}", .operation.as_ref().map(|o| format!("operation `{o}`")).unwrap_or_else(|| "the graph".to_string()))]
     Composition {

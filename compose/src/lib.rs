@@ -21,14 +21,16 @@
 //! it): [`model`] and [`naming`] (the document's types and the name contract), [`limits`],
 //! `aliases`, [`error`],
 //! [`schema`], [`config`], [`resolve`], [`exports`], then [`validate`] (syntax → validated
-//! graph), [`manifest`], [`plan`] (validated graph + files → plan), [`encode`] (plan → bytes)
-//! and [`inspect`]; this root only re-exports and chains them in [`compose`].
+//! graph), [`manifest`], [`plan`] (validated graph + files → plan), [`encode`] (plan → bytes),
+//! [`cache`] (composed graphs kept by the digests of what composing read) and [`inspect`]; this
+//! root only re-exports and chains them in [`compose`].
 
 #![deny(missing_docs)]
 // Errors are rare and carry the context that makes their message useful; size does not matter.
 #![allow(clippy::result_large_err)]
 
 mod aliases;
+pub mod cache;
 pub mod config;
 pub mod encode;
 pub mod error;
@@ -40,16 +42,20 @@ pub mod model;
 pub mod naming;
 pub mod plan;
 pub mod resolve;
+pub mod router;
 pub mod schema;
 pub mod validate;
 
+pub use cache::{ComposeOutcome, ComposedCache};
 pub use config::{Override, Parameter};
 pub use error::ComposeError;
 pub use inspect::{inspect_component, inspect_graph};
 pub use limits::{Limits, DEFAULT_MAX_OPERATIONS};
 pub use manifest::{Manifest, ManifestOperation, ManifestSchema, MANIFEST_SECTION};
 pub use model::{Arm, Connection, GraphDefinition, OperationKind};
-pub use plan::{ComposeOptions, CompositionPlan, PerOperationImport, PlannedInstance, PlannedPackage};
+pub use plan::{
+    ComposeOptions, CompositionPlan, PerOperationImport, PlannedInstance, PlannedPackage, PlannedRouter, Routing,
+};
 pub use resolve::{ModuleResolver, MODULES_ENV};
 pub use validate::{load_graph, load_graph_with, parse_graph, parse_graph_with, Operation, ValidatedGraph};
 

@@ -41,6 +41,10 @@ pub struct Manifest {
     /// The graph's `schemas` section.
     #[serde(default)]
     pub schemas: Vec<ManifestSchema>,
+    /// The export of the graph's own router (`wasmflow:graph/graph@0.1.0`), when it was
+    /// composed with one (`--router composed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub graph_export: Option<String>,
 }
 
 /// One operation of a composed graph.

@@ -17,6 +17,7 @@ use crate::manifest::{Manifest, ManifestOperation, ManifestSchema, MANIFEST_FORM
 use crate::model::OperationKind;
 use crate::naming::import_name;
 use crate::resolve::ModuleResolver;
+use crate::router::ROUTER_COMPONENT;
 use crate::validate::ValidatedGraph;
 
 // The naming rules (module `naming`) were first defined here; these paths keep working.
@@ -40,6 +41,64 @@ pub struct ComposeOptions {
     /// Bounds on the definition read ([`crate::load_graph_with`]); a host configured for larger
     /// graphs raises them here and sizes its instance pool to match.
     pub limits: crate::Limits,
+    /// Whether the composition carries its own router ([`Routing::Composed`]).
+    pub routing: Routing,
+}
+
+/// Where a composed graph's routing runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Routing {
+    /// The host calls each operation's export and moves items between them (every operation
+    /// is exported as `op{i}-…`).
+    #[default]
+    Host,
+    /// The composition also holds a router component ([`crate::router`]), linked to every
+    /// operation through a generated dispatcher, and exports `wasmflow:graph/graph`: items move
+    /// between operations by component-to-component calls. The operations stay exported too.
+    Composed,
+}
+
+impl std::str::FromStr for Routing {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "host" => Ok(Routing::Host),
+            "composed" => Ok(Routing::Composed),
+            other => Err(format!("`{other}`: the router is `host` or `composed`")),
+        }
+    }
+}
+
+impl std::fmt::Display for Routing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Routing::Host => "host",
+            Routing::Composed => "composed",
+        })
+    }
+}
+
+/// The router of a composition with [`Routing::Composed`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct PlannedRouter {
+    /// The router component's file ([`crate::router::ROUTER_COMPONENT`]).
+    pub path: PathBuf,
+    /// Its bytes.
+    pub bytes: Vec<u8>,
+    /// Its imports and exports.
+    pub interfaces: ComponentInterfaces,
+    /// The generated dispatcher component of this graph ([`crate::router::dispatcher`]).
+    pub dispatcher: Vec<u8>,
+}
+
+impl std::fmt::Debug for PlannedRouter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlannedRouter")
+            .field("path", &self.path)
+            .field("bytes", &format_args!("{} bytes", self.bytes.len()))
+            .field("dispatcher", &format_args!("{} bytes", self.dispatcher.len()))
+            .finish()
+    }
 }
 
 /// A component file registered once in the composition.
@@ -114,6 +173,8 @@ pub struct CompositionPlan {
     pub manifest: Manifest,
     /// Warnings from validation and planning.
     pub warnings: Vec<String>,
+    /// The router and dispatcher, with [`Routing::Composed`].
+    pub router: Option<PlannedRouter>,
 }
 
 impl CompositionPlan {
@@ -140,7 +201,10 @@ impl CompositionPlan {
     /// graph over the limit, so encoding never builds a component only for validation to reject
     /// it.
     pub fn component_instances(&self) -> usize {
-        self.imported_instances() + 3 * self.instances.len()
+        // A router adds the dispatcher's and the router's instantiations, the alias of each
+        // one's export, and the export of the graph interface.
+        let router = if self.router.is_some() { 5 } else { 0 };
+        self.imported_instances() + 3 * self.instances.len() + router
     }
 }
 
@@ -152,7 +216,61 @@ pub fn plan(graph: &ValidatedGraph, opts: &ComposeOptions) -> Result<Composition
         opts.default_modules_dir.as_deref(),
     )
     .with_resolved(opts.resolved.clone());
-    plan_with(graph, &resolver, &opts.overrides)
+    let mut plan = plan_with(graph, &resolver, &opts.overrides)?;
+    if opts.routing == Routing::Composed {
+        add_router(&mut plan, &resolver)?;
+    }
+    Ok(plan)
+}
+
+/// Adds the router component and this graph's dispatcher to a plan, the router's imports to
+/// the shared ones, and the graph export to the manifest.
+pub fn add_router(plan: &mut CompositionPlan, resolver: &ModuleResolver) -> Result<(), ComposeError> {
+    let file = plan.file.clone();
+    let failed = |message: String| ComposeError::Composition {
+        file: file.clone(),
+        operation: None,
+        message,
+    };
+    let path = resolver
+        .resolve_component(ROUTER_COMPONENT)
+        .map_err(|nf| ComposeError::RouterNotFound {
+            file: file.clone(),
+            component: ROUTER_COMPONENT.to_string(),
+            searched: nf.searched,
+        })?;
+    let bytes = std::fs::read(&path).map_err(|e| failed(format!("reading the router {}: {e}", path.display())))?;
+    let interfaces = ComponentInterfaces::from_bytes(&bytes)
+        .map_err(|m| failed(format!("the router {} is not a component: {m}", path.display())))?;
+    let kinds: Vec<OperationKind> = plan.manifest.operations.iter().map(|o| o.kind).collect();
+    let topology = crate::router::topology(&plan.manifest).map_err(&failed)?;
+    let dispatcher = crate::router::dispatcher(&kinds, &topology)
+        .map_err(|m| failed(format!("generating the graph's dispatcher: {m}")))?;
+    let dispatcher_imports = ComponentInterfaces::from_bytes(&dispatcher)
+        .map_err(|m| failed(format!("the generated dispatcher does not read back: {m}")))?;
+    let mut shared: BTreeSet<String> = plan.shared_imports.iter().cloned().collect();
+    let own = |i: &String| i == crate::router::OPERATORS_INTERFACE || crate::router::is_operation_import(i);
+    shared.extend(interfaces.imports.iter().filter(|i| !own(i)).cloned());
+    shared.extend(dispatcher_imports.imports.iter().filter(|i| !own(i)).cloned());
+    plan.shared_imports = shared.into_iter().collect();
+    plan.manifest.graph_export = Some(crate::router::GRAPH_INTERFACE.to_string());
+    plan.router = Some(PlannedRouter {
+        path,
+        bytes,
+        interfaces,
+        dispatcher,
+    });
+    let count = plan.component_instances();
+    if count > MAX_COMPONENT_INSTANCES {
+        return Err(ComposeError::TooManyInstances {
+            file: plan.file.clone(),
+            count,
+            imports: plan.imported_instances(),
+            operations: plan.instances.len(),
+            limit: MAX_COMPONENT_INSTANCES,
+        });
+    }
+    Ok(())
 }
 
 /// [`plan`] with an explicit resolver (tests, or callers that control the search path).
@@ -349,6 +467,7 @@ pub fn plan_with(
                 content: s.schema.clone(),
             })
             .collect(),
+        graph_export: None,
     };
 
     let plan = CompositionPlan {
@@ -358,6 +477,7 @@ pub fn plan_with(
         shared_imports: shared.into_iter().collect(),
         manifest,
         warnings,
+        router: None,
     };
     // Encoding would build the whole component only for its validation to refuse it.
     let count = plan.component_instances();

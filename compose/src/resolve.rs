@@ -109,6 +109,16 @@ impl ModuleResolver {
         }))
     }
 
+    /// Finds one of wasmflow's own components (a plumbing file, the router) by file name in
+    /// the modules directories.
+    pub fn resolve_component(&self, file: &str) -> Result<PathBuf, NotFound> {
+        self.find_in_dirs(file).ok_or_else(|| NotFound {
+            module: file.trim_end_matches(".wasm").to_string(),
+            direct: None,
+            searched: self.dirs.clone(),
+        })
+    }
+
     fn find_in_dirs(&self, file: &str) -> Option<PathBuf> {
         self.dirs.iter().map(|d| d.join(file)).find(|p| p.is_file())
     }

@@ -122,6 +122,13 @@ pub fn load_graph(path: &Path) -> Result<ValidatedGraph, ComposeError> {
 /// from its metadata, before it is read, and reading stops past the limit (for files whose size
 /// the metadata does not tell, such as pipes).
 pub fn load_graph_with(path: &Path, limits: &Limits) -> Result<ValidatedGraph, ComposeError> {
+    let text = read_graph_text(path, limits)?;
+    parse_graph_with(path, &text, limits)
+}
+
+/// The text of the graph definition at `path`, refused past [`Limits::max_document_bytes`]
+/// before it is read (from its metadata) or while it is read (pipes, files that grew).
+pub(crate) fn read_graph_text(path: &Path, limits: &Limits) -> Result<String, ComposeError> {
     let file = path.display().to_string();
     let read_error = |source| ComposeError::ReadGraph {
         file: file.clone(),
@@ -146,7 +153,7 @@ pub fn load_graph_with(path: &Path, limits: &Limits) -> Result<ValidatedGraph, C
         // Not a regular file, or one that grew since its metadata was read: its size is unknown.
         return Err(too_large(None));
     }
-    parse_graph_with(path, &text, limits)
+    Ok(text)
 }
 
 /// Parses and validates graph text within [`Limits::DEFAULT`]; `file` is used for messages and as

@@ -328,6 +328,38 @@ fn memory_flags_out_of_range_are_refused() {
     }
 }
 
+#[test]
+fn run_composes_a_graph_once_and_again_after_it_changed() {
+    module("temperature");
+    let d = tempfile::tempdir().unwrap();
+    let input = d.path().join("in.jsonl");
+    std::fs::write(&input, "{\"temperature\":{\"value\":1209,\"unit\":\"F\"}}\n").unwrap();
+    let graph = d.path().join("graph.yaml");
+    let yaml = std::fs::read_to_string(repo().join("compose/tests/azure-compat/graph-simple.yaml")).unwrap();
+    std::fs::write(&graph, &yaml).unwrap();
+    let run = || {
+        let r = wasmflow(
+            &["run", graph.to_str().unwrap(), "--input", input.to_str().unwrap()],
+            d.path(),
+        );
+        assert!(r.status.success(), "{}", text(&r.stderr));
+        // The payload: the event time (`__ts`) is the time of the run.
+        let line: serde_json::Value = serde_json::from_str(text(&r.stdout).trim()).expect("one JSON line");
+        line["payload"].clone()
+    };
+    let entries = || std::fs::read_dir(d.path().join("composed")).map_or(0, |e| e.count());
+
+    let first = run();
+    assert_eq!(first["temperature"]["value"], serde_json::json!(653.8888888888889));
+    assert_eq!(entries(), 1, "the first run keeps its composed graph");
+    assert_eq!(run(), first, "the cached graph gives the same outputs");
+    assert_eq!(entries(), 1, "an unchanged graph is not composed again");
+
+    std::fs::write(&graph, format!("# changed\n{yaml}")).unwrap();
+    assert_eq!(run(), first);
+    assert_eq!(entries(), 2, "a changed definition is composed again");
+}
+
 /// A source, `maps` maps of the temperature module in a chain, and a sink, in flow style.
 fn chain_graph(maps: usize) -> String {
     let mut yaml = String::from(
@@ -346,7 +378,10 @@ fn chain_graph(maps: usize) -> String {
         .chain(std::iter::once("sink".to_string()))
         .collect();
     for pair in names.windows(2) {
-        yaml.push_str(&format!("  - {{ from: {{ name: {} }}, to: {{ name: {} }} }}\n", pair[0], pair[1]));
+        yaml.push_str(&format!(
+            "  - {{ from: {{ name: {} }}, to: {{ name: {} }} }}\n",
+            pair[0], pair[1]
+        ));
     }
     yaml
 }

@@ -6,6 +6,7 @@ mod support;
 
 mod cli;
 mod deploy;
+mod embedding;
 mod faults;
 mod graphs;
 mod hot_update;
@@ -14,6 +15,7 @@ mod mqtt;
 mod oci;
 mod operate;
 mod python_operator;
+mod router;
 mod sandbox;
 mod scaffold;
 mod scaleout;

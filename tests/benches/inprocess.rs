@@ -3,9 +3,11 @@
 //! Sections (`--section graphs|payload|scaling`, all by default):
 //! * **graphs** — three workloads (`graph-simple`; `chain5`, a 5-operator map/filter chain;
 //!   `complex`, `graphs/temperature-humidity.yaml`: windows, branch, accumulates, concatenate,
-//!   state store) run four ways: **composed** (`Graph::push`, as `wasmflow run` runs it), **composed,
+//!   state store) run five ways: **composed** (`Graph::push`, as `wasmflow run` runs it), **composed,
 //!   plumbing calls** (the same with `RunOptions::native_plumbing = false`: source and sink are
-//!   component calls), **host-routed** (every operation its own instance of its module, the
+//!   component calls), **composed, router in wasm** (composed with its own router,
+//!   `--router composed`: operations call each other through it, component to component),
+//!   **host-routed** (every operation its own instance of its module, the
 //!   bench moves values between them: `support::routed`) and **native** (the sample crates' own
 //!   Rust, the rlibs the components are built from, in one loop).
 //! * **payload** — 100 B … 150 KB payloads through a map that reads its payload and one that
@@ -35,6 +37,7 @@ use wasmtime::Engine;
 
 use support::routed::{self, Chain, MapFn, Ops, Step};
 use support::{arg, arg_str, clock_cost, fmt_int, quick, ratio, repo, selected, Row, Variant};
+use wasmflow_compose::{ComposeOptions, Routing};
 use wasmflow_runtime::bindings::{BufferOrString, DataModel, HybridLogicalClock, OperatorError, Timespec, Timestamp};
 use wasmflow_runtime::graph::{Graph, RunOptions};
 use wasmflow_runtime::identity::OpIdentity;
@@ -178,6 +181,15 @@ impl Env {
 
     fn load(&self, path: &std::path::Path) -> Result<LoadedGraph> {
         load_graph(path, &support::compose_options()).map_err(|e| anyhow!("{}: {e:#}", path.display()))
+    }
+
+    /// The graph composed with its own router (`--router composed`).
+    fn load_with_router(&self, path: &std::path::Path) -> Result<LoadedGraph> {
+        let options = ComposeOptions {
+            routing: Routing::Composed,
+            ..support::compose_options()
+        };
+        load_graph(path, &options).map_err(|e| anyhow!("{}: {e:#}", path.display()))
     }
 
     /// Starts a graph as `wasmflow run` does (`Runtime::start`), or, on demand, with
@@ -772,6 +784,14 @@ fn graphs(env: &Env, p: &Params, bars: &mut Bars) -> Result<Table> {
                 ..Default::default()
             },
         )?;
+        let with_router = env.load_with_router(&w.graph)?;
+        let in_wasm = env.start(
+            &with_router,
+            RunOptions {
+                routing: Routing::Composed,
+                ..Default::default()
+            },
+        )?;
         let ops = env.ops(w.name, loaded.manifest.operations.len())?;
         let (routed, native): (Box<dyn Variant>, Box<dyn Variant>) = if complex {
             (
@@ -815,13 +835,20 @@ fn graphs(env: &Env, p: &Params, bars: &mut Bars) -> Result<Table> {
                     inputs: inputs.clone(),
                 }),
             ),
+            (
+                "composed, router in wasm".into(),
+                Box::new(Composed {
+                    graph: in_wasm,
+                    inputs: inputs.clone(),
+                }),
+            ),
             ("host-routed".into(), routed),
             ("native".into(), native),
         ];
         support::cross_check(w.name, &mut variants, p.check)?;
         eprintln!("  {}: outputs of {} messages agree across variants", w.name, p.check);
         let rows = support::interleave(w.name, &mut variants, p.check, p.n, p.rounds, p.chunk)?;
-        let (native, host) = (rows[3].msgs_per_s, rows[2].msgs_per_s);
+        let (native, host) = (rows[4].msgs_per_s, rows[3].msgs_per_s);
         for ((vname, _), r) in variants.iter().zip(&rows) {
             let mut cells = vec![w.name.to_owned(), vname.clone()];
             cells.extend(row_cells(r));

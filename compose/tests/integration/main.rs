@@ -6,6 +6,7 @@
 
 #![allow(clippy::result_large_err)]
 
+mod cache;
 mod common;
 mod composition;
 mod limits;

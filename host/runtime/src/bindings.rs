@@ -26,6 +26,9 @@ pub use wasm_graph::processor::types::{
     BufferOrBytes, BufferOrString, DataModel, Error as OperatorError, InlineSchema, Message, MessageProperties,
     MessageSchema, ModuleConfiguration, ModuleSchema, Snapshot, Timestamp,
 };
+/// What a graph composed with its router exports (`wasmflow:graph/graph`); imported by
+/// `host-runtime` only so that its types are generated.
+pub use wasmflow::graph::graph::{Counts as RouterCounts, Event as RouterEvent, Item as RouterItem};
 
 use wasmflow_wire::Hlc;
 

@@ -161,6 +161,13 @@ impl Item {
 
     /// Lowers into a WIT value; payloads and topics become new buffer handles sharing the same bytes.
     pub fn lower(&self, table: &mut ResourceTable) -> wasmtime::Result<DataModel> {
+        self.lower_with(table, false)
+    }
+
+    /// [`Item::lower`], the topic as bytes when `inline_topic`: what a graph's own router gets,
+    /// since it copies items for filters and fan-outs, and a copy of a handle is a call back
+    /// into the host to read it.
+    pub fn lower_with(&self, table: &mut ResourceTable, inline_topic: bool) -> wasmtime::Result<DataModel> {
         Ok(match &self.body {
             Body::Raw(b) => DataModel::BufferOrBytes(BufferOrBytes::Buffer(new_buffer(table, b.clone())?)),
             Body::Message {
@@ -173,7 +180,11 @@ impl Item {
                 timestamp: lower_ts(&self.ts),
                 // A buffer, like the payload: most operators pass the topic through untouched,
                 // and a handle costs no allocation inside the guest (a `list<u8>` does).
-                topic: BufferOrBytes::Buffer(new_buffer(table, topic.clone())?),
+                topic: if inline_topic {
+                    BufferOrBytes::Bytes(topic.to_vec())
+                } else {
+                    BufferOrBytes::Buffer(new_buffer(table, topic.clone())?)
+                },
                 content_type: content_type.as_deref().map(lower_str),
                 payload: lower_payload(table, payload)?,
                 properties: MessageProperties {

@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{anyhow, Context, Result};
-use wasmflow_compose::{ComposeOptions, Manifest};
+use wasmflow_compose::{ComposeOptions, ComposedCache, Manifest};
 use wasmtime::Engine;
 
 use crate::engine::{
@@ -89,6 +89,16 @@ pub fn default_modules_dir() -> PathBuf {
 
 /// Reads a graph: a definition (`.yaml`/`.yml`, composed now) or a composed `.wasm`.
 pub fn load_graph(target: &Path, compose: &ComposeOptions) -> Result<LoadedGraph> {
+    load_graph_cached(target, compose, None)
+}
+
+/// [`load_graph`], a definition taken from `cache` when neither it, its modules nor the
+/// options changed since it was composed there (and stored there when it is composed now).
+pub fn load_graph_cached(
+    target: &Path,
+    compose: &ComposeOptions,
+    cache: Option<&ComposedCache>,
+) -> Result<LoadedGraph> {
     let origin = target.display().to_string();
     let ext = target.extension().and_then(|e| e.to_str()).unwrap_or_default();
     if ext == "wasm" {
@@ -102,8 +112,17 @@ pub fn load_graph(target: &Path, compose: &ComposeOptions) -> Result<LoadedGraph
             origin,
         });
     }
-    let graph = wasmflow_compose::load_graph_with(target, &compose.limits).map_err(|e| anyhow!("{e}"))?;
-    let composed = wasmflow_compose::compose(&graph, compose).map_err(|e| anyhow!("{e}"))?;
+    let composed = match cache {
+        Some(cache) => {
+            let (composed, outcome) = cache.compose_file(target, compose).map_err(|e| anyhow!("{e}"))?;
+            tracing::debug!(?outcome, cache = %cache.dir().display(), "{origin}");
+            composed
+        }
+        None => {
+            let graph = wasmflow_compose::load_graph_with(target, &compose.limits).map_err(|e| anyhow!("{e}"))?;
+            wasmflow_compose::compose(&graph, compose).map_err(|e| anyhow!("{e}"))?
+        }
+    };
     for w in &composed.warnings {
         tracing::warn!("{origin}: {w}");
     }

@@ -102,8 +102,19 @@ impl Harness {
         load_graph(graph, &compose_options()).unwrap_or_else(|e| panic!("{}: {e:#}", graph.display()))
     }
 
+    /// Composes `graph` for `options.routing` (with its router for `Routing::Composed`) and starts it.
     pub fn start(&self, graph: &Path, options: RunOptions) -> Graph {
-        let loaded = self.load(graph);
+        let loaded = match options.routing {
+            wasmflow_compose::Routing::Host => self.load(graph),
+            routing => {
+                module("temperature");
+                let compose = ComposeOptions {
+                    routing,
+                    ..compose_options()
+                };
+                load_graph(graph, &compose).unwrap_or_else(|e| panic!("{}: {e:#}", graph.display()))
+            }
+        };
         self.runtime
             .start(&loaded, options)
             .unwrap_or_else(|e| panic!("{e:#}"))

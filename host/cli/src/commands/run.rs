@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
+use wasmflow_compose::ComposedCache;
 use wasmflow_delivery::lines::{LineOptions, LineStats};
 use wasmflow_delivery::scale;
 use wasmflow_delivery::update::{ReloadOptions, Reloader, Target, Updates};
@@ -12,7 +13,7 @@ use wasmflow_runtime::engine::EngineLimits;
 use wasmflow_runtime::graph::{Graph, RunOptions};
 use wasmflow_runtime::services::metrics::Metrics;
 use wasmflow_runtime::store::WasiGrants;
-use wasmflow_runtime::{load_graph, LoadedGraph, Runtime, RuntimeConfig};
+use wasmflow_runtime::{load_graph_cached, LoadedGraph, Runtime, RuntimeConfig};
 use wasmflow_transport::health::Health;
 use wasmflow_transport::lines::InputFormat;
 
@@ -155,7 +156,8 @@ impl RunCmd {
             tracing::info!("seeded {n} state keys from {}", seed.display());
         }
         let (target, compose) = self.graph_args.resolve_target(&self.target, &config.data_dir, rt)?;
-        let loaded = load_graph(&target, &compose)?;
+        let cache = ComposedCache::new(config.data_dir.join("composed"));
+        let loaded = load_graph_cached(&target, &compose, Some(&cache))?;
         let options = RunOptions {
             call_timeout: Duration::from_millis(self.call_timeout_ms),
             max_memory: mib(self.max_memory_mib),
@@ -164,6 +166,7 @@ impl RunCmd {
             dead_letter: self.dead_letter || self.transport.dead_letter_topic.is_some(),
             wasi: self.wasi_grants()?,
             schemas: self.schemas.schemas.clone(),
+            routing: self.graph_args.router,
             ..RunOptions::default()
         };
         let started = std::time::Instant::now();
@@ -349,7 +352,8 @@ impl Target for RunTarget<'_> {
             .cmd
             .graph_args
             .resolve_target(&self.cmd.target, self.data_dir, self.rt)?;
-        load_graph(&path, &compose)
+        let cache = ComposedCache::new(self.data_dir.join("composed"));
+        load_graph_cached(&path, &compose, Some(&cache))
     }
 
     fn start(&mut self, graph: &LoadedGraph) -> Result<Graph> {

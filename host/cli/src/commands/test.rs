@@ -4,12 +4,12 @@ use std::time::Instant;
 
 use anyhow::{anyhow, Context, Result};
 use clap::Args;
-use wasmflow_compose::Override;
+use wasmflow_compose::{ComposedCache, Override};
 use wasmflow_golden::{discover, GoldenTest};
 use wasmflow_runtime::graph::RunOptions;
 use wasmflow_runtime::services::schema_registry::Schema;
 use wasmflow_runtime::services::state_store::SetCondition;
-use wasmflow_runtime::{load_graph, Runtime, RuntimeConfig};
+use wasmflow_runtime::{load_graph_cached, Runtime, RuntimeConfig};
 
 use crate::flags::GraphArgs;
 
@@ -104,13 +104,15 @@ impl TestCmd {
         }
         let (graph_file, mut compose) = self.graph_args.resolve_target(&t.graph, data_dir, rt)?;
         compose.overrides = overrides.clone();
-        let loaded = load_graph(&graph_file, &compose)?;
+        let cache = ComposedCache::new(data_dir.join("composed"));
+        let loaded = load_graph_cached(&graph_file, &compose, Some(&cache))?;
         let started = Instant::now();
         let (mut graph, _) = runtime.start(
             &loaded,
             RunOptions {
                 overrides,
                 schemas,
+                routing: self.graph_args.router,
                 ..Default::default()
             },
         )?;

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 
 use clap::Args;
-use wasmflow_compose::{ComposeOptions, Override};
+use wasmflow_compose::{ComposeOptions, Override, Routing};
 use wasmflow_runtime::services::schema_registry::{Schema, Schemas};
 
 use registry::RegistryArgs;
@@ -34,6 +34,11 @@ pub struct GraphArgs {
     #[arg(long, value_name = "N", default_value_t = wasmflow_compose::DEFAULT_MAX_OPERATIONS as u32,
           value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub max_operations: u32,
+    /// Who moves items between a graph's operations: `host` (this host calls each operation),
+    /// or `composed` (a router composed into the graph calls them, component to component; the
+    /// composed graph then also exports `wasmflow:graph/graph`).
+    #[arg(long, value_name = "host|composed", default_value_t = Routing::Host)]
+    pub router: Routing,
     #[command(flatten)]
     pub registry: RegistryArgs,
 }
@@ -50,6 +55,7 @@ impl GraphArgs {
                 max_operations: self.max_operations as usize,
                 ..Default::default()
             },
+            routing: self.router,
         }
     }
 

@@ -82,6 +82,8 @@ pub(super) struct Live {
     pub funcs: Vec<OpFuncs>,
     /// The epoch deadline of one call.
     pub ticks: u64,
+    /// The graph's own router, when it runs with `--router composed`.
+    pub router: Option<super::composed::RouterFuncs>,
 }
 
 impl Live {
@@ -104,6 +106,14 @@ impl Live {
             f(&mut self.store)
         };
         r.map_err(|t| CallFailure::Trapped(with_stderr(describe_trap(&t), &self.store.data().stderr_since(mark))))
+    }
+
+    /// Runs `f` (a call into the graph's router) under the call deadline; a trap is described
+    /// with what the modules wrote to standard error meanwhile.
+    pub fn routed<R>(&mut self, f: impl FnOnce(&mut Store<HostState>) -> wasmtime::Result<R>) -> Result<R, String> {
+        self.store.set_epoch_deadline(self.ticks);
+        let mark = self.store.data().stderr_mark();
+        f(&mut self.store).map_err(|t| with_stderr(describe_trap(&t), &self.store.data().stderr_since(mark)))
     }
 
     fn lower(&mut self, item: &Item) -> Result<DataModel, CallFailure> {

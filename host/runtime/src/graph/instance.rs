@@ -6,11 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
-use wasmflow_compose::{Manifest, OperationKind, Override};
+use wasmflow_compose::{Manifest, OperationKind, Override, Routing};
 use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Linker, TypedFunc};
 use wasmtime::{Engine, Store};
 
 use super::call::{describe_trap, ticks, with_stderr, Live, OpFuncs};
+use super::composed::RouterExports;
 use crate::bindings::{ModuleConfiguration, ModuleSchema};
 use crate::limits::MemoryBudget;
 use crate::linker;
@@ -39,6 +40,9 @@ pub struct RunOptions {
     /// Schemas given at run time (`--schema`, a test scenario's schema file), beside the
     /// definition's own: the schema registry answers for them and every `init` receives them.
     pub schemas: Vec<Schema>,
+    /// Who moves items between operations: this host (the default), or the router composed
+    /// into the graph (`--router composed`; the graph must have been composed with it).
+    pub routing: Routing,
 }
 
 impl Default for RunOptions {
@@ -52,6 +56,7 @@ impl Default for RunOptions {
             wasi: WasiGrants::default(),
             native_plumbing: true,
             schemas: vec![],
+            routing: Routing::Host,
         }
     }
 }
@@ -66,6 +71,8 @@ struct OpExports {
 pub(super) struct Instance {
     pre: InstancePre<HostState>,
     exports: Vec<OpExports>,
+    /// The graph's own router, with [`Routing::Composed`].
+    router: Option<RouterExports>,
     /// Each operation's `init` configuration (defaults with the overrides applied).
     configs: Vec<Vec<(String, String)>>,
 }
@@ -122,7 +129,20 @@ impl Instance {
                     .map_err(|e| anyhow!("{e}"))?,
             );
         }
-        Ok(Self { pre, exports, configs })
+        let router = match (options.routing, &manifest.graph_export) {
+            (Routing::Host, _) => None,
+            (Routing::Composed, Some(export)) => Some(RouterExports::resolve(component, export)?),
+            (Routing::Composed, None) => bail!(
+                "graph `{}` was composed without its router; compose it with --router composed to run it that way",
+                manifest.name
+            ),
+        };
+        Ok(Self {
+            pre,
+            exports,
+            router,
+            configs,
+        })
     }
 
     /// A fresh store and instance with every `init` run: start-up, and recovery after a trap.
@@ -218,7 +238,16 @@ impl Instance {
                 }
             }
         }
-        Ok(Live { store, funcs, ticks })
+        let router = match &self.router {
+            Some(r) => Some(r.funcs(&instance, &mut store).context("the graph's router")?),
+            None => None,
+        };
+        Ok(Live {
+            store,
+            funcs,
+            ticks,
+            router,
+        })
     }
 }
 

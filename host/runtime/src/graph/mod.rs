@@ -11,6 +11,7 @@
 //! and the router carries on.
 
 pub mod call;
+mod composed;
 pub mod instance;
 pub mod lineage;
 pub mod windows;
@@ -30,10 +31,12 @@ pub use instance::RunOptions;
 pub use lineage::{Held, Traced};
 
 use call::{CallFailure, Live, NodeStats, OpFuncs};
+use composed::{Routed, RouterFuncs};
 use instance::Instance;
 use lineage::Lineage;
 use windows::Windows;
 
+use crate::bindings::HybridLogicalClock;
 use crate::item::{Body, Bytes, Item};
 use crate::services::metrics::Metrics;
 use crate::store::GraphServices;
@@ -237,7 +240,10 @@ impl Graph {
         };
         let t = item.ts.order_key();
         self.stats[src].messages_out.inc();
-        self.forward(src, item, &mut out)?;
+        match self.live.router {
+            Some(router) => self.push_composed(router, src, item, &mut out)?,
+            None => self.forward(src, item, &mut out)?,
+        }
         // Sources deliver in event-time order: nothing older than `t` can come any more.
         self.windows.advance(t);
         self.close_windows(false, &mut out)?;
@@ -323,6 +329,84 @@ impl Graph {
                 Ok(None)
             }
         }
+    }
+
+    /// Routes `item` from source `src` through the graph's own router. After a trap the
+    /// instance is rebuilt and the item goes through this host's routing instead, which finds
+    /// the operation that traps, dead-letters the item there, and delivers what other paths
+    /// produce: nothing is lost that host routing would keep.
+    fn push_composed(&mut self, router: RouterFuncs, src: usize, item: Item, out: &mut Vec<Output>) -> Result<()> {
+        let keep = self.options.dead_letter;
+        let answer = self.live.routed(|s| {
+            let arg = composed::lower(s, &item)?;
+            router.push.call(s, (src as u32, arg, keep)).map(|(events,)| events)
+        });
+        match answer {
+            Ok(events) => {
+                let routed = composed::lift_events(&mut self.live.store, events);
+                self.take_counts(router)?;
+                self.route(routed, None, out)
+            }
+            Err(trap) => {
+                self.rebuild_after_router_trap(&trap)?;
+                self.forward(src, item, out)
+            }
+        }
+    }
+
+    /// Acts on what the graph's router handed back: items for sinks and windows are delivered
+    /// as this host's routing delivers them, rejections dead-lettered. A rejection without its
+    /// item from window `window.0` (an accumulate that refused its window) stands for every
+    /// item of the batch `window.1`.
+    fn route(&mut self, routed: Vec<Routed>, window: Option<(usize, &[Item])>, out: &mut Vec<Output>) -> Result<()> {
+        for r in routed {
+            match r {
+                Routed::Deliver { op, input, item } => self.deliver(op, input, item, out)?,
+                Routed::Rejected { op, ts, error, item } => match (item, window) {
+                    (Some(item), _) => self.failed(op, CallFailure::Rejected(error), item, out)?,
+                    (None, Some((w, items))) if w == op => {
+                        for item in items {
+                            self.failed(op, CallFailure::Rejected(error.clone()), item.clone(), out)?;
+                        }
+                    }
+                    (None, _) => self.failed(op, CallFailure::Rejected(error), composed::placeholder(ts), out)?,
+                },
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds what the router's operations counted to their series.
+    fn take_counts(&mut self, router: RouterFuncs) -> Result<()> {
+        let counts = self
+            .live
+            .routed(|s| router.counts.call(s, ()).map(|(c,)| c))
+            .map_err(|e| anyhow!("the graph's router could not report its counts: {e}"))?;
+        for (stats, c) in self.stats.iter().zip(counts) {
+            if c.received > 0 {
+                stats.messages_in.inc_by(c.received);
+            }
+            if c.emitted > 0 {
+                stats.messages_out.inc_by(c.emitted);
+            }
+            if c.dropped > 0 {
+                stats.dropped.inc_by(c.dropped);
+            }
+        }
+        Ok(())
+    }
+
+    fn rebuild_after_router_trap(&mut self, trap: &str) -> Result<()> {
+        tracing::error!(
+            graph = &*self.services.graph,
+            "a call through the graph's router trapped: {trap}; rebuilding the graph instance and routing the item through the host"
+        );
+        self.live = self
+            .instance
+            .instantiate(&self.manifest, &self.services, &self.options)
+            .context("rebuilding the graph after a trap in its router")?;
+        self.rebuilds += 1;
+        Ok(())
     }
 
     /// Sends `item` along every edge out of `from` (all arms).
@@ -498,6 +582,49 @@ impl Graph {
     }
 
     fn close_batch(&mut self, op: usize, batch: Vec<(u32, Item)>, out: &mut Vec<Output>) -> Result<()> {
+        match self.live.router {
+            Some(router) => self.close_composed(router, op, batch, out),
+            None => self.close_hosted(op, batch, out),
+        }
+    }
+
+    /// [`Graph::close_batch`] through the graph's own router; after a trap, through this host's
+    /// routing on the rebuilt instance (as [`Graph::push_composed`]).
+    fn close_composed(
+        &mut self,
+        router: RouterFuncs,
+        op: usize,
+        batch: Vec<(u32, Item)>,
+        out: &mut Vec<Output>,
+    ) -> Result<()> {
+        let Some(first) = batch.first() else { return Ok(()) };
+        let ts: HybridLogicalClock = (&first.1.ts).into();
+        let keep = self.options.dead_letter;
+        let answer = self.live.routed(|s| {
+            let mut items = Vec::with_capacity(batch.len());
+            for (input, item) in &batch {
+                items.push((*input, composed::lower(s, item)?));
+            }
+            router
+                .close
+                .call(s, (op as u32, ts, items, keep))
+                .map(|(events,)| events)
+        });
+        match answer {
+            Ok(events) => {
+                let routed = composed::lift_events(&mut self.live.store, events);
+                self.take_counts(router)?;
+                let items: Vec<Item> = batch.into_iter().map(|(_, item)| item).collect();
+                self.route(routed, Some((op, &items)), out)
+            }
+            Err(trap) => {
+                self.rebuild_after_router_trap(&trap)?;
+                self.close_hosted(op, batch, out)
+            }
+        }
+    }
+
+    fn close_hosted(&mut self, op: usize, batch: Vec<(u32, Item)>, out: &mut Vec<Output>) -> Result<()> {
         let Some(first) = batch.first() else { return Ok(()) };
         let ts = first.1.ts.clone();
         match self.manifest.operations[op].kind {
