@@ -5,11 +5,13 @@
 mod support;
 
 mod cli;
+mod dataflow;
 mod faults;
 mod graphs;
 mod kafka;
 mod mqtt;
 mod oci;
+mod otel;
 mod python_operator;
 mod sandbox;
 mod wasi_nn;

@@ -44,14 +44,15 @@ enum Auth<'a> {
 }
 
 /// A registry process of our own; killed (by its pid) when dropped.
-struct Registry {
+pub(crate) struct Registry {
     child: Option<Child>,
     dir: tempfile::TempDir,
-    host: String,
+    /// `127.0.0.1:<port>`.
+    pub(crate) host: String,
 }
 
 impl Registry {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         Self::start_with(Auth::Anonymous)
     }
 
@@ -116,7 +117,7 @@ impl Registry {
         }
     }
 
-    fn reference(&self, path: &str) -> String {
+    pub(crate) fn reference(&self, path: &str) -> String {
         format!("{}/{path}", self.host)
     }
 
@@ -160,13 +161,13 @@ impl Drop for Registry {
 }
 
 /// A data directory and an empty Docker config directory of the test's own.
-struct Client {
+pub(crate) struct Client {
     data: tempfile::TempDir,
     docker: tempfile::TempDir,
 }
 
 impl Client {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Client {
             data: tempfile::tempdir().unwrap(),
             docker: tempfile::tempdir().unwrap(),
@@ -193,7 +194,7 @@ impl Client {
     }
 
     /// Runs and expects success; returns stdout.
-    fn ok(&self, args: &[&str]) -> String {
+    pub(crate) fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);
         assert!(out.status.success(), "wasmflow {args:?} failed: {}", text(&out.stderr));
         text(&out.stdout)

@@ -103,7 +103,7 @@ pub fn run(
 ) -> Result<PumpStats> {
     check_routes(graph, routes)?;
     let mut stats = PumpStats::default();
-    let mut tracker = Tracker::new();
+    let mut tracker = Tracker::for_journal(journal);
     let restored = journal.load()?;
     stats.restored = restored.len() as u64;
     if !restored.is_empty() {

@@ -3,6 +3,7 @@
 //! peers (mosquitto, the registry's token service) the areas talk to.
 
 pub mod mosquitto;
+pub mod otlp;
 pub mod process;
 pub mod proxy;
 pub mod token_server;

@@ -15,10 +15,16 @@ use wasmflow_transport::lines::InputFormat;
 use crate::flags::transport::TransportArgs;
 use crate::flags::GraphArgs;
 
+#[path = "run_dataflow.rs"]
+mod dataflow;
+
 #[derive(Args, Debug)]
 pub struct RunCmd {
-    /// A graph definition (YAML), a composed graph (.wasm), or a registry reference to either.
-    pub target: PathBuf,
+    /// A graph definition (YAML), a composed graph (.wasm), or a registry reference to either;
+    /// or files of resources (DataflowGraph, DataflowEndpoint, RegistryEndpoint in Kubernetes
+    /// YAML, several documents a file), whose DataflowGraphs all run in this process.
+    #[arg(required = true, value_name = "TARGET")]
+    pub targets: Vec<PathBuf>,
     /// Newline-delimited messages to feed the graph's source (`-` for standard input) instead
     /// of a broker; outputs are printed as JSON lines.
     #[arg(long)]
@@ -71,6 +77,11 @@ pub struct RunCmd {
     #[cfg(feature = "wasi-nn")]
     #[command(flatten)]
     pub nn: crate::flags::nn::NnArgs,
+    #[command(flatten)]
+    pub resources: crate::flags::ResourceArgs,
+    #[cfg(feature = "otel")]
+    #[command(flatten)]
+    pub otlp: crate::flags::otel::OtlpArgs,
 }
 
 impl RunCmd {
@@ -104,6 +115,15 @@ impl RunCmd {
 
 impl RunCmd {
     pub fn execute(self, rt: &tokio::runtime::Handle) -> Result<ExitCode> {
+        if self.targets.iter().any(|t| wasmflow_resources::is_resource_file(t)) {
+            return dataflow::execute(self, rt);
+        }
+        let [target] = self.targets.as_slice() else {
+            anyhow::bail!(
+                "{} targets: `run` takes one graph, or resource files (DataflowGraph, …) whose graphs all run together",
+                self.targets.len()
+            );
+        };
         let config = RuntimeConfig {
             data_dir: self.data_dir.clone().unwrap_or_else(RuntimeConfig::default_data_dir),
             ephemeral_state: false,
@@ -120,7 +140,7 @@ impl RunCmd {
             let n = runtime.state.seed_from_json(seed)?;
             tracing::info!("seeded {n} state keys from {}", seed.display());
         }
-        let (target, compose) = self.graph_args.resolve_target(&self.target, &config.data_dir, rt)?;
+        let (target, compose) = self.graph_args.resolve_target(target, &config.data_dir, rt)?;
         let loaded = load_graph(&target, &compose)?;
         let options = RunOptions {
             call_timeout: Duration::from_millis(self.call_timeout_ms),
@@ -136,10 +156,8 @@ impl RunCmd {
         let (mut graph, cache) = runtime.start(&loaded, options)?;
         tracing::info!(graph = %loaded.manifest.name, ?cache, "started in {:.1?}", started.elapsed());
 
-        if let Some(addr) = self.metrics {
-            let bound = rt.block_on(runtime.metrics.clone().serve(addr))?;
-            tracing::info!("metrics on http://{bound}/metrics");
-        }
+        let picture = wasmflow_diagram::Diagram::from_manifest(graph.manifest(), &self.graph_args.config);
+        let _observed = self.observe(&runtime, vec![picture], &[graph.manifest()], rt)?;
 
         let Some(input) = self.input.clone() else {
             let idle = Duration::from_millis(self.idle_ms);
@@ -169,6 +187,92 @@ impl RunCmd {
             wasmflow_delivery::lines::run(&mut graph, reader, &options, &mut out, interrupted)?;
         tracing::info!(read, bad, rebuilds = graph.rebuilds(), "done");
         Ok(ExitCode::SUCCESS)
+    }
+}
+
+impl RunCmd {
+    /// Serves `/metrics` and the picture of the running graphs with their counts at `/graph`
+    /// (`--metrics`), and exports wasmflow's own metrics over OTLP (`--otlp`; stops exporting
+    /// when the returned value is dropped).
+    fn observe(
+        &self,
+        runtime: &wasmflow_runtime::Runtime,
+        pictures: Vec<wasmflow_diagram::Diagram>,
+        manifests: &[&wasmflow_compose::Manifest],
+        rt: &tokio::runtime::Handle,
+    ) -> Result<Observed> {
+        let operations: Vec<(String, String)> = manifests
+            .iter()
+            .flat_map(|m| m.operations.iter().map(|o| (m.name.clone(), o.name.clone())))
+            .collect();
+        if let Some(addr) = self.metrics {
+            let metrics = runtime.metrics.clone();
+            let picture = wasmflow_diagram::Diagram::combine(pictures);
+            let ops = operations.clone();
+            runtime.metrics.add_page(
+                "/graph",
+                "image/svg+xml",
+                std::sync::Arc::new(move || {
+                    let mut d = picture.clone();
+                    for (graph, op) in &ops {
+                        let c = metrics.node_counts(graph, op);
+                        d.set_counts(
+                            graph,
+                            op,
+                            wasmflow_diagram::Counts {
+                                messages_in: c.messages_in,
+                                messages_out: c.messages_out,
+                                dropped: c.dropped,
+                                errors: c.errors,
+                            },
+                        );
+                    }
+                    d.to_svg()
+                }),
+            );
+            let bound = rt.block_on(runtime.metrics.clone().serve(addr))?;
+            tracing::info!("metrics on http://{bound}/metrics, the graph with live counts on http://{bound}/graph");
+        }
+        #[cfg(feature = "otel")]
+        if let Some(config) = self.otlp.own_metrics()? {
+            let metrics = runtime.metrics.clone();
+            let counts: wasmflow_otel::telemetry::Counts = std::sync::Arc::new(move || {
+                operations
+                    .iter()
+                    .map(|(graph, op)| {
+                        let c = metrics.node_counts(graph, op);
+                        wasmflow_otel::telemetry::NodeCount {
+                            graph: graph.clone(),
+                            operation: op.clone(),
+                            messages_in: c.messages_in,
+                            messages_out: c.messages_out,
+                            dropped: c.dropped,
+                            errors: c.errors,
+                            traps: c.traps,
+                        }
+                    })
+                    .collect()
+            });
+            let _in_runtime = rt.enter();
+            let interval = Duration::from_secs(self.otlp.otlp_interval_secs);
+            let own = wasmflow_otel::telemetry::OwnMetrics::start(&config, interval, counts)?;
+            tracing::info!("exporting wasmflow's metrics to {} every {interval:?}", config.url);
+            return Ok(Observed(Some(own)));
+        }
+        Ok(Observed::default())
+    }
+}
+
+/// What [`RunCmd::observe`] keeps running; dropping it makes the last OTLP export.
+#[derive(Default)]
+struct Observed(#[cfg(feature = "otel")] Option<wasmflow_otel::telemetry::OwnMetrics>);
+
+impl Drop for Observed {
+    fn drop(&mut self) {
+        #[cfg(feature = "otel")]
+        if let Some(own) = self.0.take() {
+            own.shutdown();
+        }
     }
 }
 

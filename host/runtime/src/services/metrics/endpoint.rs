@@ -1,5 +1,6 @@
-//! The metrics endpoint: Prometheus text at `GET /metrics` (and `/`), on hyper's HTTP/1
-//! server. Unknown paths get 404, other methods 405, requests that are not HTTP hyper's own
+//! The metrics endpoint: Prometheus text at `GET /metrics` (and `/`), and the pages added with
+//! [`Metrics::add_page`] (the graph picture at `/graph`), on hyper's HTTP/1 server. Unknown
+//! paths get 404, other methods 405, requests that are not HTTP hyper's own
 //! 400, and a client that sends no request head within [`HEADER_TIMEOUT`] is disconnected.
 
 use std::convert::Infallible;
@@ -77,6 +78,17 @@ fn respond(metrics: &Metrics, req: &Request<Incoming>) -> Response<Full<Bytes>> 
             r
         }
         (_, "/metrics" | "/") => status(StatusCode::METHOD_NOT_ALLOWED, "only GET\n"),
+        (&Method::GET | &Method::HEAD, path) => match metrics.page(path) {
+            Some((content_type, body)) => {
+                let mut r = Response::new(Full::new(Bytes::from(body)));
+                r.headers_mut().insert(
+                    hyper::header::CONTENT_TYPE,
+                    hyper::header::HeaderValue::from_static(content_type),
+                );
+                r
+            }
+            None => status(StatusCode::NOT_FOUND, "not found: the metrics are at /metrics\n"),
+        },
         _ => status(StatusCode::NOT_FOUND, "not found: the metrics are at /metrics\n"),
     }
 }
@@ -106,6 +118,7 @@ mod tests {
             .messages_in
             .get_or_create(&Metrics::node_labels(&who))
             .inc();
+        metrics.add_page("/page", "text/plain", std::sync::Arc::new(|| "a page\n".to_owned()));
         let addr = metrics.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
         let ok = exchange(addr, b"GET /metrics HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").await;
         assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
@@ -113,6 +126,8 @@ mod tests {
             ok.contains("wasmflow_messages_in_total{graph=\"g\",operation=\"module-temperature/map\"} 1"),
             "{ok}"
         );
+        let page = exchange(addr, b"GET /page HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").await;
+        assert!(page.starts_with("HTTP/1.1 200") && page.contains("content-type: text/plain") && page.ends_with("a page\n"), "{page}");
         let missing = exchange(addr, b"GET /nope HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").await;
         assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
         let garbage = exchange(addr, b"\x16\x03\x01 not http at all\r\n\r\n").await;
