@@ -78,7 +78,8 @@ impl Tracker {
             Open {
                 pending: 0,
                 sealed: false,
-                done: Done::Delete(h.parents.clone()),
+                // Only an in-memory journal's entries release their parents when finished.
+                done: Done::Delete(if self.volatile { h.parents.clone() } else { Vec::new() }),
             },
         );
         self.add(&h.parents);
