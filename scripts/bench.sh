@@ -11,6 +11,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# What only the benches need (Node-RED, tansu): idempotent, seconds when present.
+./scripts/setup.sh --bench
 quick=""
 if [[ "${1:-}" == "--quick" || "${BENCH_QUICK:-}" == "1" ]]; then quick="--quick"; fi
 benches=(inprocess startup broker kafka inference)

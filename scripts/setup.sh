@@ -8,6 +8,7 @@ SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
 need_apt=()
+need_bench=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 
 # Component toolchain (offline wasm32-wasip2 recipe) only where rustup cannot give the target.
@@ -83,5 +84,31 @@ with zipfile.ZipFile(wheel) as z:
 PY
   mv "$ORT_LIB.tmp" "$ORT_LIB"
   rm -rf "$tmp"
+fi
+
+# Benchmarks only (`scripts/setup.sh --bench`, which `make bench` runs; `make test` needs neither):
+# Node-RED, the tool an edge user would otherwise pick, in the broker bench; tansu, a
+# Kafka-compatible broker (Apache-2.0), in the Kafka bench. Both cached under ~/.cache/wasmflow.
+if [ "${1:-}" = "--bench" ]; then
+  NODE_RED_VERSION=4.1.8   # the newest release that runs on Debian's Node.js 20
+  NODE_RED_DIR="$HOME/.cache/wasmflow/node-red"
+  { command -v node && command -v npm; } >/dev/null 2>&1 || need_bench+=(nodejs npm)
+  if [ ${#need_bench[@]} -gt 0 ]; then
+    log "apt: ${need_bench[*]}"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_bench[@]}" >/dev/null
+  fi
+  if ! grep -qs "\"version\": \"$NODE_RED_VERSION\"" "$NODE_RED_DIR/node_modules/node-red/package.json"; then
+    log "npm install node-red@$NODE_RED_VERSION → $NODE_RED_DIR"
+    mkdir -p "$NODE_RED_DIR"
+    (cd "$NODE_RED_DIR" && npm install --silent --no-audit --no-fund --omit=dev "node-red@$NODE_RED_VERSION")
+  fi
+  # Its memory storage needs the `dynostore` feature; the default features are a third larger.
+  TANSU_VERSION=0.6.0
+  TANSU_ROOT="$HOME/.cache/wasmflow/tansu"
+  if ! "$TANSU_ROOT/bin/tansu" --version 2>/dev/null | grep -q "$TANSU_VERSION"; then
+    log "cargo install tansu@$TANSU_VERSION --features dynostore → $TANSU_ROOT (≈ 30 min on 2 cores, once)"
+    cargo install --locked tansu --version "$TANSU_VERSION" --features dynostore --root "$TANSU_ROOT"
+  fi
 fi
 log "toolchain ready"

@@ -1,66 +1,111 @@
-//! Kafka end to end (issue 4): `graph-simple` between two topics of librdkafka's mock cluster
-//! (a real Kafka protocol peer, in this process, on loopback), two relays side by side in one run:
+//! Kafka end to end (issue 16): `graph-simple` between two topics of a Kafka-protocol broker, two
+//! relays side by side in one run:
 //!
 //! * **wasmflow** — the `wasmflow` binary: `run graph-simple.yaml --kafka … --source … --sink …`
-//!   (consumer group with acked-prefix commits, `acks=all` idempotent producer).
-//! * **native** — this binary re-executed as a plain rdkafka relay: a `StreamConsumer` in a
-//!   group (offsets stored after the delivery report, auto-committed), the sample operator's own
-//!   Rust logic (`temperature::map`, as `benches/inprocess.rs` uses it), a `FutureProducer` with
-//!   `acks=all` and idempotence. The same at-least-once contract, no WebAssembly.
+//!   (consumer group with acked-prefix commits, `acks=all` idempotent producer), its defaults.
+//! * **native** — this binary re-executed as a plain rdkafka relay with the same contract and the
+//!   same client settings: a `StreamConsumer` in a group (offsets stored after the delivery
+//!   report, committed every 500 ms as wasmflow does), the sample operator's own Rust logic
+//!   (`temperature::map`, as `benches/inprocess.rs` uses it), a `FutureProducer` with `acks=all`,
+//!   idempotence and `linger.ms=0`. No WebAssembly.
 //!
-//! Both are child processes; CPU is their user+system time from /proc over the measured
-//! window, divided by the messages they relayed. Input is offered at a fixed rate (default 2,000
-//! msg/s for 10 s) with the send time in a header; latency is from that send to the output's
-//! arrival at a consumer in this process (so it includes two trips through the cluster for
-//! both). Both relays and all clients use `fetch.wait.max.ms=10` (the mock holds an empty fetch
-//! for that long; the 500 ms default would dominate the latency).
+//! **The broker**: [tansu](https://crates.io/crates/tansu) 0.6 (Apache-2.0, a Kafka-compatible
+//! broker in Rust, in-memory storage) as a process of its own, when `scripts/setup.sh --bench`
+//! installed it (`~/.cache/wasmflow/tansu/bin/tansu`, or `$WASMFLOW_TANSU`), and then also
+//! librdkafka's mock cluster (inside this process), a table each: tansu is the real broker, but
+//! its own throughput is below the relays', so the mock is where their limits show.
+//! `--broker tansu|mock` runs one.
 //!
-//! `cargo bench -p wasmflow-cli --bench kafka [-- --rate R --seconds S]`. Prints a Markdown table.
+//! **Client settings** are librdkafka's defaults (what a user runs) except `linger.ms=0` on every
+//! producer (wasmflow's sink default: latency first; the loader sends each reading on its own,
+//! as a sensor gateway would) and, with the mock cluster only, `fetch.wait.max.ms=10`: the mock
+//! answers a fetch only when that wait expires, where a broker answers as soon as
+//! `fetch.min.bytes` (1) are there; with the default 500 ms its latency would be the mock's.
+//!
+//! Two measurements, relays taking turns round by round:
+//! * **full speed**: `--messages` readings (default 20,000) produced into the relay's input as
+//!   fast as the loader can (its own rate is shown), while the relay reads and relays them:
+//!   msgs/s = outputs ÷ (first send → last output), so the relay, not the loader, sets it.
+//! * **fixed rate**: `--rate` msg/s (default 2,000) for `--seconds` (default 10) in rounds:
+//!   latency = send → arrival of the output at a consumer in this process (two trips through
+//!   the broker).
+//!
+//! CPU per message = the relay process's user+system time (`/proc/PID/stat`, all threads) over
+//! the phase ÷ messages relayed. Every output's payload is checked against `temperature::map`
+//! of its input. `cargo bench -p wasmflow-cli --bench kafka [-- --quick] [--broker tansu|mock]
+//! [--rate R] [--seconds S] [--messages N] [--rounds K]`. Markdown tables on stdout.
 
 mod support;
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseRecord, FutureProducer, FutureRecord, Producer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
-use support::{cpu_ticks, repo, ticks_per_sec};
+use support::{arg, arg_str, cpu_ticks, fmt_int, quick, ratio, repo, ticks_per_sec};
 
-const FETCH_WAIT: &str = "10";
+/// After the last send, how long without a new output ends a measurement (the rest is lost).
+const QUIET_END: Duration = Duration::from_secs(5);
+
+/// Client properties every Kafka client of the bench gets (see the module doc): the fetch wait
+/// from `--fetch-wait-ms` (default 10).
+fn client_props() -> Result<Vec<(String, String)>> {
+    let wait = arg("--fetch-wait-ms", "WASMFLOW_BENCH_FETCH_WAIT_MS", 10)?;
+    Ok(vec![("fetch.wait.max.ms".into(), wait.to_string())])
+}
+
+fn config(bootstrap: &str, props: &[(String, String)]) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap);
+    for (k, v) in props {
+        c.set(k, v);
+    }
+    c
+}
 
 // ---------------------------------------------------------------------------------------------
 // The native relay (child mode)
 
-fn native_relay(bootstrap: &str, input: &str, output: &str, group: &str) -> Result<()> {
+fn native_relay(bootstrap: &str, input: &str, output: &str, group: &str, props: &[(String, String)]) -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let consumer: StreamConsumer = ClientConfig::new()
-            .set("bootstrap.servers", bootstrap)
+        let consumer: StreamConsumer = config(bootstrap, props)
             .set("group.id", group)
-            .set("enable.auto.commit", "true")
+            .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
-            .set("fetch.wait.max.ms", FETCH_WAIT)
-            .set("session.timeout.ms", "6000")
             .create()?;
         let consumer = Arc::new(consumer);
-        let producer: FutureProducer = ClientConfig::new()
-            .set("bootstrap.servers", bootstrap)
+        let producer: FutureProducer = config(bootstrap, props)
             .set("acks", "all")
             .set("enable.idempotence", "true")
             .set("linger.ms", "0")
             .create()?;
         consumer.subscribe(&[input])?;
+        // Offsets stored after their delivery report are committed every 500 ms (as wasmflow).
+        {
+            let c = consumer.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_millis(500));
+                loop {
+                    tick.tick().await;
+                    let _ = c.commit_consumer_state(CommitMode::Async);
+                }
+            });
+        }
         loop {
             let m = consumer.recv().await?;
             let payload = m.payload().unwrap_or_default();
@@ -93,6 +138,121 @@ fn native_relay(bootstrap: &str, input: &str, output: &str, group: &str) -> Resu
 }
 
 // ---------------------------------------------------------------------------------------------
+// The broker
+
+enum Broker {
+    /// librdkafka's mock cluster, in this process.
+    Mock(MockCluster<'static, rdkafka::producer::DefaultProducerContext>),
+    /// A tansu process on a free loopback port.
+    Tansu {
+        child: Child,
+        bootstrap: String,
+        version: String,
+    },
+}
+
+impl Broker {
+    fn tansu_binary() -> Option<PathBuf> {
+        let p = std::env::var_os("WASMFLOW_TANSU")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/wasmflow/tansu/bin/tansu")))?;
+        p.is_file().then_some(p)
+    }
+
+    fn start(kind: &str) -> Result<Self> {
+        match (kind, Self::tansu_binary()) {
+            ("mock", _) => Ok(Broker::Mock(MockCluster::new(1)?)),
+            ("tansu", Some(bin)) => {
+                let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+                let url = format!("tcp://127.0.0.1:{port}");
+                let version = Command::new(&bin)
+                    .arg("--version")
+                    .output()
+                    .ok()
+                    .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+                    .filter(|v| !v.is_empty())
+                    .unwrap_or_else(|| "tansu".into());
+                let child = Command::new(&bin)
+                    .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+                    .args(["--storage-engine", "memory://tansu/"])
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .with_context(|| format!("starting {}", bin.display()))?;
+                let until = Instant::now() + Duration::from_secs(10);
+                while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                    if Instant::now() > until {
+                        bail!("tansu did not listen on {port} within 10 s");
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Ok(Broker::Tansu {
+                    child,
+                    bootstrap: format!("127.0.0.1:{port}"),
+                    version,
+                })
+            }
+            ("tansu", None) => bail!("tansu is not installed: run scripts/setup.sh --bench (or set WASMFLOW_TANSU)"),
+            (other, _) => bail!("--broker {other}: tansu or mock"),
+        }
+    }
+
+    fn bootstrap(&self) -> String {
+        match self {
+            Broker::Mock(c) => c.bootstrap_servers(),
+            Broker::Tansu { bootstrap, .. } => bootstrap.clone(),
+        }
+    }
+
+    fn is_mock(&self) -> bool {
+        matches!(self, Broker::Mock(_))
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Broker::Mock(_) => "librdkafka's mock cluster (in the bench process)".into(),
+            Broker::Tansu { version, .. } => format!("{version} (memory storage, its own process)"),
+        }
+    }
+
+    fn create_topics(&self, topics: &[&str]) -> Result<()> {
+        match self {
+            Broker::Mock(c) => {
+                for t in topics {
+                    c.create_topic(t, 1, 1)?;
+                }
+                Ok(())
+            }
+            Broker::Tansu { bootstrap, .. } => {
+                let admin: AdminClient<DefaultClientContext> = config(bootstrap, &[]).create()?;
+                let new: Vec<NewTopic> = topics
+                    .iter()
+                    .map(|t| NewTopic::new(t, 1, TopicReplication::Fixed(1)))
+                    .collect();
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+                let results = rt.block_on(admin.create_topics(&new, &AdminOptions::new()))?;
+                for r in results {
+                    if let Err((t, e)) = r {
+                        bail!("creating topic {t}: {e}");
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Broker::Tansu { child, .. } = self {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Driver
 
 struct Relay {
@@ -102,6 +262,15 @@ struct Relay {
     output: String,
 }
 
+impl Relay {
+    fn check(&mut self) -> Result<()> {
+        if let Some(status) = self.child.try_wait()? {
+            bail!("the {} relay exited ({status})", self.name);
+        }
+        Ok(())
+    }
+}
+
 impl Drop for Relay {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -109,19 +278,41 @@ impl Drop for Relay {
     }
 }
 
+/// One relay in one kind of measurement, summed over rounds.
+#[derive(Default)]
 struct Row {
-    name: &'static str,
     sent: usize,
     received: usize,
-    secs: f64,
-    cpu_us_per_msg: f64,
-    p50_ms: f64,
-    p99_ms: f64,
+    wrong: usize,
+    /// First send → last output, summed over rounds.
+    active_secs: f64,
+    sending_secs: f64,
+    cpu_secs: f64,
+    latencies_ns: Vec<u64>,
 }
 
-fn producer(bootstrap: &str) -> Result<ThreadedProducer<rdkafka::producer::DefaultProducerContext>> {
-    Ok(ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
+impl Row {
+    fn msgs_per_s(&self) -> f64 {
+        self.received as f64 / self.active_secs
+    }
+    fn cpu_us_per_msg(&self) -> f64 {
+        self.cpu_secs * 1e6 / self.received.max(1) as f64
+    }
+    fn pct_ms(&self, q: f64) -> f64 {
+        let mut lat = self.latencies_ns.clone();
+        if lat.is_empty() {
+            return f64::NAN;
+        }
+        lat.sort_unstable();
+        lat[((lat.len() - 1) as f64 * q).round() as usize] as f64 / 1e6
+    }
+}
+
+fn producer(
+    bootstrap: &str,
+    props: &[(String, String)],
+) -> Result<ThreadedProducer<rdkafka::producer::DefaultProducerContext>> {
+    Ok(config(bootstrap, props)
         .set("linger.ms", "0")
         .set("enable.idempotence", "true")
         .create()?)
@@ -131,13 +322,24 @@ fn reading(i: usize) -> String {
     format!(r#"{{"temperature":{{"value":{},"unit":"F"}}}}"#, 32 + i % 1000)
 }
 
+/// What `graph-simple` must publish for `reading(i)`, for `i % 1000`.
+fn expected_outputs() -> Result<Vec<Vec<u8>>> {
+    (0..1000)
+        .map(|i| {
+            let input = reading(i);
+            Ok(
+                match temperature::map(input.as_bytes()).map_err(|e| anyhow!("temperature::map: {e}"))? {
+                    temperature::MapOutcome::Unchanged => input.into_bytes(),
+                    temperature::MapOutcome::Replaced(b) => b,
+                },
+            )
+        })
+        .collect()
+}
+
 /// A consumer reading `topic` from its current end.
-fn tail(bootstrap: &str, topic: &str) -> Result<BaseConsumer> {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", "bench-collector")
-        .set("fetch.wait.max.ms", FETCH_WAIT)
-        .create()?;
+fn tail(bootstrap: &str, topic: &str, props: &[(String, String)]) -> Result<BaseConsumer> {
+    let c: BaseConsumer = config(bootstrap, props).set("group.id", "bench-collector").create()?;
     let (_, high) = c.fetch_watermarks(topic, 0, Duration::from_secs(10))?;
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, 0, Offset::Offset(high))?;
@@ -145,10 +347,17 @@ fn tail(bootstrap: &str, topic: &str) -> Result<BaseConsumer> {
     Ok(c)
 }
 
-/// Sends until an output comes back (the relay joined its group and is warm).
-fn warm_up(bootstrap: &str, relay: &Relay) -> Result<()> {
-    let p = producer(bootstrap)?;
-    let c = tail(bootstrap, &relay.output)?;
+fn header<'a>(m: &'a rdkafka::message::BorrowedMessage<'_>, key: &str) -> Option<&'a str> {
+    m.headers()?
+        .iter()
+        .find(|h| h.key == key)
+        .and_then(|h| std::str::from_utf8(h.value?).ok())
+}
+
+/// Sends until outputs come back (the relay joined its group and is warm), then lets it finish.
+fn warm_up(bootstrap: &str, relay: &Relay, props: &[(String, String)]) -> Result<()> {
+    let p = producer(bootstrap, props)?;
+    let c = tail(bootstrap, &relay.output, props)?;
     let until = Instant::now() + Duration::from_secs(90);
     let mut i = 0;
     let mut got = 0;
@@ -165,52 +374,87 @@ fn warm_up(bootstrap: &str, relay: &Relay) -> Result<()> {
     }
     p.flush(Duration::from_secs(10))?;
     // Let the relay finish the warm-up backlog.
-    while c.poll(Duration::from_millis(500)).is_some() {}
+    while c.poll(Duration::from_millis(1000)).is_some() {}
     std::mem::forget(c); // librdkafka: never risk a hanging consumer destroy
     Ok(())
 }
 
-fn measure(bootstrap: &str, relay: &Relay, rate: usize, secs: u64, tps: f64) -> Result<Row> {
-    let p = producer(bootstrap)?;
-    let c = tail(bootstrap, &relay.output)?;
+/// Offers `n` readings to `relay` (at `rate` msg/s, or as fast as the loader can with `None`)
+/// and adds what came back to `row`.
+#[allow(clippy::too_many_arguments)]
+fn measure(
+    bootstrap: &str,
+    relay: &mut Relay,
+    n: usize,
+    rate: Option<usize>,
+    props: &[(String, String)],
+    expected: &Arc<Vec<Vec<u8>>>,
+    tps: f64,
+    row: &mut Row,
+) -> Result<()> {
+    relay.check()?;
+    let p = producer(bootstrap, props)?;
+    let c = tail(bootstrap, &relay.output, props)?;
     let t0 = Instant::now();
-    let n = rate * secs as usize;
     let cpu0 = cpu_ticks(relay.child.id())?;
+    let expected = expected.clone();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<Instant>();
     let collector = std::thread::spawn(move || {
         let mut lat = Vec::with_capacity(n);
         let mut seen = HashMap::new();
-        let deadline = Duration::from_secs(secs + 10);
-        while lat.len() < n && t0.elapsed() < deadline {
-            if let Some(Ok(m)) = c.poll(Duration::from_millis(50)) {
-                let now = t0.elapsed().as_nanos() as u64;
-                let sent = m
-                    .headers()
-                    .and_then(|h| h.iter().find(|h| h.key == "sent-ns").and_then(|h| h.value))
-                    .and_then(|v| std::str::from_utf8(v).ok()?.parse::<u64>().ok());
-                if let Some(s) = sent {
-                    if seen.insert(s, ()).is_none() {
-                        lat.push(now.saturating_sub(s));
-                    }
-                }
+        let mut wrong = 0;
+        let mut last = t0;
+        let mut sent_all: Option<Instant> = None;
+        while lat.len() < n {
+            if let Ok(t) = done_rx.try_recv() {
+                sent_all = Some(t);
+            }
+            if sent_all.is_some_and(|s| last.max(s).elapsed() > QUIET_END) {
+                break;
+            }
+            let Some(Ok(m)) = c.poll(Duration::from_millis(20)) else {
+                continue;
+            };
+            let now = t0.elapsed().as_nanos() as u64;
+            let sent = header(&m, "sent-ns").and_then(|v| v.parse::<u64>().ok());
+            let seq = header(&m, "seq").and_then(|v| v.parse::<usize>().ok());
+            let (Some(sent), Some(seq)) = (sent, seq) else {
+                wrong += 1;
+                continue;
+            };
+            if expected.get(seq % 1000).is_none_or(|e| Some(&e[..]) != m.payload()) {
+                wrong += 1;
+                continue;
+            }
+            if seen.insert(seq, ()).is_none() {
+                lat.push(now.saturating_sub(sent));
+                last = Instant::now();
             }
         }
-        let last = t0.elapsed();
         std::mem::forget(c);
-        (lat, last)
+        (lat, wrong, last)
     });
     for i in 0..n {
-        let due = Duration::from_nanos((i as u64 * 1_000_000_000) / rate as u64);
-        if let Some(w) = due.checked_sub(t0.elapsed()) {
-            std::thread::sleep(w);
+        if let Some(rate) = rate {
+            let due = Duration::from_nanos((i as u64 * 1_000_000_000) / rate as u64);
+            if let Some(w) = due.checked_sub(t0.elapsed()) {
+                std::thread::sleep(w);
+            }
         }
         let payload = reading(i);
         let sent = t0.elapsed().as_nanos().to_string();
-        let mut rec = BaseRecord::<(), _>::to(&relay.input)
-            .payload(&payload)
-            .headers(OwnedHeaders::new().insert(Header {
-                key: "sent-ns",
-                value: Some(sent.as_str()),
-            }));
+        let seq = i.to_string();
+        let mut rec = BaseRecord::<(), _>::to(&relay.input).payload(&payload).headers(
+            OwnedHeaders::new()
+                .insert(Header {
+                    key: "sent-ns",
+                    value: Some(sent.as_str()),
+                })
+                .insert(Header {
+                    key: "seq",
+                    value: Some(seq.as_str()),
+                }),
+        );
         loop {
             match p.send(rec) {
                 Ok(()) => break,
@@ -221,36 +465,20 @@ fn measure(bootstrap: &str, relay: &Relay, rate: usize, secs: u64, tps: f64) -> 
             }
         }
     }
-    p.flush(Duration::from_secs(10))?;
-    let (mut lat, last) = collector.join().map_err(|_| anyhow!("collector panicked"))?;
+    let sending = t0.elapsed();
+    p.flush(Duration::from_secs(30))?;
+    let _ = done_tx.send(Instant::now());
+    let (mut lat, wrong, last) = collector.join().map_err(|_| anyhow!("collector panicked"))?;
     let cpu = cpu_ticks(relay.child.id())? - cpu0;
-    lat.sort_unstable();
-    let pct = |q: f64| {
-        lat.get(((lat.len() as f64 * q) as usize).min(lat.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(0) as f64
-            / 1e6
-    };
-    Ok(Row {
-        name: relay.name,
-        sent: n,
-        received: lat.len(),
-        secs: last.as_secs_f64(),
-        cpu_us_per_msg: cpu as f64 / tps * 1e6 / lat.len().max(1) as f64,
-        p50_ms: pct(0.50),
-        p99_ms: pct(0.99),
-    })
-}
-
-fn arg(args: &[String], name: &str, default: u64) -> Result<u64> {
-    match args.iter().position(|a| a == name) {
-        Some(i) => args
-            .get(i + 1)
-            .context(name.to_owned())?
-            .parse()
-            .context(name.to_owned()),
-        None => Ok(default),
-    }
+    relay.check()?;
+    row.sent += n;
+    row.received += lat.len();
+    row.wrong += wrong;
+    row.active_secs += last.saturating_duration_since(t0).as_secs_f64();
+    row.sending_secs += sending.as_secs_f64();
+    row.cpu_secs += cpu as f64 / tps;
+    row.latencies_ns.append(&mut lat);
+    Ok(())
 }
 
 fn main() -> Result<()> {
@@ -258,93 +486,225 @@ fn main() -> Result<()> {
     if let Some(i) = args.iter().position(|a| a == "--native-relay") {
         let a = &args[i + 1..];
         if a.len() < 4 {
-            bail!("--native-relay BOOTSTRAP IN OUT GROUP");
+            bail!("--native-relay BOOTSTRAP IN OUT GROUP [KEY=VALUE…]");
         }
-        return native_relay(&a[0], &a[1], &a[2], &a[3]);
+        let props: Vec<(String, String)> = a[4..]
+            .iter()
+            .filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
+            .collect();
+        return native_relay(&a[0], &a[1], &a[2], &a[3], &props);
     }
     if args.iter().any(|a| a == "--list") {
         return Ok(()); // `cargo bench -- --list`: nothing to list
     }
-    let rate = arg(&args, "--rate", 2000)? as usize;
-    let secs = arg(&args, "--seconds", 10)?;
+    let quick = quick();
+    let rate = arg("--rate", "WASMFLOW_BENCH_RATE", 2000)?.max(1);
+    let secs = arg("--seconds", "WASMFLOW_BENCH_SECONDS", if quick { 3 } else { 10 })?.max(1);
+    let rounds = arg("--rounds", "WASMFLOW_BENCH_ROUNDS", if quick { 1 } else { 3 })?.max(1);
+    let full_n = arg(
+        "--messages",
+        "WASMFLOW_BENCH_MESSAGES",
+        if quick { 5000 } else { 20_000 },
+    )?
+    .max(1);
     let tps = ticks_per_sec();
+    let expected = Arc::new(expected_outputs()?);
 
-    let cluster = MockCluster::new(1)?;
-    let bs = cluster.bootstrap_servers();
-    for t in ["in-wasmflow", "out-wasmflow", "in-native", "out-native"] {
-        cluster.create_topic(t, 1, 1)?;
-    }
-    let data = tempfile::tempdir()?;
-    let wasmflow = Relay {
-        name: "wasmflow",
-        child: Command::new(env!("CARGO_BIN_EXE_wasmflow"))
-            .current_dir(repo())
-            .args(["run", "compose/tests/azure-compat/graph-simple.yaml", "--kafka", &bs])
-            .args([
-                "--source",
-                "in-wasmflow",
-                "--sink",
-                "out-wasmflow",
-                "--kafka-group",
-                "bench-wasmflow",
-            ])
-            .args([
-                "-X",
-                "session.timeout.ms=6000",
-                "-X",
-                &format!("fetch.wait.max.ms={FETCH_WAIT}"),
-            ])
-            .arg("--data-dir")
-            .arg(data.path())
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .context("starting wasmflow")?,
-        input: "in-wasmflow".into(),
-        output: "out-wasmflow".into(),
+    // Both brokers when tansu is installed: tansu is the real broker, the mock shows the relays'
+    // own limit where tansu's is lower (see BENCHMARKS.md).
+    let asked = arg_str("--broker");
+    let kinds: Vec<&str> = match asked.as_deref() {
+        Some(k) => vec![k],
+        None if Broker::tansu_binary().is_some() => vec!["tansu", "mock"],
+        None => vec!["mock"],
     };
-    let native = Relay {
-        name: "native rdkafka relay",
-        child: Command::new(std::env::current_exe()?)
-            .args(["--native-relay", &bs, "in-native", "out-native", "bench-native"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .context("starting the native relay")?,
-        input: "in-native".into(),
-        output: "out-native".into(),
-    };
-    for r in [&wasmflow, &native] {
-        warm_up(&bs, r)?;
+    for kind in kinds {
+        let setup = Setup {
+            rate,
+            secs,
+            rounds,
+            full_n,
+            tps,
+        };
+        run_on(Broker::start(kind)?, &setup, &expected)?;
     }
-    let mut rows = Vec::new();
-    for r in [&wasmflow, &native] {
-        eprintln!("measuring {} at {rate} msg/s for {secs} s …", r.name);
-        rows.push(measure(&bs, r, rate, secs, tps)?);
-    }
-    println!("\ngraph-simple through librdkafka's mock cluster, {rate} msg/s offered for {secs} s\n");
-    println!("| relay | sent | received | msgs/s | CPU µs/msg | p50 ms | p99 ms |");
-    println!("|---|---:|---:|---:|---:|---:|---:|");
-    for r in &rows {
-        println!(
-            "| {} | {} | {} | {:.0} | {:.1} | {:.2} | {:.2} |",
-            r.name,
-            r.sent,
-            r.received,
-            r.received as f64 / r.secs.min(secs as f64 + 10.0),
-            r.cpu_us_per_msg,
-            r.p50_ms,
-            r.p99_ms
-        );
-    }
-    let (w, n) = (&rows[0], &rows[1]);
-    println!(
-        "| **wasmflow / native** | | | | **{:.2}×** | **{:.2}×** | **{:.2}×** |",
-        w.cpu_us_per_msg / n.cpu_us_per_msg,
-        w.p50_ms / n.p50_ms,
-        w.p99_ms / n.p99_ms
-    );
-    drop((wasmflow, native));
     Ok(())
+}
+
+#[derive(Clone, Copy)]
+struct Setup {
+    rate: usize,
+    secs: usize,
+    rounds: usize,
+    full_n: usize,
+    tps: f64,
+}
+
+/// Both relays on `broker`: full-speed and fixed-rate rounds, then the table.
+fn run_on(broker: Broker, setup: &Setup, expected: &Arc<Vec<Vec<u8>>>) -> Result<()> {
+    let Setup {
+        rate,
+        secs,
+        rounds,
+        full_n,
+        tps,
+    } = *setup;
+        let bs = broker.bootstrap();
+    let props = client_props()?;
+    broker.create_topics(&["in-wasmflow", "out-wasmflow", "in-native", "out-native"])?;
+    eprintln!("broker: {} at {bs}", broker.describe());
+    let data = tempfile::tempdir()?;
+    let mut wasmflow_cmd = Command::new(env!("CARGO_BIN_EXE_wasmflow"));
+    wasmflow_cmd
+        .current_dir(repo())
+        .args(["run", "compose/tests/azure-compat/graph-simple.yaml", "--kafka", &bs])
+        .args([
+            "--source",
+            "in-wasmflow",
+            "--sink",
+            "out-wasmflow",
+            "--kafka-group",
+            "bench-wasmflow",
+        ]);
+    for (k, v) in &props {
+        wasmflow_cmd.args(["-X", &format!("{k}={v}")]);
+    }
+    let mut native_cmd = Command::new(std::env::current_exe()?);
+    native_cmd.args(["--native-relay", &bs, "in-native", "out-native", "bench-native"]);
+    for (k, v) in &props {
+        native_cmd.arg(format!("{k}={v}"));
+    }
+    let mut relays = [
+        Relay {
+            name: "wasmflow",
+            child: wasmflow_cmd
+                .arg("--data-dir")
+                .arg(data.path())
+                .env("RUST_LOG", "warn")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .spawn()
+                .context("starting wasmflow")?,
+            input: "in-wasmflow".into(),
+            output: "out-wasmflow".into(),
+        },
+        Relay {
+            name: "native rdkafka relay",
+            child: native_cmd
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .spawn()
+                .context("starting the native relay")?,
+            input: "in-native".into(),
+            output: "out-native".into(),
+        },
+    ];
+    for r in &relays {
+        eprintln!("warming up {} …", r.name);
+        warm_up(&bs, r, &props)?;
+    }
+    let mut full: [Row; 2] = Default::default();
+    let mut fixed: [Row; 2] = Default::default();
+    let per_round = rate * secs / rounds;
+    for k in 0..rounds {
+        for j in 0..relays.len() {
+            let j = (j + k) % relays.len();
+            eprintln!(
+                "round {}/{rounds}: {} at full speed, {full_n} messages …",
+                k + 1,
+                relays[j].name
+            );
+            let mut once = Row::default();
+            measure(&bs, &mut relays[j], full_n, None, &props, expected, tps, &mut once)?;
+            eprintln!(
+                "  {} msgs/s ({} of {full_n}), CPU {:.1} µs/msg",
+                fmt_int(once.msgs_per_s()),
+                once.received,
+                once.cpu_us_per_msg()
+            );
+            add(&mut full[j], once);
+        }
+        for j in 0..relays.len() {
+            let j = (j + k + 1) % relays.len();
+            eprintln!(
+                "round {}/{rounds}: {} at {rate} msg/s, {per_round} messages …",
+                k + 1,
+                relays[j].name
+            );
+            measure(
+                &bs,
+                &mut relays[j],
+                per_round,
+                Some(rate),
+                &props,
+                &expected,
+                tps,
+                &mut fixed[j],
+            )?;
+        }
+    }
+    for (i, r) in relays.iter().enumerate() {
+        let wrong = full[i].wrong + fixed[i].wrong;
+        if wrong > 0 {
+            bail!("{}: {wrong} outputs were not temperature::map of their input", r.name);
+        }
+    }
+    let settings = format!(
+        "librdkafka defaults except linger.ms=0 on producers and {}",
+        props
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!(
+        "\ngraph-simple through {}, wasmflow vs a native rdkafka relay, {rounds} rounds each, relays taking turns; \
+         client settings: {settings}; CPU = the relay process's user+system time / messages relayed\n",
+        broker.describe()
+    );
+    println!("| relay | load | received | msgs/s | vs native | CPU µs/msg | vs native | p50 ms | p99 ms |");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
+    for (what, rows) in [("full speed", &full), ("fixed", &fixed)] {
+        for (i, r) in rows.iter().enumerate() {
+            let load = if what == "full speed" {
+                format!(
+                    "full speed: {} msgs at {}/s",
+                    fmt_int(r.sent as f64),
+                    fmt_int(r.sent as f64 / r.sending_secs)
+                )
+            } else {
+                format!("{}/s × {secs} s", fmt_int(rate as f64))
+            };
+            let bold = |x: String| if i == 0 { format!("**{x}**") } else { x };
+            println!(
+                "| {} | {load} | {}/{} | {} | {} | {:.1} | {} | {:.2} | {:.2} |",
+                relays[i].name,
+                r.received,
+                r.sent,
+                fmt_int(r.msgs_per_s()),
+                bold(ratio(r.msgs_per_s(), rows[1].msgs_per_s())),
+                r.cpu_us_per_msg(),
+                bold(ratio(r.cpu_us_per_msg(), rows[1].cpu_us_per_msg())),
+                r.pct_ms(0.5),
+                r.pct_ms(0.99)
+            );
+        }
+    }
+    let r = full[0].msgs_per_s() / full[1].msgs_per_s();
+    println!(
+        "\nTarget (issue 16): wasmflow full-speed throughput ≥ 0.9× native: {r:.2}× — {}.",
+        if r >= 0.9 { "met" } else { "**missed**" }
+    );
+    drop(relays);
+    Ok(())
+}
+
+fn add(row: &mut Row, mut other: Row) {
+    row.sent += other.sent;
+    row.received += other.received;
+    row.wrong += other.wrong;
+    row.active_secs += other.active_secs;
+    row.sending_secs += other.sending_secs;
+    row.cpu_secs += other.cpu_secs;
+    row.latencies_ns.append(&mut other.latencies_ns);
 }

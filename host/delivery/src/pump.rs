@@ -1,22 +1,27 @@
 //! The transport-agnostic pump: inbound messages → graph → sinks → acknowledgements.
 //!
 //! The graph is synchronous and stays on the thread that calls [`run`]; sources and sinks run
-//! on a tokio runtime. Inbound messages come through a bounded channel, each output is sent on
-//! the runtime and its completion comes back to this thread, where the [`Tracker`] turns
-//! completions into acknowledgements of the inputs they derive from. Items entering a window are
-//! written to the [`WindowJournal`] before their input is acknowledged. At most
-//! `max_outstanding` outputs wait for their destination: beyond that, intake stops, the inbound
-//! channel fills and the source stops reading (backpressure, not memory growth).
+//! on a tokio runtime. Inbound messages come through a bounded channel and are taken in batches
+//! of what has queued up. Each output goes to its sink with [`Sink::send_with`]; its completion
+//! runs where the sink learns of it (MQTT: the connection's task, on the PUBACK) and there the
+//! [`Tracker`] turns it into acknowledgements of the inputs it derives from, so an output
+//! costs the graph's thread no wake-up and no task. Items entering a window are written to the
+//! [`WindowJournal`] before their input is acknowledged. At most `max_outstanding` outputs wait
+//! for their destination: beyond that, intake stops, the inbound channel fills and the source
+//! stops reading (backpressure, not memory growth).
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, Context, Result};
-use tokio::sync::{mpsc, watch};
+use anyhow::{anyhow, Result};
+use tokio::sync::{mpsc, watch, Notify};
 
 use wasmflow_runtime::graph::{Graph, Held, Traced};
 use wasmflow_transport::{Bytes, Destination, Inbound, Outbound, Sink, TransportError};
+
+/// Inbound messages taken at once when they queue up: they share one journal commit.
+const BATCH: usize = 256;
 use wasmflow_wire::Hlc;
 
 use crate::ack::Tracker;
@@ -86,167 +91,248 @@ pub struct PumpStats {
     pub restored: u64,
 }
 
-type Completion = (Vec<u64>, Result<(), TransportError>);
+/// What the pump and the sinks' completion callbacks share: the acknowledgement bookkeeping
+/// lives here so that a destination's acknowledgement finishes its inputs on the thread that
+/// learned of it (the transport's connection task), without waking the graph's thread.
+#[derive(Default)]
+struct Shared {
+    tracker: Tracker,
+    /// Outputs handed to a sink whose outcome is not known yet.
+    outstanding: usize,
+    /// Outputs their destination acknowledged.
+    sent: u64,
+    /// The first sink failure: it ends the run.
+    failure: Option<TransportError>,
+    /// While the pump waits for completions (no room under `max_outstanding`, or the final
+    /// drain), it is woken once `outstanding` falls below this.
+    wake_below: Option<usize>,
+}
+
+/// [`Shared`] behind its lock, and how a completion wakes the pump when it waits.
+#[derive(Default)]
+struct Completions {
+    shared: Mutex<Shared>,
+    wake: Notify,
+}
+
+impl Completions {
+    fn lock(&self) -> MutexGuard<'_, Shared> {
+        self.shared.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// One output's outcome, on whatever thread the sink learned it. Wakes the pump only when
+    /// it asked to be (or a sink failed), so a steady flow of acknowledgements costs it nothing.
+    fn complete(&self, lineage: &[u64], r: Result<(), TransportError>) {
+        let wake = {
+            let mut s = self.lock();
+            s.outstanding -= 1;
+            match r {
+                Ok(()) => {
+                    s.sent += 1;
+                    s.tracker.done(lineage);
+                }
+                Err(e) => {
+                    s.failure.get_or_insert(e);
+                }
+            }
+            s.failure.is_some() || s.wake_below.is_some_and(|n| s.outstanding < n)
+        };
+        if wake {
+            self.wake.notify_one();
+        }
+    }
+
+    /// The first sink failure, as the run's error.
+    fn failed(&self) -> Result<()> {
+        match self.lock().failure.take() {
+            None => Ok(()),
+            Some(e) => Err(anyhow::Error::new(e)
+                .context("a sink failed; unacknowledged inputs will be delivered again after a restart")),
+        }
+    }
+}
 
 /// Runs the graph on this thread until `shutdown` turns true or every source closed `inbound`
 /// (then outstanding outputs are awaited). Sends run on `rt`. A sink that fails for good ends
 /// the run with its error: the inputs its outputs derive from stay unacknowledged, so the
 /// origin delivers them again after a restart.
+///
+/// The graph's calls run inside one `rt.block_on` on this thread; outputs go to their sink with
+/// [`Sink::send_with`], whose callback finishes the inputs they derive from where the
+/// acknowledgement arrives. This thread wakes for input, the idle timer, shutdown, and — only
+/// when it waits for room or for the drain — completions.
 pub fn run(
     graph: &mut Graph,
     journal: &WindowJournal,
-    mut inbound: mpsc::Receiver<Inbound>,
+    inbound: mpsc::Receiver<Inbound>,
     routes: &Routes,
     rt: &tokio::runtime::Handle,
     shutdown: watch::Receiver<bool>,
     options: &PumpOptions,
 ) -> Result<PumpStats> {
     check_routes(graph, routes)?;
+    let completions = Arc::new(Completions::default());
     let mut stats = PumpStats::default();
-    let mut tracker = Tracker::for_journal(journal);
+    completions.lock().tracker = Tracker::for_journal(journal);
     let restored = journal.load()?;
     stats.restored = restored.len() as u64;
     if !restored.is_empty() {
         tracing::info!("restored {} items in open windows", restored.len());
+        let mut s = completions.lock();
         for h in &restored {
-            tracker.held(h);
+            s.tracker.held(h);
         }
+        drop(s);
         graph.restore_held(restored)?;
     }
-    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Completion>();
-    let mut outstanding = 0usize;
-    let mut last_input = Instant::now();
-    let mut closed = false;
     let mut pump = Pump {
         routes,
-        rt,
-        done_tx: &done_tx,
         journal,
-        tracker: &mut tracker,
-        outstanding: &mut outstanding,
-        stats: &mut stats,
+        completions,
+        stats,
     };
-    loop {
-        while let Ok(c) = done_rx.try_recv() {
-            pump.completed(c)?;
-        }
-        if *shutdown.borrow() || (closed && *pump.outstanding == 0) {
-            break;
-        }
-        if *pump.outstanding >= options.max_outstanding || closed {
-            match rt.block_on(done_rx.recv()) {
-                Some(c) => pump.completed(c)?,
-                None => break,
-            }
-            continue;
-        }
-        // Read what is there without blocking, in a batch that shares one journal commit.
-        let mut batch = Vec::new();
-        while batch.len() < 256 && *pump.outstanding + batch.len() < options.max_outstanding {
-            match inbound.try_recv() {
-                Ok(m) => batch.push(m),
-                Err(mpsc::error::TryRecvError::Empty) => break,
-                Err(mpsc::error::TryRecvError::Disconnected) => {
-                    closed = true;
-                    break;
-                }
-            }
-        }
-        if !batch.is_empty() {
-            last_input = Instant::now();
-            let mut held = Vec::new();
-            for m in batch {
-                pump.push(graph, m, &mut held)?;
-            }
-            pump.persist(held)?;
-            continue;
-        }
-        let deadline = last_input + options.idle;
-        let mut sd = shutdown.clone();
-        let woke = rt.block_on(async {
-            tokio::select! {
-                m = inbound.recv() => Wake::Inbound(m),
-                c = done_rx.recv() => Wake::Done(c),
-                _ = tokio::time::sleep_until(deadline.into()) => Wake::Idle,
-                _ = sd.changed() => Wake::Shutdown,
-            }
-        });
-        match woke {
-            Wake::Inbound(Some(m)) => {
-                last_input = Instant::now();
-                let mut held = Vec::new();
-                pump.push(graph, m, &mut held)?;
-                pump.persist(held)?;
-            }
-            Wake::Inbound(None) => closed = true,
-            Wake::Done(Some(c)) => pump.completed(c)?,
-            Wake::Done(None) => break,
-            Wake::Idle => {
-                last_input = Instant::now();
-                let traced = graph.advance_traced(&Hlc::now("wasmflow"))?;
-                let mut held = Vec::new();
-                pump.traced(traced, &mut held, |_| None)?;
-                pump.persist(held)?;
-            }
-            Wake::Shutdown => {}
-        }
-    }
-    // Stop intake; give what is on its way a moment to be acknowledged.
-    drop(inbound);
-    let until = Instant::now() + options.drain_timeout;
-    while *pump.outstanding > 0 {
-        let c = rt.block_on(async { tokio::time::timeout_at(until.into(), done_rx.recv()).await });
-        match c {
-            Ok(Some(c)) => pump.completed(c)?,
-            _ => {
-                tracing::warn!(
-                    "{} outputs were not acknowledged before shutdown; their inputs will be delivered again",
-                    pump.outstanding
-                );
-                break;
-            }
-        }
-    }
-    pump.persist(Vec::new())?;
+    rt.block_on(pump.run(graph, inbound, shutdown, options))?;
+    let s = pump.completions.lock();
     tracing::info!(
-        open = pump.tracker.open_count(),
+        open = s.tracker.open_count(),
         windowed = graph.pending(),
         "pump stopped"
     );
-    Ok(stats)
-}
-
-enum Wake {
-    Inbound(Option<Inbound>),
-    Done(Option<Completion>),
-    Idle,
-    Shutdown,
+    pump.stats.sent = s.sent;
+    Ok(pump.stats)
 }
 
 /// The pump's working set, borrowed for one run.
 struct Pump<'a> {
     routes: &'a Routes,
-    rt: &'a tokio::runtime::Handle,
-    done_tx: &'a mpsc::UnboundedSender<Completion>,
     journal: &'a WindowJournal,
-    tracker: &'a mut Tracker,
-    outstanding: &'a mut usize,
-    stats: &'a mut PumpStats,
+    completions: Arc<Completions>,
+    stats: PumpStats,
 }
 
 impl Pump<'_> {
+    async fn run(
+        &mut self,
+        graph: &mut Graph,
+        mut inbound: mpsc::Receiver<Inbound>,
+        mut shutdown: watch::Receiver<bool>,
+        options: &PumpOptions,
+    ) -> Result<()> {
+        let mut last_input = Instant::now();
+        // Reset only when it fires (a message meanwhile moved the deadline): one timer event
+        // per idle period, not a timer per message.
+        let idle = tokio::time::sleep_until((last_input + options.idle).into());
+        tokio::pin!(idle);
+        let mut batch = Vec::with_capacity(BATCH);
+        loop {
+            self.completions.failed()?;
+            if *shutdown.borrow() {
+                break;
+            }
+            let room = options
+                .max_outstanding
+                .saturating_sub(self.completions.lock().outstanding);
+            if room == 0 {
+                // Intake pauses; the inbound channel fills and the source stops reading.
+                self.wait_for_room(options.max_outstanding, &mut shutdown).await;
+                continue;
+            }
+            tokio::select! {
+                biased;
+                _ = self.completions.wake.notified() => {}
+                r = shutdown.changed() => if r.is_err() {
+                    break; // nobody can ask for shutdown any more: take it as asked
+                },
+                n = inbound.recv_many(&mut batch, room.min(BATCH)) => {
+                    if n == 0 {
+                        break; // every source closed its side
+                    }
+                    last_input = Instant::now();
+                    // One journal commit for the batch.
+                    let mut held = Vec::new();
+                    for m in batch.drain(..) {
+                        self.push(graph, m, &mut held)?;
+                    }
+                    self.persist(held)?;
+                }
+                _ = &mut idle => {
+                    let now = Instant::now();
+                    if now >= last_input + options.idle {
+                        last_input = now;
+                        let traced = graph.advance_traced(&Hlc::now("wasmflow"))?;
+                        let mut held = Vec::new();
+                        self.traced(traced, &mut held, |_| None)?;
+                        self.persist(held)?;
+                    }
+                    idle.as_mut().reset((last_input + options.idle).into());
+                }
+            }
+        }
+        // Stop intake; give what is on its way a moment to be acknowledged.
+        drop(inbound);
+        self.drain(options.drain_timeout).await;
+        self.completions.failed()?;
+        self.persist(Vec::new())
+    }
+
+    /// Waits until an output completes below `limit` outstanding (or a sink fails, or shutdown).
+    async fn wait_for_room(&self, limit: usize, shutdown: &mut watch::Receiver<bool>) {
+        {
+            let mut s = self.completions.lock();
+            if s.outstanding < limit || s.failure.is_some() {
+                return;
+            }
+            s.wake_below = Some(limit);
+        }
+        tokio::select! {
+            _ = self.completions.wake.notified() => {}
+            r = shutdown.changed() => if r.is_err() {
+                // Nobody can ask for shutdown any more: wait for room alone.
+                self.completions.wake.notified().await;
+            },
+        }
+        self.completions.lock().wake_below = None;
+    }
+
+    /// Waits at most `timeout` for every outstanding output to complete.
+    async fn drain(&self, timeout: Duration) {
+        let until = tokio::time::Instant::now() + timeout;
+        loop {
+            {
+                let mut s = self.completions.lock();
+                if s.outstanding == 0 || s.failure.is_some() {
+                    s.wake_below = None;
+                    return;
+                }
+                s.wake_below = Some(1);
+            }
+            if tokio::time::timeout_at(until, self.completions.wake.notified())
+                .await
+                .is_err()
+            {
+                let mut s = self.completions.lock();
+                s.wake_below = None;
+                tracing::warn!(
+                    "{} outputs were not acknowledged before shutdown; their inputs will be delivered again",
+                    s.outstanding
+                );
+                return;
+            }
+        }
+    }
+
     /// Feeds one inbound message to the graph; its key goes with outputs derived from it alone.
     fn push(&mut self, graph: &mut Graph, m: Inbound, held: &mut Vec<Held>) -> Result<()> {
         self.stats.received += 1;
         let key = m.key;
         let (origin, traced) = graph.push_traced(None, m.input)?;
-        self.tracker.input(origin, m.ack);
+        self.completions.lock().tracker.input(origin, m.ack);
         self.traced(
             traced,
             held,
             |lineage| if lineage == [origin] { key.clone() } else { None },
         )?;
-        self.tracker.seal(origin);
+        self.completions.lock().tracker.seal(origin);
         Ok(())
     }
 
@@ -257,54 +343,56 @@ impl Pump<'_> {
         held: &mut Vec<Held>,
         key_for: impl Fn(&[u64]) -> Option<Bytes>,
     ) -> Result<()> {
-        for h in &traced.held {
-            self.tracker.held(h);
+        let mut sends = Vec::with_capacity(traced.outputs.len());
+        {
+            // Everything an output's completion may finish is registered before it is sent: a
+            // sink may complete it at once, on this thread (MQTT QoS 0).
+            let mut s = self.completions.lock();
+            for h in &traced.held {
+                s.tracker.held(h);
+            }
+            for (output, lineage) in traced.outputs {
+                let Some(route) = self.routes.for_destination(&output.destination) else {
+                    // No dead-letter topic: the rejected item is dropped, which finishes it.
+                    continue;
+                };
+                if matches!(output.destination, Destination::DeadLetter { .. }) {
+                    self.stats.dead_letters += 1;
+                }
+                s.tracker.add(&lineage);
+                s.outstanding += 1;
+                let msg = Outbound {
+                    topic: route.topic.clone(),
+                    key: key_for(&lineage),
+                    payload: output.payload,
+                    content_type: output.content_type,
+                    user_properties: output.user_properties,
+                };
+                sends.push((route, msg, lineage));
+            }
         }
         held.extend(traced.held);
-        for (output, lineage) in traced.outputs {
-            let Some(route) = self.routes.for_destination(&output.destination) else {
-                // No dead-letter topic: the rejected item is dropped, which finishes it.
-                continue;
-            };
-            if matches!(output.destination, Destination::DeadLetter { .. }) {
-                self.stats.dead_letters += 1;
+        for (route, msg, lineage) in sends {
+            let c = self.completions.clone();
+            route.sink.send_with(msg, Box::new(move |r| c.complete(&lineage, r)));
+        }
+        if !traced.released.is_empty() {
+            let mut s = self.completions.lock();
+            for id in traced.released {
+                s.tracker.seal(id);
             }
-            self.tracker.add(&lineage);
-            *self.outstanding += 1;
-            let msg = Outbound {
-                topic: route.topic.clone(),
-                key: key_for(&lineage),
-                payload: output.payload,
-                content_type: output.content_type,
-                user_properties: output.user_properties,
-            };
-            let sink = route.sink.clone();
-            let tx = self.done_tx.clone();
-            self.rt.spawn(async move {
-                let r = sink.send(msg).await;
-                let _ = tx.send((lineage, r));
-            });
         }
-        for id in traced.released {
-            self.tracker.seal(id);
-        }
-        Ok(())
-    }
-
-    fn completed(&mut self, (lineage, r): Completion) -> Result<()> {
-        *self.outstanding -= 1;
-        r.context("a sink failed; unacknowledged inputs will be delivered again after a restart")?;
-        self.stats.sent += 1;
-        self.tracker.done(&lineage);
         Ok(())
     }
 
     /// Writes newly held window entries and deletes finished ones, then lets the parents of
     /// the new entries be acknowledged.
     fn persist(&mut self, held: Vec<Held>) -> Result<()> {
-        let finished = self.tracker.take_finished_entries();
+        let finished = self.completions.lock().tracker.take_finished_entries();
         self.journal.commit(&held, &finished)?;
-        self.tracker.persisted(&held);
+        if !held.is_empty() {
+            self.completions.lock().tracker.persisted(&held);
+        }
         // Persisting may finish entries (a window output acknowledged meanwhile): next commit.
         Ok(())
     }

@@ -73,15 +73,48 @@ impl EventLoop {
     }
 }
 
+/// What acknowledging a received publication needs of it: its packet id and QoS. Kept apart
+/// from the publication so an acknowledgement waiting for a graph does not hold its payload.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct AckOf {
+    pub pkid: u16,
+    pub qos: QoS,
+}
+
+impl AckOf {
+    pub(super) fn of(p: &Publish) -> Self {
+        Self {
+            pkid: p.pkid,
+            qos: p.qos,
+        }
+    }
+
+    fn v5(self) -> Publish {
+        let mut p = Publish::new("", self.qos, Bytes::new(), None);
+        p.pkid = self.pkid;
+        p
+    }
+
+    fn v4(self) -> v4::Publish {
+        let mut p = v4::Publish::new("", lower_qos(self.qos), Vec::new());
+        p.pkid = self.pkid;
+        p
+    }
+}
+
 impl Client {
-    pub(super) async fn ack(&self, p: &Publish) -> Result<(), String> {
+    pub(super) async fn ack(&self, a: AckOf) -> Result<(), String> {
         match self {
-            Client::V5(c) => c.ack(p).await.map_err(|e| e.to_string()),
-            Client::V311(c) => {
-                let mut p4 = v4::Publish::new(String::from_utf8_lossy(&p.topic), lower_qos(p.qos), Vec::new());
-                p4.pkid = p.pkid;
-                c.ack(&p4).await.map_err(|e| e.to_string())
-            }
+            Client::V5(c) => c.ack(&a.v5()).await.map_err(|e| e.to_string()),
+            Client::V311(c) => c.ack(&a.v4()).await.map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Queues the acknowledgement without waiting; `false` when the request channel is full.
+    pub(super) fn try_ack(&self, a: AckOf) -> bool {
+        match self {
+            Client::V5(c) => c.try_ack(&a.v5()).is_ok(),
+            Client::V311(c) => c.try_ack(&a.v4()).is_ok(),
         }
     }
 
@@ -99,11 +132,12 @@ impl Client {
         }
     }
 
+    /// Publishes through a clone of the client, so the future owns everything it needs.
     pub(super) async fn publish(
-        &self,
+        self,
         topic: String,
         qos: QoS,
-        payload: Vec<u8>,
+        payload: Bytes,
         properties: PublishProperties,
     ) -> Result<(), String> {
         match self {
@@ -112,7 +146,7 @@ impl Client {
                 .await
                 .map_err(|e| e.to_string()),
             Client::V311(c) => c
-                .publish(topic, lower_qos(qos), false, payload)
+                .publish(topic, lower_qos(qos), false, payload.to_vec())
                 .await
                 .map_err(|e| e.to_string()),
         }

@@ -16,6 +16,7 @@
 #![warn(missing_docs)]
 
 use std::collections::{HashMap, VecDeque};
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -31,9 +32,9 @@ pub mod broker;
 mod connection;
 
 pub use connection::MqttVersion;
-use connection::{Client, EventLoop, PollError};
+use connection::{AckOf, Client, EventLoop, PollError};
 
-use wasmflow_transport::{Ack, BoxFuture, Inbound, Input, Outbound, Sink, Source, TransportError};
+use wasmflow_transport::{Ack, BoxFuture, Completion, Inbound, Input, Outbound, Sink, Source, TransportError};
 
 /// Whether subscribing to `filter` delivers a message published on `topic`: MQTT's `+` and `#`
 /// (rumqttc's matcher), an exact name, and a shared subscription's `$share/<group>/` prefix.
@@ -304,24 +305,28 @@ impl MqttSource {
         let cfg = &self.config;
         let qos = cfg.qos()?;
         let (client, mut el) = cfg.connection(cfg.client_id.clone())?;
-        // Acknowledgements go through a task of their own, tagged with the connection they
-        // belong to: a PUBACK for a packet id of an earlier connection could acknowledge a
-        // different message on this one.
-        let generation = Arc::new(AtomicU64::new(0));
-        let (ack_tx, mut ack_rx) = mpsc::unbounded_channel::<(u64, Publish)>();
+        // Acknowledgements are tagged with the connection they belong to: a PUBACK for a packet
+        // id of an earlier connection could acknowledge a different message on this one.
+        let (slow_tx, mut slow_rx) = mpsc::unbounded_channel::<(u64, AckOf)>();
+        let acks = Arc::new(Acks {
+            client: client.clone(),
+            generation: AtomicU64::new(0),
+            slow: slow_tx,
+        });
         let acker = {
-            let (client, generation) = (client.clone(), generation.clone());
+            let acks = acks.clone();
             tokio::spawn(async move {
-                while let Some((g, p)) = ack_rx.recv().await {
-                    if g == generation.load(Ordering::Acquire) {
-                        let _ = client.ack(&p).await;
+                while let Some((g, a)) = slow_rx.recv().await {
+                    if g == acks.generation.load(Ordering::Acquire) {
+                        let _ = acks.client.ack(a).await;
                     }
                 }
             })
         };
         let _abort = AbortOnDrop(acker);
+        let generation = &acks.generation;
         let first = cfg.first_connect(&mut el).await?;
-        self.connected(&client, &generation, &first).await?;
+        self.connected(&client, generation, &first).await?;
         let mut backoff = Backoff::new();
         loop {
             let event = tokio::select! {
@@ -338,14 +343,11 @@ impl MqttSource {
                     let ack = if p.qos == QoS::AtMostOnce {
                         Ack::none()
                     } else {
-                        let (g, tx) = (generation.load(Ordering::Acquire), ack_tx.clone());
-                        let p = p.clone();
-                        Ack::new(move || {
-                            let _ = tx.send((g, p));
-                        })
+                        let (acks, g, a) = (acks.clone(), generation.load(Ordering::Acquire), AckOf::of(&p));
+                        Ack::new(move || acks.ack(g, a))
                     };
                     let inbound = Inbound {
-                        input: input_of(&p),
+                        input: input_of(p),
                         key: None,
                         ack,
                     };
@@ -357,7 +359,7 @@ impl MqttSource {
                 }
                 Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                     tracing::info!(url = %cfg.url, session_present = ack.session_present, "MQTT source reconnected");
-                    self.connected(&client, &generation, &ack).await?;
+                    self.connected(&client, generation, &ack).await?;
                 }
                 Ok(Event::Incoming(Packet::SubAck(s))) => {
                     for (f, code) in self.filters.iter().zip(&s.return_codes) {
@@ -416,17 +418,35 @@ impl Source for MqttSource {
     }
 }
 
-/// The runtime's view of a received publication.
-fn input_of(p: &Publish) -> Input {
-    let (content_type, user_properties) = match &p.properties {
-        Some(props) => (props.content_type.clone(), props.user_properties.clone()),
+/// The runtime's view of a received publication (its properties moved, not copied).
+fn input_of(p: Publish) -> Input {
+    let (content_type, user_properties) = match p.properties {
+        Some(props) => (props.content_type, props.user_properties),
         None => (None, Vec::new()),
     };
     Input {
         topic: String::from_utf8_lossy(&p.topic).into_owned(),
-        payload: p.payload.to_vec().into(),
+        payload: Arc::from(&p.payload[..]),
         content_type,
         user_properties,
+    }
+}
+
+/// How a source's [`Ack`]s reach the broker: queued on the connection directly from the thread
+/// that calls them (the sink's connection task, when the output's PUBACK finished the input),
+/// through the acknowledgement task only when the request channel is full.
+struct Acks {
+    client: Client,
+    /// Counts connections; an acknowledgement of an earlier one is dropped.
+    generation: AtomicU64,
+    slow: mpsc::UnboundedSender<(u64, AckOf)>,
+}
+
+impl Acks {
+    fn ack(&self, generation: u64, a: AckOf) {
+        if generation == self.generation.load(Ordering::Acquire) && !self.client.try_ack(a) {
+            let _ = self.slow.send((generation, a));
+        }
     }
 }
 
@@ -438,7 +458,22 @@ impl Drop for AbortOnDrop {
     }
 }
 
-type Waiter = oneshot::Sender<Result<(), String>>;
+/// A QoS 1 publication waiting for its PUBACK: what to call then, and its topic for the error.
+struct Waiter {
+    done: Completion,
+    topic: String,
+}
+
+impl Waiter {
+    fn finish(self, r: Result<(), String>, url: &str) {
+        let topic = self.topic;
+        (self.done)(r.map_err(|reason| TransportError::Publish {
+            url: url.to_owned(),
+            topic,
+            reason,
+        }))
+    }
+}
 
 /// QoS 1 publications waiting for their PUBACK. rumqttc numbers publications itself and
 /// reports the packet id as it sends each (`Outgoing::Publish`) in the order they were queued,
@@ -461,29 +496,28 @@ impl Waiting {
         }
     }
 
-    fn acked(&mut self, pkid: u16, r: Result<(), String>) {
-        if let Some(w) = self.by_pkid.get_mut(&pkid).and_then(VecDeque::pop_front) {
-            let _ = w.send(r);
-        }
+    /// The waiter the PUBACK for `pkid` answers (called after the lock is released).
+    fn acked(&mut self, pkid: u16) -> Option<Waiter> {
+        self.by_pkid.get_mut(&pkid).and_then(VecDeque::pop_front)
     }
 
     /// The broker lost the session: every waiting publication fails.
-    fn fail_all(&mut self, why: &str) {
-        for w in self.queued.drain(..).chain(self.by_pkid.drain().flat_map(|(_, q)| q)) {
-            let _ = w.send(Err(why.to_owned()));
-        }
+    fn take_all(&mut self) -> Vec<Waiter> {
+        self.queued
+            .drain(..)
+            .chain(self.by_pkid.drain().flat_map(|(_, q)| q))
+            .collect()
     }
 }
 
-/// Publishes outputs; [`Sink::send`] completes on the PUBACK (QoS 1) or once handed to the
-/// connection (QoS 0, which the broker does not acknowledge).
+/// Publishes outputs; a publication completes on its PUBACK (QoS 1), called from the
+/// connection's task, or once queued on the connection (QoS 0, which the broker does not
+/// acknowledge).
 pub struct MqttSink {
     client: Client,
     qos: QoS,
-    url: String,
+    url: Arc<str>,
     waiting: Arc<Mutex<Waiting>>,
-    /// Keeps queueing a waiter and queueing its publication one step, so the order matches.
-    order: Arc<tokio::sync::Mutex<()>>,
     _task: AbortOnDrop,
 }
 
@@ -498,25 +532,28 @@ impl MqttSink {
             tracing::warn!(url = %config.url, "MQTT 3.1.1: outputs go without user properties (`__ts` among them) and content type");
         }
         let waiting = Arc::new(Mutex::new(Waiting::default()));
+        let url: Arc<str> = config.url.into();
         let task = {
-            let waiting = waiting.clone();
-            let url = config.url.clone();
+            let (waiting, url) = (waiting.clone(), url.clone());
             tokio::spawn(async move { sink_loop(el, waiting, url).await })
         };
         Ok(Self {
             client,
             qos,
-            url: config.url,
+            url,
             waiting,
-            order: Arc::new(tokio::sync::Mutex::new(())),
             _task: AbortOnDrop(task),
         })
     }
 }
 
-async fn sink_loop(mut el: EventLoop, waiting: Arc<Mutex<Waiting>>, url: String) {
+fn lock_waiting(w: &Mutex<Waiting>) -> std::sync::MutexGuard<'_, Waiting> {
+    w.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+async fn sink_loop(mut el: EventLoop, waiting: Arc<Mutex<Waiting>>, url: Arc<str>) {
     let mut backoff = Backoff::new();
-    let lock = || waiting.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let lock = || lock_waiting(&waiting);
     loop {
         match el.poll().await {
             Ok(Event::Outgoing(Outgoing::Publish(pkid))) if pkid != 0 => lock().sent(pkid, false),
@@ -526,14 +563,23 @@ async fn sink_loop(mut el: EventLoop, waiting: Arc<Mutex<Waiting>>, url: String)
                     PubAckReason::Success | PubAckReason::NoMatchingSubscribers => Ok(()),
                     other => Err(format!("the broker refused the publication: {other:?}")),
                 };
-                lock().acked(ack.pkid, r);
+                let waiter = lock().acked(ack.pkid);
+                if let Some(w) = waiter {
+                    w.finish(r, &url);
+                }
                 backoff = Backoff::new();
             }
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                 tracing::info!(%url, session_present = ack.session_present, "MQTT sink reconnected");
                 if !ack.session_present {
                     // Publications not yet acknowledged were in the lost session.
-                    lock().fail_all("the broker lost the sink's session; unacknowledged publications are gone");
+                    let lost = lock().take_all();
+                    for w in lost {
+                        w.finish(
+                            Err("the broker lost the sink's session; unacknowledged publications are gone".into()),
+                            &url,
+                        );
+                    }
                 }
             }
             Ok(_) => {}
@@ -548,45 +594,86 @@ async fn sink_loop(mut el: EventLoop, waiting: Arc<Mutex<Waiting>>, url: String)
 
 impl Sink for MqttSink {
     fn send(&self, msg: Outbound) -> BoxFuture<Result<(), TransportError>> {
-        let (client, qos, url) = (self.client.clone(), self.qos, self.url.clone());
-        let (waiting, order) = (self.waiting.clone(), self.order.clone());
+        let (tx, rx) = oneshot::channel();
+        self.send_with(
+            msg,
+            Box::new(move |r| {
+                let _ = tx.send(r);
+            }),
+        );
+        let url = self.url.clone();
         Box::pin(async move {
-            let properties = PublishProperties {
-                content_type: msg.content_type,
-                user_properties: msg.user_properties,
-                ..Default::default()
-            };
-            let fail = |reason: String| TransportError::Publish {
-                url: url.clone(),
-                topic: msg.topic.clone(),
-                reason,
-            };
-            let rx = {
-                let _turn = order.lock().await;
-                let rx = (qos != QoS::AtMostOnce).then(|| {
-                    let (tx, rx) = oneshot::channel();
-                    waiting
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .queued
-                        .push_back(tx);
-                    rx
-                });
-                client
-                    .publish(msg.topic.clone(), qos, msg.payload.to_vec(), properties)
-                    .await
-                    .map_err(fail)?;
-                rx
-            };
-            match rx {
-                None => Ok(()),
-                Some(rx) => match rx.await {
-                    Ok(Ok(())) => Ok(()),
-                    Ok(Err(reason)) => Err(fail(reason)),
-                    Err(_) => Err(TransportError::Closed(url.clone())),
-                },
-            }
+            rx.await
+                .unwrap_or_else(|_| Err(TransportError::Closed(url.to_string())))
         })
+    }
+
+    /// Queues the publication on the connection now, in call order, its waiter beside it: the
+    /// publish future is polled once here, which puts the request in rumqttc's channel (or, when
+    /// the channel is full, in line for it, in order); only then does a task finish it.
+    fn send_with(&self, msg: Outbound, done: Completion) {
+        let properties = PublishProperties {
+            content_type: msg.content_type,
+            user_properties: msg.user_properties,
+            ..Default::default()
+        };
+        let acked = self.qos != QoS::AtMostOnce;
+        let topic = if acked { msg.topic.clone() } else { String::new() };
+        let mut publish = Box::pin(self.client.clone().publish(
+            msg.topic,
+            self.qos,
+            bytes::Bytes::from_owner(msg.payload),
+            properties,
+        ));
+        let mut done = Some(done);
+        let mut waiting = lock_waiting(&self.waiting);
+        if acked {
+            waiting.queued.push_back(Waiter {
+                done: done.take().expect("taken once"),
+                topic: topic.clone(),
+            });
+        }
+        let polled = publish
+            .as_mut()
+            .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()));
+        match polled {
+            std::task::Poll::Ready(Ok(())) => {
+                drop(waiting);
+                if let Some(done) = done {
+                    done(Ok(()));
+                }
+            }
+            std::task::Poll::Ready(Err(reason)) => {
+                // Never queued: its waiter (the last one pushed) must not answer another's PUBACK.
+                let done = done.or_else(|| waiting.queued.pop_back().map(|w| w.done));
+                drop(waiting);
+                if let Some(done) = done {
+                    done(Err(TransportError::Publish {
+                        url: self.url.to_string(),
+                        topic,
+                        reason,
+                    }));
+                }
+            }
+            std::task::Poll::Pending => {
+                drop(waiting);
+                let (waiting, url) = (self.waiting.clone(), self.url.clone());
+                tokio::spawn(async move {
+                    if let Err(reason) = publish.await {
+                        // The connection is gone (the sink is being dropped): nothing will answer.
+                        let lost = lock_waiting(&waiting).take_all();
+                        for w in lost {
+                            w.finish(Err(reason.clone()), &url);
+                        }
+                        if let Some(done) = done {
+                            done(Err(TransportError::Closed(url.to_string())));
+                        }
+                    } else if let Some(done) = done {
+                        done(Ok(()));
+                    }
+                });
+            }
+        }
     }
 }
 
@@ -623,17 +710,33 @@ mod tests {
 
     #[test]
     fn waiters_follow_packet_ids_and_skip_retransmissions() {
+        let waiter = |topic: &str| {
+            let (tx, rx) = oneshot::channel();
+            let done: Completion = Box::new(move |r| {
+                let _ = tx.send(r.map_err(|e| e.to_string()));
+            });
+            (
+                Waiter {
+                    done,
+                    topic: topic.into(),
+                },
+                rx,
+            )
+        };
         let mut w = Waiting::default();
-        let (a, mut ra) = oneshot::channel();
-        let (b, mut rb) = oneshot::channel();
+        let ((a, mut ra), (b, mut rb)) = (waiter("a"), waiter("b"));
         w.queued.extend([a, b]);
         w.sent(1, false);
         w.sent(1, false); // retransmission of 1: b must not be taken by it
         w.sent(2, false);
-        w.acked(2, Ok(()));
+        w.acked(2).expect("b waits for 2").finish(Ok(()), "mqtt://x");
         assert_eq!(rb.try_recv().unwrap(), Ok(()));
         assert!(ra.try_recv().is_err());
-        w.acked(1, Ok(()));
-        assert_eq!(ra.try_recv().unwrap(), Ok(()));
+        w.acked(1)
+            .expect("a waits for 1")
+            .finish(Err("refused".into()), "mqtt://x");
+        let e = ra.try_recv().unwrap().unwrap_err();
+        assert!(e.contains("`a`") && e.contains("refused"), "{e}");
+        assert!(w.acked(1).is_none(), "answered once");
     }
 }

@@ -161,10 +161,23 @@ pub trait Source: Send {
     ) -> BoxFuture<Result<(), TransportError>>;
 }
 
-/// A sink transport. The returned future completes when the destination acknowledged the
-/// publication (MQTT PUBACK for QoS 1, Kafka delivery report with `acks=all`), which is what
-/// lets the runtime acknowledge the inputs it came from.
+/// Called once with the outcome of one publication ([`Sink::send_with`]).
+pub type Completion = Box<dyn FnOnce(Result<(), TransportError>) + Send>;
+
+/// A sink transport. A publication is done when the destination acknowledged it (MQTT PUBACK
+/// for QoS 1, Kafka delivery report with `acks=all`), which is what lets the runtime
+/// acknowledge the inputs it came from.
 pub trait Sink: Send + Sync {
     /// Publishes one message; completes when the destination acknowledged it.
     fn send(&self, msg: Outbound) -> BoxFuture<Result<(), TransportError>>;
+
+    /// Publishes one message and calls `done` with the outcome, on whichever thread learns it.
+    /// This is the pump's path: a transport that learns of acknowledgements in a task of its
+    /// own (MQTT's connection) calls `done` from there, so a publication costs no task and no
+    /// hop back to the graph's thread. Publications leave in the order of the calls. Call it
+    /// within a tokio runtime: the default runs [`Sink::send`]'s future as a task of its own.
+    fn send_with(&self, msg: Outbound, done: Completion) {
+        let sent = self.send(msg);
+        tokio::spawn(async move { done(sent.await) });
+    }
 }
