@@ -4,7 +4,7 @@
 CARGO ?= cargo
 WASMFLOW = $(CARGO) run -p wasmflow-cli --bin wasmflow --
 
-.PHONY: demo test setup model components test-host test-components test-golden test-platform bench
+.PHONY: demo test setup model components test-host test-components test-golden test-platform bench fuzz-ci soak
 
 ## Run the demo graph on the bundled readings (no broker, no flags).
 demo: components
@@ -47,3 +47,13 @@ test-platform: components
 ## (`make bench BENCH_QUICK=1` for a short run).
 bench: components
 	BENCH_QUICK=$(BENCH_QUICK) ./scripts/bench.sh
+
+## The fuzz targets (tests/fuzz) for 15 s each on their seed corpus: what CI runs after `make test`
+## (README, "Fuzzing"; `scripts/fuzz.sh --seconds N TARGET` for longer).
+fuzz-ci: setup
+	./scripts/fuzz.sh --seconds 15
+
+## The soak test: graph-complex for a few minutes through a broker restart and a kill -9; fails on
+## any loss or on memory growth past its bound (BENCHMARKS.md, "Soak"). Not part of `make test`.
+soak: components
+	$(CARGO) bench -p wasmflow-cli --bench soak

@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 ./scripts/setup.sh --bench
 quick=""
 if [[ "${1:-}" == "--quick" || "${BENCH_QUICK:-}" == "1" ]]; then quick="--quick"; fi
-benches=(inprocess startup broker kafka inference)
+benches=(inprocess startup broker kafka inference scaleout)
 out=bench
 mkdir -p "$out"
 tmp=$(mktemp -d)

@@ -19,9 +19,14 @@ fi
 for p in mosquitto mosquitto-clients pkg-config zlib1g-dev make perl; do have_pkg "$p" || need_apt+=("$p"); done
 # OCI registry tests: the registry:2 server, htpasswd (bcrypt entries for basic auth), curl (the independent client).
 for p in docker-registry apache2-utils curl; do have_pkg "$p" || need_apt+=("$p"); done
+# The shared state store's tests (`run --state redis://…`): a real redis-server, redis-cli (the
+# independent client), openssl (the TLS test's certificates).
+for p in redis-server redis-tools openssl; do have_pkg "$p" || need_apt+=("$p"); done
 # Kafka: rdkafka builds librdkafka from source (gcc, make, perl, zlib above) with TLS/SASL SCRAM
 # against the system OpenSSL. Its tests and bench use librdkafka's own mock cluster: no broker.
 for p in gcc libssl-dev; do have_pkg "$p" || need_apt+=("$p"); done
+# Fuzzing (scripts/fuzz.sh): the libfuzzer-sys crate builds libFuzzer from source in C++.
+have_pkg g++ || need_apt+=(g++)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "apt: ${need_apt[*]}"
@@ -30,6 +35,8 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 # The packaged mosquitto service is not wanted: tests start their own on a free port.
 if command -v systemctl >/dev/null 2>&1; then $SUDO systemctl disable --now mosquitto >/dev/null 2>&1 || true; fi
+# Same for the packaged redis-server (:6379): tests start their own on a free port.
+if command -v systemctl >/dev/null 2>&1; then $SUDO systemctl disable --now redis-server >/dev/null 2>&1 || true; fi
 # Same for the packaged registry (htpasswd auth on :5000): tests start their own.
 if command -v systemctl >/dev/null 2>&1; then $SUDO systemctl disable --now docker-registry >/dev/null 2>&1 || true; fi
 
@@ -45,6 +52,9 @@ cargo_tool wasm-component-ld 0.5.31
 # Only what the build and tests use (validate; print and `component wit` by hand): a third of
 # the default build's compile time on a new machine.
 cargo_tool wasm-tools 1.263.0 --no-default-features --features validate,print,component
+# The fuzz targets (tests/fuzz, `make fuzz-ci`): cargo-fuzz builds them with the sanitizer and
+# coverage flags libFuzzer needs.
+cargo_tool cargo-fuzz 0.13.2
 
 # Python operators (components/python): componentize-py bundles CPython and everything else it
 # needs; pinned, as the operator ABI notes were verified with this version.

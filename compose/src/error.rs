@@ -55,9 +55,31 @@ pub enum ComposeError {
         limit: usize,
     },
 
+    /// YAML aliases expand the graph definition to more nodes than its text has bytes, which
+    /// no document without aliases can hold: measured by replaying the document before it is
+    /// built (compose/src/aliases.rs), since building it could take gigabytes.
+    #[error("{file}: YAML aliases expand the document to more than {limit} nodes, one per byte of its text, which a graph definition never needs; write the repeated parts out")]
+    AliasExpansion {
+        /// The graph file.
+        file: String,
+        /// The bound: one node per byte of the text, plus one.
+        limit: usize,
+    },
+
+    /// YAML aliases nest the graph definition deeper than
+    /// [`Limits::max_nesting_depth`](crate::Limits), which the scan of the text cannot see (an
+    /// alias is one token there).
+    #[error("{file}: YAML aliases nest the document deeper than the limit of {limit} levels (max_nesting_depth); graph definitions nest 5 levels")]
+    AliasNesting {
+        /// The graph file.
+        file: String,
+        /// The limit it exceeds.
+        limit: usize,
+    },
+
     /// The graph lists more operations than [`Limits::max_operations`](crate::Limits): refused
     /// right after parsing, before any check or plan walks the operations.
-    #[error("{file}: the graph has {count} operations, more than the limit of {limit} (max_operations), which keeps a composed graph within what the host instantiates; split the graph, or raise the limit for a host configured for larger graphs")]
+    #[error("{file}: the graph has {count} operations, more than the limit of {limit} (max_operations), which keeps a composed graph within what the host instantiates; split the graph, or raise the limit (`--max-operations`) for a host configured for larger graphs")]
     TooManyOperations {
         /// The graph file.
         file: String,

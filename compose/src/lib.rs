@@ -3,8 +3,8 @@
 //! Turns an Azure IoT Operations graph definition (YAML) into ONE WebAssembly component that the
 //! wasmflow host runs. The pipeline is pure and testable without running wasm:
 //!
-//! 1. [`load_graph`] / [`parse_graph`]: size and nesting of the text, YAML syntax, number of
-//!    operations ([`limits`]) → JSON schema ([`schema`]) → semantic checks ([`validate`]) →
+//! 1. [`load_graph`] / [`parse_graph`]: size and nesting of the text, what its YAML aliases
+//!    expand to, YAML syntax, number of operations ([`limits`]) → JSON schema ([`schema`]) → semantic checks ([`validate`]) →
 //!    [`ValidatedGraph`]; [`load_graph_with`] / [`parse_graph_with`] take other [`Limits`];
 //! 2. [`plan()`](plan::plan): module references → files ([`resolve`]), what each file exports
 //!    ([`exports`]) → [`CompositionPlan`] (one instance per operation);
@@ -18,7 +18,8 @@
 //! [`naming`] builds these names and reads the index back ([`naming::operation_index`]).
 //!
 //! Modules depend on each other in one direction only (each uses only modules listed before
-//! it): [`model`] and [`naming`] (the document's types and the name contract), [`limits`], [`error`],
+//! it): [`model`] and [`naming`] (the document's types and the name contract), [`limits`],
+//! `aliases`, [`error`],
 //! [`schema`], [`config`], [`resolve`], [`exports`], then [`validate`] (syntax → validated
 //! graph), [`manifest`], [`plan`] (validated graph + files → plan), [`encode`] (plan → bytes)
 //! and [`inspect`]; this root only re-exports and chains them in [`compose`].
@@ -27,6 +28,7 @@
 // Errors are rare and carry the context that makes their message useful; size does not matter.
 #![allow(clippy::result_large_err)]
 
+mod aliases;
 pub mod config;
 pub mod encode;
 pub mod error;

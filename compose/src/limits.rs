@@ -6,7 +6,10 @@
 //! 1. the size of the text ([`Limits::max_document_bytes`]), before it is read or parsed;
 //! 2. how deeply the text nests ([`Limits::max_nesting_depth`]), by a linear scan of the text
 //!    that follows the YAML parser's own tokenizer, before that parser runs;
-//! 3. how many operations the parsed document lists ([`Limits::max_operations`]), before the
+//! 3. what the document's YAML aliases expand to: no more nodes than the text has bytes, no
+//!    deeper than [`Limits::max_nesting_depth`], by a replay that builds nothing
+//!    (compose/src/aliases.rs), before the document is built;
+//! 4. how many operations the parsed document lists ([`Limits::max_operations`]), before the
 //!    schema check, the semantic checks and planning.
 //!
 //! Planning adds one check that is not configurable: the composed component must stay within

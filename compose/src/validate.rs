@@ -12,6 +12,7 @@ use indexmap::IndexMap;
 use petgraph::graph::{DiGraph, NodeIndex};
 use serde_json::Value;
 
+use crate::aliases::{self, Expansion};
 use crate::config::{resolve_configuration, ConfigResolver, ConfigTarget, Override, Parameter};
 use crate::error::ComposeError;
 use crate::limits::{nesting, Limits};
@@ -155,8 +156,9 @@ pub fn parse_graph(file: &Path, text: &str) -> Result<ValidatedGraph, ComposeErr
 }
 
 /// [`parse_graph`] within `limits`, each checked before the work it bounds: the size of `text`,
-/// then its nesting (a linear scan, before the YAML parser), then the number of operations (right
-/// after parsing, before the schema and the semantic checks).
+/// then its nesting (a linear scan, before the YAML parser), then what its aliases expand to (a
+/// replay that builds nothing), then the number of operations (right after parsing, before the
+/// schema and the semantic checks).
 pub fn parse_graph_with(file: &Path, text: &str, limits: &Limits) -> Result<ValidatedGraph, ComposeError> {
     let label = file.display().to_string();
     if text.len() > limits.max_document_bytes {
@@ -175,6 +177,14 @@ pub fn parse_graph_with(file: &Path, text: &str, limits: &Limits) -> Result<Vali
             depth: depth.max,
             limit: limits.max_nesting_depth,
         });
+    }
+    // Only an alias (`*name`) makes the document larger or deeper than its text.
+    if text.contains('*') {
+        match aliases::measure(text, limits.max_nesting_depth) {
+            None => {}
+            Some(Expansion::TooLarge { limit }) => return Err(ComposeError::AliasExpansion { file: label, limit }),
+            Some(Expansion::TooDeep { limit }) => return Err(ComposeError::AliasNesting { file: label, limit }),
+        }
     }
     let document = parse_yaml(&label, text)?;
     if let Some(count) = document.get("operations").and_then(Value::as_array).map(Vec::len) {

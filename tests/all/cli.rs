@@ -327,3 +327,54 @@ fn memory_flags_out_of_range_are_refused() {
         assert!(err.contains(flag) && err.contains("1.."), "{flag} {value}: {err}");
     }
 }
+
+/// A source, `maps` maps of the temperature module in a chain, and a sink, in flow style.
+fn chain_graph(maps: usize) -> String {
+    let mut yaml = String::from(
+        "metadata: { name: chain, version: \"1.0.0\" }\n\
+         moduleRequirements: { apiVersion: \"1.1.0\", runtimeVersion: \"1.1.0\" }\n\
+         operations:\n  - { operationType: source, name: source }\n",
+    );
+    for i in 0..maps {
+        yaml.push_str(&format!(
+            "  - {{ operationType: map, name: map-{i}, module: \"azure-samples/explore-iot-operations/temperature:1.0.0\" }}\n"
+        ));
+    }
+    yaml.push_str("  - { operationType: sink, name: sink }\nconnections:\n");
+    let names: Vec<String> = std::iter::once("source".to_string())
+        .chain((0..maps).map(|i| format!("map-{i}")))
+        .chain(std::iter::once("sink".to_string()))
+        .collect();
+    for pair in names.windows(2) {
+        yaml.push_str(&format!("  - {{ from: {{ name: {} }}, to: {{ name: {} }} }}\n", pair[0], pair[1]));
+    }
+    yaml
+}
+
+/// Issue 18, probe 1: a graph of 20,000 chained maps aborted `compose`, `inspect` and `run` with
+/// a stack overflow (SIGABRT, exit 134), and from 1,000 operations on composing failed only
+/// after encoding, in time quadratic in the graph. Each command now refuses such a graph before
+/// that work, with exit code 1 and an error naming the file and the limit: the size of the
+/// document for 20,000 operations, the number of operations (and the flag that raises it) for
+/// 1,000.
+#[test]
+fn huge_graphs_are_refused_by_every_command_naming_the_limit() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("out.wasm");
+    for (maps, limit) in [(19_998, "(max_document_bytes)"), (998, "--max-operations")] {
+        let file = d.path().join(format!("chain-{maps}.yaml"));
+        std::fs::write(&file, chain_graph(maps)).unwrap();
+        let f = file.to_str().unwrap();
+        for args in [
+            vec!["compose", f, "-o", out.to_str().unwrap()],
+            vec!["inspect", f],
+            vec!["run", f, "--input", "-"],
+        ] {
+            let r = wasmflow(&args, d.path());
+            let err = text(&r.stderr);
+            assert_eq!(r.status.code(), Some(1), "{args:?}: {err}");
+            assert!(err.contains(f) && err.contains(limit), "{args:?}: {err}");
+        }
+    }
+    assert!(!out.exists(), "nothing was composed");
+}

@@ -203,7 +203,7 @@ fn native_plumbing_matches_the_plumbing_components() {
         .chain(component[2..].iter().zip([t1, t1]))
     {
         let ts = prop(o, "__ts").expect("__ts written");
-        let millis: u64 = ts.split(':').next().and_then(|m| m.parse().ok()).expect("ms");
+        let millis: u128 = ts.split(':').next().and_then(|m| m.parse().ok()).expect("ms");
         assert!(
             millis >= start && millis < start + 60_000,
             "{ts} is not an arrival time"

@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, watch};
 use wasmflow_kafka::{KafkaSettings, KafkaSink, KafkaSource};
 use wasmflow_transport::{Inbound, Outbound, Sink, Source, TransportError};
 
-fn cluster(topics: &[&str]) -> MockCluster<'static, rdkafka::producer::DefaultProducerContext> {
+pub(crate) fn cluster(topics: &[&str]) -> MockCluster<'static, rdkafka::producer::DefaultProducerContext> {
     crate::support::logs();
     let c = MockCluster::new(1).expect("librdkafka mock cluster");
     for t in topics {
@@ -75,8 +75,8 @@ async fn produce_plain(bootstrap: &str, topic: &str, n: usize) {
 
 /// Records on partition 0 of `topic`, read from the beginning by a plain consumer outside any
 /// group, until `n` arrived or 15 s passed: (key, payload, headers).
-type Record = (Option<Vec<u8>>, Vec<u8>, Vec<(String, Vec<u8>)>);
-fn read_plain(bootstrap: &str, topic: &str, n: usize) -> Vec<Record> {
+pub(crate) type Record = (Option<Vec<u8>>, Vec<u8>, Vec<(String, Vec<u8>)>);
+pub(crate) fn read_plain(bootstrap: &str, topic: &str, n: usize) -> Vec<Record> {
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "wasmflow-test-reader")
@@ -393,7 +393,7 @@ async fn a_bootstrap_server_that_accepts_and_never_answers_fails_after_the_bound
 // End to end: the `wasmflow` binary between two topics of the mock cluster (which lives in this
 // test process; the runtime is a child process that reaches it over loopback).
 
-const SIMPLE: &str = "compose/tests/azure-compat/graph-simple.yaml";
+pub(crate) const SIMPLE: &str = "compose/tests/azure-compat/graph-simple.yaml";
 
 fn fahrenheit(i: usize) -> f64 {
     32.0 + (i % 1000) as f64
@@ -401,7 +401,7 @@ fn fahrenheit(i: usize) -> f64 {
 
 /// Produces `n` readings to `topic` at about `per_ms` a millisecond, each with a `seq` header
 /// and key `k{seq}`, from a thread of its own (so the runtime reads while they arrive).
-fn produce_stream(bootstrap: &str, topic: &'static str, n: usize, per_ms: usize) -> std::thread::JoinHandle<()> {
+pub(crate) fn produce_stream(bootstrap: &str, topic: &'static str, n: usize, per_ms: usize) -> std::thread::JoinHandle<()> {
     let p: ThreadedProducer<rdkafka::producer::DefaultProducerContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("enable.idempotence", "true")
@@ -445,14 +445,14 @@ fn produce_stream(bootstrap: &str, topic: &'static str, n: usize, per_ms: usize)
 
 /// What arrived on the output topic: how many times each `seq`, and the first wrong record.
 #[derive(Default)]
-struct Collected {
-    count: HashMap<usize, usize>,
-    problem: Option<String>,
+pub(crate) struct Collected {
+    pub(crate) count: HashMap<usize, usize>,
+    pub(crate) problem: Option<String>,
 }
 
 /// Reads partition 0 of `topic` from the beginning on a thread of its own, checking each
 /// output against its input independently: key `k{seq}` kept, °F converted to °C.
-fn collect(bootstrap: &str, topic: &str) -> Arc<Mutex<Collected>> {
+pub(crate) fn collect(bootstrap: &str, topic: &str) -> Arc<Mutex<Collected>> {
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "wasmflow-test-collector")

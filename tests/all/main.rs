@@ -6,12 +6,17 @@ mod support;
 
 mod cli;
 mod dataflow;
+mod deploy;
 mod faults;
 mod graphs;
+mod hot_update;
 mod kafka;
 mod mqtt;
 mod oci;
 mod otel;
+mod operate;
 mod python_operator;
 mod sandbox;
+mod scaleout;
+mod state_store;
 mod wasi_nn;

@@ -15,7 +15,7 @@ fn wait_bound(wf: &mut Wasmflow) {
     wf.wait_for_log("MQTT source subscribed", Duration::from_secs(60));
 }
 
-const SIMPLE: &str = "compose/tests/azure-compat/graph-simple.yaml";
+pub(crate) const SIMPLE: &str = "compose/tests/azure-compat/graph-simple.yaml";
 
 /// `wasmflow run ARGS`, which must give up with exit code 1 within `within`; its log.
 fn run_failing(args: &[&str], within: Duration) -> String {
@@ -232,12 +232,12 @@ fn an_unreachable_broker_at_start_is_a_clear_error() {
     );
 }
 
-fn reading(i: usize) -> String {
+pub(crate) fn reading(i: usize) -> String {
     fahrenheit(32.0 + (i % 1000) as f64)
 }
 
 /// Waits until every seq in `0..n` arrived at `c` (or `timeout`); returns (missing, duplicates).
-fn await_all(c: &Client, n: usize, timeout: Duration) -> (Vec<usize>, usize) {
+pub(crate) fn await_all(c: &Client, n: usize, timeout: Duration) -> (Vec<usize>, usize) {
     let until = std::time::Instant::now() + timeout;
     loop {
         let (seen, dups) = c.seqs();

@@ -161,8 +161,8 @@ fn an_unavailable_collector_is_retried_and_nothing_completes_before_it_took_the_
         latency: Duration::from_millis(50),
         max_messages: 10,
     };
-    let (sink, _) = sink(&rt, &receiver.grpc, Protocol::Grpc, batching, &[]);
-    rt.block_on(sink.send(outbound(&gauge("t", 1.0, 1), &[]))).expect("exported in the end");
+    let (retrying, _) = sink(&rt, &receiver.grpc, Protocol::Grpc, batching, &[]);
+    rt.block_on(retrying.send(outbound(&gauge("t", 1.0, 1), &[]))).expect("exported in the end");
     receiver.with(|r| {
         assert_eq!(r.refused, 2);
         assert_eq!(metrics(r).len(), 1);

@@ -78,8 +78,8 @@ fn a_graph_over_the_operation_limit_is_refused_right_after_parsing() {
     assert_eq!(
         e.to_string(),
         "graphs/g.yaml: the graph has 65 operations, more than the limit of 64 (max_operations), which keeps a \
-         composed graph within what the host instantiates; split the graph, or raise the limit for a host \
-         configured for larger graphs"
+         composed graph within what the host instantiates; split the graph, or raise the limit (`--max-operations`) \
+         for a host configured for larger graphs"
     );
     // Before the schema and the semantic checks: a broken operation does not change the error.
     let broken = text.replacen("operationType: \"map\"", "operationType: \"mapp\"", 1);
@@ -341,6 +341,59 @@ fn nesting_at_the_limit_reaches_the_parser() {
     let quoted = format!("{}schemas: [] # {}\n", chain(1), "[".repeat(100));
     let quoted = quoted.replace("name: \"test graph\"", &format!("name: \"{}\"", "[".repeat(100)));
     parse(&quoted).unwrap();
+}
+
+// ---------------------------------------------------------------- aliases
+
+#[test]
+fn aliases_that_expand_past_the_text_are_refused_before_the_document_is_built() {
+    // 2,000 aliases of a list of 1,000 strings: 2 million nodes from some 20 KB.
+    let list = format!("[{}]", vec!["x"; 1000].join(","));
+    let text = format!(
+        "{}schemas:\n  - {{ name: big, format: &big {list} }}\n  - {{ name: many, format: [{}] }}\n",
+        chain(1),
+        vec!["*big"; 2000].join(",")
+    );
+    let e = parse(&text).unwrap_err();
+    assert!(matches!(e, ComposeError::AliasExpansion { limit, .. } if limit == text.len() + 1), "{e}");
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "graphs/g.yaml: YAML aliases expand the document to more than {} nodes, one per byte of its text, \
+             which a graph definition never needs; write the repeated parts out",
+            text.len() + 1
+        )
+    );
+    // Aliases that repeat a little (shared parameters) are fine.
+    let shared = format!(
+        "{}moduleConfigurations:\n  - name: map-0\n    parameters:\n      a: &p {{ name: a, default: \"1\" }}\n      b: *p\n",
+        chain(1)
+    );
+    assert_eq!(parse(&shared).unwrap().operations[1].parameters.len(), 2);
+}
+
+#[test]
+fn aliases_nesting_past_the_depth_limit_get_the_depth_error() {
+    // Each anchor nests 10 brackets inside the one before: 41 levels through the aliases, 11 in
+    // the text.
+    let text = format!(
+        "{}schemas: [{{ name: a, format: &a {}x{} }}, {{ name: b, format: &b {}*a{} }}, {{ name: c, format: &c {}*b{} }}, {{ name: d, format: {}*c{} }}]\n",
+        chain(1),
+        "[".repeat(10),
+        "]".repeat(10),
+        "[".repeat(10),
+        "]".repeat(10),
+        "[".repeat(10),
+        "]".repeat(10),
+        "[".repeat(10),
+        "]".repeat(10)
+    );
+    let e = parse(&text).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "graphs/g.yaml: YAML aliases nest the document deeper than the limit of 32 levels (max_nesting_depth); \
+         graph definitions nest 5 levels"
+    );
 }
 
 #[test]

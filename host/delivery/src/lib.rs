@@ -22,8 +22,10 @@ pub mod journal;
 pub mod lines;
 pub mod pump;
 pub mod schema;
+pub mod scale;
 #[cfg(test)]
 mod testing;
+pub mod update;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -141,6 +143,20 @@ pub fn run(
     rt: &tokio::runtime::Handle,
     shutdown: Option<watch::Receiver<bool>>,
 ) -> Result<PumpStats> {
+    run_with_updates(graph, data_dir, binding, options, rt, shutdown, None)
+}
+
+/// As [`run`], switching to each new version of the graph that comes on `updates` (hot update:
+/// [`update`]).
+pub fn run_with_updates(
+    graph: &mut Graph,
+    data_dir: &Path,
+    binding: &Binding,
+    options: &PumpOptions,
+    rt: &tokio::runtime::Handle,
+    shutdown: Option<watch::Receiver<bool>>,
+    updates: Option<update::Updates>,
+) -> Result<PumpStats> {
     if binding.sources.is_empty() {
         bail!("no source topic: give --source");
     }
@@ -187,7 +203,7 @@ pub fn run(
             let _ = stop.send(true);
         });
     }
-    let stats = pump::run(graph, &journal, rx, &routes, rt, stop_rx, options);
+    let stats = pump::run_with_updates(graph, &journal, rx, &routes, rt, stop_rx, options, updates);
     if let Some(e) = failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() {
         return Err(e);
     }

@@ -26,6 +26,7 @@ use wasmflow_wire::Hlc;
 
 use crate::ack::Tracker;
 use crate::journal::WindowJournal;
+use crate::update::{Draining, Update, Updates};
 
 /// Where one kind of output goes: a sink transport and the topic to publish on.
 #[derive(Clone)]
@@ -159,8 +160,9 @@ impl Completions {
 ///
 /// The graph's calls run inside one `rt.block_on` on this thread; outputs go to their sink with
 /// [`Sink::send_with`], whose callback finishes the inputs they derive from where the
-/// acknowledgement arrives. This thread wakes for input, the idle timer, shutdown, and — only
-/// when it waits for room or for the drain — completions.
+/// acknowledgement arrives. This thread wakes for input, the idle timer, shutdown, a new
+/// version of the graph ([`run_with_updates`]), and — only when it waits for room or for the
+/// drain — completions.
 pub fn run(
     graph: &mut Graph,
     journal: &WindowJournal,
@@ -169,6 +171,23 @@ pub fn run(
     rt: &tokio::runtime::Handle,
     shutdown: watch::Receiver<bool>,
     options: &PumpOptions,
+) -> Result<PumpStats> {
+    run_with_updates(graph, journal, inbound, routes, rt, shutdown, options, None)
+}
+
+/// As [`run`], switching intake to each new version of the graph that comes on `updates`
+/// (between two messages); the replaced version drains beside it ([`crate::update`]). On
+/// return `graph` is the version running last.
+#[allow(clippy::too_many_arguments)]
+pub fn run_with_updates(
+    graph: &mut Graph,
+    journal: &WindowJournal,
+    inbound: mpsc::Receiver<Inbound>,
+    routes: &Routes,
+    rt: &tokio::runtime::Handle,
+    shutdown: watch::Receiver<bool>,
+    options: &PumpOptions,
+    updates: Option<Updates>,
 ) -> Result<PumpStats> {
     check_routes(graph, routes)?;
     let completions = Arc::new(Completions::default());
@@ -191,7 +210,7 @@ pub fn run(
         completions,
         stats,
     };
-    rt.block_on(pump.run(graph, inbound, shutdown, options))?;
+    rt.block_on(pump.run(graph, inbound, shutdown, options, updates))?;
     let s = pump.completions.lock();
     tracing::info!(
         open = s.tracker.open_count(),
@@ -217,6 +236,7 @@ impl Pump<'_> {
         mut inbound: mpsc::Receiver<Inbound>,
         mut shutdown: watch::Receiver<bool>,
         options: &PumpOptions,
+        mut updates: Option<Updates>,
     ) -> Result<()> {
         let mut last_input = Instant::now();
         // Reset only when it fires (a message meanwhile moved the deadline): one timer event
@@ -224,6 +244,7 @@ impl Pump<'_> {
         let idle = tokio::time::sleep_until((last_input + options.idle).into());
         tokio::pin!(idle);
         let mut batch = Vec::with_capacity(BATCH);
+        let mut draining = Draining::default();
         loop {
             self.completions.failed()?;
             if *shutdown.borrow() {
@@ -243,6 +264,13 @@ impl Pump<'_> {
                 r = shutdown.changed() => if r.is_err() {
                     break; // nobody can ask for shutdown any more: take it as asked
                 },
+                u = next_update(&mut updates) => match u {
+                    Some(u) => match check_routes(&u.graph, self.routes) {
+                        Ok(()) => draining.switch(graph, u),
+                        Err(e) => tracing::warn!("hot update: version {} not switched to: {e:#}", u.version),
+                    },
+                    None => updates = None,
+                },
                 n = inbound.recv_many(&mut batch, room.min(BATCH)) => {
                     if n == 0 {
                         break; // every source closed its side
@@ -254,6 +282,7 @@ impl Pump<'_> {
                         self.push(graph, m, &mut held)?;
                     }
                     self.persist(held)?;
+                    self.drain_old(&mut draining, graph)?;
                 }
                 _ = &mut idle => {
                     let now = Instant::now();
@@ -263,6 +292,7 @@ impl Pump<'_> {
                         let mut held = Vec::new();
                         self.traced(traced, &mut held, |_| None)?;
                         self.persist(held)?;
+                        self.drain_old(&mut draining, graph)?;
                     }
                     idle.as_mut().reset((last_input + options.idle).into());
                 }
@@ -273,6 +303,18 @@ impl Pump<'_> {
         self.drain(options.drain_timeout).await;
         self.completions.failed()?;
         self.persist(Vec::new())
+    }
+
+    /// Moves the versions a hot update replaced along the running graph's frontier.
+    fn drain_old(&mut self, draining: &mut Draining, running: &Graph) -> Result<()> {
+        if draining.is_empty() {
+            return Ok(());
+        }
+        draining.tick(running, |traced| {
+            let mut held = Vec::new();
+            self.traced(traced, &mut held, |_| None)?;
+            self.persist(held)
+        })
     }
 
     /// Waits until an output completes below `limit` outstanding (or a sink fails, or shutdown).
@@ -395,6 +437,14 @@ impl Pump<'_> {
         }
         // Persisting may finish entries (a window output acknowledged meanwhile): next commit.
         Ok(())
+    }
+}
+
+/// The next new version of the graph; never, without a source of them.
+async fn next_update(updates: &mut Option<Updates>) -> Option<Update> {
+    match updates {
+        Some(u) => u.recv().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -191,7 +191,17 @@ impl GoldenTest {
     /// the field.
     pub fn load(file: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-        let d: Descriptor = serde_yaml_ng::from_str(&text).map_err(|e| anyhow!("{}: {e}", file.display()))?;
+        let mut test = Self::parse(file, &text)?;
+        test.read_scenario()?;
+        Ok(test)
+    }
+
+    /// The descriptor `text` (read from `file`) alone, checked, its paths resolved against
+    /// `file`'s directory; no other file is read, so the test has what its descriptor names
+    /// (its `state` file unread) and none of what scenario folders add. [`GoldenTest::load`] is
+    /// this and then the scenario. Every problem names the file and the field.
+    pub fn parse(file: &Path, text: &str) -> Result<Self> {
+        let d: Descriptor = serde_yaml_ng::from_str(text).map_err(|e| anyhow!("{}: {e}", file.display()))?;
         let dir = file.parent().unwrap_or(Path::new("."));
         let resolve = |field: &str, p: &Path| -> Result<PathBuf> {
             if p.as_os_str().is_empty() {
@@ -221,22 +231,7 @@ impl GoldenTest {
                     .to_string()
             }
         };
-        let mut dirs: Vec<PathBuf> = Vec::new();
-        for d in [graph.parent(), input.parent()].into_iter().flatten() {
-            let d = if d.as_os_str().is_empty() { Path::new(".") } else { d };
-            if !dirs.iter().any(|x| x == d) {
-                dirs.push(d.to_path_buf());
-            }
-        }
-        let extras = scenario::find(&dirs).with_context(|| format!("{}: scenario files", file.display()))?;
-        let state = match &d.state {
-            Some(s) => Some(resolve("state", s)?),
-            None => extras.state,
-        };
-        let seed = match &state {
-            Some(s) => parse_state_seed(s).with_context(|| format!("{}: state", file.display()))?,
-            None => vec![],
-        };
+        let state = d.state.as_deref().map(|s| resolve("state", s)).transpose()?;
         Ok(Self {
             name,
             file: file.to_path_buf(),
@@ -247,12 +242,35 @@ impl GoldenTest {
             ignores: d.ignores,
             timeout: Duration::from_millis(d.timeout),
             state,
-            seed,
-            host_env_file: extras.env_file,
-            host_env: extras.env,
-            schemas: extras.schemas,
+            seed: vec![],
+            host_env_file: None,
+            host_env: vec![],
+            schemas: vec![],
             config: d.config,
         })
+    }
+
+    /// Reads what the scenario folders hold (see the crate docs) and the state seed.
+    fn read_scenario(&mut self) -> Result<()> {
+        let file = self.file.display().to_string();
+        let mut dirs: Vec<PathBuf> = Vec::new();
+        for d in [self.graph.parent(), self.input.parent()].into_iter().flatten() {
+            let d = if d.as_os_str().is_empty() { Path::new(".") } else { d };
+            if !dirs.iter().any(|x| x == d) {
+                dirs.push(d.to_path_buf());
+            }
+        }
+        let extras = scenario::find(&dirs).with_context(|| format!("{file}: scenario files"))?;
+        if self.state.is_none() {
+            self.state = extras.state;
+        }
+        if let Some(s) = &self.state {
+            self.seed = parse_state_seed(s).with_context(|| format!("{file}: state"))?;
+        }
+        self.host_env_file = extras.env_file;
+        self.host_env = extras.env;
+        self.schemas = extras.schemas;
+        Ok(())
     }
 
     /// The input messages, in file-name order (see the crate docs for topics and metadata).

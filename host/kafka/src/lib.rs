@@ -47,6 +47,7 @@ use rdkafka::util::Timeout;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::{mpsc, watch};
 
+use wasmflow_transport::health::Health;
 use wasmflow_transport::{secret, Ack, BoxFuture, Bytes, Inbound, Input, Outbound, Sink, Source, TransportError};
 
 /// The header that carries the content type (MQTT 5's content-type property has no Kafka field).
@@ -66,6 +67,9 @@ pub struct KafkaSettings {
     /// within it is treated as gone (the request fails or is retried on another connection).
     /// A `-X socket.timeout.ms=…` property wins over it.
     pub read_timeout: Duration,
+    /// Where the source and sink register their readiness checks (`/readyz`): a metadata
+    /// request to the cluster each time readiness is asked.
+    pub health: Health,
 }
 
 impl std::fmt::Debug for KafkaSettings {
@@ -105,6 +109,7 @@ impl KafkaSettings {
             properties: Vec::new(),
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(30),
+            health: Health::default(),
         }
     }
 
@@ -208,6 +213,28 @@ async fn probe(
             reason: format!("no answer within {:?} ({e})", settings.connect_timeout),
         }),
     }
+}
+
+/// Registers a readiness check named `what` that asks the cluster for its metadata (on a
+/// blocking thread, at most a second); `fetch` answers `None` once its client is gone.
+fn watch_health<F>(settings: &KafkaSettings, what: &str, fetch: F)
+where
+    F: Fn(Timeout) -> Option<KafkaResult<usize>> + Clone + Send + Sync + 'static,
+{
+    settings
+        .health
+        .probe(format!("kafka {what} {}", settings.brokers), move || {
+            let fetch = fetch.clone();
+            Box::pin(async move {
+                match tokio::task::spawn_blocking(move || fetch(Timeout::After(Duration::from_secs(1)))).await {
+                    Ok(Some(Ok(n))) if n > 0 => Ok(()),
+                    Ok(Some(Ok(_))) => Err("the cluster reported no brokers".into()),
+                    Ok(Some(Err(e))) => Err(e.to_string()),
+                    Ok(None) => Err("closed".into()),
+                    Err(e) => Err(e.to_string()),
+                }
+            })
+        });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -458,6 +485,28 @@ impl ConsumerContext for SourceContext {
         }
     }
 
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            // One line per rebalance naming this instance's share of the group's partitions.
+            let mut by_topic: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+            for e in tpl.elements() {
+                by_topic.entry(e.topic().to_owned()).or_default().push(e.partition());
+            }
+            let share: Vec<String> = by_topic
+                .iter_mut()
+                .map(|(t, p)| {
+                    p.sort_unstable();
+                    format!("{t}{p:?}")
+                })
+                .collect();
+            if share.is_empty() {
+                tracing::info!("kafka: partitions assigned: none (more instances than partitions: this one waits)");
+            } else {
+                tracing::info!("kafka: partitions assigned: {}", share.join(" "));
+            }
+        }
+    }
+
     fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
         if let Err(e) = &result {
             tracing::warn!("kafka: offset commit failed: {e}");
@@ -552,6 +601,15 @@ impl KafkaSource {
             &self.settings,
         )
         .await;
+        if probed.is_ok() {
+            // A weak reference: the check must not keep the consumer (and its group
+            // membership) alive past shutdown.
+            let weak = Arc::downgrade(&consumer);
+            watch_health(&self.settings, "source", move |t| {
+                weak.upgrade()
+                    .map(|c| c.fetch_metadata(None, t).map(|m| m.brokers().len()))
+            });
+        }
         let run = match probed {
             Ok(()) => match self.consume(&consumer, &tracker, &tx, &mut shutdown).await {
                 Err(TransportError::Closed(_)) => Ok(()), // asked to stop
@@ -722,6 +780,10 @@ impl KafkaSink {
             settings,
         )
         .await?;
+        let p = producer.clone();
+        watch_health(settings, "sink", move |t| {
+            Some(p.client().fetch_metadata(None, t).map(|m| m.brokers().len()))
+        });
         Ok(Self {
             producer,
             brokers: settings.brokers.clone(),

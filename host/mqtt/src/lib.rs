@@ -34,6 +34,7 @@ mod connection;
 pub use connection::MqttVersion;
 use connection::{AckOf, Client, EventLoop, PollError};
 
+use wasmflow_transport::health::{Health, HealthFlag};
 use wasmflow_transport::{Ack, BoxFuture, Completion, Inbound, Input, Outbound, Sink, Source, TransportError};
 
 /// Whether subscribing to `filter` delivers a message published on `topic`: MQTT's `+` and `#`
@@ -82,6 +83,8 @@ pub struct MqttConfig {
     pub max_inflight: u16,
     /// MQTT 5 unless the broker speaks only 3.1.1 ([`MqttVersion::V311`] says what is lost).
     pub version: MqttVersion,
+    /// Where the source and sink report whether they are connected (`/readyz`).
+    pub health: Health,
 }
 
 /// PEM files for TLS: the CA that signed the broker's certificate, and optionally a client
@@ -137,6 +140,7 @@ impl MqttConfig {
             tls: tls.then(TlsFiles::default),
             max_inflight: 100,
             version: MqttVersion::V5,
+            health: Health::default(),
         })
     }
 
@@ -324,9 +328,11 @@ impl MqttSource {
             })
         };
         let _abort = AbortOnDrop(acker);
+        let ready = cfg.health.flag(format!("mqtt source {}", cfg.url));
         let generation = &acks.generation;
         let first = cfg.first_connect(&mut el).await?;
         self.connected(&client, generation, &first).await?;
+        ready.up();
         let mut backoff = Backoff::new();
         loop {
             let event = tokio::select! {
@@ -360,6 +366,7 @@ impl MqttSource {
                 Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                     tracing::info!(url = %cfg.url, session_present = ack.session_present, "MQTT source reconnected");
                     self.connected(&client, generation, &ack).await?;
+                    ready.up();
                 }
                 Ok(Event::Incoming(Packet::SubAck(s))) => {
                     for (f, code) in self.filters.iter().zip(&s.return_codes) {
@@ -380,6 +387,7 @@ impl MqttSource {
                 Err(e) => {
                     let wait = backoff.next();
                     tracing::warn!(url = %cfg.url, "MQTT source connection lost: {e}; retrying in {wait:?}");
+                    ready.down(format!("connection lost: {e}"));
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}
                         _ = shutdown.changed() => break,
@@ -527,7 +535,9 @@ impl MqttSink {
     pub async fn connect(config: MqttConfig) -> Result<Self, TransportError> {
         let qos = config.qos()?;
         let (client, mut el) = config.connection(format!("{}-out", config.client_id))?;
+        let ready = config.health.flag(format!("mqtt sink {}", config.url));
         config.first_connect(&mut el).await?;
+        ready.up();
         if config.version == MqttVersion::V311 {
             tracing::warn!(url = %config.url, "MQTT 3.1.1: outputs go without user properties (`__ts` among them) and content type");
         }
@@ -535,7 +545,7 @@ impl MqttSink {
         let url: Arc<str> = config.url.into();
         let task = {
             let (waiting, url) = (waiting.clone(), url.clone());
-            tokio::spawn(async move { sink_loop(el, waiting, url).await })
+            tokio::spawn(async move { sink_loop(el, waiting, url, ready).await })
         };
         Ok(Self {
             client,
@@ -551,7 +561,7 @@ fn lock_waiting(w: &Mutex<Waiting>) -> std::sync::MutexGuard<'_, Waiting> {
     w.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-async fn sink_loop(mut el: EventLoop, waiting: Arc<Mutex<Waiting>>, url: Arc<str>) {
+async fn sink_loop(mut el: EventLoop, waiting: Arc<Mutex<Waiting>>, url: Arc<str>, ready: HealthFlag) {
     let mut backoff = Backoff::new();
     let lock = || lock_waiting(&waiting);
     loop {
@@ -571,6 +581,7 @@ async fn sink_loop(mut el: EventLoop, waiting: Arc<Mutex<Waiting>>, url: Arc<str
             }
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                 tracing::info!(%url, session_present = ack.session_present, "MQTT sink reconnected");
+                ready.up();
                 if !ack.session_present {
                     // Publications not yet acknowledged were in the lost session.
                     let lost = lock().take_all();
@@ -586,6 +597,7 @@ async fn sink_loop(mut el: EventLoop, waiting: Arc<Mutex<Waiting>>, url: Arc<str
             Err(e) => {
                 let wait = backoff.next();
                 tracing::warn!(%url, "MQTT sink connection lost: {e}; retrying in {wait:?}");
+                ready.down(format!("connection lost: {e}"));
                 tokio::time::sleep(wait).await;
             }
         }

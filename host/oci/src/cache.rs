@@ -22,6 +22,15 @@ pub fn sha256_digest(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
+/// The 64 hex digits of a `sha256:<hex>` digest: the only digests the cache stores, and a file
+/// name that cannot leave the cache's directory whatever a registry sent.
+pub fn sha256_hex(digest: &str) -> Result<&str, OciError> {
+    digest
+        .strip_prefix("sha256:")
+        .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+        .ok_or_else(|| OciError::UnsupportedDigest(digest.to_string()))
+}
+
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> OciError + '_ {
     move |source| OciError::Io {
         path: path.to_path_buf(),
@@ -44,11 +53,7 @@ impl Cache {
 
     /// Where the blob with `digest` lives (whether or not it is there yet).
     pub fn blob_path(&self, digest: &str) -> Result<PathBuf, OciError> {
-        let hex = digest
-            .strip_prefix("sha256:")
-            .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
-            .ok_or_else(|| OciError::UnsupportedDigest(digest.to_string()))?;
-        Ok(self.root.join("blobs/sha256").join(hex))
+        Ok(self.root.join("blobs/sha256").join(sha256_hex(digest)?))
     }
 
     /// The cached blob, if present.
@@ -95,7 +100,7 @@ impl Cache {
     /// The blob as a file with extension `ext` (a hard link, or a copy across file systems).
     pub fn file_with_extension(&self, digest: &str, ext: &str) -> Result<PathBuf, OciError> {
         let blob = self.blob_path(digest)?;
-        let hex = digest.trim_start_matches("sha256:");
+        let hex = sha256_hex(digest)?;
         let dir = self.root.join("files");
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
         let file = dir.join(format!("{hex}.{ext}"));

@@ -21,6 +21,7 @@
 pub mod auth;
 pub mod cache;
 mod error;
+pub mod manifest;
 pub mod progress;
 pub mod reference;
 pub mod target;
@@ -40,18 +41,12 @@ use sha2::{Digest, Sha256};
 pub use auth::Credentials;
 pub use cache::Cache;
 pub use error::OciError;
+pub use manifest::{
+    ArtifactKind, GRAPH_CONFIG_MEDIA_TYPE, GRAPH_LAYER_MEDIA_TYPE, WASM_CONFIG_MEDIA_TYPE, WASM_CONTENT_LAYER_MEDIA_TYPE,
+    WASM_LAYER_MEDIA_TYPE,
+};
 pub use progress::{NoProgress, Progress, Transfer};
 
-/// Config media type of a wasm component artifact (oci-wasm / CNCF wasm TAG).
-pub const WASM_CONFIG_MEDIA_TYPE: &str = oci_wasm::WASM_MANIFEST_CONFIG_MEDIA_TYPE;
-/// Layer media type of a wasm component artifact.
-pub const WASM_LAYER_MEDIA_TYPE: &str = oci_wasm::WASM_LAYER_MEDIA_TYPE;
-/// The layer type the platform's samples CI pushes modules with; accepted on pull.
-pub const WASM_CONTENT_LAYER_MEDIA_TYPE: &str = "application/vnd.wasm.content.layer.v1+wasm";
-/// Config media type of a graph definition artifact (Azure IoT Operations).
-pub const GRAPH_CONFIG_MEDIA_TYPE: &str = "application/vnd.microsoft.aio.graph.v1+yaml";
-/// Layer media type of a graph definition artifact.
-pub const GRAPH_LAYER_MEDIA_TYPE: &str = "application/yaml";
 /// Transfers at least this large show a progress bar.
 pub const PROGRESS_THRESHOLD: u64 = 4 << 20;
 /// Manifest types asked for; registry 2.8 answers 404 without an OCI `Accept` header.
@@ -59,34 +54,6 @@ const ACCEPT: &[&str] = &[
     OCI_IMAGE_MEDIA_TYPE,
     "application/vnd.docker.distribution.manifest.v2+json",
 ];
-
-/// What an artifact holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ArtifactKind {
-    /// A wasm component: an operator module or a composed graph.
-    Component,
-    /// A graph definition (YAML).
-    GraphDefinition,
-}
-
-impl std::fmt::Display for ArtifactKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            ArtifactKind::Component => "wasm component",
-            ArtifactKind::GraphDefinition => "graph definition",
-        })
-    }
-}
-
-impl ArtifactKind {
-    /// File extension the loaders expect.
-    pub fn extension(self) -> &'static str {
-        match self {
-            ArtifactKind::Component => "wasm",
-            ArtifactKind::GraphDefinition => "yaml",
-        }
-    }
-}
 
 /// How to reach registries: which to use for relative references, plain HTTP, credentials,
 /// and how long to wait.
@@ -453,7 +420,7 @@ impl Oci {
             }
         };
 
-        let (kind, layer) = classify_manifest(&manifest_bytes, &shown)?;
+        let (kind, layer) = manifest::classify(&manifest_bytes, &shown)?;
         if self.cache.blob(&layer.digest)?.is_none() {
             let result = self.rt.block_on(async {
                 client.store_auth_if_needed(&registry, &auth).await;
@@ -582,49 +549,6 @@ fn wasm_config(bytes: Vec<u8>) -> Result<(oci_wasm::WasmConfig, ImageLayer), Str
         }),
     };
     Ok((config, ImageLayer::new(bytes, WASM_LAYER_MEDIA_TYPE.to_string(), None)))
-}
-
-/// What a manifest holds, and the one layer to fetch.
-fn classify_manifest(bytes: &[u8], reference: &str) -> Result<(ArtifactKind, OciDescriptor), OciError> {
-    let unsupported = |detail: String| OciError::UnsupportedArtifact {
-        reference: reference.to_string(),
-        detail,
-    };
-    let m: OciImageManifest = serde_json::from_slice(bytes)
-        .map_err(|e| unsupported(format!("its manifest is not an OCI image manifest: {e}")))?;
-    let kind = match m.config.media_type.as_str() {
-        GRAPH_CONFIG_MEDIA_TYPE => ArtifactKind::GraphDefinition,
-        WASM_CONFIG_MEDIA_TYPE | "application/vnd.wasm.config.v1+json" => ArtifactKind::Component,
-        other => {
-            // The platform's CI pushes modules with `oras` and an arbitrary config; the layer decides.
-            if m.layers.len() == 1 && m.layers[0].media_type == WASM_CONTENT_LAYER_MEDIA_TYPE {
-                ArtifactKind::Component
-            } else {
-                return Err(unsupported(format!("config media type `{other}`")));
-            }
-        }
-    };
-    let wanted: &[&str] = match kind {
-        ArtifactKind::Component => &[WASM_LAYER_MEDIA_TYPE, WASM_CONTENT_LAYER_MEDIA_TYPE],
-        ArtifactKind::GraphDefinition => &[GRAPH_LAYER_MEDIA_TYPE],
-    };
-    let layers: Vec<&OciDescriptor> = m
-        .layers
-        .iter()
-        .filter(|l| wanted.contains(&l.media_type.as_str()))
-        .collect();
-    match layers.as_slice() {
-        [one] => Ok((kind, (*one).clone())),
-        _ => Err(unsupported(format!(
-            "expected exactly one layer of type {}, found [{}]",
-            wanted.join(" or "),
-            m.layers
-                .iter()
-                .map(|l| l.media_type.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))),
-    }
 }
 
 /// A transfer worth reporting: [`PROGRESS_THRESHOLD`] bytes or more.

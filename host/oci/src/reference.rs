@@ -11,6 +11,7 @@
 
 use oci_client::Reference;
 
+use crate::cache;
 use crate::error::OciError;
 
 /// Whether the first path segment of `s` names a registry host (Docker's rule).
@@ -41,7 +42,22 @@ pub fn parse(reference: &str, default_registry: Option<&str>) -> Result<Referenc
         r.to_string()
     } else {
         match default_registry {
-            Some(host) => format!("{}/{}", host.trim_end_matches('/'), r.trim_start_matches('/')),
+            Some(host) => {
+                let host = host.trim_end_matches('/');
+                let full = format!("{host}/{}", r.trim_start_matches('/'));
+                // Else the reference grammar would read the host as the first part of a Docker
+                // Hub repository (`registry/org/repo` is `docker.io/registry/org/repo`).
+                if !has_registry_host(&full) {
+                    return Err(OciError::InvalidReference {
+                        reference: r.to_string(),
+                        reason: format!(
+                            "the registry `{host}` is not a host name a reference can carry: it needs a `.` or a \
+                             port (`{host}:5000`), or to be `localhost`"
+                        ),
+                    });
+                }
+                full
+            }
             None => return Err(OciError::InvalidReference {
                 reference: r.to_string(),
                 reason:
@@ -57,8 +73,7 @@ pub fn parse(reference: &str, default_registry: Option<&str>) -> Result<Referenc
             reason: e.to_string(),
         })?;
     if let Some(d) = parsed.digest() {
-        let hex = d.strip_prefix("sha256:").unwrap_or_default();
-        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if cache::sha256_hex(d).is_err() {
             return Err(OciError::InvalidReference {
                 reference: r.to_string(),
                 reason: format!("digest `{d}` is not sha256:<64 hex digits>"),
@@ -124,6 +139,21 @@ mod tests {
         assert!(e.contains("names no registry host"), "{e}");
         let e = parse("reg.io/a@sha256:abc", None).unwrap_err().to_string();
         assert!(e.contains("reg.io/a@sha256:abc"), "{e}");
+    }
+
+    /// Found by the fuzz target `oci_reference` (tests/fuzz/corpus/oci_reference/
+    /// default-registry-no-host): with `--registry 100`, `org/repo:1` went to Docker Hub as
+    /// `docker.io/100/org/repo:1`, since a first segment without `.` or `:` is no host.
+    #[test]
+    fn a_default_registry_that_is_no_host_name_is_refused_not_sent_to_docker_hub() {
+        for host in ["100", "registry", "my-registry/"] {
+            let e = parse("org/repo:1", Some(host)).unwrap_err().to_string();
+            assert!(e.contains("is not a host name") && e.contains(":5000"), "{host}: {e}");
+        }
+        for host in ["registry:5000", "registry.local", "localhost", "reg.io/namespace"] {
+            let r = parse("org/repo:1", Some(host)).unwrap();
+            assert_eq!(r.registry(), host.split('/').next().unwrap(), "{host}");
+        }
     }
 
     #[test]

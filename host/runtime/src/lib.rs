@@ -126,14 +126,21 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    /// Builds the engine, opens the state store and starts the epoch clock.
+    /// Builds the engine, opens the embedded state store (in memory when `ephemeral_state`)
+    /// and starts the epoch clock.
     pub fn new(config: &RuntimeConfig) -> Result<Self> {
-        let engine = new_engine(&config.limits)?;
         let state = if config.ephemeral_state {
             StateStore::in_memory()?
         } else {
             StateStore::open(&config.data_dir.join("state.redb"))?
         };
+        Self::with_state(config, state)
+    }
+
+    /// As [`Runtime::new`], with a state store opened by the caller (`run --state redis://…`
+    /// connects one shared with other processes); `ephemeral_state` is not looked at.
+    pub fn with_state(config: &RuntimeConfig, state: StateStore) -> Result<Self> {
+        let engine = new_engine(&config.limits)?;
         let stop = Arc::new(AtomicBool::new(false));
         // The epoch clock that lets wasmtime interrupt an operator stuck in a loop.
         let (e, s) = (engine.clone(), stop.clone());
@@ -164,6 +171,13 @@ impl Runtime {
     /// default: found through `ORT_DYLIB_PATH` or the set-up location, no models).
     pub fn with_wasi_nn(mut self, options: NnOptions) -> Self {
         self.nn = NnRuntime::new(options);
+        self
+    }
+
+    /// Replaces the metrics registry (one labelled with the process's instance:
+    /// [`Metrics::with_instance`]); call before starting graphs, whose series it then holds.
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
         self
     }
 

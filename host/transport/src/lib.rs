@@ -15,6 +15,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
+pub mod health;
 pub mod lines;
 pub mod secret;
 

@@ -48,9 +48,11 @@ impl Hlc {
         }
     }
 
-    /// Milliseconds since the epoch (the unit of the `__ts` property).
-    pub fn millis(&self) -> u64 {
-        self.secs * 1000 + u64::from(self.nanos / NANOS_PER_MILLI)
+    /// Milliseconds since the epoch (the unit of the `__ts` property). `u128`, as in
+    /// [`timespec_to_millis`]: a clock comes from a guest and may hold any `secs`, and `u64::MAX`
+    /// seconds do not fit in `u64` milliseconds (the fuzz target `ts` found the overflow).
+    pub fn millis(&self) -> u128 {
+        timespec_to_millis(self.secs, self.nanos)
     }
 
     /// The key by which items are put in event-time order: `(secs, nanos, counter)`.
@@ -247,6 +249,18 @@ mod tests {
         };
         assert_eq!(h.to_string(), "001700000000123:00007:df");
         assert_eq!(h.millis(), 1_700_000_000_123);
+    }
+
+    /// Found by the fuzz target `ts` (tests/fuzz/corpus/ts/text: its bytes read as a clock):
+    /// `millis` multiplied `secs` by 1000 in `u64` and overflowed.
+    #[test]
+    fn millis_of_the_largest_clock_do_not_overflow() {
+        let h = Hlc {
+            secs: u64::MAX,
+            nanos: 999_999_999,
+            ..Hlc::default()
+        };
+        assert_eq!(h.millis(), u128::from(u64::MAX) * 1000 + 999);
     }
 
     use super::*;

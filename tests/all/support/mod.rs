@@ -2,10 +2,12 @@
 //! scripts/build-components.sh), composed and run in process; the `wasmflow` binary; the real
 //! peers (mosquitto, the registry's token service) the areas talk to.
 
+pub mod http;
 pub mod mosquitto;
 pub mod otlp;
 pub mod process;
 pub mod proxy;
+pub mod redis;
 pub mod token_server;
 
 use std::path::{Path, PathBuf};

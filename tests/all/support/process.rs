@@ -70,6 +70,16 @@ impl Wasmflow {
         }
     }
 
+    /// Sends `signal` (`HUP`, `TERM`, …) with `kill`.
+    pub fn signal(&self, signal: &str) {
+        let ok = std::process::Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(ok.success(), "kill -{signal} {}", self.child.id());
+    }
+
     /// SIGKILL: no shutdown code runs, as in a crash or power loss.
     pub fn kill9(&mut self) {
         let _ = self.child.kill();

@@ -3,6 +3,7 @@
 //! prints its Markdown tables on stdout and its progress on stderr, and `--quick` makes a short run.
 #![allow(dead_code)]
 
+pub mod native;
 pub mod routed;
 
 use std::path::{Path, PathBuf};

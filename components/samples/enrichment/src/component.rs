@@ -99,6 +99,17 @@ impl exports::wasm_graph::processor::map::Guest for Component {
         for warning in &enriched.warnings {
             log(Level::Warn, CONTEXT, warning);
         }
+        if let Some(c) = &enriched.counted {
+            let token = c
+                .token
+                .as_ref()
+                .map_or_else(|| "(none)".to_owned(), ToString::to_string);
+            log(
+                Level::Info,
+                CONTEXT,
+                &format!("counted over-temperature window {} under lock token {token}", c.count),
+            );
+        }
         message.topic = BufferOrBytes::Bytes(OUTPUT_TOPIC.as_bytes().to_vec());
         message.payload = BufferOrBytes::Bytes(enriched.payload);
         message.content_type = Some(BufferOrString::String(sample_common::glue::JSON.to_owned()));

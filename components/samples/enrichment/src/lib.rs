@@ -75,6 +75,18 @@ pub struct Enriched {
     pub payload: Vec<u8>,
     /// Things worth a warning that did not stop the item (lock busy, fenced out, …).
     pub warnings: Vec<String>,
+    /// The over-temperature window this item counted, when it did: what instances sharing a
+    /// state store can be checked by (counts 1, 2, 3, … under fencing tokens that increase).
+    pub counted: Option<Counted>,
+}
+
+/// One increment of [`WINDOWS_KEY`] under the lock.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Counted {
+    /// The count written.
+    pub count: u64,
+    /// The lock's fencing token it was written under (`None` when the store gave none).
+    pub token: Option<Hlc>,
 }
 
 /// Reads the sticky flag once and remembers changes, so the store is read at most once and
@@ -176,12 +188,15 @@ pub fn enrich(payload: &[u8], store: &mut impl StateStore, owner: &str) -> Resul
             .map_err(|e| format!("state-store set `{WET_FLAG_KEY}` failed: {e}"))?;
     }
 
-    if hot_window {
-        count_overtemp_window(store, owner, &mut warnings)?;
-    }
+    let counted = if hot_window {
+        count_overtemp_window(store, owner, &mut warnings)?
+    } else {
+        None
+    };
     Ok(Enriched {
         payload: json::to_bytes(&data)?,
         warnings,
+        counted,
     })
 }
 
@@ -193,12 +208,13 @@ pub fn enrich(payload: &[u8], store: &mut impl StateStore, owner: &str) -> Resul
 /// 3. `vdel enrichment_lock` (only if it still holds `owner`), whatever step 2 did.
 ///
 /// A lock held by another instance is not waited for (a guest cannot sleep): the window is not
-/// counted and a warning says so. Store failures are errors.
+/// counted and a warning says so. Store failures are errors. Answers the count written, with
+/// its token, when the window was counted.
 pub fn count_overtemp_window(
     store: &mut impl StateStore,
     owner: &str,
     warnings: &mut Vec<String>,
-) -> Result<(), String> {
+) -> Result<Option<Counted>, String> {
     let lock = store
         .set(
             LOCK_KEY,
@@ -212,7 +228,7 @@ pub fn count_overtemp_window(
         warnings.push(format!(
             "`{LOCK_KEY}` is held by another instance; this over-temperature window was not counted"
         ));
-        return Ok(());
+        return Ok(None);
     }
     let token = lock.version;
     if token.is_none() {
@@ -224,20 +240,21 @@ pub fn count_overtemp_window(
     let released = store
         .vdel(LOCK_KEY, owner.as_bytes(), token.as_ref())
         .map_err(|e| format!("state-store vdel `{LOCK_KEY}` failed: {e}"));
-    counted?;
+    let counted = counted?;
     if released? == -1 {
         warnings.push(format!(
             "`{LOCK_KEY}` was no longer held by this instance when releasing it (expired?)"
         ));
     }
-    Ok(())
+    Ok(counted.map(|count| Counted { count, token }))
 }
 
+/// The count written, `None` when the store refused it.
 fn increment_windows(
     store: &mut impl StateStore,
     token: Option<&Hlc>,
     warnings: &mut Vec<String>,
-) -> Result<(), String> {
+) -> Result<Option<u64>, String> {
     let current = store
         .get(WINDOWS_KEY)
         .map_err(|e| format!("state-store get `{WINDOWS_KEY}` failed: {e}"))?;
@@ -254,16 +271,23 @@ fn increment_windows(
             }
         },
     };
-    let next = count.saturating_add(1).to_string();
+    let next = count.saturating_add(1);
     let written = store
-        .set(WINDOWS_KEY, next.as_bytes(), token, SetCondition::Unconditional, None)
+        .set(
+            WINDOWS_KEY,
+            next.to_string().as_bytes(),
+            token,
+            SetCondition::Unconditional,
+            None,
+        )
         .map_err(|e| format!("state-store set `{WINDOWS_KEY}` failed: {e}"))?;
     if !written.applied {
         warnings.push(format!(
             "`{WINDOWS_KEY}` update refused (fencing token outdated); window not counted"
         ));
+        return Ok(None);
     }
-    Ok(())
+    Ok(Some(next))
 }
 
 #[cfg(target_arch = "wasm32")]

@@ -277,7 +277,8 @@ fn outdated_fencing_token_is_refused_by_the_store() {
     store.put(WINDOWS_KEY, "7");
     store.entries.remove(LOCK_KEY);
     // Our lock version (clock 13) is newer than the counter's (12): accepted.
-    count_overtemp_window(&mut store, OWNER, &mut warnings).expect("count");
+    let counted = count_overtemp_window(&mut store, OWNER, &mut warnings).expect("count");
+    assert_eq!(counted.map(|c| (c.count, c.token.is_some())), Some((8, true)));
     assert_eq!(store.value(WINDOWS_KEY).as_deref(), Some("8"));
     assert!(warnings.is_empty(), "{warnings:?}");
     // Now make the counter newer than any token we will get next: refused, with a warning.
@@ -291,7 +292,8 @@ fn outdated_fencing_token_is_refused_by_the_store() {
             },
         ),
     );
-    count_overtemp_window(&mut store, OWNER, &mut warnings).expect("count");
+    let counted = count_overtemp_window(&mut store, OWNER, &mut warnings).expect("count");
+    assert_eq!(counted, None, "a refused update counted nothing");
     assert_eq!(store.value(WINDOWS_KEY).as_deref(), Some("8"));
     assert!(warnings[0].contains("refused"), "{warnings:?}");
     assert_eq!(store.value(LOCK_KEY), None, "released even when the update was refused");

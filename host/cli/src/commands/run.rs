@@ -6,10 +6,14 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Args;
 use wasmflow_delivery::lines::{LineOptions, LineStats};
+use wasmflow_delivery::scale;
+use wasmflow_delivery::update::{ReloadOptions, Reloader, Target, Updates};
 use wasmflow_runtime::engine::EngineLimits;
 use wasmflow_runtime::graph::{Graph, RunOptions};
+use wasmflow_runtime::services::metrics::Metrics;
 use wasmflow_runtime::store::WasiGrants;
-use wasmflow_runtime::{load_graph, Runtime, RuntimeConfig};
+use wasmflow_runtime::{load_graph, LoadedGraph, Runtime, RuntimeConfig};
+use wasmflow_transport::health::Health;
 use wasmflow_transport::lines::InputFormat;
 
 use crate::flags::transport::TransportArgs;
@@ -59,6 +63,15 @@ pub struct RunCmd {
     /// When no input arrives for this long (ms), advance event time to the wall clock.
     #[arg(long, default_value_t = 1000)]
     pub idle_ms: u64,
+    /// Load the target again when it changes (a local file's contents, a registry tag's
+    /// digest), looking every --watch-interval-secs, and switch to the new version without
+    /// stopping (SIGHUP always does the same, once). Only with brokers, not --input.
+    #[arg(long, conflicts_with = "input")]
+    pub watch: bool,
+    /// How often --watch looks at the target.
+    #[arg(long, value_name = "SECS", default_value_t = 10, requires = "watch",
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub watch_interval_secs: u64,
     /// Grant modules an environment variable (`KEY=VALUE`, or `KEY` to pass the host's).
     #[arg(long = "env", value_name = "KEY[=VALUE]")]
     pub env: Vec<String>,
@@ -82,6 +95,35 @@ pub struct RunCmd {
     #[cfg(feature = "otel")]
     #[command(flatten)]
     pub otlp: crate::flags::otel::OtlpArgs,
+    #[cfg(feature = "redis")]
+    #[command(flatten)]
+    pub state: crate::flags::state::StateArgs,
+}
+
+impl RunCmd {
+    /// The runtime on `--state`'s store (the embedded one by default) with metrics labelled
+    /// `instance`, and what `/readyz` checks: the state store now, broker connections once bound.
+    fn runtime(&self, config: &RuntimeConfig, instance: &str, rt: &tokio::runtime::Handle) -> Result<(Runtime, Health)> {
+        #[cfg(feature = "redis")]
+        let shared_state = self.state.connect(rt)?;
+        #[cfg(not(feature = "redis"))]
+        let shared_state = {
+            let _ = rt;
+            None
+        };
+        let runtime = match shared_state {
+            Some(state) => Runtime::with_state(config, state)?,
+            None => Runtime::new(config)?,
+        };
+        let runtime = runtime.with_metrics(Metrics::with_instance(instance));
+        let health = Health::default();
+        let state = runtime.state.clone();
+        health.probe(format!("state store {}", state.describe()), move || {
+            let state = state.clone();
+            Box::pin(async move { state.check().await.map_err(|e| e.to_string()) })
+        });
+        Ok((runtime, health))
+    }
 }
 
 impl RunCmd {
@@ -118,7 +160,7 @@ impl RunCmd {
         if self.targets.iter().any(|t| wasmflow_resources::is_resource_file(t)) {
             return dataflow::execute(self, rt);
         }
-        let [target] = self.targets.as_slice() else {
+        let [given] = self.targets.as_slice() else {
             anyhow::bail!(
                 "{} targets: `run` takes one graph, or resource files (DataflowGraph, …) whose graphs all run together",
                 self.targets.len()
@@ -133,14 +175,15 @@ impl RunCmd {
                 ..self.graph_args.engine_limits()
             },
         };
-        let runtime = Runtime::new(&config)?;
+        let instance = self.transport.instance();
+        let (runtime, health) = self.runtime(&config, &instance, rt)?;
         #[cfg(feature = "wasi-nn")]
         let runtime = runtime.with_wasi_nn(self.nn.options());
         if let Some(seed) = &self.state_seed {
             let n = runtime.state.seed_from_json(seed)?;
             tracing::info!("seeded {n} state keys from {}", seed.display());
         }
-        let (target, compose) = self.graph_args.resolve_target(target, &config.data_dir, rt)?;
+        let (target, compose) = self.graph_args.resolve_target(given, &config.data_dir, rt)?;
         let loaded = load_graph(&target, &compose)?;
         let options = RunOptions {
             call_timeout: Duration::from_millis(self.call_timeout_ms),
@@ -153,15 +196,38 @@ impl RunCmd {
             ..RunOptions::default()
         };
         let started = std::time::Instant::now();
-        let (mut graph, cache) = runtime.start(&loaded, options)?;
+        let (mut graph, cache) = runtime.start(&loaded, options.clone())?;
         tracing::info!(graph = %loaded.manifest.name, ?cache, "started in {:.1?}", started.elapsed());
 
         let picture = wasmflow_diagram::Diagram::from_manifest(graph.manifest(), &self.graph_args.config);
-        let _observed = self.observe(&runtime, vec![picture], &[graph.manifest()], rt)?;
+        let _observed = self.observe(&runtime, vec![picture], &[graph.manifest()], &health, rt)?;
 
         let Some(input) = self.input.clone() else {
             let idle = Duration::from_millis(self.idle_ms);
-            return run_bound(&self.transport, &mut graph, &config.data_dir, idle, rt);
+            let this = Instance {
+                name: &instance,
+                state: runtime.state.describe(),
+                health: &health,
+            };
+            // SIGHUP (and --watch) load the target again beside the running graph.
+            let target = RunTarget {
+                cmd: &self,
+                target: given,
+                runtime: &runtime,
+                data_dir: &config.data_dir,
+                rt,
+                options,
+            };
+            let watch = self.watch.then(|| Duration::from_secs(self.watch_interval_secs));
+            let reloader = Reloader::new(target, ReloadOptions { watch }, &loaded);
+            return std::thread::scope(|s| {
+                let (updates_tx, updates) = tokio::sync::mpsc::channel(1);
+                let (stop, stopped) = tokio::sync::watch::channel(false);
+                s.spawn(move || reloader.run(rt, stopped, updates_tx));
+                let r = run_bound(&self.transport, &mut graph, &config.data_dir, idle, rt, this, updates);
+                let _ = stop.send(true);
+                r
+            });
         };
         let reader: Box<dyn BufRead + Send> = if input == "-" {
             Box::new(std::io::BufReader::new(std::io::stdin()))
@@ -199,6 +265,7 @@ impl RunCmd {
         runtime: &wasmflow_runtime::Runtime,
         pictures: Vec<wasmflow_diagram::Diagram>,
         manifests: &[&wasmflow_compose::Manifest],
+        health: &Health,
         rt: &tokio::runtime::Handle,
     ) -> Result<Observed> {
         let operations: Vec<(String, String)> = manifests
@@ -230,8 +297,10 @@ impl RunCmd {
                     d.to_svg()
                 }),
             );
-            let bound = rt.block_on(runtime.metrics.clone().serve(addr))?;
-            tracing::info!("metrics on http://{bound}/metrics, the graph with live counts on http://{bound}/graph");
+            let bound = rt.block_on(runtime.metrics.clone().serve_with_health(addr, health.clone()))?;
+            tracing::info!(
+                "metrics on http://{bound}/metrics, health on /healthz and /readyz, the graph with live counts on http://{bound}/graph"
+            );
         }
         #[cfg(feature = "otel")]
         if let Some(config) = self.otlp.own_metrics()? {
@@ -276,6 +345,13 @@ impl Drop for Observed {
     }
 }
 
+/// Who this process is among the instances of a graph, for the start line and `/readyz`.
+struct Instance<'a> {
+    name: &'a str,
+    state: &'a str,
+    health: &'a Health,
+}
+
 /// Binds the graph to its brokers and runs it until Ctrl-C / SIGTERM.
 fn run_bound(
     args: &TransportArgs,
@@ -283,6 +359,8 @@ fn run_bound(
     data_dir: &std::path::Path,
     idle: Duration,
     rt: &tokio::runtime::Handle,
+    instance: Instance<'_>,
+    updates: Updates,
 ) -> Result<ExitCode> {
     // With no broker given, the graph talks to one of its own (it lives until the process exits).
     let url = match &args.mqtt {
@@ -290,7 +368,17 @@ fn run_bound(
         None if args.kafka_brokers().is_none() => Some(embedded_broker(args, rt)?),
         None => None,
     };
-    let binding = args.binding(&graph.manifest().name, url.as_deref())?;
+    let mut binding = args.binding(&graph.manifest().name, url.as_deref())?;
+    scale::check_windows(graph.manifest(), &binding)?;
+    binding.report_health_to(instance.health);
+    tracing::info!(
+        instance = instance.name,
+        "instance `{}` of graph `{}`: {}; state store {}",
+        instance.name,
+        graph.manifest().name,
+        scale::describe(&binding),
+        instance.state
+    );
     tracing::info!(
         sources = ?binding.sources.iter().map(|e| &e.topic).collect::<Vec<_>>(),
         sink = ?binding.sink.as_ref().map(|e| &e.topic),
@@ -305,7 +393,7 @@ fn run_bound(
         idle,
         ..Default::default()
     };
-    let stats = wasmflow_delivery::run(graph, data_dir, &binding, &options, rt, None)?;
+    let stats = wasmflow_delivery::run_with_updates(graph, data_dir, &binding, &options, rt, None, Some(updates))?;
     tracing::info!(
         received = stats.received,
         sent = stats.sent,
@@ -340,4 +428,49 @@ fn embedded_broker(_args: &TransportArgs, _rt: &tokio::runtime::Handle) -> Resul
 /// Mebibytes as bytes (the flags' bounds keep it within `usize`).
 fn mib(n: u32) -> usize {
     (n as usize) << 20
+}
+
+/// The run's target as the hot-update reloader sees it: resolved (pulled) and composed as at
+/// start, started by the same runtime with the same options.
+struct RunTarget<'a> {
+    cmd: &'a RunCmd,
+    target: &'a std::path::Path,
+    runtime: &'a Runtime,
+    data_dir: &'a std::path::Path,
+    rt: &'a tokio::runtime::Handle,
+    options: RunOptions,
+}
+
+impl Target for RunTarget<'_> {
+    fn name(&self) -> String {
+        self.target.display().to_string()
+    }
+
+    /// The resolved file's contents and the files of the modules pulled for it (cached by
+    /// digest, so a moved tag names other files); a module found in a modules directory is
+    /// not looked at (SIGHUP composes anyway).
+    fn fingerprint(&mut self) -> Result<String> {
+        let (path, compose) = self
+            .cmd
+            .graph_args
+            .resolve_target(self.target, self.data_dir, self.rt)?;
+        let mut bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        for (reference, file) in &compose.resolved {
+            bytes.extend_from_slice(reference.as_bytes());
+            bytes.extend_from_slice(file.as_os_str().as_encoded_bytes());
+        }
+        Ok(wasmflow_delivery::update::version_of(&bytes))
+    }
+
+    fn load(&mut self) -> Result<LoadedGraph> {
+        let (path, compose) = self
+            .cmd
+            .graph_args
+            .resolve_target(self.target, self.data_dir, self.rt)?;
+        load_graph(&path, &compose)
+    }
+
+    fn start(&mut self, graph: &LoadedGraph) -> Result<Graph> {
+        Ok(self.runtime.start(graph, self.options.clone())?.0)
+    }
 }

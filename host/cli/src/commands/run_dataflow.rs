@@ -29,6 +29,7 @@ pub(super) fn execute(cmd: RunCmd, rt: &tokio::runtime::Handle) -> Result<ExitCo
         (!cmd.transport.sources.is_empty(), "--source"),
         (cmd.transport.sink.is_some(), "--sink"),
         (cmd.transport.kafka_brokers().is_some(), "--kafka"),
+        (cmd.watch, "--watch"),
     ] {
         if given {
             bail!("{flag}: with resource files, the DataflowGraphs' nodes and DataflowEndpoints say what is read and written");
@@ -59,7 +60,7 @@ pub(super) fn execute(cmd: RunCmd, rt: &tokio::runtime::Handle) -> Result<ExitCo
             ..cmd.graph_args.engine_limits()
         },
     };
-    let runtime = Runtime::new(&config)?;
+    let (runtime, health) = cmd.runtime(&config, &cmd.transport.instance(), rt)?;
     #[cfg(feature = "wasi-nn")]
     let runtime = runtime.with_wasi_nn(cmd.nn.options());
     if let Some(seed) = &cmd.state_seed {
@@ -168,7 +169,7 @@ pub(super) fn execute(cmd: RunCmd, rt: &tokio::runtime::Handle) -> Result<ExitCo
         endpoints.insert(name.clone(), e);
     }
     let manifests: Vec<_> = runs.iter().map(|r| r.graph.manifest().clone()).collect();
-    let _observed = cmd.observe(&runtime, pictures, &manifests.iter().collect::<Vec<_>>(), rt)?;
+    let _observed = cmd.observe(&runtime, pictures, &manifests.iter().collect::<Vec<_>>(), &health, rt)?;
     for r in &runs {
         tracing::info!(
             graph = %r.name,

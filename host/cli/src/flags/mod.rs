@@ -7,6 +7,8 @@ pub mod nn;
 #[cfg(feature = "otel")]
 pub mod otel;
 pub mod registry;
+#[cfg(feature = "redis")]
+pub mod state;
 pub mod transport;
 
 use std::path::{Path, PathBuf};

@@ -69,6 +69,12 @@ pub struct TransportArgs {
     /// Client key (PEM) for mutual TLS.
     #[arg(long, value_name = "FILE")]
     pub mqtt_key: Option<PathBuf>,
+    /// This process's name among the instances running the graph: the `instance` label of its
+    /// metrics and, with a shared subscription (`$share/…`) and no `--client-id`, part of its
+    /// MQTT client id (each instance needs a persistent session of its own). Default: the
+    /// host name (in Kubernetes, the pod's name).
+    #[arg(long, env = "WASMFLOW_INSTANCE", value_name = "NAME")]
+    pub instance: Option<String>,
     /// The Kafka flags.
     #[cfg(feature = "kafka")]
     #[command(flatten)]
@@ -92,7 +98,15 @@ impl TransportArgs {
         }
         #[cfg(feature = "mqtt")]
         if let Some(url) = mqtt_url {
-            let id = self.client_id.clone().unwrap_or_else(|| default_client_id(graph));
+            let shared = self
+                .sources
+                .iter()
+                .any(|s| wasmflow_delivery::scale::shared_subscription(s.strip_prefix("mqtt:").unwrap_or(s)).is_some());
+            let id = match &self.client_id {
+                Some(id) => id.clone(),
+                None if shared => format!("{}-{}", default_client_id(graph), slug(&self.instance())),
+                None => default_client_id(graph),
+            };
             let mut c = MqttConfig::new(url, &id)?;
             c.qos = self.qos;
             if self.mqtt_version == "3.1.1" {
@@ -142,8 +156,13 @@ pub const DEFAULT_SINK: &str = "wasmflow/out";
 /// A stable client id from the graph's name: letters, digits and `-` only.
 #[cfg(any(feature = "mqtt", feature = "kafka"))]
 fn default_client_id(graph: &str) -> String {
-    let name: String = graph
-        .chars()
+    format!("wasmflow-{}", slug(graph))
+}
+
+/// Lower-case letters, digits and `-` only (client ids and group names brokers all accept).
+#[cfg(any(feature = "mqtt", feature = "kafka"))]
+fn slug(name: &str) -> String {
+    name.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() {
                 c.to_ascii_lowercase()
@@ -151,8 +170,21 @@ fn default_client_id(graph: &str) -> String {
                 '-'
             }
         })
-        .collect();
-    format!("wasmflow-{name}")
+        .collect()
+}
+
+impl TransportArgs {
+    /// `--instance`, else the host name (`/proc/sys/kernel/hostname`, else `$HOSTNAME`), else
+    /// `wasmflow`.
+    pub fn instance(&self) -> String {
+        self.instance
+            .clone()
+            .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "wasmflow".into())
+    }
 }
 
 impl TransportArgs {

@@ -7,6 +7,9 @@
 //! its entries' ids. Plain calls (`push`, `advance_to`, `flush`) keep none of this: it costs
 //! allocations per output.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
 use wasmflow_transport::Output;
 
 use crate::item::Item;
@@ -52,7 +55,9 @@ pub struct Lineage {
     keep: bool,
     held: Vec<Held>,
     released: Vec<u64>,
-    next_id: u64,
+    /// The next id. Shared by the versions of a graph that run side by side during a hot update
+    /// ([`Lineage::share_ids`]), so their ids never meet in the pump's tracker or journal.
+    next_id: Arc<AtomicU64>,
 }
 
 impl Default for Lineage {
@@ -63,7 +68,7 @@ impl Default for Lineage {
             keep: false,
             held: Vec::new(),
             released: Vec::new(),
-            next_id: 1,
+            next_id: Arc::new(AtomicU64::new(1)),
         }
     }
 }
@@ -71,14 +76,21 @@ impl Default for Lineage {
 impl Lineage {
     /// A fresh id, above every id given out or restored so far.
     pub fn new_id(&mut self) -> u64 {
-        let id = self.next_id;
-        self.next_id += 1;
-        id
+        self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
     /// Makes later ids larger than `id` (a restored window entry's).
     pub fn restored(&mut self, id: u64) {
-        self.next_id = self.next_id.max(id + 1);
+        self.next_id.fetch_max(id + 1, Ordering::Relaxed);
+    }
+
+    /// From now on, ids come from `other`'s counter (after every id either gave out); call it
+    /// before this lineage routes anything.
+    pub fn share_ids(&mut self, other: &Lineage) {
+        other
+            .next_id
+            .fetch_max(self.next_id.load(Ordering::Relaxed), Ordering::Relaxed);
+        self.next_id = other.next_id.clone();
     }
 
     /// Starts a call that routes `current`; `keep` for a traced call.
@@ -191,5 +203,14 @@ mod tests {
         assert!(t.outputs.is_empty() && t.held.is_empty());
         l.restored(41);
         assert_eq!(l.new_id(), 42);
+    }
+
+    #[test]
+    fn lineages_that_share_ids_never_give_out_the_same_one() {
+        let (mut old, mut new) = (Lineage::default(), Lineage::default());
+        old.restored(99);
+        new.share_ids(&old);
+        let ids = [old.new_id(), new.new_id(), old.new_id(), new.new_id()];
+        assert_eq!(ids, [100, 101, 102, 103]);
     }
 }

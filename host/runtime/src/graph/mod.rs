@@ -128,6 +128,24 @@ impl Graph {
         })
     }
 
+    /// Takes lineage ids from `other`'s counter from now on: a new version of a graph running
+    /// beside the old one while it drains (hot update) gives out ids the old one never will,
+    /// so one tracker and one window journal serve both.
+    pub fn share_lineage_ids(&mut self, other: &Graph) {
+        self.lineage.share_ids(&other.lineage);
+    }
+
+    /// The progress frontier: the event time nothing older can arrive before (windows before
+    /// it have closed); `None` before the first input.
+    pub fn frontier(&self) -> Option<Hlc> {
+        self.windows.frontier().map(|(secs, nanos, counter)| Hlc {
+            secs,
+            nanos,
+            counter,
+            node_id: "wasmflow".into(),
+        })
+    }
+
     /// The graph's manifest (operations, connections, parameters).
     pub fn manifest(&self) -> &Manifest {
         &self.manifest

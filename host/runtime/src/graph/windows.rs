@@ -44,6 +44,11 @@ impl Windows {
         }
     }
 
+    /// The event time nothing older can arrive before, once anything arrived.
+    pub fn frontier(&self) -> Option<OrderKey> {
+        self.frontier
+    }
+
     /// Whether no window holds anything.
     pub fn is_empty(&self) -> bool {
         self.open.values().all(BTreeMap::is_empty)

@@ -1,7 +1,9 @@
-//! The metrics endpoint: Prometheus text at `GET /metrics` (and `/`), and the pages added with
-//! [`Metrics::add_page`] (the graph picture at `/graph`), on hyper's HTTP/1 server. Unknown
-//! paths get 404, other methods 405, requests that are not HTTP hyper's own
-//! 400, and a client that sends no request head within [`HEADER_TIMEOUT`] is disconnected.
+//! The metrics endpoint: Prometheus text at `GET /metrics` (and `/`), the two questions an
+//! orchestrator asks: `/healthz` (the process is alive: 200 while it serves) and `/readyz`
+//! (200 when every check of its [`Health`] passes, else 503; the body lists each check), and the
+//! pages added with [`Metrics::add_page`] (the graph picture at `/graph`), on hyper's HTTP/1
+//! server. Unknown paths get 404, other methods 405, requests that are not HTTP hyper's own 400,
+//! and a client that sends no request head within [`HEADER_TIMEOUT`] is disconnected.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -11,6 +13,8 @@ use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
+
+use wasmflow_transport::health::Health;
 
 use super::Metrics;
 
@@ -24,10 +28,20 @@ impl Metrics {
     /// Serves the registry on `addr` from the current tokio runtime until the process exits;
     /// returns the bound address (port 0 picks a free one).
     pub async fn serve(self, addr: SocketAddr) -> std::io::Result<SocketAddr> {
-        self.serve_with(addr, HEADER_TIMEOUT).await
+        self.serve_with(addr, HEADER_TIMEOUT, Health::default()).await
     }
 
-    async fn serve_with(self, addr: SocketAddr, header_timeout: Duration) -> std::io::Result<SocketAddr> {
+    /// As [`Metrics::serve`], with `/readyz` answering from `health`.
+    pub async fn serve_with_health(self, addr: SocketAddr, health: Health) -> std::io::Result<SocketAddr> {
+        self.serve_with(addr, HEADER_TIMEOUT, health).await
+    }
+
+    async fn serve_with(
+        self,
+        addr: SocketAddr,
+        header_timeout: Duration,
+        health: Health,
+    ) -> std::io::Result<SocketAddr> {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|e| std::io::Error::new(e.kind(), format!("cannot serve metrics on {addr}: {e}")))?;
@@ -42,11 +56,11 @@ impl Metrics {
                         continue;
                     }
                 };
-                let metrics = self.clone();
+                let (metrics, health) = (self.clone(), health.clone());
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |req| {
-                        let metrics = metrics.clone();
-                        async move { Ok::<_, Infallible>(respond(&metrics, &req)) }
+                        let (metrics, health) = (metrics.clone(), health.clone());
+                        async move { Ok::<_, Infallible>(respond(&metrics, &health, &req).await) }
                     });
                     let conn = hyper::server::conn::http1::Builder::new()
                         .timer(TokioTimer::new())
@@ -62,13 +76,27 @@ impl Metrics {
     }
 }
 
-fn respond(metrics: &Metrics, req: &Request<Incoming>) -> Response<Full<Bytes>> {
-    let status = |code: StatusCode, text: &'static str| {
-        let mut r = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
+/// The body of every 404: where the endpoint's pages are.
+const NOT_FOUND: &[u8] = b"not found: the metrics are at /metrics, health at /healthz and /readyz\n";
+
+async fn respond(metrics: &Metrics, health: &Health, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    let status = |code: StatusCode, text: Bytes| {
+        let mut r = Response::new(Full::new(text));
         *r.status_mut() = code;
         r
     };
+    let get = matches!(req.method(), &Method::GET | &Method::HEAD);
     match (req.method(), req.uri().path()) {
+        (_, "/healthz") if get => status(StatusCode::OK, Bytes::from_static(b"ok\n")),
+        (_, "/readyz") if get => {
+            let report = health.report().await;
+            let code = if report.ready() {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            status(code, Bytes::from(report.to_string()))
+        }
         (&Method::GET | &Method::HEAD, "/metrics" | "/") => {
             let mut r = Response::new(Full::new(Bytes::from(metrics.render())));
             r.headers_mut().insert(
@@ -77,7 +105,9 @@ fn respond(metrics: &Metrics, req: &Request<Incoming>) -> Response<Full<Bytes>> 
             );
             r
         }
-        (_, "/metrics" | "/") => status(StatusCode::METHOD_NOT_ALLOWED, "only GET\n"),
+        (_, "/metrics" | "/" | "/healthz" | "/readyz") => {
+            status(StatusCode::METHOD_NOT_ALLOWED, Bytes::from_static(b"only GET\n"))
+        }
         (&Method::GET | &Method::HEAD, path) => match metrics.page(path) {
             Some((content_type, body)) => {
                 let mut r = Response::new(Full::new(Bytes::from(body)));
@@ -87,9 +117,9 @@ fn respond(metrics: &Metrics, req: &Request<Incoming>) -> Response<Full<Bytes>> 
                 );
                 r
             }
-            None => status(StatusCode::NOT_FOUND, "not found: the metrics are at /metrics\n"),
+            None => status(StatusCode::NOT_FOUND, Bytes::from_static(NOT_FOUND)),
         },
-        _ => status(StatusCode::NOT_FOUND, "not found: the metrics are at /metrics\n"),
+        _ => status(StatusCode::NOT_FOUND, Bytes::from_static(NOT_FOUND)),
     }
 }
 
@@ -137,12 +167,47 @@ mod tests {
     #[tokio::test]
     async fn a_client_that_sends_nothing_is_disconnected() {
         let addr = Metrics::new()
-            .serve_with("127.0.0.1:0".parse().unwrap(), Duration::from_millis(300))
+            .serve_with(
+                "127.0.0.1:0".parse().unwrap(),
+                Duration::from_millis(300),
+                Health::default(),
+            )
             .await
             .unwrap();
         let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
         let mut out = Vec::new();
         let closed = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out)).await;
         assert!(closed.is_ok(), "an idle client is closed after the header timeout");
+    }
+
+    #[tokio::test]
+    async fn healthz_answers_and_readyz_follows_the_checks() {
+        let health = Health::default();
+        let broker = health.flag("mqtt source mqtt://127.0.0.1:1883");
+        let addr = Metrics::new()
+            .serve_with_health("127.0.0.1:0".parse().unwrap(), health)
+            .await
+            .unwrap();
+        let ask = |path: &str| format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+        let live = exchange(addr, ask("/healthz").as_bytes()).await;
+        assert!(live.starts_with("HTTP/1.1 200") && live.ends_with("ok\n"), "{live}");
+        let not_ready = exchange(addr, ask("/readyz").as_bytes()).await;
+        assert!(not_ready.starts_with("HTTP/1.1 503"), "{not_ready}");
+        assert!(
+            not_ready.contains("failing mqtt source mqtt://127.0.0.1:1883: not connected yet"),
+            "{not_ready}"
+        );
+        broker.up();
+        let ready = exchange(addr, ask("/readyz").as_bytes()).await;
+        assert!(
+            ready.starts_with("HTTP/1.1 200") && ready.contains("ok mqtt source"),
+            "{ready}"
+        );
+        let post = exchange(
+            addr,
+            b"POST /readyz HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+        )
+        .await;
+        assert!(post.starts_with("HTTP/1.1 405"), "{post}");
     }
 }

@@ -4,6 +4,7 @@
 //! Modules name their metrics at run time, so their families are registered on first use; every
 //! sample carries `graph` and `operation` labels added by the host, which modules cannot forge.
 
+use std::borrow::Cow;
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -134,7 +135,18 @@ impl Metrics {
     /// metrics are added on first use. Clones share it: make one per process, so one
     /// `--metrics` endpoint serves every graph.
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("wasmflow");
+        Self::with_registry(Registry::with_prefix("wasmflow"))
+    }
+
+    /// As [`Metrics::new`], every series labelled `instance="<instance>"`: which of the
+    /// processes running a graph (`run --instance`) it comes from, when several scrape into
+    /// one Prometheus.
+    pub fn with_instance(instance: &str) -> Self {
+        let labels = [(Cow::Borrowed("instance"), Cow::Owned(instance.to_owned()))];
+        Self::with_registry(Registry::with_prefix_and_labels("wasmflow", labels.into_iter()))
+    }
+
+    fn with_registry(mut registry: Registry) -> Self {
         let nodes = NodeMetrics {
             messages_in: Family::default(),
             messages_out: Family::default(),
@@ -386,5 +398,18 @@ mod tests {
         m.add_to_counter(&who(), "c", 1, &[("operation".into(), "other".into())])
             .unwrap();
         assert!(!m.render().contains("operation=\"other\""));
+    }
+
+    #[test]
+    fn every_series_carries_the_instance() {
+        let m = Metrics::with_instance("edge-2");
+        m.nodes.messages_in.get_or_create(&Metrics::node_labels(&who())).inc();
+        m.add_to_counter(&who(), "converted", 1, &[]).unwrap();
+        let text = m.render();
+        let samples: Vec<&str> = text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()).collect();
+        assert!(samples.len() >= 2, "{text}");
+        for l in samples {
+            assert!(l.contains("instance=\"edge-2\""), "{l}");
+        }
     }
 }

@@ -28,13 +28,30 @@ fn wit_hlc(h: Hlc) -> HybridLogicalClock {
     }
 }
 
+/// Refusals the request caused (a stale fencing token) are `request-error`s with the reason;
+/// failures of the store are `timeout`, `protocol` or `internal`, and their reason goes to the
+/// log (the backend also logs, once, when a server is lost and when it is back).
 fn store_error(who: &OpIdentity, e: super::StateStoreError) -> WitStateError {
-    tracing::debug!(
-        graph = &*who.graph,
-        operation = &*who.operation,
-        "state store refused: {e}"
-    );
-    WitStateError::RequestError(e.to_string())
+    use super::StateStoreError as E;
+    let (graph, operation) = (&*who.graph, &*who.operation);
+    match e {
+        E::StaleFencingToken { .. } => {
+            tracing::debug!(graph, operation, "state store refused: {e}");
+            WitStateError::RequestError(e.to_string())
+        }
+        E::Timeout { .. } => {
+            tracing::debug!(graph, operation, "state store: {e}");
+            WitStateError::Timeout
+        }
+        E::Protocol { .. } => {
+            tracing::warn!(graph, operation, "state store: {e}");
+            WitStateError::Protocol
+        }
+        other => {
+            tracing::debug!(graph, operation, "state store: {other}");
+            WitStateError::Internal
+        }
+    }
 }
 
 impl named_imports::wasm_graph::processor::state_store::Host for HostState {
