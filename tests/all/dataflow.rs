@@ -140,7 +140,8 @@ impl Window {
         assert_close(&h["min"], 40.0, "humidity min");
         assert_close(&h["average"], 50.0, "humidity average");
         assert_close(&h["last"], 60.0, "humidity last");
-        assert_eq!(v["object"], json!([]), "no image in this window: {v}");
+        // graph-complex's concatenation leaves out the branch that received nothing.
+        assert!(v.get("object").is_none(), "no image in this window: {v}");
     }
 }
 
@@ -205,7 +206,7 @@ fn two_dataflow_graphs_share_one_process_and_one_connection_per_endpoint() {
     wasmflow.wait_for_log("bound", Duration::from_secs(180));
     let log = wasmflow.log();
     assert!(log.contains("DataflowGraph `paused`: mode Disabled"), "{log}");
-    let started = log.lines().filter(|l| l.contains("artifact=") && l.ends_with("started")).count();
+    let started = log.lines().filter(|l| l.contains(" started graph=") && l.contains("artifact=")).count();
     assert_eq!(started, 2, "two graphs started, the disabled one not:\n{log}");
 
     let out = MqttClient::connect(
@@ -286,7 +287,7 @@ fn what_is_missing_or_wrong_in_the_seeds_files_is_named() {
     );
     assert!(e.contains("node `temperature-processor`, field `graphSettings.artifact`: pulling"), "{e}");
     assert!(e.contains("graph-simple:1.0.0"), "{e}");
-    assert!(e.contains("not found") || e.contains("unknown"), "{e}");
+    assert!(e.contains("is not in the registry"), "{e}");
 }
 
 /// Connection schemas: what breaks the schema of the source → graph connection never reaches
@@ -367,7 +368,8 @@ fn connection_schemas_send_what_breaks_them_to_the_dead_letter_topic_and_count_i
         .expect("curl");
     let text = String::from_utf8_lossy(&metrics.stdout);
     for connection in ["temperature-source → temperature-processor", "temperature-processor → temperature-destination"] {
-        let line = format!("wasmflow_schema_violations_total{{graph=\"<GRAPH_NAME>\",connection=\"{connection}\"}} 1");
-        assert!(text.contains(&line), "{line}\n{text}");
+        let labels = format!("graph=\"<GRAPH_NAME>\",connection=\"{connection}\"");
+        let n = crate::support::prometheus_sample(&text, "wasmflow_schema_violations_total", &labels);
+        assert_eq!(n, Some(1.0), "{labels}\n{text}");
     }
 }

@@ -329,12 +329,12 @@ spec:
     };
     let until = Instant::now() + Duration::from_secs(10);
     let mut text = get("/metrics");
-    while !text.contains("wasmflow_otlp_invalid_messages_total{endpoint=\"collector\"} 1") && Instant::now() < until {
+    while crate::support::prometheus_sample(&text, "wasmflow_otlp_invalid_messages_total", "endpoint=\"collector\"") != Some(1.0) && Instant::now() < until {
         std::thread::sleep(Duration::from_millis(100));
         text = get("/metrics");
     }
-    assert!(text.contains("wasmflow_otlp_invalid_messages_total{endpoint=\"collector\"} 1"), "{text}");
-    assert!(text.contains("wasmflow_otlp_exported_messages_total{endpoint=\"collector\"} 1"), "{text}");
+    assert_eq!(crate::support::prometheus_sample(&text, "wasmflow_otlp_invalid_messages_total", "endpoint=\"collector\""), Some(1.0), "{text}");
+    assert_eq!(crate::support::prometheus_sample(&text, "wasmflow_otlp_exported_messages_total", "endpoint=\"collector\""), Some(1.0), "{text}");
     let svg = get("/graph");
     let doc = roxmltree::Document::parse(&svg).unwrap_or_else(|e| panic!("{e}: {svg}"));
     let texts: String = doc.descendants().filter_map(|n| n.text()).collect::<Vec<_>>().join("\n");

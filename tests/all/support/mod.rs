@@ -216,3 +216,13 @@ pub fn logs() -> &'static Capture {
         cap
     })
 }
+
+/// The value of the Prometheus sample `name{…labels…}` in `text` whatever labels come before
+/// `labels` (every metric carries `instance` first); `None` when there is no such sample.
+pub fn prometheus_sample(text: &str, name: &str, labels: &str) -> Option<f64> {
+    text.lines().find_map(|line| {
+        let rest = line.strip_prefix(name)?.strip_prefix('{')?;
+        let (inner, value) = rest.split_once("} ")?;
+        (inner == labels || inner.ends_with(&format!(",{labels}"))).then(|| value.trim().parse().ok())?
+    })
+}
