@@ -55,9 +55,21 @@ fn registry_endpoint(registry: &Registry) -> String {
 fn push_samples(registry: &Registry, client: &RegistryClient) {
     for graph in ["graph-simple", "graph-complex"] {
         let file = repo().join(format!("../shared/azure-samples/{graph}.yaml"));
-        client.ok(&["push", file.to_str().unwrap(), &registry.reference(&format!("{graph}:1.0.0"))]);
+        client.ok(&[
+            "push",
+            file.to_str().unwrap(),
+            &registry.reference(&format!("{graph}:1.0.0")),
+        ]);
     }
-    for m in ["temperature", "window", "snapshot", "format", "humidity", "collection", "enrichment"] {
+    for m in [
+        "temperature",
+        "window",
+        "snapshot",
+        "format",
+        "humidity",
+        "collection",
+        "enrichment",
+    ] {
         let reference = registry.reference(&format!("azure-samples/explore-iot-operations/{m}:1.0.0"));
         client.ok(&["push", module(m).to_str().unwrap(), &reference]);
     }
@@ -118,7 +130,12 @@ impl Window {
         }
         for (i, h) in self.humidity.iter().enumerate() {
             let payload = json!({"humidity": {"value": h}}).to_string();
-            mosquitto_pub(port, "sensor/humidity/raw", &payload, self.start_ms + 500 + 100 * i as u64);
+            mosquitto_pub(
+                port,
+                "sensor/humidity/raw",
+                &payload,
+                self.start_ms + 500 + 100 * i as u64,
+            );
         }
     }
 
@@ -133,7 +150,11 @@ impl Window {
         assert_close(&t["average"], c.iter().sum::<f64>() / 3.0, "temperature average");
         assert_close(&t["last"], c[2], "temperature last");
         assert_eq!(t["unit"], "C", "{v}");
-        assert_eq!(t["overtemp"], json!(true), "a maximum above 100 °C is over temperature: {v}");
+        assert_eq!(
+            t["overtemp"],
+            json!(true),
+            "a maximum above 100 °C is over temperature: {v}"
+        );
         let h = &v["humidity"][0];
         assert_eq!(h["count"], json!(2), "{v}");
         assert_close(&h["max"], 60.0, "humidity max");
@@ -155,7 +176,11 @@ fn the_seeds_example_2_runs_end_to_end_from_a_registry_on_the_embedded_broker() 
     let client = RegistryClient::new();
     push_samples(&registry, &client);
     let dir = tempfile::tempdir().unwrap();
-    let graph = write(dir.path(), "complex-dataflow-graph.yaml", &example("graph-complex:1.0.0"));
+    let graph = write(
+        dir.path(),
+        "complex-dataflow-graph.yaml",
+        &example("graph-complex:1.0.0"),
+    );
     let endpoint = write(dir.path(), "registry-endpoint.yaml", &registry_endpoint(&registry));
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
@@ -201,12 +226,20 @@ fn two_dataflow_graphs_share_one_process_and_one_connection_per_endpoint() {
     let endpoint = write(dir.path(), "registry-endpoint.yaml", &registry_endpoint(&registry));
     let mut wasmflow = Wasmflow::start(
         dir.path(),
-        &[graphs.to_str().unwrap(), endpoint.to_str().unwrap(), "--mqtt", &broker.url()],
+        &[
+            graphs.to_str().unwrap(),
+            endpoint.to_str().unwrap(),
+            "--mqtt",
+            &broker.url(),
+        ],
     );
     wasmflow.wait_for_log("bound", Duration::from_secs(180));
     let log = wasmflow.log();
     assert!(log.contains("DataflowGraph `paused`: mode Disabled"), "{log}");
-    let started = log.lines().filter(|l| l.contains(" started graph=") && l.contains("artifact=")).count();
+    let started = log
+        .lines()
+        .filter(|l| l.contains(" started graph=") && l.contains("artifact="))
+        .count();
     assert_eq!(started, 2, "two graphs started, the disabled one not:\n{log}");
 
     let out = MqttClient::connect(
@@ -217,9 +250,17 @@ fn two_dataflow_graphs_share_one_process_and_one_connection_per_endpoint() {
     let window = Window::new();
     window.publish(broker.port);
     let got = out.wait_for(4, Duration::from_secs(60));
-    let simple: Vec<_> = got.iter().filter(|p| p.topic == "sensor/temperature/processed").collect();
+    let simple: Vec<_> = got
+        .iter()
+        .filter(|p| p.topic == "sensor/temperature/processed")
+        .collect();
     let complex: Vec<_> = got.iter().filter(|p| p.topic == "analytics/sensor/processed").collect();
-    assert_eq!(simple.len(), 3, "Example 1 converts every temperature:\n{}", wasmflow.log());
+    assert_eq!(
+        simple.len(),
+        3,
+        "Example 1 converts every temperature:\n{}",
+        wasmflow.log()
+    );
     for (p, f) in simple.iter().zip(window.fahrenheit) {
         let v: Value = serde_json::from_slice(&p.payload).unwrap();
         assert_close(&v["temperature"]["value"], celsius(f), "Example 1's °C");
@@ -272,20 +313,36 @@ fn what_is_missing_or_wrong_in_the_seeds_files_is_named() {
         "{e}"
     );
     // With the seed's RegistryEndpoint as printed: its placeholder host.
-    let endpoint = write(dir.path(), "registry-endpoint.yaml", &seed_block("yaml", &["kind: RegistryEndpoint"]));
+    let endpoint = write(
+        dir.path(),
+        "registry-endpoint.yaml",
+        &seed_block("yaml", &["kind: RegistryEndpoint"]),
+    );
     let e = run_fails(dir.path(), &[graph.to_str().unwrap(), endpoint.to_str().unwrap()]);
     assert!(e.contains("placeholder host `<YOUR_ACR_NAME>.azurecr.io`"), "{e}");
     // The Bicep tab instead of the Kubernetes one.
-    let bicep = write(dir.path(), "dataflow-graph.bicep", &seed_block("bicep", &["graph-simple:1.0.0"]));
+    let bicep = write(
+        dir.path(),
+        "dataflow-graph.bicep",
+        &seed_block("bicep", &["graph-simple:1.0.0"]),
+    );
     let e = run_fails(dir.path(), &[bicep.to_str().unwrap()]);
     assert!(e.contains("is Bicep, not YAML"), "{e}");
     // An artifact the registry does not have: which registry, which reference, why.
     let registry = Registry::start();
     let e = run_fails(
         dir.path(),
-        &[graph.to_str().unwrap(), endpoint.to_str().unwrap(), "--registry", &registry.host],
+        &[
+            graph.to_str().unwrap(),
+            endpoint.to_str().unwrap(),
+            "--registry",
+            &registry.host,
+        ],
     );
-    assert!(e.contains("node `temperature-processor`, field `graphSettings.artifact`: pulling"), "{e}");
+    assert!(
+        e.contains("node `temperature-processor`, field `graphSettings.artifact`: pulling"),
+        "{e}"
+    );
     assert!(e.contains("graph-simple:1.0.0"), "{e}");
     assert!(e.contains("is not in the registry"), "{e}");
 }
@@ -299,7 +356,11 @@ fn connection_schemas_send_what_breaks_them_to_the_dead_letter_topic_and_count_i
     let dir = tempfile::tempdir().unwrap();
     let modules = dir.path().join("modules");
     std::fs::create_dir(&modules).unwrap();
-    std::fs::copy(repo().join("../shared/azure-samples/graph-simple.yaml"), modules.join("graph-simple.yaml")).unwrap();
+    std::fs::copy(
+        repo().join("../shared/azure-samples/graph-simple.yaml"),
+        modules.join("graph-simple.yaml"),
+    )
+    .unwrap();
     std::fs::copy(module("temperature"), modules.join("temperature.wasm")).unwrap();
     let reading = write(
         dir.path(),
@@ -343,31 +404,74 @@ fn connection_schemas_send_what_breaks_them_to_the_dead_letter_topic_and_count_i
     wasmflow.wait_for_log("bound", Duration::from_secs(120));
     let out = MqttClient::connect(port, "reader", &["sensor/temperature/processed", "dead"]);
     let t = Window::new().start_ms;
-    mosquitto_pub(port, "sensor/temperature/raw", r#"{"temperature":{"value":212,"unit":"F"}}"#, t);
-    mosquitto_pub(port, "sensor/temperature/raw", r#"{"temperature":{"value":"hot","unit":"F"}}"#, t + 1);
-    mosquitto_pub(port, "sensor/temperature/raw", r#"{"temperature":{"value":3000,"unit":"F"}}"#, t + 2);
+    mosquitto_pub(
+        port,
+        "sensor/temperature/raw",
+        r#"{"temperature":{"value":212,"unit":"F"}}"#,
+        t,
+    );
+    mosquitto_pub(
+        port,
+        "sensor/temperature/raw",
+        r#"{"temperature":{"value":"hot","unit":"F"}}"#,
+        t + 1,
+    );
+    mosquitto_pub(
+        port,
+        "sensor/temperature/raw",
+        r#"{"temperature":{"value":3000,"unit":"F"}}"#,
+        t + 2,
+    );
     let got = out.wait_for(3, Duration::from_secs(30));
     assert_eq!(got.len(), 3, "{}", wasmflow.log());
-    let good: Vec<_> = got.iter().filter(|p| p.topic == "sensor/temperature/processed").collect();
+    let good: Vec<_> = got
+        .iter()
+        .filter(|p| p.topic == "sensor/temperature/processed")
+        .collect();
     assert_eq!(good.len(), 1);
     let v: Value = serde_json::from_slice(&good[0].payload).unwrap();
     assert_close(&v["temperature"]["value"], 100.0, "212 °F");
     let dead: Vec<_> = got.iter().filter(|p| p.topic == "dead").collect();
-    let prop = |p: &rumqttc::v5::mqttbytes::v5::Publish, k: &str| crate::support::mosquitto::user_prop(p, k).map(str::to_owned);
-    let input = dead.iter().find(|p| prop(p, "schema").as_deref() == Some("temperature-reading:1")).expect("the input's dead letter");
-    assert_eq!(prop(input, "connection").as_deref(), Some("temperature-source → temperature-processor"));
-    assert!(prop(input, "error").unwrap().contains("/temperature/value"), "{:?}", prop(input, "error"));
+    let prop = |p: &rumqttc::v5::mqttbytes::v5::Publish, k: &str| {
+        crate::support::mosquitto::user_prop(p, k).map(str::to_owned)
+    };
+    let input = dead
+        .iter()
+        .find(|p| prop(p, "schema").as_deref() == Some("temperature-reading:1"))
+        .expect("the input's dead letter");
+    assert_eq!(
+        prop(input, "connection").as_deref(),
+        Some("temperature-source → temperature-processor")
+    );
+    assert!(
+        prop(input, "error").unwrap().contains("/temperature/value"),
+        "{:?}",
+        prop(input, "error")
+    );
     assert_eq!(&input.payload[..], br#"{"temperature":{"value":"hot","unit":"F"}}"#);
-    let output = dead.iter().find(|p| prop(p, "schema").as_deref() == Some("celsius:1")).expect("the output's dead letter");
-    assert_eq!(prop(output, "connection").as_deref(), Some("temperature-processor → temperature-destination"));
-    assert!(prop(output, "error").unwrap().contains("maximum"), "{:?}", prop(output, "error"));
+    let output = dead
+        .iter()
+        .find(|p| prop(p, "schema").as_deref() == Some("celsius:1"))
+        .expect("the output's dead letter");
+    assert_eq!(
+        prop(output, "connection").as_deref(),
+        Some("temperature-processor → temperature-destination")
+    );
+    assert!(
+        prop(output, "error").unwrap().contains("maximum"),
+        "{:?}",
+        prop(output, "error")
+    );
 
     let metrics = Command::new("curl")
         .args(["-sSf", &format!("http://127.0.0.1:{metrics_port}/metrics")])
         .output()
         .expect("curl");
     let text = String::from_utf8_lossy(&metrics.stdout);
-    for connection in ["temperature-source → temperature-processor", "temperature-processor → temperature-destination"] {
+    for connection in [
+        "temperature-source → temperature-processor",
+        "temperature-processor → temperature-destination",
+    ] {
         let labels = format!("graph=\"<GRAPH_NAME>\",connection=\"{connection}\"");
         let n = crate::support::prometheus_sample(&text, "wasmflow_schema_violations_total", &labels);
         assert_eq!(n, Some(1.0), "{labels}\n{text}");

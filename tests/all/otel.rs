@@ -72,7 +72,13 @@ fn a_full_batch_goes_over_grpc_with_its_headers_and_messages_complete_when_it_wa
         latency: Duration::from_secs(600),
         max_messages: 3,
     };
-    let (sink, counters) = sink(&rt, &receiver.grpc, Protocol::Grpc, batching, &[("authorization", "Bearer t0ken")]);
+    let (sink, counters) = sink(
+        &rt,
+        &receiver.grpc,
+        Protocol::Grpc,
+        batching,
+        &[("authorization", "Bearer t0ken")],
+    );
     // An invalid payload is dropped and acknowledged at once, without an export.
     rt.block_on(sink.send(outbound(r#"{"metrics":[{"name":"x","type":"gauge","value":1}]}"#, &[])))
         .expect("an invalid payload completes");
@@ -87,7 +93,10 @@ fn a_full_batch_goes_over_grpc_with_its_headers_and_messages_complete_when_it_wa
         })
         .collect();
     std::thread::sleep(Duration::from_millis(300));
-    assert!(first.iter().all(|h| !h.is_finished()), "acknowledged before it was exported");
+    assert!(
+        first.iter().all(|h| !h.is_finished()),
+        "acknowledged before it was exported"
+    );
     assert!(receiver.with(|r| r.metrics.is_empty()));
     // The third fills the batch: one request, three points, and all three complete.
     rt.block_on(sink.send(outbound(&gauge("temperature", 22.0, 1_754_851_200_000_000_002), &[])))
@@ -99,25 +108,35 @@ fn a_full_batch_goes_over_grpc_with_its_headers_and_messages_complete_when_it_wa
     receiver.with(|r| {
         assert_eq!(r.metrics.len(), 1, "one export for the batch");
         assert!(
-            r.metrics[0].0.contains(&("authorization".into(), "Bearer t0ken".into())),
+            r.metrics[0]
+                .0
+                .contains(&("authorization".into(), "Bearer t0ken".into())),
             "{:?}",
             r.metrics[0].0
         );
         let ms = metrics(r);
         assert_eq!(ms.len(), 1, "points of one metric are merged");
         assert_eq!((ms[0].name.as_str(), ms[0].unit.as_str()), ("temperature", "Cel"));
-        let Some(metric::Data::Gauge(g)) = &ms[0].data else { panic!("{:?}", ms[0]) };
+        let Some(metric::Data::Gauge(g)) = &ms[0].data else {
+            panic!("{:?}", ms[0])
+        };
         let values: Vec<_> = g.data_points.iter().map(|p| (p.time_unix_nano, p.value)).collect();
         assert_eq!(
             values,
             [20.0, 21.0, 22.0]
                 .iter()
                 .enumerate()
-                .map(|(i, v)| (1_754_851_200_000_000_000 + i as u64, Some(number_data_point::Value::AsDouble(*v))))
+                .map(|(i, v)| (
+                    1_754_851_200_000_000_000 + i as u64,
+                    Some(number_data_point::Value::AsDouble(*v))
+                ))
                 .collect::<Vec<_>>(),
             "every reading with its own timestamp"
         );
-        assert_eq!(attributes(&g.data_points[0].attributes), [("site".into(), "plant-7".into())]);
+        assert_eq!(
+            attributes(&g.data_points[0].attributes),
+            [("site".into(), "plant-7".into())]
+        );
     });
 }
 
@@ -129,7 +148,13 @@ fn over_http_a_batch_goes_when_its_latency_has_passed_and_logs_become_records() 
         latency: Duration::from_millis(400),
         max_messages: 100,
     };
-    let (sink, counters) = sink(&rt, &receiver.http, Protocol::HttpProtobuf, batching, &[("x-tenant", "a")]);
+    let (sink, counters) = sink(
+        &rt,
+        &receiver.http,
+        Protocol::HttpProtobuf,
+        batching,
+        &[("x-tenant", "a")],
+    );
     let started = Instant::now();
     rt.block_on(sink.send(outbound(
         r#"{"metrics":[{"name":"requests","type":"u64_counter","value":5}],
@@ -137,12 +162,18 @@ fn over_http_a_batch_goes_when_its_latency_has_passed_and_logs_become_records() 
         &[],
     )))
     .expect("exported");
-    assert!(started.elapsed() >= Duration::from_millis(350), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_millis(350),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(counters.exported.get(), 1);
     receiver.with(|r| {
         assert!(r.metrics[0].0.contains(&("x-tenant".into(), "a".into())));
         let ms = metrics(r);
-        let Some(metric::Data::Sum(s)) = &ms[0].data else { panic!("{:?}", ms[0]) };
+        let Some(metric::Data::Sum(s)) = &ms[0].data else {
+            panic!("{:?}", ms[0])
+        };
         assert!(s.is_monotonic);
         assert_eq!(s.data_points[0].value, Some(number_data_point::Value::AsInt(5)));
         let log = &r.logs[0].1.resource_logs[0].scope_logs[0].log_records[0];
@@ -162,7 +193,8 @@ fn an_unavailable_collector_is_retried_and_nothing_completes_before_it_took_the_
         max_messages: 10,
     };
     let (retrying, _) = sink(&rt, &receiver.grpc, Protocol::Grpc, batching, &[]);
-    rt.block_on(retrying.send(outbound(&gauge("t", 1.0, 1), &[]))).expect("exported in the end");
+    rt.block_on(retrying.send(outbound(&gauge("t", 1.0, 1), &[])))
+        .expect("exported in the end");
     receiver.with(|r| {
         assert_eq!(r.refused, 2);
         assert_eq!(metrics(r).len(), 1);
@@ -208,17 +240,27 @@ fn wasmflows_own_counts_are_exported_by_the_sdk() {
         wasmflow_otel::telemetry::OwnMetrics::start(&config, Duration::from_millis(300), counts).expect("start")
     };
     assert!(
-        receiver.wait(Duration::from_secs(10), |r| metrics(r).iter().any(|m| m.name == "wasmflow.messages_in")),
+        receiver.wait(Duration::from_secs(10), |r| metrics(r)
+            .iter()
+            .any(|m| m.name == "wasmflow.messages_in")),
         "no export"
     );
     own.shutdown();
     receiver.with(|r| {
-        let m = metrics(r).into_iter().find(|m| m.name == "wasmflow.messages_in").unwrap();
-        let Some(metric::Data::Sum(s)) = &m.data else { panic!("{m:?}") };
+        let m = metrics(r)
+            .into_iter()
+            .find(|m| m.name == "wasmflow.messages_in")
+            .unwrap();
+        let Some(metric::Data::Sum(s)) = &m.data else {
+            panic!("{m:?}")
+        };
         let p = &s.data_points[0];
         assert_eq!(p.value, Some(number_data_point::Value::AsInt(7)));
         let attrs = attributes(&p.attributes);
-        assert!(attrs.contains(&("operation".into(), "module-temperature/map".into())), "{attrs:?}");
+        assert!(
+            attrs.contains(&("operation".into(), "module-temperature/map".into())),
+            "{attrs:?}"
+        );
     });
 }
 
@@ -233,7 +275,11 @@ fn a_dataflow_graph_exports_what_its_graph_emits_to_an_opentelemetry_endpoint() 
     let dir = tempfile::tempdir().unwrap();
     let modules = dir.path().join("modules");
     std::fs::create_dir(&modules).unwrap();
-    std::fs::copy(repo().join("../shared/azure-samples/graph-simple.yaml"), modules.join("graph-simple.yaml")).unwrap();
+    std::fs::copy(
+        repo().join("../shared/azure-samples/graph-simple.yaml"),
+        modules.join("graph-simple.yaml"),
+    )
+    .unwrap();
     std::fs::copy(module("temperature"), modules.join("temperature.wasm")).unwrap();
     let resources = format!(
         r#"apiVersion: connectivity.iotoperations.azure.com/v1beta1
@@ -316,10 +362,14 @@ spec:
         wasmflow.log()
     );
     receiver.with(|r| {
-        assert!(r.metrics[0].0.contains(&("authorization".into(), "Bearer s3cret".into())));
+        assert!(r.metrics[0]
+            .0
+            .contains(&("authorization".into(), "Bearer s3cret".into())));
         let m = &metrics(r)[0];
         assert_eq!((m.name.as_str(), m.unit.as_str()), ("vibration", "mm/s"));
-        let Some(metric::Data::Gauge(g)) = &m.data else { panic!("{m:?}") };
+        let Some(metric::Data::Gauge(g)) = &m.data else {
+            panic!("{m:?}")
+        };
         assert_eq!(g.data_points[0].value, Some(number_data_point::Value::AsDouble(0.25)));
         assert_eq!(attributes(&g.data_points[0].attributes), [("line".into(), "3".into())]);
     });
@@ -332,7 +382,10 @@ spec:
     };
     let until = Instant::now() + Duration::from_secs(10);
     let mut text = get("/metrics");
-    while crate::support::prometheus_sample(&text, "wasmflow_otlp_invalid_messages_total", "endpoint=\"collector\"") != Some(1.0) && Instant::now() < until {
+    while crate::support::prometheus_sample(&text, "wasmflow_otlp_invalid_messages_total", "endpoint=\"collector\"")
+        != Some(1.0)
+        && Instant::now() < until
+    {
         std::thread::sleep(Duration::from_millis(100));
         text = get("/metrics");
     }
@@ -342,10 +395,21 @@ spec:
         "{text}\n{}",
         wasmflow.log()
     );
-    assert_eq!(crate::support::prometheus_sample(&text, "wasmflow_otlp_exported_messages_total", "endpoint=\"collector\""), Some(1.0), "{text}");
+    assert_eq!(
+        crate::support::prometheus_sample(&text, "wasmflow_otlp_exported_messages_total", "endpoint=\"collector\""),
+        Some(1.0),
+        "{text}"
+    );
     let svg = get("/graph");
     let doc = roxmltree::Document::parse(&svg).unwrap_or_else(|e| panic!("{e}: {svg}"));
-    let texts: String = doc.descendants().filter_map(|n| n.text()).collect::<Vec<_>>().join("\n");
-    assert!(texts.contains("module-temperature/map") && texts.contains("in 2 · out 2"), "{texts}");
+    let texts: String = doc
+        .descendants()
+        .filter_map(|n| n.text())
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        texts.contains("module-temperature/map") && texts.contains("in 2 · out 2"),
+        "{texts}"
+    );
     assert!(texts.contains("readings") && texts.contains("collector"), "{texts}");
 }

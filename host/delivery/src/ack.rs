@@ -219,10 +219,18 @@ mod tests {
         t.held(&h);
         t.seal(1);
         t.persisted(std::slice::from_ref(&h));
-        assert_eq!(acks.load(Ordering::SeqCst), 0, "nothing was written: the input must wait");
+        assert_eq!(
+            acks.load(Ordering::SeqCst),
+            0,
+            "nothing was written: the input must wait"
+        );
         t.add(&[2]);
         t.seal(2);
-        assert_eq!(acks.load(Ordering::SeqCst), 0, "the window's output is not delivered yet");
+        assert_eq!(
+            acks.load(Ordering::SeqCst),
+            0,
+            "the window's output is not delivered yet"
+        );
         t.done(&[2]);
         assert_eq!(acks.load(Ordering::SeqCst), 1);
         assert_eq!(t.open_count(), 0);

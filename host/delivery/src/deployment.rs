@@ -134,7 +134,13 @@ pub fn endpoint_config(c: &Connection, cx: &EndpointContext) -> Result<EndpointC
         #[cfg(feature = "otel")]
         Connection::OpenTelemetry(o) => {
             use wasmflow_otel::{Batching, ExportConfig, Exporter, OtlpSink, Protocol, SinkCounters, TlsFiles};
-            if o.token_expected && !cx.otlp.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("authorization")) {
+            if o.token_expected
+                && !cx
+                    .otlp
+                    .headers
+                    .iter()
+                    .any(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+            {
                 tracing::warn!(
                     "OpenTelemetry endpoint `{}` authenticates with a service account token: give the collector's token with --otlp-header authorization=env:NAME",
                     o.name
@@ -166,7 +172,10 @@ pub fn endpoint_config(c: &Connection, cx: &EndpointContext) -> Result<EndpointC
             let labels = vec![("endpoint".to_owned(), o.name.clone())];
             let counter = |name: &str, help: &str| cx.metrics.host_counter(name, help).get_or_create(&labels).clone();
             let counters = SinkCounters {
-                exported: counter("otlp_exported_messages", "Messages whose data an OpenTelemetry collector accepted"),
+                exported: counter(
+                    "otlp_exported_messages",
+                    "Messages whose data an OpenTelemetry collector accepted",
+                ),
                 invalid: counter(
                     "otlp_invalid_messages",
                     "Messages dropped as invalid OpenTelemetry payloads (acknowledged)",
@@ -180,7 +189,9 @@ pub fn endpoint_config(c: &Connection, cx: &EndpointContext) -> Result<EndpointC
                 latency: o.latency,
                 max_messages: o.max_messages,
             };
-            Ok(EndpointConfig::Sink(Arc::new(OtlpSink::start(&o.name, exporter, batching, counters, cx.rt))))
+            Ok(EndpointConfig::Sink(Arc::new(OtlpSink::start(
+                &o.name, exporter, batching, counters, cx.rt,
+            ))))
         }
         #[allow(unreachable_patterns)] // with every transport built in
         other => bail!("this wasmflow was built without support for {other:?}"),
@@ -358,7 +369,9 @@ pub fn run(
         handles
             .into_iter()
             .map(|h| match h {
-                Ok(h) => h.join().unwrap_or_else(|_| ("?".into(), Err(anyhow!("a graph's thread panicked")))),
+                Ok(h) => h
+                    .join()
+                    .unwrap_or_else(|_| ("?".into(), Err(anyhow!("a graph's thread panicked")))),
                 Err(e) => ("?".into(), Err(anyhow!("starting a graph's thread: {e}"))),
             })
             .collect()
@@ -384,7 +397,12 @@ struct Subscriber {
 type Matcher = fn(&str, &str) -> bool;
 
 /// Hands each message of one endpoint's source to the graphs that read its topic.
-async fn dispatch(mut rx: mpsc::Receiver<Inbound>, subs: Vec<Subscriber>, matches: Matcher, rt: tokio::runtime::Handle) {
+async fn dispatch(
+    mut rx: mpsc::Receiver<Inbound>,
+    subs: Vec<Subscriber>,
+    matches: Matcher,
+    rt: tokio::runtime::Handle,
+) {
     while let Some(m) = rx.recv().await {
         let targets: Vec<&Subscriber> = subs
             .iter()

@@ -21,8 +21,8 @@ pub mod deployment;
 pub mod journal;
 pub mod lines;
 pub mod pump;
-pub mod schema;
 pub mod scale;
+pub mod schema;
 #[cfg(test)]
 mod testing;
 pub mod update;

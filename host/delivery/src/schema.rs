@@ -32,7 +32,13 @@ pub struct ConnectionCheck {
 impl ConnectionCheck {
     /// Compiles `schema` (JSON schema text) for the connection `connection` of `graph`; failing
     /// items are counted in `violations` and dropped until [`ConnectionCheck::with_dead_letter`].
-    pub fn new(graph: &str, schema_ref: &str, connection: &str, schema: &str, violations: Counter) -> Result<Self, String> {
+    pub fn new(
+        graph: &str,
+        schema_ref: &str,
+        connection: &str,
+        schema: &str,
+        violations: Counter,
+    ) -> Result<Self, String> {
         let value: serde_json::Value =
             serde_json::from_str(schema).map_err(|e| format!("schema `{schema_ref}` is not JSON: {e}"))?;
         let validator = jsonschema::validator_for(&value)
@@ -167,18 +173,12 @@ mod tests {
     async fn a_failing_item_goes_to_the_dead_letter_with_schema_and_first_violation() {
         let (good, dead) = (Arc::new(Keep::default()), Arc::new(Keep::default()));
         let counter = Counter::default();
-        let check = ConnectionCheck::new(
-            "g",
-            "sensor-input-schema:1",
-            "proc → dest",
-            SCHEMA,
-            counter.clone(),
-        )
-        .unwrap()
-        .with_dead_letter(Some(Route {
-            sink: dead.clone(),
-            topic: "dead".into(),
-        }));
+        let check = ConnectionCheck::new("g", "sensor-input-schema:1", "proc → dest", SCHEMA, counter.clone())
+            .unwrap()
+            .with_dead_letter(Some(Route {
+                sink: dead.clone(),
+                topic: "dead".into(),
+            }));
         let sink = CheckedSink {
             inner: good.clone(),
             check: Arc::new(check),

@@ -138,7 +138,11 @@ impl Diagram {
             title: g.definition.metadata.name.clone(),
             ..Self::default()
         };
-        d.add_operations(&g.definition.metadata.name, ops, g.connections.iter().map(|c| (c.from.as_str(), c.to.as_str(), c.arm)));
+        d.add_operations(
+            &g.definition.metadata.name,
+            ops,
+            g.connections.iter().map(|c| (c.from.as_str(), c.to.as_str(), c.arm)),
+        );
         d
     }
 
@@ -156,7 +160,11 @@ impl Diagram {
             title: m.name.clone(),
             ..Self::default()
         };
-        d.add_operations(&m.name, ops, m.connections.iter().map(|c| (c.from.as_str(), c.to.as_str(), c.arm)));
+        d.add_operations(
+            &m.name,
+            ops,
+            m.connections.iter().map(|c| (c.from.as_str(), c.to.as_str(), c.arm)),
+        );
         d
     }
 
@@ -319,12 +327,17 @@ impl Diagram {
             return diagrams.remove(0);
         }
         let mut out = Diagram {
-            title: diagrams.iter().map(|d| d.title.as_str()).collect::<Vec<_>>().join(" · "),
+            title: diagrams
+                .iter()
+                .map(|d| d.title.as_str())
+                .collect::<Vec<_>>()
+                .join(" · "),
             ..Diagram::default()
         };
         for (i, d) in diagrams.into_iter().enumerate() {
             let prefix = |id: &str| format!("{i}/{id}");
-            out.nodes.extend(d.nodes.into_iter().map(|n| Node { id: prefix(&n.id), ..n }));
+            out.nodes
+                .extend(d.nodes.into_iter().map(|n| Node { id: prefix(&n.id), ..n }));
             out.edges.extend(d.edges.into_iter().map(|e| Edge {
                 from: prefix(&e.from),
                 to: prefix(&e.to),

@@ -76,7 +76,10 @@ fn titled(svg: &str, title: &str) -> String {
     ) else {
         return svg.to_owned();
     };
-    let inner = svg[start..end].replace("font-family: Times, serif;", "font-family: Helvetica, Arial, sans-serif;");
+    let inner = svg[start..end].replace(
+        "font-family: Times, serif;",
+        "font-family: Helvetica, Arial, sans-serif;",
+    );
     // layout-rs grows its window by a text's length in both directions, which leaves a long
     // blank below the graph: the drawing's own extent (its boxes and texts) is the size.
     let (used_width, used_height) = extent(&inner);

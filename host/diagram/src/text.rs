@@ -40,7 +40,12 @@ fn dot_quote(s: &str) -> String {
 fn mermaid_quote(lines: &[String]) -> String {
     let text: Vec<String> = lines
         .iter()
-        .map(|l| l.replace('&', "&amp;").replace('"', "#quot;").replace('<', "&lt;").replace('>', "&gt;"))
+        .map(|l| {
+            l.replace('&', "&amp;")
+                .replace('"', "#quot;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;")
+        })
         .collect();
     format!("\"{}\"", text.join("<br/>"))
 }
@@ -51,7 +56,10 @@ impl Diagram {
         let mut out = String::new();
         let _ = writeln!(out, "digraph {} {{", dot_quote(&self.title));
         let _ = writeln!(out, "  label={}; labelloc=t; rankdir=TB;", dot_quote(&self.title));
-        let _ = writeln!(out, "  node [shape=box, style=\"rounded,filled\", fontname=\"Helvetica\"];");
+        let _ = writeln!(
+            out,
+            "  node [shape=box, style=\"rounded,filled\", fontname=\"Helvetica\"];"
+        );
         for n in &self.nodes {
             let _ = writeln!(
                 out,
@@ -97,7 +105,13 @@ impl Diagram {
         for e in &self.edges {
             match &e.label {
                 Some(l) => {
-                    let _ = writeln!(out, "  {} -->|{}| {}", id(&e.from), mermaid_quote(&[l.clone()]), id(&e.to));
+                    let _ = writeln!(
+                        out,
+                        "  {} -->|{}| {}",
+                        id(&e.from),
+                        mermaid_quote(&[l.clone()]),
+                        id(&e.to)
+                    );
                 }
                 None => {
                     let _ = writeln!(out, "  {} --> {}", id(&e.from), id(&e.to));

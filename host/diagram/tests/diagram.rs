@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use wasmflow_diagram::{Counts, Diagram};
 
 fn shared(file: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared").join(file)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared")
+        .join(file)
 }
 
 fn graph(file: &str) -> wasmflow_compose::ValidatedGraph {
@@ -31,13 +33,26 @@ fn the_complex_graph_as_svg_names_every_operation_and_labels_the_arms() {
     let d = Diagram::from_graph(&g, &[]);
     let texts = svg_texts(&d.to_svg());
     for op in &g.operations {
-        assert!(texts.contains(&op.name), "{} is not named in the SVG:\n{texts}", op.name);
+        assert!(
+            texts.contains(&op.name),
+            "{} is not named in the SVG:\n{texts}",
+            op.name
+        );
     }
-    for module in ["window:1.0.0", "snapshot:1.0.0", "temperature:1.0.0", "collection:1.0.0"] {
+    for module in [
+        "window:1.0.0",
+        "snapshot:1.0.0",
+        "temperature:1.0.0",
+        "collection:1.0.0",
+    ] {
         assert!(texts.contains(module), "{module}");
     }
     assert!(texts.contains("[branch]") && texts.contains("[accumulate]"), "{texts}");
-    assert_eq!(texts.matches("True").count(), 2, "two branches, one True arm each:\n{texts}");
+    assert_eq!(
+        texts.matches("True").count(),
+        2,
+        "two branches, one True arm each:\n{texts}"
+    );
     assert_eq!(texts.matches("False").count(), 2, "{texts}");
     assert!(texts.contains("Complex graph"), "the title");
 }
@@ -127,6 +142,9 @@ spec:
     assert_eq!(expanded.edges.len(), 4);
     let one_box = Diagram::from_dataflow(df, None);
     let texts = svg_texts(&one_box.to_svg());
-    assert!(texts.contains("temperature-processor") && texts.contains("graph-simple:1.0.0"), "{texts}");
+    assert!(
+        texts.contains("temperature-processor") && texts.contains("graph-simple:1.0.0"),
+        "{texts}"
+    );
     assert_eq!(one_box.edges.len(), 2);
 }

@@ -131,7 +131,8 @@ pub fn parse(payload: &[u8], user_properties: &[(String, String)], now: u64) -> 
             .push(metric(m, &enrich, now).map_err(|e| format!("metrics[{i}]: {e}"))?);
     }
     for (i, l) in logs.into_iter().flatten().enumerate() {
-        out.logs.push(log(l, &enrich, now).map_err(|e| format!("logs[{i}]: {e}"))?);
+        out.logs
+            .push(log(l, &enrich, now).map_err(|e| format!("logs[{i}]: {e}"))?);
     }
     Ok(out)
 }
@@ -314,8 +315,13 @@ mod tests {
         )
         .unwrap();
         let m = &t.metrics[0];
-        assert_eq!((m.name.as_str(), m.description.as_str()), ("temperature", "The temperature reading from sensor"));
-        let Some(metric::Data::Gauge(g)) = &m.data else { panic!("{m:?}") };
+        assert_eq!(
+            (m.name.as_str(), m.description.as_str()),
+            ("temperature", "The temperature reading from sensor")
+        );
+        let Some(metric::Data::Gauge(g)) = &m.data else {
+            panic!("{m:?}")
+        };
         let p = &g.data_points[0];
         assert_eq!(p.time_unix_nano, 1_754_851_200_000_000_000);
         assert_eq!(p.value, Some(number_data_point::Value::AsDouble(72.5)));
@@ -323,11 +329,16 @@ mod tests {
             .attributes
             .iter()
             .map(|a| match &a.value {
-                Some(AnyValue { value: Some(any_value::Value::StringValue(s)) }) => (a.key.clone(), s.clone()),
+                Some(AnyValue {
+                    value: Some(any_value::Value::StringValue(s)),
+                }) => (a.key.clone(), s.clone()),
                 other => panic!("{other:?}"),
             })
             .collect();
-        assert_eq!(attrs, props(&[("factoryId", "factory1"), ("location", "warehouse"), ("line", "3")]));
+        assert_eq!(
+            attrs,
+            props(&[("factoryId", "factory1"), ("location", "warehouse"), ("line", "3")])
+        );
     }
 
     #[test]
@@ -339,7 +350,9 @@ mod tests {
             42,
         )
         .unwrap();
-        assert!(matches!(&t.metrics[0].data, Some(metric::Data::Sum(s)) if s.is_monotonic && s.data_points[0].value == Some(number_data_point::Value::AsInt(3))));
+        assert!(
+            matches!(&t.metrics[0].data, Some(metric::Data::Sum(s)) if s.is_monotonic && s.data_points[0].value == Some(number_data_point::Value::AsInt(3)))
+        );
         assert!(matches!(&t.metrics[1].data, Some(metric::Data::Sum(s)) if !s.is_monotonic));
         assert!(matches!(&t.metrics[2].data, Some(metric::Data::Histogram(h)) if h.data_points[0].sum == Some(1.5)));
         assert_eq!(t.logs[0].severity_number, SeverityNumber::Warn as i32);
@@ -352,13 +365,34 @@ mod tests {
             (&b"nope"[..], "not JSON"),
             (br#"{"other":[]}"#, "neither `metrics` nor `logs`"),
             (br#"{"metrics":{}}"#, "`metrics` is not an array"),
-            (br#"{"metrics":[{"type":"f64_gauge","value":1}]}"#, "metrics[0]: `name` is missing"),
-            (br#"{"metrics":[{"name":"x","type":"gauge","value":1}]}"#, "metrics[0]: `type` `gauge` is not a supported metric type"),
-            (br#"{"metrics":[{"name":"x","type":"u64_counter","value":-1}]}"#, "metrics[0]: `value` -1 is not an unsigned integer"),
-            (br#"{"metrics":[{"name":"x","type":"f64_gauge","value":"1"}]}"#, "metrics[0]: `value` \"1\" is not a number"),
-            (br#"{"metrics":[{"name":"x","type":"f64_gauge","value":1,"timestamp":"now"}]}"#, "`timestamp` is not nanoseconds"),
-            (br#"{"logs":[{"value":"x","level":"loud"}]}"#, "logs[0]: `level` `loud` is not a supported log level"),
-            (br#"{"logs":[{"value":"x","level":"info","attributes":[{"key":"k","value":1}]}]}"#, "logs[0]: attributes[0]: `value` is not a string"),
+            (
+                br#"{"metrics":[{"type":"f64_gauge","value":1}]}"#,
+                "metrics[0]: `name` is missing",
+            ),
+            (
+                br#"{"metrics":[{"name":"x","type":"gauge","value":1}]}"#,
+                "metrics[0]: `type` `gauge` is not a supported metric type",
+            ),
+            (
+                br#"{"metrics":[{"name":"x","type":"u64_counter","value":-1}]}"#,
+                "metrics[0]: `value` -1 is not an unsigned integer",
+            ),
+            (
+                br#"{"metrics":[{"name":"x","type":"f64_gauge","value":"1"}]}"#,
+                "metrics[0]: `value` \"1\" is not a number",
+            ),
+            (
+                br#"{"metrics":[{"name":"x","type":"f64_gauge","value":1,"timestamp":"now"}]}"#,
+                "`timestamp` is not nanoseconds",
+            ),
+            (
+                br#"{"logs":[{"value":"x","level":"loud"}]}"#,
+                "logs[0]: `level` `loud` is not a supported log level",
+            ),
+            (
+                br#"{"logs":[{"value":"x","level":"info","attributes":[{"key":"k","value":1}]}]}"#,
+                "logs[0]: attributes[0]: `value` is not a string",
+            ),
         ] {
             let e = parse(payload, &[], 0).unwrap_err();
             assert!(e.contains(why), "{e} / {why}");
@@ -367,13 +401,27 @@ mod tests {
 
     #[test]
     fn a_batch_merges_points_of_one_metric() {
-        let one = |v: f64| parse(format!(r#"{{"metrics":[{{"name":"t","type":"f64_gauge","value":{v},"unit":"Cel"}}]}}"#).as_bytes(), &[], 0).unwrap().metrics;
+        let one = |v: f64| {
+            parse(
+                format!(r#"{{"metrics":[{{"name":"t","type":"f64_gauge","value":{v},"unit":"Cel"}}]}}"#).as_bytes(),
+                &[],
+                0,
+            )
+            .unwrap()
+            .metrics
+        };
         let mut all = one(1.0);
         all.extend(one(2.0));
-        all.extend(parse(br#"{"metrics":[{"name":"t","type":"f64_counter","value":1}]}"#, &[], 0).unwrap().metrics);
+        all.extend(
+            parse(br#"{"metrics":[{"name":"t","type":"f64_counter","value":1}]}"#, &[], 0)
+                .unwrap()
+                .metrics,
+        );
         let merged = merge(all);
         assert_eq!(merged.len(), 2, "a gauge and a counter of one name stay apart");
-        let Some(metric::Data::Gauge(g)) = &merged[0].data else { panic!() };
+        let Some(metric::Data::Gauge(g)) = &merged[0].data else {
+            panic!()
+        };
         assert_eq!(g.data_points.len(), 2);
     }
 }

@@ -81,11 +81,23 @@ impl OwnMetrics {
         let meter = provider.meter("wasmflow");
         type Pick = fn(&NodeCount) -> u64;
         let series: [(&str, &str, Pick); 5] = [
-            ("wasmflow.messages_in", "Items that entered an operation", |c| c.messages_in),
-            ("wasmflow.messages_out", "Items an operation emitted", |c| c.messages_out),
-            ("wasmflow.messages_dropped", "Items an operation dropped (filter, error, trap)", |c| c.dropped),
-            ("wasmflow.operator_errors", "process() calls that returned Err", |c| c.errors),
-            ("wasmflow.operator_traps", "Traps raised while an operation ran", |c| c.traps),
+            ("wasmflow.messages_in", "Items that entered an operation", |c| {
+                c.messages_in
+            }),
+            ("wasmflow.messages_out", "Items an operation emitted", |c| {
+                c.messages_out
+            }),
+            (
+                "wasmflow.messages_dropped",
+                "Items an operation dropped (filter, error, trap)",
+                |c| c.dropped,
+            ),
+            ("wasmflow.operator_errors", "process() calls that returned Err", |c| {
+                c.errors
+            }),
+            ("wasmflow.operator_traps", "Traps raised while an operation ran", |c| {
+                c.traps
+            }),
         ];
         for (name, help, pick) in series {
             let counts = counts.clone();

@@ -196,14 +196,8 @@ pub fn resolve(d: &Deployment, options: &ResolveOptions) -> Result<Plan, Resourc
             }
         }
         let dest = &g.destination;
-        let c = connection(d, &dest.endpoint, options).map_err(|why| {
-            field(
-                at,
-                Some(&dest.name),
-                "destinationSettings.endpointRef",
-                why,
-            )
-        })?;
+        let c = connection(d, &dest.endpoint, options)
+            .map_err(|why| field(at, Some(&dest.name), "destinationSettings.endpointRef", why))?;
         if g.mode == Mode::Enabled {
             plan.endpoints.insert(dest.endpoint.clone(), c);
         }
@@ -219,7 +213,11 @@ pub fn resolve(d: &Deployment, options: &ResolveOptions) -> Result<Plan, Resourc
 
 /// Where `g`'s artifact comes from: `--modules DIR/<name>.yaml` when that file exists, else
 /// `--registry`, else its RegistryEndpoint's host.
-pub fn artifact(d: &Deployment, g: &DataflowGraph, options: &ResolveOptions) -> Result<ArtifactLocation, ResourceError> {
+pub fn artifact(
+    d: &Deployment,
+    g: &DataflowGraph,
+    options: &ResolveOptions,
+) -> Result<ArtifactLocation, ResourceError> {
     let node = &g.processor;
     let at = &g.origin;
     if let Some(dir) = &options.modules_dir {
@@ -303,13 +301,23 @@ pub fn connection(d: &Deployment, name: &str, options: &ResolveOptions) -> Resul
     let client_id = |prefix: &Option<String>| {
         let id: String = format!("{}-{name}", prefix.as_deref().unwrap_or("wasmflow"))
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '-'
+                }
+            })
             .collect();
         id
     };
     Ok(match &e.kind {
         EndpointKind::Mqtt(m) => {
-            let tls = m.tls.as_ref().map(|t| secrets.tls(t, "spec.mqttSettings")).transpose()?;
+            let tls = m
+                .tls
+                .as_ref()
+                .map(|t| secrets.tls(t, "spec.mqttSettings"))
+                .transpose()?;
             Connection::Mqtt(MqttConnection {
                 url: format!("{}://{}", if tls.is_some() { "mqtts" } else { "mqtt" }, m.host),
                 client_id: client_id(&m.client_id_prefix),
@@ -427,7 +435,10 @@ impl Secrets<'_> {
             });
         }
         if let Some(s) = &t.client_secret {
-            let dir = self.dir(s, &format!("{settings}.authentication.x509CertificateSettings.secretRef"))?;
+            let dir = self.dir(
+                s,
+                &format!("{settings}.authentication.x509CertificateSettings.secretRef"),
+            )?;
             files.cert = Some(dir.join("tls.crt"));
             files.key = Some(dir.join("tls.key"));
         }

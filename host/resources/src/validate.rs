@@ -96,7 +96,11 @@ fn spec_of<T: DeserializeOwned>(origin: &Origin, spec: serde_yaml_ng::Value) -> 
         ResourceError::Field {
             at: origin.clone(),
             node,
-            field: if path == "." { "spec".into() } else { format!("spec.{path}") },
+            field: if path == "." {
+                "spec".into()
+            } else {
+                format!("spec.{path}")
+            },
             reason: e.into_inner().to_string(),
         }
     })
@@ -163,10 +167,22 @@ fn graph(
             return Err(field(&at, None, path("name"), "a node needs a name"));
         }
         if nodes.contains_key(&name) {
-            return Err(field(&at, Some(&name), path("name"), "a second node of this name; node names are unique"));
+            return Err(field(
+                &at,
+                Some(&name),
+                path("name"),
+                "a second node of this name; node names are unique",
+            ));
         }
         let node = Some(name.as_str());
-        let stray = |settings: &str| field(&at, node, path(settings), format!("a {} node takes no {settings}", n.node_type));
+        let stray = |settings: &str| {
+            field(
+                &at,
+                node,
+                path(settings),
+                format!("a {} node takes no {settings}", n.node_type),
+            )
+        };
         let kind = match n.node_type.to_ascii_lowercase().as_str() {
             "source" => {
                 if n.graph_settings.is_some() {
@@ -179,10 +195,20 @@ fn graph(
                     .source_settings
                     .ok_or_else(|| field(&at, node, path("sourceSettings"), "a Source node needs sourceSettings"))?;
                 if s.data_sources.is_empty() {
-                    return Err(field(&at, node, path("sourceSettings.dataSources"), "lists no topic to read"));
+                    return Err(field(
+                        &at,
+                        node,
+                        path("sourceSettings.dataSources"),
+                        "lists no topic to read",
+                    ));
                 }
                 if let Some(j) = s.data_sources.iter().position(|t| t.trim().is_empty()) {
-                    return Err(field(&at, node, path(&format!("sourceSettings.dataSources[{j}]")), "an empty topic"));
+                    return Err(field(
+                        &at,
+                        node,
+                        path(&format!("sourceSettings.dataSources[{j}]")),
+                        "an empty topic",
+                    ));
                 }
                 if let Some(asset) = &s.asset_ref {
                     warnings.push(format!(
@@ -206,8 +232,8 @@ fn graph(
                 let g = n
                     .graph_settings
                     .ok_or_else(|| field(&at, node, path("graphSettings"), "a Graph node needs graphSettings"))?;
-                let artifact = artifact(&g.artifact)
-                    .map_err(|why| field(&at, node, path("graphSettings.artifact"), why))?;
+                let artifact =
+                    artifact(&g.artifact).map_err(|why| field(&at, node, path("graphSettings.artifact"), why))?;
                 let mut configuration = Vec::new();
                 for (j, kv) in g.configuration.into_iter().enumerate() {
                     if kv.key.trim().is_empty() {
@@ -236,7 +262,12 @@ fn graph(
                     return Err(stray("graphSettings"));
                 }
                 let d = n.destination_settings.ok_or_else(|| {
-                    field(&at, node, path("destinationSettings"), "a Destination node needs destinationSettings")
+                    field(
+                        &at,
+                        node,
+                        path("destinationSettings"),
+                        "a Destination node needs destinationSettings",
+                    )
                 })?;
                 if d.output_schema_settings.is_some() {
                     return Err(field(
@@ -247,7 +278,12 @@ fn graph(
                     ));
                 }
                 if d.data_destination.trim().is_empty() {
-                    return Err(field(&at, node, path("destinationSettings.dataDestination"), "an empty topic"));
+                    return Err(field(
+                        &at,
+                        node,
+                        path("destinationSettings.dataDestination"),
+                        "an empty topic",
+                    ));
                 }
                 Kind::Destination(DestinationNode {
                     name: name.clone(),
@@ -309,14 +345,22 @@ fn graph(
                     &at,
                     None,
                     path(end),
-                    format!("names node `{name}`, which is not in spec.nodes (nodes: {})", order.join(", ")),
+                    format!(
+                        "names node `{name}`, which is not in spec.nodes (nodes: {})",
+                        order.join(", ")
+                    ),
                 ));
             }
         }
         let schema = match &c.from.schema {
             None => None,
             Some(s) => {
-                match s.serialization_format.as_deref().map(str::to_ascii_lowercase).as_deref() {
+                match s
+                    .serialization_format
+                    .as_deref()
+                    .map(str::to_ascii_lowercase)
+                    .as_deref()
+                {
                     None | Some("json") => {}
                     Some(other) => {
                         return Err(field(
@@ -373,7 +417,12 @@ fn graph(
         })
         .collect();
     if sources.is_empty() {
-        return Err(field(&at, None, "spec.nodes", "no Source node: the graph would receive nothing"));
+        return Err(field(
+            &at,
+            None,
+            "spec.nodes",
+            "no Source node: the graph would receive nothing",
+        ));
     }
     if let Some(s) = sources.iter().find(|s| !connected_sources.contains(&s.name)) {
         return Err(field(
@@ -451,10 +500,24 @@ fn endpoint(
             ),
         ));
     }
-    let missing = |settings: &str| field(at, None, format!("spec.{settings}"), format!("an endpoint of type {} needs {settings}", spec.endpoint_type));
+    let missing = |settings: &str| {
+        field(
+            at,
+            None,
+            format!("spec.{settings}"),
+            format!("an endpoint of type {} needs {settings}", spec.endpoint_type),
+        )
+    };
     match spec.endpoint_type.as_str() {
-        "Mqtt" => mqtt(at, spec.mqtt_settings.ok_or_else(|| missing("mqttSettings"))?, warnings).map(EndpointKind::Mqtt),
-        "Kafka" => kafka(at, spec.kafka_settings.ok_or_else(|| missing("kafkaSettings"))?, warnings).map(EndpointKind::Kafka),
+        "Mqtt" => {
+            mqtt(at, spec.mqtt_settings.ok_or_else(|| missing("mqttSettings"))?, warnings).map(EndpointKind::Mqtt)
+        }
+        "Kafka" => kafka(
+            at,
+            spec.kafka_settings.ok_or_else(|| missing("kafkaSettings"))?,
+            warnings,
+        )
+        .map(EndpointKind::Kafka),
         "OpenTelemetry" => otel(
             at,
             meta,
@@ -549,15 +612,31 @@ fn mqtt(at: &Origin, s: syntax::MqttSettings, warnings: &mut Vec<String>) -> Res
         None => None,
         Some(a) => match a.method.as_str() {
             "Anonymous" => None,
-            "X509Certificate" => Some(secret_ref(at, "spec.mqttSettings.authentication", a.x509_certificate_settings.as_ref())?),
+            "X509Certificate" => Some(secret_ref(
+                at,
+                "spec.mqttSettings.authentication",
+                a.x509_certificate_settings.as_ref(),
+            )?),
             m @ ("ServiceAccountToken" | "SystemAssignedManagedIdentity" | "UserAssignedManagedIdentity") => {
                 return Err(cluster_identity(at, path, m))
             }
-            m => return Err(field(at, None, path, format!("`{m}`: expected Anonymous or X509Certificate"))),
+            m => {
+                return Err(field(
+                    at,
+                    None,
+                    path,
+                    format!("`{m}`: expected Anonymous or X509Certificate"),
+                ))
+            }
         },
     };
     if let Some(q) = s.qos.filter(|q| *q > 1) {
-        return Err(field(at, None, "spec.mqttSettings.qos", format!("{q}: expected 0 or 1")));
+        return Err(field(
+            at,
+            None,
+            "spec.mqttSettings.qos",
+            format!("{q}: expected 0 or 1"),
+        ));
     }
     for (set, what) in [
         (s.cloud_event_attributes.as_ref(), "cloudEventAttributes"),
@@ -583,7 +662,14 @@ fn mqtt(at: &Origin, s: syntax::MqttSettings, warnings: &mut Vec<String>) -> Res
 fn secret_ref(at: &Origin, path: &str, s: Option<&syntax::SecretRefSettings>) -> Result<String, ResourceError> {
     s.map(|s| s.secret_ref.clone())
         .filter(|r| !r.trim().is_empty())
-        .ok_or_else(|| field(at, None, format!("{path}.x509CertificateSettings.secretRef"), "names no secret"))
+        .ok_or_else(|| {
+            field(
+                at,
+                None,
+                format!("{path}.x509CertificateSettings.secretRef"),
+                "names no secret",
+            )
+        })
 }
 
 fn kafka(at: &Origin, s: syntax::KafkaSettings, warnings: &mut Vec<String>) -> Result<KafkaEndpoint, ResourceError> {
@@ -595,7 +681,12 @@ fn kafka(at: &Origin, s: syntax::KafkaSettings, warnings: &mut Vec<String>) -> R
             "Anonymous" => {}
             "Sasl" => {
                 let ss = a.sasl_settings.as_ref().ok_or_else(|| {
-                    field(at, None, "spec.kafkaSettings.authentication.saslSettings", "the Sasl method needs saslSettings")
+                    field(
+                        at,
+                        None,
+                        "spec.kafkaSettings.authentication.saslSettings",
+                        "the Sasl method needs saslSettings",
+                    )
                 })?;
                 let mechanism = match ss.sasl_type.as_str() {
                     "Plain" => "PLAIN",
@@ -806,7 +897,12 @@ fn registry(at: Origin, spec: syntax::RegistryEndpointSpec) -> Result<RegistryEn
     };
     let host = host.trim_end_matches('/');
     if host.is_empty() || host.contains('/') {
-        return Err(field(&at, None, "spec.host", format!("`{written}`: expected host[:port]")));
+        return Err(field(
+            &at,
+            None,
+            "spec.host",
+            format!("`{written}`: expected host[:port]"),
+        ));
     }
     let method = spec
         .authentication

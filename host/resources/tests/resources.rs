@@ -114,7 +114,10 @@ fn err(text: &str) -> String {
 #[test]
 fn two_files_of_several_documents_become_one_deployment() {
     let dir = tempfile::tempdir().unwrap();
-    let files = [write(&dir, "graph.yaml", GRAPH), write(&dir, "endpoints.yaml", ENDPOINTS)];
+    let files = [
+        write(&dir, "graph.yaml", GRAPH),
+        write(&dir, "endpoints.yaml", ENDPOINTS),
+    ];
     let d = load(&files).unwrap();
     assert_eq!(d.graphs.len(), 1);
     let g = &d.graphs[0];
@@ -174,7 +177,11 @@ fn an_enabled_graph_resolves_default_to_the_local_broker_and_kafka_settings_to_p
         ("compression.type", "gzip"),
         ("security.protocol", "PLAINTEXT"),
     ] {
-        assert!(k.properties.contains(&(p.0.into(), p.1.into())), "{p:?} in {:?}", k.properties);
+        assert!(
+            k.properties.contains(&(p.0.into(), p.1.into())),
+            "{p:?} in {:?}",
+            k.properties
+        );
     }
     assert!(matches!(plan.endpoints["collector"], Connection::OpenTelemetry(_)));
 
@@ -279,7 +286,12 @@ fn bicep_is_recognised_and_refused_saying_so() {
         let f = write(&dir, name, bicep);
         assert!(wasmflow_resources::is_resource_file(&f), "{name}");
         let e = load(&[f.clone()]).unwrap_err();
-        assert_eq!(e, ResourceError::Bicep { file: f.display().to_string() });
+        assert_eq!(
+            e,
+            ResourceError::Bicep {
+                file: f.display().to_string()
+            }
+        );
         assert!(e.to_string().contains("is Bicep, not YAML"), "{e}");
     }
 }
@@ -288,7 +300,9 @@ fn bicep_is_recognised_and_refused_saying_so() {
 fn a_misspelt_field_is_named_with_its_node() {
     let e = err(&GRAPH.replace("dataSources:", "dataSource:"));
     assert!(
-        e.starts_with("<input>: DataflowGraph `<GRAPH_NAME>`, node `temperature-source`, field `spec.nodes[0].sourceSettings"),
+        e.starts_with(
+            "<input>: DataflowGraph `<GRAPH_NAME>`, node `temperature-source`, field `spec.nodes[0].sourceSettings"
+        ),
         "{e}"
     );
     assert!(e.contains("unknown field `dataSource`"), "{e}");
@@ -301,11 +315,17 @@ fn shapes_wasmflow_does_not_run_are_refused_with_the_reason() {
         "    - nodeType: Graph\n      name: second\n      graphSettings:\n        registryEndpointRef: r\n        artifact: x:1\n    - nodeType: Destination",
     );
     assert!(err(&two_graphs).contains("node `second`, field `spec.nodes`: a second Graph node"));
-    let e = err(&GRAPH.replace("artifact: graph-simple:1.0.0", "artifact: myacr.azurecr.io/graph-simple:1.0.0"));
+    let e = err(&GRAPH.replace(
+        "artifact: graph-simple:1.0.0",
+        "artifact: myacr.azurecr.io/graph-simple:1.0.0",
+    ));
     assert!(e.contains("field `spec.nodes[1].graphSettings.artifact`"), "{e}");
     assert!(e.contains("names a registry host"), "{e}");
     let e = err(&GRAPH.replace("mode: disabled", "mode: Paused"));
-    assert!(e.contains(", field `spec.mode`: `Paused`: expected Enabled or Disabled"), "{e}");
+    assert!(
+        e.contains(", field `spec.mode`: `Paused`: expected Enabled or Disabled"),
+        "{e}"
+    );
     let e = err(&GRAPH.replace("serializationFormat: Json", "serializationFormat: Parquet"));
     assert!(e.contains("nodeConnections[0].from.schema.serializationFormat"), "{e}");
 }

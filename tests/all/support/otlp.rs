@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use http_body_util::{BodyExt, Full};
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{LogsService, LogsServiceServer};
 use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsServiceRequest, ExportLogsServiceResponse};
-use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{MetricsService, MetricsServiceServer};
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+    MetricsService, MetricsServiceServer,
+};
 use opentelemetry_proto::tonic::collector::metrics::v1::{ExportMetricsServiceRequest, ExportMetricsServiceResponse};
 use opentelemetry_proto::tonic::common::v1::{any_value, KeyValue};
 use prost::Message;
@@ -114,7 +116,9 @@ impl Receiver {
             let state = shared.clone();
             tokio::spawn(async move {
                 loop {
-                    let Ok((stream, _)) = http_listener.accept().await else { continue };
+                    let Ok((stream, _)) = http_listener.accept().await else {
+                        continue;
+                    };
                     let state = state.clone();
                     tokio::spawn(async move {
                         let service = hyper::service::service_fn(move |req| {

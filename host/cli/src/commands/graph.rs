@@ -41,7 +41,10 @@ impl GraphCmd {
             self.dataflows(rt)?
         } else {
             let [file] = self.files.as_slice() else {
-                bail!("{} files: `graph` draws one graph, or the DataflowGraphs of resource files", self.files.len());
+                bail!(
+                    "{} files: `graph` draws one graph, or the DataflowGraphs of resource files",
+                    self.files.len()
+                );
             };
             if file.extension().and_then(|e| e.to_str()) == Some("wasm") {
                 let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
@@ -121,7 +124,9 @@ impl GraphCmd {
                     .unwrap_or_else(wasmflow_runtime::RuntimeConfig::default_data_dir);
                 let mut oci = wasmflow_oci::Oci::new(&data_dir, options, rt.clone())?;
                 let r = oci.parse(reference)?;
-                Ok(oci.pull_parsed(&r, wasmflow_oci::TagPolicy::CachedWhenUnreachable)?.path)
+                Ok(oci
+                    .pull_parsed(&r, wasmflow_oci::TagPolicy::CachedWhenUnreachable)?
+                    .path)
             }
             #[cfg(not(feature = "oci"))]
             ArtifactLocation::Registry { reference, .. } => {

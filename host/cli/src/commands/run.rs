@@ -103,7 +103,12 @@ pub struct RunCmd {
 impl RunCmd {
     /// The runtime on `--state`'s store (the embedded one by default) with metrics labelled
     /// `instance`, and what `/readyz` checks: the state store now, broker connections once bound.
-    fn runtime(&self, config: &RuntimeConfig, instance: &str, rt: &tokio::runtime::Handle) -> Result<(Runtime, Health)> {
+    fn runtime(
+        &self,
+        config: &RuntimeConfig,
+        instance: &str,
+        rt: &tokio::runtime::Handle,
+    ) -> Result<(Runtime, Health)> {
         #[cfg(feature = "redis")]
         let shared_state = self.state.connect(rt)?;
         #[cfg(not(feature = "redis"))]

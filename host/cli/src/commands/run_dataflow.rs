@@ -103,7 +103,9 @@ pub(super) fn execute(cmd: RunCmd, rt: &tokio::runtime::Handle) -> Result<ExitCo
             schemas: cmd.schemas.schemas.clone(),
             ..RunOptions::default()
         };
-        let (graph, cache) = runtime.start(&loaded, options).with_context(|| format!("{}", g.origin))?;
+        let (graph, cache) = runtime
+            .start(&loaded, options)
+            .with_context(|| format!("{}", g.origin))?;
         tracing::info!(graph = %g.name(), ?cache, artifact = %g.processor.artifact.written, "started");
         let inner = wasmflow_diagram::Diagram::from_manifest(graph.manifest(), &compose.overrides);
         pictures.push(wasmflow_diagram::Diagram::from_dataflow(g, Some(inner)));
@@ -247,7 +249,13 @@ fn artifact(
 fn journal_path(data_dir: &Path, graph: &str) -> PathBuf {
     let safe: String = graph
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     data_dir.join("dataflows").join(safe).join("windows.redb")
 }
