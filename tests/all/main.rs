@@ -5,6 +5,7 @@
 mod support;
 
 mod cli;
+mod dataflow;
 mod deploy;
 mod embedding;
 mod faults;
@@ -13,6 +14,7 @@ mod hot_update;
 mod kafka;
 mod mqtt;
 mod oci;
+mod otel;
 mod operate;
 mod python_operator;
 mod router;

@@ -47,7 +47,8 @@ enum Auth<'a> {
 pub(crate) struct Registry {
     child: Option<Child>,
     dir: tempfile::TempDir,
-    host: String,
+    /// `127.0.0.1:<port>`.
+    pub(crate) host: String,
 }
 
 impl Registry {
@@ -160,13 +161,13 @@ impl Drop for Registry {
 }
 
 /// A data directory and an empty Docker config directory of the test's own.
-struct Client {
+pub(crate) struct Client {
     data: tempfile::TempDir,
     docker: tempfile::TempDir,
 }
 
 impl Client {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Client {
             data: tempfile::tempdir().unwrap(),
             docker: tempfile::tempdir().unwrap(),
@@ -193,7 +194,7 @@ impl Client {
     }
 
     /// Runs and expects success; returns stdout.
-    fn ok(&self, args: &[&str]) -> String {
+    pub(crate) fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);
         assert!(out.status.success(), "wasmflow {args:?} failed: {}", text(&out.stderr));
         text(&out.stdout)

@@ -17,8 +17,9 @@ use wasmflow_transport::Ack;
 enum Done {
     /// An inbound message: acknowledge it to its origin.
     Ack(Ack),
-    /// A window entry: delete it from the journal.
-    Delete,
+    /// A window entry: delete it from the journal; with an in-memory journal, also finish its
+    /// parents, which waited for it.
+    Delete(Vec<u64>),
 }
 
 struct Open {
@@ -35,6 +36,9 @@ pub struct Tracker {
     open: HashMap<u64, Open>,
     /// Window entries finished since the last journal commit.
     finished_entries: Vec<u64>,
+    /// Window entries are not persisted: an input waits for the entries it became until they
+    /// are finished, not until they are written.
+    volatile: bool,
 }
 
 impl Tracker {
@@ -42,6 +46,16 @@ impl Tracker {
     /// entries in it before the first input.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The tracker for a run with `journal`: [`Tracker::new`] for a durable one; for an
+    /// in-memory one, a tracker in which [`Tracker::persisted`] releases nothing and a window
+    /// entry releases its parents only when its outputs are done.
+    pub fn for_journal(journal: &crate::journal::WindowJournal) -> Self {
+        Self {
+            volatile: !journal.is_durable(),
+            ..Self::default()
+        }
     }
 
     /// An inbound message entered the graph under lineage id `id`.
@@ -64,7 +78,8 @@ impl Tracker {
             Open {
                 pending: 0,
                 sealed: false,
-                done: Done::Delete,
+                // Only an in-memory journal's entries release their parents when finished.
+                done: Done::Delete(if self.volatile { h.parents.clone() } else { Vec::new() }),
             },
         );
         self.add(&h.parents);
@@ -92,6 +107,9 @@ impl Tracker {
 
     /// Held items were persisted: their parents no longer wait for them.
     pub fn persisted(&mut self, held: &[Held]) {
+        if self.volatile {
+            return;
+        }
         for h in held {
             self.done(&h.parents);
         }
@@ -112,7 +130,12 @@ impl Tracker {
         if let Some(o) = self.open.remove(&id) {
             match o.done {
                 Done::Ack(ack) => ack.ack(),
-                Done::Delete => self.finished_entries.push(id),
+                Done::Delete(parents) => {
+                    self.finished_entries.push(id);
+                    if self.volatile {
+                        self.done(&parents);
+                    }
+                }
             }
         }
     }
@@ -185,5 +208,31 @@ mod tests {
         assert!(t.take_finished_entries().is_empty());
         t.done(&[2]);
         assert_eq!(t.take_finished_entries(), vec![2]);
+    }
+
+    #[test]
+    fn without_a_durable_journal_a_windowed_input_waits_for_the_windows_output() {
+        let acks = Arc::new(AtomicUsize::new(0));
+        let mut t = Tracker::for_journal(&crate::journal::WindowJournal::in_memory("g"));
+        t.input(1, counting_ack(&acks));
+        let h = held(2, vec![1]);
+        t.held(&h);
+        t.seal(1);
+        t.persisted(std::slice::from_ref(&h));
+        assert_eq!(
+            acks.load(Ordering::SeqCst),
+            0,
+            "nothing was written: the input must wait"
+        );
+        t.add(&[2]);
+        t.seal(2);
+        assert_eq!(
+            acks.load(Ordering::SeqCst),
+            0,
+            "the window's output is not delivered yet"
+        );
+        t.done(&[2]);
+        assert_eq!(acks.load(Ordering::SeqCst), 1);
+        assert_eq!(t.open_count(), 0);
     }
 }

@@ -51,9 +51,12 @@ pub enum JournalError {
     },
 }
 
-/// Durable copy of the items the graph holds in open windows.
+/// Durable copy of the items the graph holds in open windows, or (made with
+/// [`WindowJournal::in_memory`]) none: then nothing is written, and the pump keeps the inputs of
+/// windowed items unacknowledged until the window's output is delivered.
 pub struct WindowJournal {
-    db: Database,
+    /// `None`: windows are kept in memory only.
+    db: Option<Database>,
     path: String,
     graph: String,
 }
@@ -73,10 +76,27 @@ impl WindowJournal {
             reason: e.to_string(),
         })?;
         Ok(Self {
-            db,
+            db: Some(db),
             path: shown,
             graph: graph.to_owned(),
         })
+    }
+
+    /// No journal: windows live in memory only, for a graph that asked for no disk persistence
+    /// (`requestDiskPersistence: Disabled`). Their inputs are acknowledged when the window's
+    /// outputs are, so a crash loses nothing either; the broker holds them meanwhile.
+    pub fn in_memory(graph: &str) -> Self {
+        Self {
+            db: None,
+            path: "(in memory)".into(),
+            graph: graph.to_owned(),
+        }
+    }
+
+    /// Whether entries survive the process: if not, an item held in a window does not let its
+    /// input be acknowledged ([`crate::ack::Tracker::for_journal`]).
+    pub fn is_durable(&self) -> bool {
+        self.db.is_some()
     }
 
     fn io(&self, e: impl std::fmt::Display) -> JournalError {
@@ -88,7 +108,10 @@ impl WindowJournal {
 
     /// The entries a previous run left in open windows, oldest id first.
     pub fn load(&self) -> Result<Vec<Held>, JournalError> {
-        let tx = self.db.begin_read().map_err(|e| self.io(e))?;
+        let Some(db) = &self.db else {
+            return Ok(Vec::new());
+        };
+        let tx = db.begin_read().map_err(|e| self.io(e))?;
         let table = match tx.open_table(WINDOWS) {
             Ok(t) => t,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
@@ -114,10 +137,10 @@ impl WindowJournal {
 
     /// Adds and removes entries in one durable transaction.
     pub fn commit(&self, add: &[Held], remove: &[u64]) -> Result<(), JournalError> {
-        if add.is_empty() && remove.is_empty() {
+        let Some(db) = self.db.as_ref().filter(|_| !(add.is_empty() && remove.is_empty())) else {
             return Ok(());
-        }
-        let tx = self.db.begin_write().map_err(|e| self.io(e))?;
+        };
+        let tx = db.begin_write().map_err(|e| self.io(e))?;
         {
             let mut table = tx.open_table(WINDOWS).map_err(|e| self.io(e))?;
             for h in add {

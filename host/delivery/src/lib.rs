@@ -6,6 +6,8 @@
 //! * [`ack`]: the tracker that turns lineage into acknowledgements;
 //! * [`journal`]: window entries persisted so their inputs can be acknowledged early;
 //! * [`lines`]: line mode (`run --input`), where nothing is acknowledged;
+//! * [`deployment`]: several graphs in one process over shared connections (a run of
+//!   DataflowGraph resources), with [`schema`] checking the connections that name a schema;
 //! * this module: a [`Binding`] of a graph's source and sinks to broker topics (`[transport:]topic`;
 //!   the prefix is needed only when more than one transport is configured, so a graph may read
 //!   MQTT and write Kafka) and [`run`], which starts the transports and drives the pump. A new
@@ -15,10 +17,12 @@
 #![warn(missing_docs)]
 
 pub mod ack;
+pub mod deployment;
 pub mod journal;
 pub mod lines;
 pub mod pump;
 pub mod scale;
+pub mod schema;
 #[cfg(test)]
 mod testing;
 pub mod update;

@@ -192,6 +192,7 @@ pub fn run_with_updates(
     check_routes(graph, routes)?;
     let completions = Arc::new(Completions::default());
     let mut stats = PumpStats::default();
+    completions.lock().tracker = Tracker::for_journal(journal);
     let restored = journal.load()?;
     stats.restored = restored.len() as u64;
     if !restored.is_empty() {

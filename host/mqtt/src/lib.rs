@@ -37,6 +37,17 @@ use connection::{AckOf, Client, EventLoop, PollError};
 use wasmflow_transport::health::{Health, HealthFlag};
 use wasmflow_transport::{Ack, BoxFuture, Completion, Inbound, Input, Outbound, Sink, Source, TransportError};
 
+/// Whether subscribing to `filter` delivers a message published on `topic`: MQTT's `+` and `#`
+/// (rumqttc's matcher), an exact name, and a shared subscription's `$share/<group>/` prefix.
+/// Several graphs that share one connection tell by it which of them a message is for.
+pub fn filter_matches(filter: &str, topic: &str) -> bool {
+    let filter = match filter.strip_prefix("$share/") {
+        Some(rest) => rest.split_once('/').map_or(rest, |(_, f)| f),
+        None => filter,
+    };
+    filter == topic || rumqttc::v5::mqttbytes::matches(topic, filter)
+}
+
 /// Environment variable a broker password may come from (else a file: [`read_secret`]).
 pub const PASSWORD_ENV: &str = "WASMFLOW_MQTT_PASSWORD";
 
@@ -691,6 +702,21 @@ mod tests {
         for bad in ["localhost:1883", "http://x", "mqtt://:1", "mqtt://h:port"] {
             let e = MqttConfig::new(bad, "id").unwrap_err().to_string();
             assert!(e.contains(bad), "{e}");
+        }
+    }
+
+    #[test]
+    fn filters_match_as_a_broker_delivers() {
+        for (filter, topic, yes) in [
+            ("sensor/+/raw", "sensor/temperature/raw", true),
+            ("sensor/#", "sensor/images/raw", true),
+            ("sensor/temperature/raw", "sensor/temperature/raw", true),
+            ("$share/g/sensor/+/raw", "sensor/humidity/raw", true),
+            ("sensor/+/raw", "sensor/a/b/raw", false),
+            ("sensor/temperature/raw", "sensor/humidity/raw", false),
+            ("#", "$SYS/broker/uptime", false),
+        ] {
+            assert_eq!(filter_matches(filter, topic), yes, "{filter} / {topic}");
         }
     }
 

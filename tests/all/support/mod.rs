@@ -4,6 +4,7 @@
 
 pub mod http;
 pub mod mosquitto;
+pub mod otlp;
 pub mod process;
 pub mod proxy;
 pub mod redis;
@@ -236,5 +237,15 @@ pub fn logs() -> &'static Capture {
             .finish();
         tracing::subscriber::set_global_default(sub).expect("the only global subscriber");
         cap
+    })
+}
+
+/// The value of the Prometheus sample `name{…labels…}` in `text` whatever labels come before
+/// `labels` (every metric carries `instance` first); `None` when there is no such sample.
+pub fn prometheus_sample(text: &str, name: &str, labels: &str) -> Option<f64> {
+    text.lines().find_map(|line| {
+        let rest = line.strip_prefix(name)?.strip_prefix('{')?;
+        let (inner, value) = rest.split_once("} ")?;
+        (inner == labels || inner.ends_with(&format!(",{labels}"))).then(|| value.trim().parse().ok())?
     })
 }

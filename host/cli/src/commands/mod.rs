@@ -3,6 +3,7 @@
 //! `flags/`.
 
 mod compose;
+mod graph;
 mod inspect;
 mod new;
 #[cfg(feature = "oci")]
@@ -33,7 +34,10 @@ pub enum Command {
     Compose(compose::ComposeCmd),
     /// Show a graph's world, operations and parameters (a definition or a composed .wasm).
     Inspect(inspect::InspectCmd),
-    /// Run a graph bound to MQTT topics (--mqtt, --source, --sink), or on --input lines.
+    /// Draw a graph definition, a composed graph or DataflowGraph resources (SVG, Mermaid, DOT).
+    Graph(graph::GraphCmd),
+    /// Run a graph bound to MQTT topics (--mqtt, --source, --sink), or on --input lines; or the
+    /// DataflowGraphs of resource files over their endpoints.
     /// Boxed: its flags (graph, run, transport) make it several times larger than the others.
     Run(Box<run::RunCmd>),
     /// Run golden-file tests: a graph, an input folder, expected JSON.
@@ -74,6 +78,7 @@ impl Command {
         match self {
             Command::Compose(c) => c.execute(rt),
             Command::Inspect(c) => c.execute(),
+            Command::Graph(c) => c.execute(rt),
             Command::Run(c) => c.execute(rt),
             Command::Test(c) => c.execute(rt),
             Command::New(c) => c.execute(),

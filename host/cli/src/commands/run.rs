@@ -20,10 +20,16 @@ use wasmflow_transport::lines::InputFormat;
 use crate::flags::transport::TransportArgs;
 use crate::flags::GraphArgs;
 
+#[path = "run_dataflow.rs"]
+mod dataflow;
+
 #[derive(Args, Debug)]
 pub struct RunCmd {
-    /// A graph definition (YAML), a composed graph (.wasm), or a registry reference to either.
-    pub target: PathBuf,
+    /// A graph definition (YAML), a composed graph (.wasm), or a registry reference to either;
+    /// or files of resources (DataflowGraph, DataflowEndpoint, RegistryEndpoint in Kubernetes
+    /// YAML, several documents a file), whose DataflowGraphs all run in this process.
+    #[arg(required = true, value_name = "TARGET")]
+    pub targets: Vec<PathBuf>,
     /// Newline-delimited messages to feed the graph's source (`-` for standard input) instead
     /// of a broker; outputs are printed as JSON lines.
     #[arg(long)]
@@ -85,9 +91,45 @@ pub struct RunCmd {
     #[cfg(feature = "wasi-nn")]
     #[command(flatten)]
     pub nn: crate::flags::nn::NnArgs,
+    #[command(flatten)]
+    pub resources: crate::flags::ResourceArgs,
+    #[cfg(feature = "otel")]
+    #[command(flatten)]
+    pub otlp: crate::flags::otel::OtlpArgs,
     #[cfg(feature = "redis")]
     #[command(flatten)]
     pub state: crate::flags::state::StateArgs,
+}
+
+impl RunCmd {
+    /// The runtime on `--state`'s store (the embedded one by default) with metrics labelled
+    /// `instance`, and what `/readyz` checks: the state store now, broker connections once bound.
+    fn runtime(
+        &self,
+        config: &RuntimeConfig,
+        instance: &str,
+        rt: &tokio::runtime::Handle,
+    ) -> Result<(Runtime, Health)> {
+        #[cfg(feature = "redis")]
+        let shared_state = self.state.connect(rt)?;
+        #[cfg(not(feature = "redis"))]
+        let shared_state = {
+            let _ = rt;
+            None
+        };
+        let runtime = match shared_state {
+            Some(state) => Runtime::with_state(config, state)?,
+            None => Runtime::new(config)?,
+        };
+        let runtime = runtime.with_metrics(Metrics::with_instance(instance));
+        let health = Health::default();
+        let state = runtime.state.clone();
+        health.probe(format!("state store {}", state.describe()), move || {
+            let state = state.clone();
+            Box::pin(async move { state.check().await.map_err(|e| e.to_string()) })
+        });
+        Ok((runtime, health))
+    }
 }
 
 impl RunCmd {
@@ -121,6 +163,15 @@ impl RunCmd {
 
 impl RunCmd {
     pub fn execute(self, rt: &tokio::runtime::Handle) -> Result<ExitCode> {
+        if self.targets.iter().any(|t| wasmflow_resources::is_resource_file(t)) {
+            return dataflow::execute(self, rt);
+        }
+        let [given] = self.targets.as_slice() else {
+            anyhow::bail!(
+                "{} targets: `run` takes one graph, or resource files (DataflowGraph, …) whose graphs all run together",
+                self.targets.len()
+            );
+        };
         let config = RuntimeConfig {
             data_dir: self.data_dir.clone().unwrap_or_else(RuntimeConfig::default_data_dir),
             ephemeral_state: false,
@@ -130,32 +181,15 @@ impl RunCmd {
                 ..self.graph_args.engine_limits()
             },
         };
-        #[cfg(feature = "redis")]
-        let shared_state = self.state.connect(rt)?;
-        #[cfg(not(feature = "redis"))]
-        let shared_state = None;
-        let runtime = match shared_state {
-            Some(state) => Runtime::with_state(&config, state)?,
-            None => Runtime::new(&config)?,
-        };
         let instance = self.transport.instance();
-        let runtime = runtime.with_metrics(Metrics::with_instance(&instance));
-        // What `/readyz` checks: the state store now, the broker connections once bound.
-        let health = Health::default();
-        {
-            let state = runtime.state.clone();
-            health.probe(format!("state store {}", state.describe()), move || {
-                let state = state.clone();
-                Box::pin(async move { state.check().await.map_err(|e| e.to_string()) })
-            });
-        }
+        let (runtime, health) = self.runtime(&config, &instance, rt)?;
         #[cfg(feature = "wasi-nn")]
         let runtime = runtime.with_wasi_nn(self.nn.options());
         if let Some(seed) = &self.state_seed {
             let n = runtime.state.seed_from_json(seed)?;
             tracing::info!("seeded {n} state keys from {}", seed.display());
         }
-        let (target, compose) = self.graph_args.resolve_target(&self.target, &config.data_dir, rt)?;
+        let (target, compose) = self.graph_args.resolve_target(given, &config.data_dir, rt)?;
         let cache = ComposedCache::new(config.data_dir.join("composed"));
         let loaded = load_graph_cached(&target, &compose, Some(&cache))?;
         let options = RunOptions {
@@ -173,10 +207,8 @@ impl RunCmd {
         let (mut graph, cache) = runtime.start(&loaded, options.clone())?;
         tracing::info!(graph = %loaded.manifest.name, ?cache, "started in {:.1?}", started.elapsed());
 
-        if let Some(addr) = self.metrics {
-            let bound = rt.block_on(runtime.metrics.clone().serve_with_health(addr, health.clone()))?;
-            tracing::info!("metrics on http://{bound}/metrics, health on /healthz and /readyz");
-        }
+        let picture = wasmflow_diagram::Diagram::from_manifest(graph.manifest(), &self.graph_args.config);
+        let _observed = self.observe(&runtime, vec![picture], &[graph.manifest()], &health, rt)?;
 
         let Some(input) = self.input.clone() else {
             let idle = Duration::from_millis(self.idle_ms);
@@ -188,6 +220,7 @@ impl RunCmd {
             // SIGHUP (and --watch) load the target again beside the running graph.
             let target = RunTarget {
                 cmd: &self,
+                target: given,
                 runtime: &runtime,
                 data_dir: &config.data_dir,
                 rt,
@@ -228,6 +261,95 @@ impl RunCmd {
             wasmflow_delivery::lines::run(&mut graph, reader, &options, &mut out, interrupted)?;
         tracing::info!(read, bad, rebuilds = graph.rebuilds(), "done");
         Ok(ExitCode::SUCCESS)
+    }
+}
+
+impl RunCmd {
+    /// Serves `/metrics` and the picture of the running graphs with their counts at `/graph`
+    /// (`--metrics`), and exports wasmflow's own metrics over OTLP (`--otlp`; stops exporting
+    /// when the returned value is dropped).
+    fn observe(
+        &self,
+        runtime: &wasmflow_runtime::Runtime,
+        pictures: Vec<wasmflow_diagram::Diagram>,
+        manifests: &[&wasmflow_compose::Manifest],
+        health: &Health,
+        rt: &tokio::runtime::Handle,
+    ) -> Result<Observed> {
+        let operations: Vec<(String, String)> = manifests
+            .iter()
+            .flat_map(|m| m.operations.iter().map(|o| (m.name.clone(), o.name.clone())))
+            .collect();
+        if let Some(addr) = self.metrics {
+            let metrics = runtime.metrics.clone();
+            let picture = wasmflow_diagram::Diagram::combine(pictures);
+            let ops = operations.clone();
+            runtime.metrics.add_page(
+                "/graph",
+                "image/svg+xml",
+                std::sync::Arc::new(move || {
+                    let mut d = picture.clone();
+                    for (graph, op) in &ops {
+                        let c = metrics.node_counts(graph, op);
+                        d.set_counts(
+                            graph,
+                            op,
+                            wasmflow_diagram::Counts {
+                                messages_in: c.messages_in,
+                                messages_out: c.messages_out,
+                                dropped: c.dropped,
+                                errors: c.errors,
+                            },
+                        );
+                    }
+                    d.to_svg()
+                }),
+            );
+            let bound = rt.block_on(runtime.metrics.clone().serve_with_health(addr, health.clone()))?;
+            tracing::info!(
+                "metrics on http://{bound}/metrics, health on /healthz and /readyz, the graph with live counts on http://{bound}/graph"
+            );
+        }
+        #[cfg(feature = "otel")]
+        if let Some(config) = self.otlp.own_metrics()? {
+            let metrics = runtime.metrics.clone();
+            let counts: wasmflow_otel::telemetry::Counts = std::sync::Arc::new(move || {
+                operations
+                    .iter()
+                    .map(|(graph, op)| {
+                        let c = metrics.node_counts(graph, op);
+                        wasmflow_otel::telemetry::NodeCount {
+                            graph: graph.clone(),
+                            operation: op.clone(),
+                            messages_in: c.messages_in,
+                            messages_out: c.messages_out,
+                            dropped: c.dropped,
+                            errors: c.errors,
+                            traps: c.traps,
+                        }
+                    })
+                    .collect()
+            });
+            let _in_runtime = rt.enter();
+            let interval = Duration::from_secs(self.otlp.otlp_interval_secs);
+            let own = wasmflow_otel::telemetry::OwnMetrics::start(&config, interval, counts)?;
+            tracing::info!("exporting wasmflow's metrics to {} every {interval:?}", config.url);
+            return Ok(Observed(Some(own)));
+        }
+        Ok(Observed::default())
+    }
+}
+
+/// What [`RunCmd::observe`] keeps running; dropping it makes the last OTLP export.
+#[derive(Default)]
+struct Observed(#[cfg(feature = "otel")] Option<wasmflow_otel::telemetry::OwnMetrics>);
+
+impl Drop for Observed {
+    fn drop(&mut self) {
+        #[cfg(feature = "otel")]
+        if let Some(own) = self.0.take() {
+            own.shutdown();
+        }
     }
 }
 
@@ -320,6 +442,7 @@ fn mib(n: u32) -> usize {
 /// start, started by the same runtime with the same options.
 struct RunTarget<'a> {
     cmd: &'a RunCmd,
+    target: &'a std::path::Path,
     runtime: &'a Runtime,
     data_dir: &'a std::path::Path,
     rt: &'a tokio::runtime::Handle,
@@ -328,7 +451,7 @@ struct RunTarget<'a> {
 
 impl Target for RunTarget<'_> {
     fn name(&self) -> String {
-        self.cmd.target.display().to_string()
+        self.target.display().to_string()
     }
 
     /// The resolved file's contents and the files of the modules pulled for it (cached by
@@ -338,7 +461,7 @@ impl Target for RunTarget<'_> {
         let (path, compose) = self
             .cmd
             .graph_args
-            .resolve_target(&self.cmd.target, self.data_dir, self.rt)?;
+            .resolve_target(self.target, self.data_dir, self.rt)?;
         let mut bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
         for (reference, file) in &compose.resolved {
             bytes.extend_from_slice(reference.as_bytes());
@@ -351,7 +474,7 @@ impl Target for RunTarget<'_> {
         let (path, compose) = self
             .cmd
             .graph_args
-            .resolve_target(&self.cmd.target, self.data_dir, self.rt)?;
+            .resolve_target(self.target, self.data_dir, self.rt)?;
         let cache = ComposedCache::new(self.data_dir.join("composed"));
         load_graph_cached(&path, &compose, Some(&cache))
     }

@@ -4,6 +4,8 @@
 pub mod kafka;
 #[cfg(feature = "wasi-nn")]
 pub mod nn;
+#[cfg(feature = "otel")]
+pub mod otel;
 pub mod registry;
 #[cfg(feature = "redis")]
 pub mod state;
@@ -105,4 +107,23 @@ pub struct SchemaArgs {
     /// as `NAME=FILE`; repeatable. Replaces the definition's schema of the same name.
     #[arg(long = "schema", value_name = "NAME=FILE", value_parser = Schemas::parse_spec)]
     pub schemas: Vec<Schema>,
+}
+
+/// What resource files (DataflowGraph, DataflowEndpoint, RegistryEndpoint) need from the
+/// machine they run on (`run`, `graph`).
+#[derive(Args, Debug, Clone, Default)]
+pub struct ResourceArgs {
+    /// The files of a Kubernetes secret or ConfigMap an endpoint names (a CA ConfigMap, an
+    /// X509Certificate or SASL secret), as `NAME=PATH`: a directory holding its keys as files,
+    /// as Kubernetes mounts it (`tls.crt`/`tls.key`, `username`/`password`), or for a CA
+    /// ConfigMap the PEM file itself; repeatable.
+    #[arg(long = "secret", value_name = "NAME=PATH", value_parser = parse_secret)]
+    pub secrets: Vec<(String, PathBuf)>,
+}
+
+fn parse_secret(s: &str) -> Result<(String, PathBuf), String> {
+    match s.split_once('=') {
+        Some((name, path)) if !name.is_empty() && !path.is_empty() => Ok((name.to_owned(), PathBuf::from(path))),
+        _ => Err(format!("`{s}`: expected NAME=PATH")),
+    }
 }

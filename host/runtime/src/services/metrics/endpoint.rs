@@ -1,9 +1,9 @@
-//! The metrics endpoint: Prometheus text at `GET /metrics` (and `/`), and the two questions an
+//! The metrics endpoint: Prometheus text at `GET /metrics` (and `/`), the two questions an
 //! orchestrator asks: `/healthz` (the process is alive: 200 while it serves) and `/readyz`
-//! (200 when every check of its [`Health`] passes, else 503; the body lists each check), on
-//! hyper's HTTP/1 server. Unknown paths get 404, other methods 405, requests that are not HTTP
-//! hyper's own 400, and a client that sends no request head within [`HEADER_TIMEOUT`] is
-//! disconnected.
+//! (200 when every check of its [`Health`] passes, else 503; the body lists each check), and the
+//! pages added with [`Metrics::add_page`] (the graph picture at `/graph`), on hyper's HTTP/1
+//! server. Unknown paths get 404, other methods 405, requests that are not HTTP hyper's own 400,
+//! and a client that sends no request head within [`HEADER_TIMEOUT`] is disconnected.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -76,6 +76,9 @@ impl Metrics {
     }
 }
 
+/// The body of every 404: where the endpoint's pages are.
+const NOT_FOUND: &[u8] = b"not found: the metrics are at /metrics, health at /healthz and /readyz\n";
+
 async fn respond(metrics: &Metrics, health: &Health, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     let status = |code: StatusCode, text: Bytes| {
         let mut r = Response::new(Full::new(text));
@@ -105,10 +108,18 @@ async fn respond(metrics: &Metrics, health: &Health, req: &Request<Incoming>) ->
         (_, "/metrics" | "/" | "/healthz" | "/readyz") => {
             status(StatusCode::METHOD_NOT_ALLOWED, Bytes::from_static(b"only GET\n"))
         }
-        _ => status(
-            StatusCode::NOT_FOUND,
-            Bytes::from_static(b"not found: the metrics are at /metrics, health at /healthz and /readyz\n"),
-        ),
+        (&Method::GET | &Method::HEAD, path) => match metrics.page(path) {
+            Some((content_type, body)) => {
+                let mut r = Response::new(Full::new(Bytes::from(body)));
+                r.headers_mut().insert(
+                    hyper::header::CONTENT_TYPE,
+                    hyper::header::HeaderValue::from_static(content_type),
+                );
+                r
+            }
+            None => status(StatusCode::NOT_FOUND, Bytes::from_static(NOT_FOUND)),
+        },
+        _ => status(StatusCode::NOT_FOUND, Bytes::from_static(NOT_FOUND)),
     }
 }
 
@@ -137,6 +148,7 @@ mod tests {
             .messages_in
             .get_or_create(&Metrics::node_labels(&who))
             .inc();
+        metrics.add_page("/page", "text/plain", std::sync::Arc::new(|| "a page\n".to_owned()));
         let addr = metrics.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
         let ok = exchange(addr, b"GET /metrics HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").await;
         assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
@@ -144,6 +156,8 @@ mod tests {
             ok.contains("wasmflow_messages_in_total{graph=\"g\",operation=\"module-temperature/map\"} 1"),
             "{ok}"
         );
+        let page = exchange(addr, b"GET /page HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").await;
+        assert!(page.starts_with("HTTP/1.1 200") && page.contains("content-type: text/plain") && page.ends_with("a page\n"), "{page}");
         let missing = exchange(addr, b"GET /nope HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").await;
         assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
         let garbage = exchange(addr, b"\x16\x03\x01 not http at all\r\n\r\n").await;

@@ -21,7 +21,8 @@ use crate::identity::OpIdentity;
 pub mod endpoint;
 pub mod host;
 
-type Labels = Vec<(String, String)>;
+/// A metric's label set.
+pub type Labels = Vec<(String, String)>;
 type HistogramFamily = Family<Labels, Histogram, fn() -> Histogram>;
 
 /// Why a module's metric call was refused (maps onto the WIT `metrics-error`).
@@ -89,8 +90,38 @@ pub struct NodeMetrics {
 pub struct Metrics {
     registry: Arc<Mutex<Registry>>,
     modules: Arc<Mutex<HashMap<String, ModuleMetric>>>,
+    /// Counters of the host's own parts beyond the nodes ([`Metrics::host_counter`]).
+    host: Arc<Mutex<HashMap<String, Family<Labels, Counter>>>>,
+    /// Pages the endpoint serves beside `/metrics` ([`Metrics::add_page`]).
+    pages: Arc<Mutex<Vec<Page>>>,
     /// Per-node runtime series (messages in/out/dropped, errors, traps, latency).
     pub nodes: NodeMetrics,
+}
+
+/// Renders a page of the metrics endpoint each time it is asked for.
+pub type PageRenderer = Arc<dyn Fn() -> String + Send + Sync>;
+
+/// An extra page of the metrics endpoint.
+#[derive(Clone)]
+struct Page {
+    path: String,
+    content_type: &'static str,
+    render: PageRenderer,
+}
+
+/// One operation's runtime counts, read at once.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NodeCounts {
+    /// `wasmflow_messages_in_total`.
+    pub messages_in: u64,
+    /// `wasmflow_messages_out_total`.
+    pub messages_out: u64,
+    /// `wasmflow_messages_dropped_total`.
+    pub dropped: u64,
+    /// `wasmflow_operator_errors_total`.
+    pub errors: u64,
+    /// `wasmflow_operator_traps_total`.
+    pub traps: u64,
 }
 
 impl Default for Metrics {
@@ -153,8 +184,67 @@ impl Metrics {
         Self {
             registry: Arc::new(Mutex::new(registry)),
             modules: Default::default(),
+            host: Default::default(),
+            pages: Default::default(),
             nodes,
         }
+    }
+
+    /// A counter family of the host's own (a transport's, a connection check's), registered as
+    /// `wasmflow_<name>` on first use; the same family for the same name afterwards.
+    pub fn host_counter(&self, name: &str, help: &str) -> Family<Labels, Counter> {
+        let mut host = self.host.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        host.entry(name.to_owned())
+            .or_insert_with(|| {
+                let family = Family::<Labels, Counter>::default();
+                self.registry
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .register(name, help.to_owned(), family.clone());
+                family
+            })
+            .clone()
+    }
+
+    /// The counts of operation `operation` of graph `graph` (zero for one that never ran).
+    pub fn node_counts(&self, graph: &str, operation: &str) -> NodeCounts {
+        let l = Self::node_labels(&OpIdentity {
+            graph: graph.into(),
+            operation: operation.into(),
+        });
+        let n = &self.nodes;
+        NodeCounts {
+            messages_in: n.messages_in.get_or_create(&l).get(),
+            messages_out: n.messages_out.get_or_create(&l).get(),
+            dropped: n.dropped.get_or_create(&l).get(),
+            errors: n.errors.get_or_create(&l).get(),
+            traps: n.traps.get_or_create(&l).get(),
+        }
+    }
+
+    /// Serves `render()` at `path` (with `content_type`) beside `/metrics`: the picture of the
+    /// running graphs with their counts at `/graph`.
+    pub fn add_page(&self, path: &str, content_type: &'static str, render: PageRenderer) {
+        self.pages
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(Page {
+                path: path.to_owned(),
+                content_type,
+                render,
+            });
+    }
+
+    /// The page at `path`, rendered now, with its content type.
+    fn page(&self, path: &str) -> Option<(&'static str, String)> {
+        let page = self
+            .pages
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .find(|p| p.path == path)
+            .cloned()?;
+        Some((page.content_type, (page.render)()))
     }
 
     /// The label set the runtime attaches to everything a node does.

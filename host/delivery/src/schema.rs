@@ -1,0 +1,214 @@
+//! Connection schemas: a JSON schema every item on a connection between two nodes of a
+//! DataflowGraph must follow (`nodeConnections[].from.schema`). An item that does not is not
+//! passed on: it goes to the dead-letter destination with the schema's name and its first
+//! violation, and is counted per connection; then it is done (its input acknowledged), as a
+//! rejected item always is.
+//!
+//! The platform only hands such schemas to modules; checking them is wasmflow's option, taken
+//! where a connection names one.
+
+use std::sync::Arc;
+
+use prometheus_client::metrics::counter::Counter;
+use wasmflow_transport::{Ack, BoxFuture, Outbound, Sink, TransportError};
+
+use crate::pump::Route;
+
+/// The check of one connection.
+pub struct ConnectionCheck {
+    /// `schemaRef` as written.
+    schema: String,
+    /// `from → to`.
+    connection: String,
+    /// The DataflowGraph, for the log.
+    graph: String,
+    validator: jsonschema::Validator,
+    /// Items that failed, for this connection.
+    violations: Counter,
+    /// Where failing items go; dropped (logged and counted) when `None`.
+    dead_letter: Option<Route>,
+}
+
+impl ConnectionCheck {
+    /// Compiles `schema` (JSON schema text) for the connection `connection` of `graph`; failing
+    /// items are counted in `violations` and dropped until [`ConnectionCheck::with_dead_letter`].
+    pub fn new(
+        graph: &str,
+        schema_ref: &str,
+        connection: &str,
+        schema: &str,
+        violations: Counter,
+    ) -> Result<Self, String> {
+        let value: serde_json::Value =
+            serde_json::from_str(schema).map_err(|e| format!("schema `{schema_ref}` is not JSON: {e}"))?;
+        let validator = jsonschema::validator_for(&value)
+            .map_err(|e| format!("schema `{schema_ref}` is not a valid JSON schema: {e}"))?;
+        Ok(Self {
+            schema: schema_ref.to_owned(),
+            connection: connection.to_owned(),
+            graph: graph.to_owned(),
+            validator,
+            violations,
+            dead_letter: None,
+        })
+    }
+
+    /// The same check, sending failing items to `dead_letter`.
+    pub fn with_dead_letter(self, dead_letter: Option<Route>) -> Self {
+        Self { dead_letter, ..self }
+    }
+
+    /// The connection, `from → to`.
+    pub fn connection(&self) -> &str {
+        &self.connection
+    }
+
+    /// The first way `payload` breaks the schema, or `None` when it follows it.
+    pub fn violation(&self, payload: &[u8]) -> Option<String> {
+        let value: serde_json::Value = match serde_json::from_slice(payload) {
+            Ok(v) => v,
+            Err(e) => return Some(format!("the payload is not JSON: {e}")),
+        };
+        let first = self.validator.iter_errors(&value).next()?;
+        let at = first.instance_path.to_string();
+        Some(if at.is_empty() {
+            first.to_string()
+        } else {
+            format!("at `{at}`: {first}")
+        })
+    }
+
+    /// Handles an item that failed with `violation`: counted, logged, and published to the
+    /// dead-letter destination with `error`, `schema` and `connection` user properties. The
+    /// future completes when the item is done (dead letter acknowledged, or dropped).
+    pub fn reject(&self, mut msg: Outbound, violation: String) -> BoxFuture<Result<(), TransportError>> {
+        self.violations.inc();
+        tracing::warn!(
+            graph = %self.graph,
+            connection = %self.connection,
+            schema = %self.schema,
+            "an item breaks the connection's schema: {violation}"
+        );
+        let Some(route) = self.dead_letter.clone() else {
+            return Box::pin(async { Ok(()) });
+        };
+        msg.topic = route.topic.clone();
+        msg.user_properties.extend([
+            ("error".to_owned(), violation),
+            ("schema".to_owned(), self.schema.clone()),
+            ("connection".to_owned(), self.connection.clone()),
+        ]);
+        Box::pin(async move { route.sink.send(msg).await })
+    }
+
+    /// An inbound message on a source connection that failed: rejected, and acknowledged once
+    /// its dead letter is done (a dead letter that cannot be published leaves it with its
+    /// broker, to come again).
+    pub fn reject_inbound(&self, m: wasmflow_transport::Inbound, violation: String, rt: &tokio::runtime::Handle) {
+        let msg = Outbound {
+            topic: m.input.topic.clone(),
+            payload: m.input.payload,
+            content_type: m.input.content_type,
+            user_properties: m.input.user_properties,
+            key: m.key,
+        };
+        let done = self.reject(msg, violation);
+        let ack: Ack = m.ack;
+        rt.spawn(async move {
+            match done.await {
+                Ok(()) => ack.ack(),
+                Err(e) => tracing::error!("a dead letter could not be published; its input stays unacknowledged: {e}"),
+            }
+        });
+    }
+}
+
+/// A sink that checks what reaches it against a connection's schema first: the Graph node's
+/// outputs on their way to the Destination node.
+pub struct CheckedSink {
+    /// Where outputs that follow the schema go.
+    pub inner: Arc<dyn Sink>,
+    /// The check of the connection.
+    pub check: Arc<ConnectionCheck>,
+}
+
+impl Sink for CheckedSink {
+    fn send(&self, msg: Outbound) -> BoxFuture<Result<(), TransportError>> {
+        match self.check.violation(&msg.payload) {
+            None => self.inner.send(msg),
+            Some(v) => self.check.reject(msg, v),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// Keeps what it is sent.
+    #[derive(Default)]
+    struct Keep(Mutex<Vec<Outbound>>);
+
+    impl Sink for Keep {
+        fn send(&self, msg: Outbound) -> BoxFuture<Result<(), TransportError>> {
+            self.0.lock().unwrap().push(msg);
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    fn outbound(payload: &str) -> Outbound {
+        Outbound {
+            topic: "out".into(),
+            payload: Arc::from(payload.as_bytes()),
+            content_type: None,
+            user_properties: vec![],
+            key: None,
+        }
+    }
+
+    const SCHEMA: &str = r#"{"type":"object","required":["temperature"],"properties":{"temperature":{"type":"object","required":["value"],"properties":{"value":{"type":"number"}}}}}"#;
+
+    #[tokio::test]
+    async fn a_failing_item_goes_to_the_dead_letter_with_schema_and_first_violation() {
+        let (good, dead) = (Arc::new(Keep::default()), Arc::new(Keep::default()));
+        let counter = Counter::default();
+        let check = ConnectionCheck::new("g", "sensor-input-schema:1", "proc → dest", SCHEMA, counter.clone())
+            .unwrap()
+            .with_dead_letter(Some(Route {
+                sink: dead.clone(),
+                topic: "dead".into(),
+            }));
+        let sink = CheckedSink {
+            inner: good.clone(),
+            check: Arc::new(check),
+        };
+        sink.send(outbound(r#"{"temperature":{"value":21.5}}"#)).await.unwrap();
+        sink.send(outbound(r#"{"temperature":{"value":"hot"}}"#)).await.unwrap();
+        sink.send(outbound("not json")).await.unwrap();
+        assert_eq!(good.0.lock().unwrap().len(), 1);
+        let dead = dead.0.lock().unwrap();
+        assert_eq!(dead.len(), 2);
+        assert_eq!(counter.get(), 2);
+        let props = |m: &Outbound, k: &str| {
+            m.user_properties
+                .iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.clone())
+                .unwrap()
+        };
+        assert_eq!(dead[0].topic, "dead");
+        assert_eq!(props(&dead[0], "schema"), "sensor-input-schema:1");
+        assert_eq!(props(&dead[0], "connection"), "proc → dest");
+        let error = props(&dead[0], "error");
+        assert!(error.starts_with("at `/temperature/value`:"), "{error}");
+        assert!(error.contains("\"hot\""), "{error}");
+        assert!(props(&dead[1], "error").starts_with("the payload is not JSON"));
+    }
+
+    #[test]
+    fn a_schema_that_is_not_one_is_refused() {
+        let e = ConnectionCheck::new("g", "s:1", "a → b", "{\"type\": 5}", Counter::default()).err();
+        assert!(e.is_some_and(|e| e.contains("schema `s:1` is not a valid JSON schema")));
+    }
+}

@@ -1,0 +1,415 @@
+//! OpenTelemetry: the destination of OpenTelemetry endpoints (`wasmflow_otel`'s sink) and
+//! wasmflow's own metrics (`--otlp`), received by `support::otlp`, a stand-in for the
+//! OpenTelemetry Collector's OTLP receiver built on the OpenTelemetry project's protobuf
+//! definitions; and a DataflowGraph whose destination is an OpenTelemetry endpoint, end to end.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use opentelemetry_proto::tonic::logs::v1::SeverityNumber;
+use opentelemetry_proto::tonic::metrics::v1::{metric, number_data_point};
+use wasmflow_otel::{Batching, ExportConfig, Exporter, OtlpSink, Protocol, SinkCounters, TlsFiles};
+use wasmflow_transport::{Outbound, Sink};
+
+use crate::support::mosquitto::{free_port, Client as MqttClient, Mosquitto};
+use crate::support::otlp::{attributes, metrics, Receiver};
+use crate::support::process::Wasmflow;
+use crate::support::{module, repo};
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio")
+}
+
+fn outbound(payload: &str, props: &[(&str, &str)]) -> Outbound {
+    Outbound {
+        topic: "ignored".into(),
+        payload: Arc::from(payload.as_bytes()),
+        content_type: Some("application/json".into()),
+        user_properties: props.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        key: None,
+    }
+}
+
+fn sink(
+    rt: &tokio::runtime::Runtime,
+    url: &str,
+    protocol: Protocol,
+    batching: Batching,
+    headers: &[(&str, &str)],
+) -> (OtlpSink, SinkCounters) {
+    let config = ExportConfig {
+        url: url.to_owned(),
+        protocol,
+        tls: TlsFiles::default(),
+        headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        connect_timeout: Duration::from_secs(5),
+        request_timeout: Duration::from_secs(5),
+    };
+    let exporter = {
+        let _in = rt.enter();
+        Exporter::new(&config).expect("exporter")
+    };
+    let counters = SinkCounters::default();
+    (
+        OtlpSink::start("collector", exporter, batching, counters.clone(), rt.handle()),
+        counters,
+    )
+}
+
+fn gauge(name: &str, value: f64, ts: u64) -> String {
+    format!(r#"{{"metrics":[{{"name":"{name}","type":"f64_gauge","value":{value},"unit":"Cel","timestamp":{ts}}}]}}"#)
+}
+
+#[test]
+fn a_full_batch_goes_over_grpc_with_its_headers_and_messages_complete_when_it_was_exported() {
+    let rt = runtime();
+    let receiver = Receiver::start();
+    let batching = Batching {
+        latency: Duration::from_secs(600),
+        max_messages: 3,
+    };
+    let (sink, counters) = sink(
+        &rt,
+        &receiver.grpc,
+        Protocol::Grpc,
+        batching,
+        &[("authorization", "Bearer t0ken")],
+    );
+    // An invalid payload is dropped and acknowledged at once, without an export.
+    rt.block_on(sink.send(outbound(r#"{"metrics":[{"name":"x","type":"gauge","value":1}]}"#, &[])))
+        .expect("an invalid payload completes");
+    assert_eq!(counters.invalid.get(), 1);
+    // Two of a batch of three: nothing is exported, nothing completes.
+    let first: Vec<_> = (0..2)
+        .map(|i| {
+            rt.spawn(sink.send(outbound(
+                &gauge("temperature", 20.0 + i as f64, 1_754_851_200_000_000_000 + i),
+                &[("otel/site", "plant-7")],
+            )))
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        first.iter().all(|h| !h.is_finished()),
+        "acknowledged before it was exported"
+    );
+    assert!(receiver.with(|r| r.metrics.is_empty()));
+    // The third fills the batch: one request, three points, and all three complete.
+    rt.block_on(sink.send(outbound(&gauge("temperature", 22.0, 1_754_851_200_000_000_002), &[])))
+        .expect("exported");
+    for h in first {
+        rt.block_on(h).unwrap().expect("exported");
+    }
+    assert_eq!(counters.exported.get(), 3);
+    receiver.with(|r| {
+        assert_eq!(r.metrics.len(), 1, "one export for the batch");
+        assert!(
+            r.metrics[0]
+                .0
+                .contains(&("authorization".into(), "Bearer t0ken".into())),
+            "{:?}",
+            r.metrics[0].0
+        );
+        let ms = metrics(r);
+        assert_eq!(ms.len(), 1, "points of one metric are merged");
+        assert_eq!((ms[0].name.as_str(), ms[0].unit.as_str()), ("temperature", "Cel"));
+        let Some(metric::Data::Gauge(g)) = &ms[0].data else {
+            panic!("{:?}", ms[0])
+        };
+        let values: Vec<_> = g.data_points.iter().map(|p| (p.time_unix_nano, p.value)).collect();
+        assert_eq!(
+            values,
+            [20.0, 21.0, 22.0]
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (
+                    1_754_851_200_000_000_000 + i as u64,
+                    Some(number_data_point::Value::AsDouble(*v))
+                ))
+                .collect::<Vec<_>>(),
+            "every reading with its own timestamp"
+        );
+        assert_eq!(
+            attributes(&g.data_points[0].attributes),
+            [("site".into(), "plant-7".into())]
+        );
+    });
+}
+
+#[test]
+fn over_http_a_batch_goes_when_its_latency_has_passed_and_logs_become_records() {
+    let rt = runtime();
+    let receiver = Receiver::start();
+    let batching = Batching {
+        latency: Duration::from_millis(400),
+        max_messages: 100,
+    };
+    let (sink, counters) = sink(
+        &rt,
+        &receiver.http,
+        Protocol::HttpProtobuf,
+        batching,
+        &[("x-tenant", "a")],
+    );
+    let started = Instant::now();
+    rt.block_on(sink.send(outbound(
+        r#"{"metrics":[{"name":"requests","type":"u64_counter","value":5}],
+            "logs":[{"value":"door opened","level":"warn","timestamp":1754851200000000000,"attributes":[{"key":"door","value":"3"}]}]}"#,
+        &[],
+    )))
+    .expect("exported");
+    assert!(
+        started.elapsed() >= Duration::from_millis(350),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(counters.exported.get(), 1);
+    receiver.with(|r| {
+        assert!(r.metrics[0].0.contains(&("x-tenant".into(), "a".into())));
+        let ms = metrics(r);
+        let Some(metric::Data::Sum(s)) = &ms[0].data else {
+            panic!("{:?}", ms[0])
+        };
+        assert!(s.is_monotonic);
+        assert_eq!(s.data_points[0].value, Some(number_data_point::Value::AsInt(5)));
+        let log = &r.logs[0].1.resource_logs[0].scope_logs[0].log_records[0];
+        assert_eq!(log.severity_number, SeverityNumber::Warn as i32);
+        assert_eq!(log.time_unix_nano, 1_754_851_200_000_000_000);
+        assert_eq!(attributes(&log.attributes), [("door".into(), "3".into())]);
+    });
+}
+
+#[test]
+fn an_unavailable_collector_is_retried_and_nothing_completes_before_it_took_the_data() {
+    let rt = runtime();
+    let receiver = Receiver::start();
+    receiver.refuse_next(2);
+    let batching = Batching {
+        latency: Duration::from_millis(50),
+        max_messages: 10,
+    };
+    let (retrying, _) = sink(&rt, &receiver.grpc, Protocol::Grpc, batching, &[]);
+    rt.block_on(retrying.send(outbound(&gauge("t", 1.0, 1), &[])))
+        .expect("exported in the end");
+    receiver.with(|r| {
+        assert_eq!(r.refused, 2);
+        assert_eq!(metrics(r).len(), 1);
+    });
+    // A collector that is not there at all: the message stays pending.
+    let (gone, _) = sink(
+        &rt,
+        &format!("http://127.0.0.1:{}", free_port()),
+        Protocol::Grpc,
+        batching,
+        &[],
+    );
+    let pending = rt.spawn(gone.send(outbound(&gauge("t", 1.0, 1), &[])));
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(!pending.is_finished(), "a message is acknowledged only once exported");
+}
+
+#[test]
+fn wasmflows_own_counts_are_exported_by_the_sdk() {
+    let rt = runtime();
+    let receiver = Receiver::start();
+    let config = ExportConfig {
+        url: receiver.grpc.clone(),
+        protocol: Protocol::Grpc,
+        tls: TlsFiles::default(),
+        headers: vec![],
+        connect_timeout: Duration::from_secs(5),
+        request_timeout: Duration::from_secs(5),
+    };
+    let counts: wasmflow_otel::telemetry::Counts = Arc::new(|| {
+        vec![wasmflow_otel::telemetry::NodeCount {
+            graph: "g".into(),
+            operation: "module-temperature/map".into(),
+            messages_in: 7,
+            messages_out: 6,
+            dropped: 1,
+            errors: 1,
+            traps: 0,
+        }]
+    });
+    let own = {
+        let _in = rt.enter();
+        wasmflow_otel::telemetry::OwnMetrics::start(&config, Duration::from_millis(300), counts).expect("start")
+    };
+    assert!(
+        receiver.wait(Duration::from_secs(10), |r| metrics(r)
+            .iter()
+            .any(|m| m.name == "wasmflow.messages_in")),
+        "no export"
+    );
+    own.shutdown();
+    receiver.with(|r| {
+        let m = metrics(r)
+            .into_iter()
+            .find(|m| m.name == "wasmflow.messages_in")
+            .unwrap();
+        let Some(metric::Data::Sum(s)) = &m.data else {
+            panic!("{m:?}")
+        };
+        let p = &s.data_points[0];
+        assert_eq!(p.value, Some(number_data_point::Value::AsInt(7)));
+        let attrs = attributes(&p.attributes);
+        assert!(
+            attrs.contains(&("operation".into(), "module-temperature/map".into())),
+            "{attrs:?}"
+        );
+    });
+}
+
+/// A DataflowGraph reading MQTT and writing to an OpenTelemetry endpoint: the platform's
+/// graph-simple (its map passes what is not a temperature unchanged) run from a local modules
+/// directory; what reaches the collector is what was published, with the message's `otel/…`
+/// properties as attributes; an invalid payload is counted on `/metrics`; `/graph` shows the
+/// graph with its counts.
+#[test]
+fn a_dataflow_graph_exports_what_its_graph_emits_to_an_opentelemetry_endpoint() {
+    let receiver = Receiver::start();
+    let dir = tempfile::tempdir().unwrap();
+    let modules = dir.path().join("modules");
+    std::fs::create_dir(&modules).unwrap();
+    std::fs::copy(
+        repo().join("../shared/azure-samples/graph-simple.yaml"),
+        modules.join("graph-simple.yaml"),
+    )
+    .unwrap();
+    std::fs::copy(module("temperature"), modules.join("temperature.wasm")).unwrap();
+    let resources = format!(
+        r#"apiVersion: connectivity.iotoperations.azure.com/v1beta1
+kind: DataflowGraph
+metadata:
+  name: telemetry
+spec:
+  nodes:
+    - nodeType: Source
+      name: readings
+      sourceSettings:
+        endpointRef: default
+        dataSources: [telemetry/+/otel]
+    - nodeType: Graph
+      name: pass
+      graphSettings:
+        registryEndpointRef: acr
+        artifact: graph-simple:1.0.0
+    - nodeType: Destination
+      name: collector
+      destinationSettings:
+        endpointRef: collector
+        dataDestination: unused
+  nodeConnections:
+    - {{from: {{name: readings}}, to: {{name: pass}}}}
+    - {{from: {{name: pass}}, to: {{name: collector}}}}
+---
+apiVersion: connectivity.iotoperations.azure.com/v1beta1
+kind: DataflowEndpoint
+metadata:
+  name: collector
+  annotations:
+    wasmflow/otlp-protocol: http/protobuf
+spec:
+  endpointType: OpenTelemetry
+  openTelemetrySettings:
+    host: {}
+    authentication:
+      method: ServiceAccountToken
+      serviceAccountTokenSettings: {{audience: otel}}
+    batching:
+      latencySeconds: 1
+      maxMessages: 10
+"#,
+        receiver.http
+    );
+    let file = dir.path().join("telemetry.yaml");
+    std::fs::write(&file, resources).unwrap();
+    // mosquitto, not the embedded broker: the invalid message is acknowledged while the valid one
+    // before it waits in its batch, and rumqttd drops a connection that acknowledges out of order.
+    let broker = Mosquitto::start();
+    let (port, metrics_port) = (broker.port, free_port());
+    std::env::set_var("OTEL_TEST_TOKEN", "Bearer s3cret");
+    let mut wasmflow = Wasmflow::start(
+        dir.path(),
+        &[
+            file.to_str().unwrap(),
+            "--modules",
+            modules.to_str().unwrap(),
+            "--mqtt",
+            &broker.url(),
+            "--metrics",
+            &format!("127.0.0.1:{metrics_port}"),
+            "--otlp-header",
+            "authorization=env:OTEL_TEST_TOKEN",
+        ],
+    );
+    wasmflow.wait_for_log("bound", Duration::from_secs(120));
+    let publisher = MqttClient::connect(port, "sensor", &[]);
+    publisher.publish(
+        "telemetry/line-3/otel",
+        r#"{"metrics":[{"name":"vibration","type":"f64_gauge","value":0.25,"unit":"mm/s"}]}"#,
+        vec![("otel/line", "3")],
+        None,
+    );
+    publisher.publish("telemetry/line-3/otel", "not telemetry", vec![], None);
+    assert!(
+        receiver.wait(Duration::from_secs(30), |r| !metrics(r).is_empty()),
+        "nothing reached the collector:\n{}",
+        wasmflow.log()
+    );
+    receiver.with(|r| {
+        assert!(r.metrics[0]
+            .0
+            .contains(&("authorization".into(), "Bearer s3cret".into())));
+        let m = &metrics(r)[0];
+        assert_eq!((m.name.as_str(), m.unit.as_str()), ("vibration", "mm/s"));
+        let Some(metric::Data::Gauge(g)) = &m.data else {
+            panic!("{m:?}")
+        };
+        assert_eq!(g.data_points[0].value, Some(number_data_point::Value::AsDouble(0.25)));
+        assert_eq!(attributes(&g.data_points[0].attributes), [("line".into(), "3".into())]);
+    });
+    let get = |path: &str| {
+        let out = std::process::Command::new("curl")
+            .args(["-sSf", &format!("http://127.0.0.1:{metrics_port}{path}")])
+            .output()
+            .expect("curl");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let until = Instant::now() + Duration::from_secs(10);
+    let mut text = get("/metrics");
+    while crate::support::prometheus_sample(&text, "wasmflow_otlp_invalid_messages_total", "endpoint=\"collector\"")
+        != Some(1.0)
+        && Instant::now() < until
+    {
+        std::thread::sleep(Duration::from_millis(100));
+        text = get("/metrics");
+    }
+    assert_eq!(
+        crate::support::prometheus_sample(&text, "wasmflow_otlp_invalid_messages_total", "endpoint=\"collector\""),
+        Some(1.0),
+        "{text}\n{}",
+        wasmflow.log()
+    );
+    assert_eq!(
+        crate::support::prometheus_sample(&text, "wasmflow_otlp_exported_messages_total", "endpoint=\"collector\""),
+        Some(1.0),
+        "{text}"
+    );
+    let svg = get("/graph");
+    let doc = roxmltree::Document::parse(&svg).unwrap_or_else(|e| panic!("{e}: {svg}"));
+    let texts: String = doc
+        .descendants()
+        .filter_map(|n| n.text())
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        texts.contains("module-temperature/map") && texts.contains("in 2 · out 2"),
+        "{texts}"
+    );
+    assert!(texts.contains("readings") && texts.contains("collector"), "{texts}");
+}
