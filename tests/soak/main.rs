@@ -182,7 +182,7 @@ fn embedded_phase(s: &Settings) -> Result<Outcome> {
     let plan = Plan::new(s, 0);
     let first = plan.total * 3 / 4;
 
-    let mut wf = Wasmflow::start(data.path(), &args)?;
+    let wf = Wasmflow::start(data.path(), &args)?;
     let (mut collector, publisher) = clients(port, "embedded")?;
     let rss_idle = wf.rss_mib()?;
     let load = plan.publish(&publisher, 0..first);
@@ -198,7 +198,7 @@ fn embedded_phase(s: &Settings) -> Result<Outcome> {
     wf.terminate()?;
     let mut received = std::mem::take(&mut *lock(&collector.received));
     drop((collector, publisher));
-    let mut wf = Wasmflow::start(data.path(), &args)?;
+    let wf = Wasmflow::start(data.path(), &args)?;
     let (c, publisher) = clients(port, "embedded-2")?;
     collector = c;
     plan.publish(&publisher, first..plan.total).wait(&publisher)?;
@@ -226,7 +226,7 @@ fn mosquitto_phase(s: &Settings) -> Result<Outcome> {
         "soak-wasmflow",
     ];
     let plan = Plan::new(s, 1);
-    let mut wf = Wasmflow::start(data.path(), &args)?;
+    let wf = Wasmflow::start(data.path(), &args)?;
     let (collector, publisher) = clients(broker.port, "mosquitto")?;
     let load = plan.publish(&publisher, 0..plan.total);
     std::thread::sleep(Duration::from_secs(s.seconds / 10));
@@ -240,7 +240,7 @@ fn mosquitto_phase(s: &Settings) -> Result<Outcome> {
     let mut rebuilds = wf.rebuilds()?;
     log("  kill -9 of wasmflow, then a restart on the same data directory");
     wf.kill9();
-    let mut wf = Wasmflow::start(data.path(), &args)?;
+    let wf = Wasmflow::start(data.path(), &args)?;
     load.wait(&publisher)?;
     let rss_end = wf.rss_mib()?;
     plan.drain(&collector, 0..plan.total);
@@ -625,7 +625,7 @@ impl Wasmflow {
     /// Starts `wasmflow run GRAPH ARGS` with the soak's settings and waits until its source
     /// is subscribed.
     fn start(data: &Path, args: &[&str]) -> Result<Self> {
-        let log = data.join("wasmflow.log");
+        let log_file = data.join("wasmflow.log");
         let metrics = free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_wasmflow"))
             .arg("run")
@@ -639,10 +639,10 @@ impl Wasmflow {
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(std::fs::OpenOptions::new().create(true).append(true).open(&log)?)
+            .stderr(std::fs::OpenOptions::new().create(true).append(true).open(&log_file)?)
             .spawn()
             .context("starting wasmflow")?;
-        let mut wf = Wasmflow { child, log, metrics };
+        let mut wf = Wasmflow { child, log: log_file, metrics };
         let until = Instant::now() + Duration::from_secs(300);
         while !wf.log().contains("MQTT source subscribed") {
             if let Some(status) = wf.child.try_wait()? {
@@ -668,7 +668,7 @@ impl Wasmflow {
             .lines()
             .find_map(|l| l.strip_prefix("VmRSS:"))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .ok_or_else(|| anyhow!("no VmRSS in /proc/{}/status", self.child.id()))?;
+            .ok_or_else(|| anyhow!("no VmRSS in /proc/{}/status (has wasmflow exited?); its log:\n{}", self.child.id(), self.log()))?;
         Ok(kib / 1024.0)
     }
 
