@@ -18,7 +18,6 @@
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -30,9 +29,11 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 pub mod broker;
 mod connection;
+mod in_order;
 
 pub use connection::MqttVersion;
 use connection::{AckOf, Client, EventLoop, PollError};
+use in_order::{InOrder, Ticket};
 
 use wasmflow_transport::health::{Health, HealthFlag};
 use wasmflow_transport::{Ack, BoxFuture, Completion, Inbound, Input, Outbound, Sink, Source, TransportError};
@@ -309,29 +310,30 @@ impl MqttSource {
         let cfg = &self.config;
         let qos = cfg.qos()?;
         let (client, mut el) = cfg.connection(cfg.client_id.clone())?;
-        // Acknowledgements are tagged with the connection they belong to: a PUBACK for a packet
-        // id of an earlier connection could acknowledge a different message on this one.
         let (slow_tx, mut slow_rx) = mpsc::unbounded_channel::<(u64, AckOf)>();
         let acks = Arc::new(Acks {
             client: client.clone(),
-            generation: AtomicU64::new(0),
+            order: Mutex::new(AckOrder::default()),
             slow: slow_tx,
         });
         let acker = {
             let acks = acks.clone();
             tokio::spawn(async move {
                 while let Some((g, a)) = slow_rx.recv().await {
-                    if g == acks.generation.load(Ordering::Acquire) {
+                    if g == acks.lock().tickets.generation() {
                         let _ = acks.client.ack(a).await;
+                        let mut order = acks.lock();
+                        if g == order.tickets.generation() {
+                            order.slow -= 1;
+                        }
                     }
                 }
             })
         };
         let _abort = AbortOnDrop(acker);
         let ready = cfg.health.flag(format!("mqtt source {}", cfg.url));
-        let generation = &acks.generation;
-        let first = cfg.first_connect(&mut el).await?;
-        self.connected(&client, generation, &first).await?;
+        cfg.first_connect(&mut el).await?;
+        self.connected(&client, &acks).await?;
         ready.up();
         let mut backoff = Backoff::new();
         loop {
@@ -349,8 +351,9 @@ impl MqttSource {
                     let ack = if p.qos == QoS::AtMostOnce {
                         Ack::none()
                     } else {
-                        let (acks, g, a) = (acks.clone(), generation.load(Ordering::Acquire), AckOf::of(&p));
-                        Ack::new(move || acks.ack(g, a))
+                        let (acks, a) = (acks.clone(), AckOf::of(&p));
+                        let ticket = acks.lock().tickets.received();
+                        Ack::new(move || acks.ack(ticket, a))
                     };
                     let inbound = Inbound {
                         input: input_of(p),
@@ -365,7 +368,7 @@ impl MqttSource {
                 }
                 Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                     tracing::info!(url = %cfg.url, session_present = ack.session_present, "MQTT source reconnected");
-                    self.connected(&client, generation, &ack).await?;
+                    self.connected(&client, &acks).await?;
                     ready.up();
                 }
                 Ok(Event::Incoming(Packet::SubAck(s))) => {
@@ -405,8 +408,8 @@ impl MqttSource {
     }
 
     /// A new connection: PUBACKs of earlier connections are void; (re)subscribe.
-    async fn connected(&self, client: &Client, generation: &AtomicU64, _ack: &ConnAck) -> Result<(), TransportError> {
-        generation.fetch_add(1, Ordering::AcqRel);
+    async fn connected(&self, client: &Client, acks: &Acks) -> Result<(), TransportError> {
+        acks.reconnected();
         let qos = self.config.qos()?;
         let filters: Vec<Filter> = self.filters.iter().map(|f| Filter::new(f.clone(), qos)).collect();
         client
@@ -440,21 +443,45 @@ fn input_of(p: Publish) -> Input {
     }
 }
 
-/// How a source's [`Ack`]s reach the broker: queued on the connection directly from the thread
-/// that calls them (the sink's connection task, when the output's PUBACK finished the input),
-/// through the acknowledgement task only when the request channel is full.
+/// How a source's [`Ack`]s reach the broker: in the order the publications arrived
+/// ([`in_order`]), queued on the connection directly from the thread that finishes the message
+/// (the sink's connection task, when the output's PUBACK finished the input), through the
+/// acknowledgement task only when the request channel is full, and then every later one behind
+/// it until it is queued.
 struct Acks {
     client: Client,
-    /// Counts connections; an acknowledgement of an earlier one is dropped.
-    generation: AtomicU64,
+    order: Mutex<AckOrder>,
     slow: mpsc::UnboundedSender<(u64, AckOf)>,
 }
 
+#[derive(Default)]
+struct AckOrder {
+    tickets: InOrder<AckOf>,
+    /// PUBACKs of this connection handed to the acknowledgement task and not yet queued.
+    slow: usize,
+}
+
 impl Acks {
-    fn ack(&self, generation: u64, a: AckOf) {
-        if generation == self.generation.load(Ordering::Acquire) && !self.client.try_ack(a) {
-            let _ = self.slow.send((generation, a));
-        }
+    fn lock(&self) -> std::sync::MutexGuard<'_, AckOrder> {
+        self.order.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn ack(&self, ticket: Ticket, a: AckOf) {
+        let mut order = self.lock();
+        let AckOrder { tickets, slow } = &mut *order;
+        let generation = tickets.generation();
+        tickets.finished(ticket, a, |a| {
+            if *slow > 0 || !self.client.try_ack(a) {
+                *slow += 1;
+                let _ = self.slow.send((generation, a));
+            }
+        });
+    }
+
+    fn reconnected(&self) {
+        let mut order = self.lock();
+        order.tickets.reconnected();
+        order.slow = 0;
     }
 }
 
