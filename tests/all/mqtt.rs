@@ -464,6 +464,55 @@ fn a_rejected_item_goes_to_the_dead_letter_topic() {
     assert_eq!(user_prop(out, "seq"), Some("2"));
 }
 
+/// On the embedded broker, an operator that panics: its message (written to the module's
+/// standard error, which once crashed the run from inside the runtime) goes with the dead
+/// letter, the run goes on, the dead letters share the sink's connection (two connections with
+/// one client id threw each other off the broker in a loop), and nothing comes out twice.
+#[test]
+fn a_panicking_operator_on_the_embedded_broker_is_a_dead_letter_with_its_message() {
+    let h = crate::support::Harness::new();
+    let graph = crate::support::faulty_map_graph(&h);
+    let port = crate::support::mosquitto::free_port();
+    let data = tempfile::tempdir().unwrap();
+    let listen = format!("127.0.0.1:{port}");
+    let mut wf = Wasmflow::start(
+        data.path(),
+        &[
+            graph.to_str().expect("UTF-8 path"),
+            "--listen",
+            &listen,
+            "--source",
+            "in",
+            "--sink",
+            "out",
+            "--dead-letter-topic",
+            "dead",
+        ],
+    );
+    wait_bound(&mut wf);
+    let c = Client::connect(port, "test-panics", &["out", "dead"]);
+    c.publish("in", r#"{"reading":1}"#, vec![("seq", "1")], None);
+    c.publish("in", r#"{"fault":"panic"}"#, vec![("seq", "2")], None);
+    c.publish("in", r#"{"reading":3}"#, vec![("seq", "3")], None);
+    let got = c.wait_for(3, Duration::from_secs(30));
+    assert_eq!(got.len(), 3, "{got:?}\n{}", wf.log());
+    let dead = got.iter().find(|p| &p.topic[..] == b"dead").expect("a dead letter");
+    assert_eq!(user_prop(dead, "seq"), Some("2"));
+    let error = user_prop(dead, "error").unwrap_or_default();
+    assert!(error.contains(faulty::PANIC_MESSAGE), "{error}");
+    let outs: Vec<_> = got
+        .iter()
+        .filter(|p| &p.topic[..] == b"out")
+        .map(|p| user_prop(p, "seq"))
+        .collect();
+    assert_eq!(outs, [Some("1"), Some("3")]);
+    let more = c.wait_for(4, Duration::from_secs(2));
+    assert_eq!(more.len(), 3, "nothing delivered twice: {more:?}");
+    let log = wf.log();
+    assert!(!log.contains("Duplicate client_id"), "{log}");
+    assert!(wf.wait(Duration::from_millis(1)).is_none(), "still running:\n{log}");
+}
+
 /// Runs `program args` and fails the test with its stderr if it fails.
 fn run_tool(program: &str, args: &[&str]) {
     let out = std::process::Command::new(program)

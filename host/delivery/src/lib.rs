@@ -171,7 +171,20 @@ pub fn run_with_updates(
         routes.default = Some(rt.block_on(route(binding, e))?);
     }
     if let Some(e) = &binding.dead_letter {
-        routes.dead_letter = Some(rt.block_on(route(binding, e))?);
+        // One connection per transport: the dead letters share the sink's. Two connections
+        // with one client id would take turns throwing each other off the broker.
+        let shared = binding
+            .sink
+            .as_ref()
+            .zip(routes.default.as_ref())
+            .filter(|(s, _)| s.transport == e.transport);
+        routes.dead_letter = Some(match shared {
+            Some((_, r)) => Route {
+                sink: r.sink.clone(),
+                topic: e.topic.clone(),
+            },
+            None => rt.block_on(route(binding, e))?,
+        });
     }
     let (tx, rx) = mpsc::channel(256);
     // A source that fails (unreachable broker at start, refused subscription) stops the run

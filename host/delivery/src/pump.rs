@@ -277,22 +277,26 @@ impl Pump<'_> {
                     }
                     last_input = Instant::now();
                     // One journal commit for the batch.
-                    let mut held = Vec::new();
-                    for m in batch.drain(..) {
-                        self.push(graph, m, &mut held)?;
-                    }
-                    self.persist(held)?;
-                    self.drain_old(&mut draining, graph)?;
+                    graph_calls(|| {
+                        let mut held = Vec::new();
+                        for m in batch.drain(..) {
+                            self.push(graph, m, &mut held)?;
+                        }
+                        self.persist(held)?;
+                        self.drain_old(&mut draining, graph)
+                    })?;
                 }
                 _ = &mut idle => {
                     let now = Instant::now();
                     if now >= last_input + options.idle {
                         last_input = now;
-                        let traced = graph.advance_traced(&Hlc::now("wasmflow"))?;
-                        let mut held = Vec::new();
-                        self.traced(traced, &mut held, |_| None)?;
-                        self.persist(held)?;
-                        self.drain_old(&mut draining, graph)?;
+                        graph_calls(|| {
+                            let traced = graph.advance_traced(&Hlc::now("wasmflow"))?;
+                            let mut held = Vec::new();
+                            self.traced(traced, &mut held, |_| None)?;
+                            self.persist(held)?;
+                            self.drain_old(&mut draining, graph)
+                        })?;
                     }
                     idle.as_mut().reset((last_input + options.idle).into());
                 }
@@ -437,6 +441,18 @@ impl Pump<'_> {
         }
         // Persisting may finish entries (a window output acknowledged meanwhile): next commit.
         Ok(())
+    }
+}
+
+/// Runs graph calls with this thread outside the runtime it is blocked on. A module's WASI
+/// calls block on the runtime themselves (wasmtime-wasi's synchronous bindings: writing to
+/// standard error, as a Rust operator's panic does), which tokio refuses inside `block_on`;
+/// `block_in_place` lets them, on the multi-threaded runtime the CLI builds. Elsewhere (a
+/// current-thread runtime in an embedder's test) the calls run as they are.
+fn graph_calls<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
     }
 }
 
