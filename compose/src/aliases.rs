@@ -47,7 +47,11 @@ pub(crate) fn measure(text: &str, max_depth: usize) -> Option<Expansion> {
         exceeded: Cell::new(None),
     };
     // A syntax error ends the replay; the real parse reports it.
-    let _ = Node { state: &state, depth: 0 }.deserialize(serde_yaml_ng::Deserializer::from_str(text));
+    let _ = Node {
+        state: &state,
+        depth: 0,
+    }
+    .deserialize(serde_yaml_ng::Deserializer::from_str(text));
     state.exceeded.get()
 }
 
@@ -87,14 +91,16 @@ impl Node<'_> {
             }
         }
     }
-
 }
 
 impl<'de> DeserializeSeed<'de> for Node<'_> {
     type Value = ();
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_any(Node { depth: self.depth + 1, ..self })
+        deserializer.deserialize_any(Node {
+            depth: self.depth + 1,
+            ..self
+        })
     }
 }
 
@@ -189,7 +195,11 @@ mod tests {
     fn aliases_nesting_past_the_depth_limit_are_refused() {
         let text = "a: &a [[[x]]]\nb: &b [[[*a]]]\nc: [[[*b]]]\n";
         assert_eq!(measure(text, 9), Some(Expansion::TooDeep { limit: 9 }));
-        assert_eq!(measure(text, 10), None, "10 levels: the document, then three brackets each of c, b and a");
+        assert_eq!(
+            measure(text, 10),
+            None,
+            "10 levels: the document, then three brackets each of c, b and a"
+        );
     }
 
     #[test]

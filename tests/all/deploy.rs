@@ -74,7 +74,10 @@ fn the_kubernetes_example_holds_together() {
         .expect("wasmflow run --help");
     let help = String::from_utf8_lossy(&help.stdout);
     for a in args.iter().filter(|a| a.starts_with("--")) {
-        assert!(help.contains(&format!("{a} ")) || help.contains(&format!("{a}\n")), "`wasmflow run` has no {a}");
+        assert!(
+            help.contains(&format!("{a} ")) || help.contains(&format!("{a}\n")),
+            "`wasmflow run` has no {a}"
+        );
     }
 
     // --state names the Redis Service and port; the password comes from the Secret, as a file.
@@ -122,7 +125,9 @@ fn the_kubernetes_example_holds_together() {
     let nodes = dataflow["spec"]["nodes"].as_sequence().expect("nodes");
     let kinds: Vec<&str> = nodes.iter().map(|n| str_of(&n["nodeType"])).collect();
     assert_eq!(kinds, ["Source", "Graph", "Destination"]);
-    let sources = nodes[0]["sourceSettings"]["dataSources"].as_sequence().expect("dataSources");
+    let sources = nodes[0]["sourceSettings"]["dataSources"]
+        .as_sequence()
+        .expect("dataSources");
     for s in sources {
         assert!(
             str_of(s).starts_with("$share/"),

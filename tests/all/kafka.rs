@@ -385,7 +385,11 @@ async fn a_bootstrap_server_that_accepts_and_never_answers_fails_after_the_bound
     let err = KafkaSink::connect(&s).await.err().expect("the sink must not connect");
     assert!(matches!(err, TransportError::Connect { .. }), "{err:?}");
     assert!(err.to_string().contains(&brokers), "{err}");
-    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
     drop(held);
 }
 
@@ -401,7 +405,12 @@ fn fahrenheit(i: usize) -> f64 {
 
 /// Produces `n` readings to `topic` at about `per_ms` a millisecond, each with a `seq` header
 /// and key `k{seq}`, from a thread of its own (so the runtime reads while they arrive).
-pub(crate) fn produce_stream(bootstrap: &str, topic: &'static str, n: usize, per_ms: usize) -> std::thread::JoinHandle<()> {
+pub(crate) fn produce_stream(
+    bootstrap: &str,
+    topic: &'static str,
+    n: usize,
+    per_ms: usize,
+) -> std::thread::JoinHandle<()> {
     let p: ThreadedProducer<rdkafka::producer::DefaultProducerContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("enable.idempotence", "true")

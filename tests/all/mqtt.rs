@@ -366,7 +366,11 @@ fn a_broker_that_goes_silent_is_left_after_the_read_timeout() {
     let broker = Mosquitto::start();
     let proxy = crate::support::proxy::SilentProxy::start(broker.port);
     let url = format!("mqtt://127.0.0.1:{}", proxy.port);
-    let (_data, wf) = run_in_out(SIMPLE, &url, &["--mqtt-keep-alive-secs", "5", "--client-id", "wf-silent"]);
+    let (_data, wf) = run_in_out(
+        SIMPLE,
+        &url,
+        &["--mqtt-keep-alive-secs", "5", "--client-id", "wf-silent"],
+    );
     let c = Client::connect(broker.port, "silent-test", &["out"]);
     c.publish("in", &fahrenheit(212.0), vec![], None);
     assert_eq!(c.wait_for(1, Duration::from_secs(20)).len(), 1, "{}", wf.log());

@@ -549,7 +549,7 @@ fn run_on(broker: Broker, setup: &Setup, expected: &Arc<Vec<Vec<u8>>>) -> Result
         full_n,
         tps,
     } = *setup;
-        let bs = broker.bootstrap();
+    let bs = broker.bootstrap();
     let props = client_props()?;
     broker.create_topics(&["in-wasmflow", "out-wasmflow", "in-native", "out-native"])?;
     eprintln!("broker: {} at {bs}", broker.describe());

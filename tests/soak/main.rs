@@ -137,7 +137,15 @@ fn log(message: impl std::fmt::Display) {
 
 fn soak() -> Result<bool> {
     let s = Settings::from_args()?;
-    for m in ["window", "format", "snapshot", "temperature", "humidity", "collection", "enrichment"] {
+    for m in [
+        "window",
+        "format",
+        "snapshot",
+        "temperature",
+        "humidity",
+        "collection",
+        "enrichment",
+    ] {
         let p = repo().join("target/modules").join(format!("{m}.wasm"));
         if !p.is_file() {
             bail!("{} is missing: run `make components`", p.display());
@@ -354,7 +362,9 @@ impl Load {
 
 impl Plan {
     fn new(s: &Settings, phase: u64) -> Self {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
         // Two days back, the phases a day apart: every window is in the past.
         let t0 = (now / WINDOW_MS) * WINDOW_MS - (2 - phase) * 86_400_000;
         Plan {
@@ -477,7 +487,8 @@ impl Plan {
             }
         }
         for end in seen.windows.keys().filter(|e| !expected.contains_key(e)) {
-            o.problems.push(format!("an output for window {end}, which no message falls in"));
+            o.problems
+                .push(format!("an output for window {end}, which no message falls in"));
         }
         let missing_dead = (0..self.total)
             .filter(|&i| Message::of(i) == Message::Poison && !seen.dead.contains_key(&i))
@@ -549,7 +560,8 @@ impl Seen {
                 continue;
             }
             if let Err(e) = seen.add_output(p) {
-                seen.problems.insert(format!("an output that is not a window summary: {e:#}"));
+                seen.problems
+                    .insert(format!("an output that is not a window summary: {e:#}"));
             }
         }
         seen
@@ -642,7 +654,11 @@ impl Wasmflow {
             .stderr(std::fs::OpenOptions::new().create(true).append(true).open(&log_file)?)
             .spawn()
             .context("starting wasmflow")?;
-        let mut wf = Wasmflow { child, log: log_file, metrics };
+        let mut wf = Wasmflow {
+            child,
+            log: log_file,
+            metrics,
+        };
         let until = Instant::now() + Duration::from_secs(300);
         while !wf.log().contains("MQTT source subscribed") {
             if let Some(status) = wf.child.try_wait()? {
@@ -668,7 +684,13 @@ impl Wasmflow {
             .lines()
             .find_map(|l| l.strip_prefix("VmRSS:"))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .ok_or_else(|| anyhow!("no VmRSS in /proc/{}/status (has wasmflow exited?); its log:\n{}", self.child.id(), self.log()))?;
+            .ok_or_else(|| {
+                anyhow!(
+                    "no VmRSS in /proc/{}/status (has wasmflow exited?); its log:\n{}",
+                    self.child.id(),
+                    self.log()
+                )
+            })?;
         Ok(kib / 1024.0)
     }
 

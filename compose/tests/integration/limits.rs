@@ -355,7 +355,10 @@ fn aliases_that_expand_past_the_text_are_refused_before_the_document_is_built() 
         vec!["*big"; 2000].join(",")
     );
     let e = parse(&text).unwrap_err();
-    assert!(matches!(e, ComposeError::AliasExpansion { limit, .. } if limit == text.len() + 1), "{e}");
+    assert!(
+        matches!(e, ComposeError::AliasExpansion { limit, .. } if limit == text.len() + 1),
+        "{e}"
+    );
     assert_eq!(
         e.to_string(),
         format!(

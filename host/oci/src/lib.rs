@@ -42,8 +42,8 @@ pub use auth::Credentials;
 pub use cache::Cache;
 pub use error::OciError;
 pub use manifest::{
-    ArtifactKind, GRAPH_CONFIG_MEDIA_TYPE, GRAPH_LAYER_MEDIA_TYPE, WASM_CONFIG_MEDIA_TYPE, WASM_CONTENT_LAYER_MEDIA_TYPE,
-    WASM_LAYER_MEDIA_TYPE,
+    ArtifactKind, GRAPH_CONFIG_MEDIA_TYPE, GRAPH_LAYER_MEDIA_TYPE, WASM_CONFIG_MEDIA_TYPE,
+    WASM_CONTENT_LAYER_MEDIA_TYPE, WASM_LAYER_MEDIA_TYPE,
 };
 pub use progress::{NoProgress, Progress, Transfer};
 

@@ -96,4 +96,3 @@ pub fn classify(bytes: &[u8], reference: &str) -> Result<(ArtifactKind, OciDescr
         ))),
     }
 }
-

@@ -157,7 +157,10 @@ mod tests {
             "{ok}"
         );
         let page = exchange(addr, b"GET /page HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").await;
-        assert!(page.starts_with("HTTP/1.1 200") && page.contains("content-type: text/plain") && page.ends_with("a page\n"), "{page}");
+        assert!(
+            page.starts_with("HTTP/1.1 200") && page.contains("content-type: text/plain") && page.ends_with("a page\n"),
+            "{page}"
+        );
         let missing = exchange(addr, b"GET /nope HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").await;
         assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
         let garbage = exchange(addr, b"\x16\x03\x01 not http at all\r\n\r\n").await;
