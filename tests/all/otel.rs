@@ -12,7 +12,7 @@ use wasmflow_otel::{Batching, ExportConfig, Exporter, OtlpSink, Protocol, SinkCo
 use wasmflow_transport::{Outbound, Sink};
 
 use crate::support::mosquitto::{free_port, Client as MqttClient, Mosquitto};
-use crate::support::otlp::{attributes, metrics, Receiver};
+use crate::support::otlp::{attributes, metrics, spans, Receiver};
 use crate::support::process::Wasmflow;
 use crate::support::{module, repo};
 
@@ -212,6 +212,88 @@ fn an_unavailable_collector_is_retried_and_nothing_completes_before_it_took_the_
     assert!(!pending.is_finished(), "a message is acknowledged only once exported");
 }
 
+/// OTLP/gRPC over TLS with the collector's CA and an authorization header; without that CA
+/// (the system's roots) the export fails and says it is worth retrying, with the reason.
+#[test]
+fn an_export_over_tls_trusts_the_given_ca_and_only_it() {
+    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let pki = crate::support::redis::make_pki(dir.path());
+    let receiver = Receiver::start_tls(&pki);
+    assert!(receiver.grpc.starts_with("https://"), "{}", receiver.grpc);
+    let config = |ca: Option<std::path::PathBuf>| ExportConfig {
+        url: receiver.grpc.clone(),
+        protocol: Protocol::Grpc,
+        tls: TlsFiles {
+            ca,
+            ..TlsFiles::default()
+        },
+        headers: vec![("authorization".into(), "Bearer t0ken".into())],
+        connect_timeout: Duration::from_secs(5),
+        request_timeout: Duration::from_secs(5),
+    };
+    let export = |config: ExportConfig| {
+        let _in = rt.enter();
+        let exporter = Exporter::new(&config).expect("exporter");
+        rt.block_on(exporter.metrics(ExportMetricsServiceRequest::default()))
+    };
+    let refused = export(config(None)).expect_err("an unknown CA is not trusted");
+    assert!(
+        matches!(refused, wasmflow_otel::ExportError::Retryable { .. }),
+        "{refused}"
+    );
+    assert!(receiver.with(|r| r.metrics.is_empty()));
+    export(config(Some(pki.join("ca.crt")))).expect("exported over TLS");
+    receiver.with(|r| {
+        assert_eq!(r.metrics.len(), 1);
+        assert!(r.metrics[0]
+            .0
+            .contains(&("authorization".into(), "Bearer t0ken".into())));
+    });
+}
+
+/// `run --otlp https://… --otlp-ca`: wasmflow's own metrics and traces reach a collector over
+/// TLS (a run of three input lines, exported at its end).
+#[test]
+fn run_exports_its_own_metrics_and_traces_over_tls_with_the_given_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = crate::support::redis::make_pki(dir.path());
+    let receiver = Receiver::start_tls(&pki);
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(&input, "{\"temperature\":{\"value\":50,\"unit\":\"F\"}}\n".repeat(3)).unwrap();
+    let ca = pki.join("ca.crt");
+    let mut wf = Wasmflow::start(
+        dir.path(),
+        &[
+            "compose/tests/azure-compat/graph-simple.yaml",
+            "--input",
+            input.to_str().unwrap(),
+            "--otlp",
+            &receiver.grpc,
+            "--otlp-ca",
+            ca.to_str().unwrap(),
+            "--otlp-trace-ratio",
+            "1",
+        ],
+    );
+    let status = wf.wait(Duration::from_secs(60)).expect("the run ends with its input");
+    assert!(status.success(), "{}", wf.log());
+    receiver.with(|r| {
+        let calls: Vec<_> = spans(r)
+            .into_iter()
+            .filter(|s| s.name == "operation")
+            .filter(|s| attributes(&s.attributes).contains(&("name".into(), "module-temperature/map".into())))
+            .collect();
+        assert_eq!(calls.len(), 3, "{}", wf.log());
+        assert!(
+            metrics(r).iter().any(|m| m.name == "wasmflow.messages_in"),
+            "{}",
+            wf.log()
+        );
+    });
+}
+
 #[test]
 fn wasmflows_own_counts_are_exported_by_the_sdk() {
     let rt = runtime();
@@ -262,6 +344,70 @@ fn wasmflows_own_counts_are_exported_by_the_sdk() {
             "{attrs:?}"
         );
     });
+}
+
+/// `run --otlp` with every message traced: each message the graph takes from the broker is a
+/// `message` span (graph, topic) with an `operation` span per operator call inside it, in the
+/// same trace; the log shows none of them.
+#[test]
+fn wasmflows_own_traces_follow_each_message_through_its_operations() {
+    let receiver = Receiver::start();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut wf = Wasmflow::start(
+        dir.path(),
+        &[
+            "compose/tests/azure-compat/graph-simple.yaml",
+            "--listen",
+            &listen,
+            "--source",
+            "in",
+            "--sink",
+            "out",
+            "--otlp",
+            &receiver.grpc,
+            "--otlp-trace-ratio",
+            "1",
+        ],
+    );
+    wf.wait_for_log("MQTT source subscribed", Duration::from_secs(60));
+    let c = MqttClient::connect(port, "test-traces", &["out"]);
+    for v in [50, 60] {
+        c.publish(
+            "in",
+            &format!(r#"{{"temperature":{{"value":{v},"unit":"F"}}}}"#),
+            vec![],
+            None,
+        );
+    }
+    assert_eq!(c.wait_for(2, Duration::from_secs(30)).len(), 2, "{}", wf.log());
+    wf.signal("TERM");
+    assert!(wf.wait(Duration::from_secs(30)).is_some(), "{}", wf.log());
+    let spans = receiver.with(spans);
+    let messages: Vec<_> = spans.iter().filter(|s| s.name == "message").collect();
+    assert_eq!(messages.len(), 2, "{spans:#?}\n{}", wf.log());
+    for m in messages {
+        let attrs = attributes(&m.attributes);
+        assert!(attrs.contains(&("topic".into(), "in".into())), "{attrs:?}");
+        assert!(attrs.contains(&("graph".into(), "Simple graph".into())), "{attrs:?}");
+        let inside: Vec<_> = spans
+            .iter()
+            .filter(|s| s.trace_id == m.trace_id && s.parent_span_id == m.span_id)
+            .map(|s| (s.name.as_str(), attributes(&s.attributes)))
+            .collect();
+        assert!(
+            inside
+                .iter()
+                .any(|(n, a)| *n == "operation" && a.contains(&("name".into(), "module-temperature/map".into()))),
+            "{inside:?}"
+        );
+    }
+    assert!(
+        !wf.log().contains("operation{"),
+        "spans stay out of the log:\n{}",
+        wf.log()
+    );
 }
 
 /// A DataflowGraph reading MQTT and writing to an OpenTelemetry endpoint: the platform's

@@ -13,7 +13,6 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = commands::Cli::parse();
-    commands::init_tracing(args.verbose);
     // One runtime for the whole process: transports, the embedded broker, the metrics endpoint,
     // registry transfers and signal handling all run on it; graphs run on the main thread. Two
     // workers are plenty: they mostly wait on sockets.
@@ -29,6 +28,14 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let traces = match commands::own_traces(&args.command, rt.handle()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(1);
+        }
+    };
+    commands::init_tracing(args.verbose, traces.as_ref());
     let code = match args.command.execute(rt.handle()) {
         Ok(code) => code,
         Err(e) => {
@@ -39,6 +46,10 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     };
+    if let Some(t) = traces {
+        let _in_runtime = rt.enter();
+        t.shutdown();
+    }
     rt.shutdown_timeout(std::time::Duration::from_secs(1));
     code
 }

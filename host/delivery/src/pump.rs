@@ -370,6 +370,13 @@ impl Pump<'_> {
     /// Feeds one inbound message to the graph; its key goes with outputs derived from it alone.
     fn push(&mut self, graph: &mut Graph, m: Inbound, held: &mut Vec<Held>) -> Result<()> {
         self.stats.received += 1;
+        let _span = tracing::info_span!(
+            target: wasmflow_transport::TRACE_TARGET,
+            "message",
+            graph = %graph.manifest().name,
+            topic = %m.input.topic
+        )
+        .entered();
         let key = m.key;
         let (origin, traced) = graph.push_traced(None, m.input)?;
         self.completions.lock().tracker.input(origin, m.ack);

@@ -202,42 +202,53 @@ impl Exporter {
 
     /// Exports metrics; `Ok` carries the collector's partial-success message, if any.
     pub async fn metrics(&self, req: ExportMetricsServiceRequest) -> Result<Option<String>, ExportError> {
-        match &self.transport {
-            Transport::Grpc { channel, headers } => {
-                let mut r = tonic::Request::new(req);
-                *r.metadata_mut() = headers.clone();
-                let answer = MetricsServiceClient::new(channel.clone())
-                    .export(r)
-                    .await
-                    .map_err(|s| self.status(s))?;
-                Ok(answer
-                    .into_inner()
-                    .partial_success
-                    .filter(|p| p.rejected_data_points > 0 || !p.error_message.is_empty())
-                    .map(|p| format!("{} data points rejected: {}", p.rejected_data_points, p.error_message)))
+        let answer = match &self.transport {
+            Transport::Http { .. } => return self.post("/v1/metrics", req.encode_to_vec()).await,
+            Transport::Grpc { .. } => {
+                self.grpc(req, |c, r| async move { MetricsServiceClient::new(c).export(r).await })
+                    .await?
             }
-            Transport::Http { .. } => self.post("/v1/metrics", req.encode_to_vec()).await,
-        }
+        };
+        Ok(answer
+            .partial_success
+            .filter(|p| p.rejected_data_points > 0 || !p.error_message.is_empty())
+            .map(|p| format!("{} data points rejected: {}", p.rejected_data_points, p.error_message)))
     }
 
     /// Exports log records; `Ok` carries the collector's partial-success message, if any.
     pub async fn logs(&self, req: ExportLogsServiceRequest) -> Result<Option<String>, ExportError> {
-        match &self.transport {
-            Transport::Grpc { channel, headers } => {
-                let mut r = tonic::Request::new(req);
-                *r.metadata_mut() = headers.clone();
-                let answer = LogsServiceClient::new(channel.clone())
-                    .export(r)
-                    .await
-                    .map_err(|s| self.status(s))?;
-                Ok(answer
-                    .into_inner()
-                    .partial_success
-                    .filter(|p| p.rejected_log_records > 0 || !p.error_message.is_empty())
-                    .map(|p| format!("{} log records rejected: {}", p.rejected_log_records, p.error_message)))
+        let answer = match &self.transport {
+            Transport::Http { .. } => return self.post("/v1/logs", req.encode_to_vec()).await,
+            Transport::Grpc { .. } => {
+                self.grpc(req, |c, r| async move { LogsServiceClient::new(c).export(r).await })
+                    .await?
             }
-            Transport::Http { .. } => self.post("/v1/logs", req.encode_to_vec()).await,
-        }
+        };
+        Ok(answer
+            .partial_success
+            .filter(|p| p.rejected_log_records > 0 || !p.error_message.is_empty())
+            .map(|p| format!("{} log records rejected: {}", p.rejected_log_records, p.error_message)))
+    }
+
+    /// One gRPC export through `call` (a generated client's `export`): the request carries
+    /// this exporter's headers, and a failure is classified by its status.
+    async fn grpc<Req, Resp, Fut>(
+        &self,
+        req: Req,
+        call: impl FnOnce(Channel, tonic::Request<Req>) -> Fut,
+    ) -> Result<Resp, ExportError>
+    where
+        Fut: std::future::Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
+    {
+        let Transport::Grpc { channel, headers } = &self.transport else {
+            unreachable!("grpc is called for gRPC exporters")
+        };
+        let mut r = tonic::Request::new(req);
+        *r.metadata_mut() = headers.clone();
+        call(channel.clone(), r)
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|s| self.status(s))
     }
 
     async fn post(&self, path: &str, body: Vec<u8>) -> Result<Option<String>, ExportError> {

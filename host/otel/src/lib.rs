@@ -1,12 +1,12 @@
 //! OpenTelemetry for wasmflow: the destination for endpoints of type OpenTelemetry, and the
-//! export of wasmflow's own metrics.
+//! export of wasmflow's own metrics and traces.
 //!
 //! * [`payload`]: the JSON the platform's otel graphs produce (`{"metrics": […], "logs": […]}`)
 //!   checked and turned into OTLP data, one point per reading with its own timestamp;
 //! * [`export`]: OTLP over gRPC or HTTP/protobuf, TLS, headers, timeouts;
 //! * [`sink`]: the transport sink that batches (`latencySeconds`, `maxMessages`), exports and
 //!   acknowledges a message only when its data was exported;
-//! * [`telemetry`]: wasmflow's own per-operation counts, exported by the OpenTelemetry SDK
+//! * [`telemetry`]: wasmflow's own per-operation counts and traces, exported by the OpenTelemetry SDK
 //!   (`opentelemetry-otlp`) beside the Prometheus endpoint.
 //!
 //! Why the destination builds OTLP requests from the OpenTelemetry project's generated

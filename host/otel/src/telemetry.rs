@@ -1,20 +1,63 @@
-//! wasmflow's own metrics over OTLP (`run --otlp URL`), beside the Prometheus endpoint: the
-//! per-operation counts (`wasmflow.messages_in`, `…_out`, `…_dropped`, `wasmflow.operator_errors`,
-//! `wasmflow.operator_traps`, attributes `graph` and `operation`) as cumulative sums, read from
-//! the runtime's counters at each collection by the OpenTelemetry SDK and exported with
-//! `opentelemetry-otlp` on a fixed interval and once more at shutdown.
+//! wasmflow's own metrics and traces over OTLP (`run --otlp URL`), beside the Prometheus
+//! endpoint.
+//!
+//! * [`OwnMetrics`]: the per-operation counts (`wasmflow.messages_in`, `…_out`, `…_dropped`,
+//!   `wasmflow.operator_errors`, `wasmflow.operator_traps`, attributes `graph` and `operation`)
+//!   as cumulative sums, read from the runtime's counters at each collection by the
+//!   OpenTelemetry SDK and exported with `opentelemetry-otlp` on a fixed interval and once more
+//!   at shutdown.
+//! * [`OwnTraces`]: the spans of [`wasmflow_transport::TRACE_TARGET`] (a `message` span per input,
+//!   an `operation` span per operator call inside it) turned into OpenTelemetry spans by
+//!   `tracing-opentelemetry`, a ratio of the messages sampled, exported in batches.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use opentelemetry::metrics::MeterProvider as _;
+use opentelemetry::trace::TracerProvider as _;
 use opentelemetry::KeyValue;
-use opentelemetry_otlp::{MetricExporter, WithExportConfig, WithHttpConfig, WithTonicConfig};
+use opentelemetry_otlp::{MetricExporter, SpanExporter, WithExportConfig, WithHttpConfig, WithTonicConfig};
 use opentelemetry_sdk::metrics::periodic_reader_with_async_runtime::PeriodicReader;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
+use opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor;
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use opentelemetry_sdk::Resource;
 
-use crate::export::{ExportConfig, ExportError, Exporter, Protocol};
+use crate::export::{ExportConfig, ExportError, Exporter};
+
+/// The SDK's exporter of `$kind` over the same transport as the destination's (TLS, headers,
+/// timeouts: [`Exporter`]); a macro because the SDK's metric and span exporter builders are
+/// distinct types with the same methods.
+macro_rules! otlp_exporter {
+    ($kind:ident, $config:expr, $path:literal) => {{
+        let config: &ExportConfig = $config;
+        let bad = |e: opentelemetry_otlp::ExporterBuildError| ExportError::Config {
+            url: config.url.clone(),
+            reason: e.to_string(),
+        };
+        match Exporter::new(config)?.into_parts() {
+            crate::export::Parts::Grpc { channel, headers } => $kind::builder()
+                .with_tonic()
+                .with_channel(channel)
+                .with_metadata(headers)
+                .with_timeout(config.request_timeout)
+                .build()
+                .map_err(bad)?,
+            crate::export::Parts::Http { client, headers } => $kind::builder()
+                .with_http()
+                .with_http_client(client)
+                .with_endpoint(format!("{}{}", config.url.trim_end_matches('/'), $path))
+                .with_headers(headers)
+                .with_timeout(config.request_timeout)
+                .build()
+                .map_err(bad)?,
+        }
+    }};
+}
+
+fn resource() -> Resource {
+    Resource::builder().with_service_name("wasmflow").build()
+}
 
 /// One operation's counts, as `/metrics` shows them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -48,35 +91,13 @@ impl OwnMetrics {
     /// Starts exporting every `interval`; must be called within the tokio runtime that will
     /// drive the exports.
     pub fn start(config: &ExportConfig, interval: Duration, counts: Counts) -> Result<Self, ExportError> {
-        let bad = |e: opentelemetry_otlp::ExporterBuildError| ExportError::Config {
-            url: config.url.clone(),
-            reason: e.to_string(),
-        };
-        // The same transport as the destination's (TLS, headers, timeouts), handed to the SDK.
-        let exporter = match Exporter::new(config)?.into_parts() {
-            crate::export::Parts::Grpc { channel, headers } => MetricExporter::builder()
-                .with_tonic()
-                .with_channel(channel)
-                .with_metadata(headers)
-                .with_timeout(config.request_timeout)
-                .build()
-                .map_err(bad)?,
-            crate::export::Parts::Http { client, headers } => MetricExporter::builder()
-                .with_http()
-                .with_http_client(client)
-                .with_endpoint(format!("{}/v1/metrics", config.url.trim_end_matches('/')))
-                .with_headers(headers)
-                .with_timeout(config.request_timeout)
-                .build()
-                .map_err(bad)?,
-        };
-        debug_assert!(matches!(config.protocol, Protocol::Grpc | Protocol::HttpProtobuf));
+        let exporter = otlp_exporter!(MetricExporter, config, "/v1/metrics");
         let reader = PeriodicReader::builder(exporter, opentelemetry_sdk::runtime::Tokio)
             .with_interval(interval)
             .build();
         let provider = SdkMeterProvider::builder()
             .with_reader(reader)
-            .with_resource(Resource::builder().with_service_name("wasmflow").build())
+            .with_resource(resource())
             .build();
         let meter = provider.meter("wasmflow");
         type Pick = fn(&NodeCount) -> u64;
@@ -122,6 +143,47 @@ impl OwnMetrics {
     pub fn shutdown(self) {
         if let Err(e) = self.provider.shutdown() {
             tracing::warn!("exporting wasmflow's metrics at shutdown: {e}");
+        }
+    }
+}
+
+/// The export of wasmflow's own traces; dropping it without [`OwnTraces::shutdown`] loses the
+/// spans of the last batch.
+pub struct OwnTraces {
+    provider: SdkTracerProvider,
+}
+
+impl OwnTraces {
+    /// Starts exporting the spans of a `ratio` (0 to 1) of the messages, sampled by trace id;
+    /// must be called within the tokio runtime that will drive the exports.
+    pub fn start(config: &ExportConfig, ratio: f64) -> Result<Self, ExportError> {
+        let exporter = otlp_exporter!(SpanExporter, config, "/v1/traces");
+        let provider = SdkTracerProvider::builder()
+            .with_span_processor(BatchSpanProcessor::builder(exporter, opentelemetry_sdk::runtime::Tokio).build())
+            .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(ratio))))
+            .with_resource(resource())
+            .build();
+        Ok(Self { provider })
+    }
+
+    /// The `tracing` layer that turns the spans of [`wasmflow_transport::TRACE_TARGET`] into
+    /// OpenTelemetry spans (every other span and event stays with the log).
+    pub fn layer<S>(&self) -> impl tracing_subscriber::Layer<S>
+    where
+        S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    {
+        use tracing_subscriber::Layer as _;
+        tracing_opentelemetry::layer()
+            .with_tracer(self.provider.tracer("wasmflow"))
+            .with_filter(tracing_subscriber::filter::filter_fn(|m| {
+                m.target() == wasmflow_transport::TRACE_TARGET
+            }))
+    }
+
+    /// Exports what is left and stops.
+    pub fn shutdown(self) {
+        if let Err(e) = self.provider.shutdown() {
+            tracing::warn!("exporting wasmflow's traces at shutdown: {e}");
         }
     }
 }

@@ -19,6 +19,11 @@ pub mod health;
 pub mod lines;
 pub mod secret;
 
+/// The `tracing` target of the spans a run can export as traces (`run --otlp`): one `message`
+/// span per input the delivery pump pushes, one `operation` span per operator call inside it.
+/// Logging leaves this target off, so the spans cost a disabled callsite unless exported.
+pub const TRACE_TARGET: &str = "wasmflow::trace";
+
 /// Shared immutable bytes: one allocation, handed to any number of operators and sinks.
 pub type Bytes = std::sync::Arc<[u8]>;
 

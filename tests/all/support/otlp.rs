@@ -1,5 +1,5 @@
 //! A stand-in for the OpenTelemetry Collector's OTLP receiver (the collector itself cannot be
-//! installed here): the OTLP/gRPC `MetricsService` and `LogsService` served by tonic from the
+//! installed here): the OTLP/gRPC `MetricsService`, `LogsService` and `TraceService` served by tonic from the
 //! OpenTelemetry project's own protobuf definitions (`opentelemetry-proto`), and OTLP/HTTP
 //! (`POST /v1/metrics`, `/v1/logs`, protobuf bodies) served by hyper and decoded with the same
 //! definitions. It keeps every request with its headers, and can answer "unavailable" (gRPC
@@ -16,6 +16,8 @@ use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::
     MetricsService, MetricsServiceServer,
 };
 use opentelemetry_proto::tonic::collector::metrics::v1::{ExportMetricsServiceRequest, ExportMetricsServiceResponse};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
+use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use opentelemetry_proto::tonic::common::v1::{any_value, KeyValue};
 use prost::Message;
 
@@ -26,6 +28,8 @@ pub struct Received {
     pub metrics: Vec<(Vec<(String, String)>, ExportMetricsServiceRequest)>,
     /// Logs requests with their headers.
     pub logs: Vec<(Vec<(String, String)>, ExportLogsServiceRequest)>,
+    /// Trace requests (gRPC).
+    pub traces: Vec<ExportTraceServiceRequest>,
     /// Requests to refuse as unavailable before taking any.
     pub unavailable: usize,
     /// Requests refused so.
@@ -86,6 +90,17 @@ impl LogsService for Shared {
     }
 }
 
+#[tonic::async_trait]
+impl TraceService for Shared {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        self.0.lock().unwrap().traces.push(request.into_inner());
+        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
 /// The receiver: a gRPC and an HTTP listener on loopback, on a runtime of its own.
 pub struct Receiver {
     /// `http://127.0.0.1:<port>` of OTLP/gRPC.
@@ -98,6 +113,23 @@ pub struct Receiver {
 
 impl Receiver {
     pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// A receiver whose gRPC listener speaks TLS with the certificate `pki/server.crt` (for
+    /// `localhost`, signed by `pki/ca.crt`: `support::redis::make_pki`).
+    pub fn start_tls(pki: &std::path::Path) -> Self {
+        // The test binary links two rustls providers (the product links one), so rustls
+        // cannot pick one for the server by itself.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let read = |f: &str| std::fs::read(pki.join(f)).expect("a PEM file");
+        Self::start_with(Some(tonic::transport::Identity::from_pem(
+            read("server.crt"),
+            read("server.key"),
+        )))
+    }
+
+    fn start_with(tls: Option<tonic::transport::Identity>) -> Self {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -107,9 +139,16 @@ impl Receiver {
         let (grpc, http) = rt.block_on(async {
             let grpc_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
             let grpc: SocketAddr = grpc_listener.local_addr().unwrap();
-            let router = tonic::transport::Server::builder()
+            let mut server = tonic::transport::Server::builder();
+            if let Some(identity) = tls.clone() {
+                server = server
+                    .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
+                    .expect("TLS");
+            }
+            let router = server
                 .add_service(MetricsServiceServer::new(shared.clone()))
-                .add_service(LogsServiceServer::new(shared.clone()));
+                .add_service(LogsServiceServer::new(shared.clone()))
+                .add_service(TraceServiceServer::new(shared.clone()));
             tokio::spawn(router.serve_with_incoming(tonic::transport::server::TcpIncoming::from(grpc_listener)));
             let http_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
             let http: SocketAddr = http_listener.local_addr().unwrap();
@@ -133,8 +172,13 @@ impl Receiver {
             });
             (grpc, http)
         });
+        let scheme = if tls.is_some() {
+            "https://localhost"
+        } else {
+            "http://127.0.0.1"
+        };
         Self {
-            grpc: format!("http://{grpc}"),
+            grpc: format!("{scheme}:{}", grpc.port()),
             http: format!("http://{http}"),
             shared,
             _rt: rt,
@@ -228,5 +272,15 @@ pub fn metrics(r: &Received) -> Vec<opentelemetry_proto::tonic::metrics::v1::Met
         .flat_map(|(_, req)| req.resource_metrics.iter())
         .flat_map(|rm| rm.scope_metrics.iter())
         .flat_map(|sm| sm.metrics.iter().cloned())
+        .collect()
+}
+
+/// Every span of every trace request, flattened.
+pub fn spans(r: &Received) -> Vec<opentelemetry_proto::tonic::trace::v1::Span> {
+    r.traces
+        .iter()
+        .flat_map(|req| req.resource_spans.iter())
+        .flat_map(|rs| rs.scope_spans.iter())
+        .flat_map(|ss| ss.spans.iter().cloned())
         .collect()
 }

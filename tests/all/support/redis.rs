@@ -173,7 +173,7 @@ impl Drop for RedisServer {
 
 /// A CA and a server certificate for `localhost`/127.0.0.1 it signed, made with `openssl` in
 /// `dir/pki`; returns that folder.
-fn make_pki(dir: &Path) -> PathBuf {
+pub fn make_pki(dir: &Path) -> PathBuf {
     let pki = dir.join("pki");
     std::fs::create_dir_all(&pki).expect("pki dir");
     let p = |f: &str| pki.join(f).display().to_string();

@@ -52,8 +52,13 @@ pub enum Command {
     Pull(pull::PullCmd),
 }
 
-/// Logs to standard error: `-v`/`-vv` or `RUST_LOG` choose how much.
-pub fn init_tracing(verbose: u8) {
+/// Logs to standard error: `-v`/`-vv` or `RUST_LOG` choose how much. With `traces` (`run
+/// --otlp`), the spans of `wasmflow_transport::TRACE_TARGET` go to OTLP; the log never shows
+/// them.
+pub fn init_tracing(verbose: u8, traces: Option<&Traces>) {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::Layer as _;
     let default = match verbose {
         // The embedded broker logs every connection, and every client that leaves, as errors
         // included: quiet unless asked (its start-up failures are wasmflow's own records).
@@ -62,14 +67,46 @@ pub fn init_tracing(verbose: u8) {
         _ => "trace",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default))
+        .add_directive(
+            format!("{}=off", wasmflow_transport::TRACE_TARGET)
+                .parse()
+                .expect("a valid directive"),
+        );
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let log = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(ansi)
         .with_target(false)
-        .init();
+        .with_filter(filter);
+    #[cfg(feature = "otel")]
+    let traces = traces.map(|t| t.layer());
+    #[cfg(not(feature = "otel"))]
+    let traces = traces
+        .map(|never| match *never {})
+        .unwrap_or(None::<tracing_subscriber::layer::Identity>);
+    tracing_subscriber::registry().with(log).with(traces).init();
+}
+
+/// What exports wasmflow's own traces, when `run --otlp` asks for it.
+#[cfg(feature = "otel")]
+pub type Traces = wasmflow_otel::telemetry::OwnTraces;
+/// Without the `otel` feature nothing exports traces.
+#[cfg(not(feature = "otel"))]
+pub enum Traces {}
+
+/// Starts the export of wasmflow's own traces when the command asks for it (`run --otlp`);
+/// within the runtime `rt`, which drives the exports.
+pub fn own_traces(command: &Command, rt: &tokio::runtime::Handle) -> anyhow::Result<Option<Traces>> {
+    #[cfg(feature = "otel")]
+    if let Command::Run(run) = command {
+        if let Some((config, ratio)) = run.otlp.own_traces()? {
+            let _in_runtime = rt.enter();
+            return Ok(Some(Traces::start(&config, ratio)?));
+        }
+    }
+    let _ = (command, rt);
+    Ok(None)
 }
 
 impl Command {

@@ -18,6 +18,16 @@ pub struct OtlpArgs {
     /// How --otlp talks to its collector.
     #[arg(long, default_value = "grpc", value_parser = ["grpc", "http/protobuf"])]
     pub otlp_protocol: String,
+    /// The CA that signed an `https://` --otlp collector's certificate (PEM; else the system's
+    /// roots).
+    #[arg(long, value_name = "FILE")]
+    pub otlp_ca: Option<std::path::PathBuf>,
+    /// A client certificate (PEM) for mutual TLS with the --otlp collector; with --otlp-key.
+    #[arg(long, value_name = "FILE", requires = "otlp_key")]
+    pub otlp_cert: Option<std::path::PathBuf>,
+    /// The key of --otlp-cert (PEM).
+    #[arg(long, value_name = "FILE", requires = "otlp_cert")]
+    pub otlp_key: Option<std::path::PathBuf>,
     /// A header sent with every OTLP export (--otlp and OpenTelemetry endpoints), `NAME=VALUE`;
     /// a VALUE `env:VAR` or `file:PATH` is read from there (`authorization=env:OTLP_TOKEN`).
     #[arg(long = "otlp-header", value_name = "NAME=VALUE")]
@@ -30,6 +40,10 @@ pub struct OtlpArgs {
     #[arg(long, value_name = "SECS", default_value_t = DEFAULT_REQUEST_TIMEOUT.as_secs(),
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub otlp_timeout_secs: u64,
+    /// The share of messages --otlp exports traces of (a `message` span per input, an
+    /// `operation` span per operator call), 0 to 1, sampled by trace id.
+    #[arg(long, value_name = "RATIO", default_value_t = 0.01, value_parser = ratio)]
+    pub otlp_trace_ratio: f64,
     /// How often --otlp exports, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub otlp_interval_secs: u64,
@@ -60,6 +74,11 @@ impl OtlpArgs {
         )
     }
 
+    /// Where `--otlp` exports traces and the share of messages traced, when given.
+    pub fn own_traces(&self) -> Result<Option<(ExportConfig, f64)>> {
+        Ok(self.own_metrics()?.map(|c| (c, self.otlp_trace_ratio)))
+    }
+
     /// Where `--otlp` exports, when given.
     pub fn own_metrics(&self) -> Result<Option<ExportConfig>> {
         let Some(url) = &self.otlp else {
@@ -73,10 +92,21 @@ impl OtlpArgs {
             } else {
                 Protocol::HttpProtobuf
             },
-            tls: TlsFiles::default(),
+            tls: TlsFiles {
+                ca: self.otlp_ca.clone(),
+                cert: self.otlp_cert.clone(),
+                key: self.otlp_key.clone(),
+            },
             headers: self.headers()?,
             connect_timeout,
             request_timeout,
         }))
+    }
+}
+
+fn ratio(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
+        _ => Err(format!("`{s}`: a number from 0 to 1")),
     }
 }

@@ -66,6 +66,8 @@ pub(super) enum CallFailure {
 
 /// The runtime's own series of one operation.
 pub(super) struct NodeStats {
+    /// The operation, for its call's span.
+    pub operation: std::sync::Arc<str>,
     pub messages_in: Counter,
     pub messages_out: Counter,
     pub dropped: Counter,
@@ -93,6 +95,9 @@ impl Live {
         stats: &mut NodeStats,
         f: impl FnOnce(&mut Store<HostState>) -> wasmtime::Result<R>,
     ) -> Result<R, CallFailure> {
+        let _span =
+            tracing::info_span!(target: wasmflow_transport::TRACE_TARGET, "operation", name = &*stats.operation)
+                .entered();
         self.store.set_epoch_deadline(self.ticks);
         let mark = self.store.data().stderr_mark();
         let sampled = stats.calls.is_multiple_of(LATENCY_SAMPLE);

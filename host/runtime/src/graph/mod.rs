@@ -105,6 +105,7 @@ impl Graph {
                 let l = Metrics::node_labels(who);
                 let n = &services.metrics.nodes;
                 NodeStats {
+                    operation: who.operation.clone(),
                     messages_in: n.messages_in.get_or_create(&l).clone(),
                     messages_out: n.messages_out.get_or_create(&l).clone(),
                     dropped: n.dropped.get_or_create(&l).clone(),
