@@ -109,7 +109,7 @@ impl Diagram {
                         out,
                         "  {} -->|{}| {}",
                         id(&e.from),
-                        mermaid_quote(&[l.clone()]),
+                        mermaid_quote(std::slice::from_ref(l)),
                         id(&e.to)
                     );
                 }

@@ -78,8 +78,9 @@ pub enum ResourceError {
     /// reference to something no resource defines.
     #[error("{at}{}, field `{field}`: {reason}", node_part(.node))]
     Field {
-        /// The resource.
-        at: Origin,
+        /// The resource (boxed: errors travel in `Result`s of every parsing step, and should
+        /// not make each of them large).
+        at: Box<Origin>,
         /// The node of a DataflowGraph the field belongs to.
         node: Option<String>,
         /// The field's path in the document (`spec.nodes[1].graphSettings.artifact`).
@@ -90,8 +91,8 @@ pub enum ResourceError {
     /// Something about a resource as a whole (two resources of one kind and name).
     #[error("{at}: {reason}")]
     Resource {
-        /// The resource.
-        at: Origin,
+        /// The resource (boxed, as in `Field`).
+        at: Box<Origin>,
         /// What is wrong.
         reason: String,
     },

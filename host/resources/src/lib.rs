@@ -84,7 +84,7 @@ pub fn is_resource_file(path: &Path) -> bool {
         return false;
     }
     let first = serde_yaml_ng::Deserializer::from_str(&text)
-        .map(|doc| <serde_yaml_ng::Value as serde::Deserialize>::deserialize(doc))
+        .map(<serde_yaml_ng::Value as serde::Deserialize>::deserialize)
         .find(|v| !matches!(v, Ok(serde_yaml_ng::Value::Null)));
     match first {
         Some(Ok(v)) => v.get("apiVersion").is_some() && v.get("kind").is_some(),

@@ -149,7 +149,7 @@ pub struct OtelConnection {
 
 fn field(at: &Origin, node: Option<&str>, field: &str, reason: String) -> ResourceError {
     ResourceError::Field {
-        at: at.clone(),
+        at: Box::new(at.clone()),
         node: node.map(str::to_owned),
         field: field.to_owned(),
         reason,

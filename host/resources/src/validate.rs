@@ -42,7 +42,7 @@ pub(crate) fn deployment(docs: Vec<Parsed>) -> Result<Deployment, ResourceError>
     for d in docs {
         let Parsed { origin, document } = d;
         let duplicate = || ResourceError::Resource {
-            at: origin.clone(),
+            at: Box::new(origin.clone()),
             reason: format!("a second {} of this name; names are unique per kind", origin.kind),
         };
         match document.kind.as_str() {
@@ -94,7 +94,7 @@ fn spec_of<T: DeserializeOwned>(origin: &Origin, spec: serde_yaml_ng::Value) -> 
             .and_then(|i| i.parse::<usize>().ok())
             .and_then(|i| node_names.get(i).cloned().flatten());
         ResourceError::Field {
-            at: origin.clone(),
+            at: Box::new(origin.clone()),
             node,
             field: if path == "." {
                 "spec".into()
@@ -108,7 +108,7 @@ fn spec_of<T: DeserializeOwned>(origin: &Origin, spec: serde_yaml_ng::Value) -> 
 
 fn field(at: &Origin, node: Option<&str>, field: impl Into<String>, reason: impl Into<String>) -> ResourceError {
     ResourceError::Field {
-        at: at.clone(),
+        at: Box::new(at.clone()),
         node: node.map(str::to_owned),
         field: field.into(),
         reason: reason.into(),

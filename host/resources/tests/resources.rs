@@ -285,7 +285,7 @@ fn bicep_is_recognised_and_refused_saying_so() {
     for name in ["graph.bicep", "graph.yaml"] {
         let f = write(&dir, name, bicep);
         assert!(wasmflow_resources::is_resource_file(&f), "{name}");
-        let e = load(&[f.clone()]).unwrap_err();
+        let e = load(std::slice::from_ref(&f)).unwrap_err();
         assert_eq!(
             e,
             ResourceError::Bicep {
