@@ -476,24 +476,12 @@ fn a_rejected_item_goes_to_the_dead_letter_topic() {
 fn a_panicking_operator_on_the_embedded_broker_is_a_dead_letter_with_its_message() {
     let h = crate::support::Harness::new();
     let graph = crate::support::faulty_map_graph(&h);
-    let port = crate::support::mosquitto::free_port();
     let data = tempfile::tempdir().unwrap();
-    let listen = format!("127.0.0.1:{port}");
-    let mut wf = Wasmflow::start(
+    let (mut wf, port) = Wasmflow::on_embedded_broker(
         data.path(),
-        &[
-            graph.to_str().expect("UTF-8 path"),
-            "--listen",
-            &listen,
-            "--source",
-            "in",
-            "--sink",
-            "out",
-            "--dead-letter-topic",
-            "dead",
-        ],
+        graph.to_str().expect("UTF-8 path"),
+        &["--dead-letter-topic", "dead"],
     );
-    wait_bound(&mut wf);
     let c = Client::connect(port, "test-panics", &["out", "dead"]);
     c.publish("in", r#"{"reading":1}"#, vec![("seq", "1")], None);
     c.publish("in", r#"{"fault":"panic"}"#, vec![("seq", "2")], None);

@@ -353,25 +353,11 @@ fn wasmflows_own_counts_are_exported_by_the_sdk() {
 fn wasmflows_own_traces_follow_each_message_through_its_operations() {
     let receiver = Receiver::start();
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let mut wf = Wasmflow::start(
+    let (mut wf, port) = Wasmflow::on_embedded_broker(
         dir.path(),
-        &[
-            "compose/tests/azure-compat/graph-simple.yaml",
-            "--listen",
-            &listen,
-            "--source",
-            "in",
-            "--sink",
-            "out",
-            "--otlp",
-            &receiver.grpc,
-            "--otlp-trace-ratio",
-            "1",
-        ],
+        "compose/tests/azure-compat/graph-simple.yaml",
+        &["--otlp", &receiver.grpc, "--otlp-trace-ratio", "1"],
     );
-    wf.wait_for_log("MQTT source subscribed", Duration::from_secs(60));
     let c = MqttClient::connect(port, "test-traces", &["out"]);
     for v in [50, 60] {
         c.publish(

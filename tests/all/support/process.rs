@@ -39,6 +39,18 @@ impl Wasmflow {
         Self { child, log }
     }
 
+    /// `wasmflow run GRAPH --listen 127.0.0.1:PORT --source in --sink out EXTRA…` on the embedded
+    /// broker (a free port), once its source subscribed; and that port.
+    pub fn on_embedded_broker(data_dir: &Path, graph: &str, extra: &[&str]) -> (Self, u16) {
+        let port = super::mosquitto::free_port();
+        let listen = format!("127.0.0.1:{port}");
+        let mut args = vec![graph, "--listen", &listen, "--source", "in", "--sink", "out"];
+        args.extend_from_slice(extra);
+        let mut wf = Self::start(data_dir, &args);
+        wf.wait_for_log("MQTT source subscribed", Duration::from_secs(60));
+        (wf, port)
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
