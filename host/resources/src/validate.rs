@@ -175,22 +175,29 @@ fn graph(
             ));
         }
         let node = Some(name.as_str());
-        let stray = |settings: &str| {
-            field(
+        // A node carries the settings of its own type only.
+        let own = match n.node_type.to_ascii_lowercase().as_str() {
+            "source" => Some("sourceSettings"),
+            "graph" => Some("graphSettings"),
+            "destination" => Some("destinationSettings"),
+            _ => None,
+        };
+        let present = [
+            ("sourceSettings", n.source_settings.is_some()),
+            ("graphSettings", n.graph_settings.is_some()),
+            ("destinationSettings", n.destination_settings.is_some()),
+        ];
+        let stray = own.and_then(|own| present.iter().find(|(s, p)| *p && *s != own));
+        if let Some((settings, _)) = stray {
+            return Err(field(
                 &at,
                 node,
                 path(settings),
                 format!("a {} node takes no {settings}", n.node_type),
-            )
-        };
+            ));
+        }
         let kind = match n.node_type.to_ascii_lowercase().as_str() {
             "source" => {
-                if n.graph_settings.is_some() {
-                    return Err(stray("graphSettings"));
-                }
-                if n.destination_settings.is_some() {
-                    return Err(stray("destinationSettings"));
-                }
                 let s = n
                     .source_settings
                     .ok_or_else(|| field(&at, node, path("sourceSettings"), "a Source node needs sourceSettings"))?;
@@ -223,12 +230,6 @@ fn graph(
                 })
             }
             "graph" => {
-                if n.source_settings.is_some() {
-                    return Err(stray("sourceSettings"));
-                }
-                if n.destination_settings.is_some() {
-                    return Err(stray("destinationSettings"));
-                }
                 let g = n
                     .graph_settings
                     .ok_or_else(|| field(&at, node, path("graphSettings"), "a Graph node needs graphSettings"))?;
@@ -255,12 +256,6 @@ fn graph(
                 })
             }
             "destination" => {
-                if n.source_settings.is_some() {
-                    return Err(stray("sourceSettings"));
-                }
-                if n.graph_settings.is_some() {
-                    return Err(stray("graphSettings"));
-                }
                 let d = n.destination_settings.ok_or_else(|| {
                     field(
                         &at,

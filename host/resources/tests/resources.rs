@@ -357,3 +357,29 @@ fn garbage_is_an_error_never_a_panic() {
     let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
     assert!(parse(&deep).is_err());
 }
+
+#[test]
+fn a_node_with_the_settings_of_another_type_is_refused_naming_them() {
+    for (before, after, node, field) in [
+        (
+            "      graphSettings:\n        registryEndpointRef",
+            "      sourceSettings: {endpointRef: default, dataSources: [x]}\n      graphSettings:\n        registryEndpointRef",
+            "temperature-processor",
+            "spec.nodes[1].sourceSettings",
+        ),
+        (
+            "      destinationSettings:\n        endpointRef: collector",
+            "      graphSettings: {registryEndpointRef: r, artifact: 'g:1'}\n      destinationSettings:\n        endpointRef: collector",
+            "temperature-destination",
+            "spec.nodes[2].graphSettings",
+        ),
+    ] {
+        assert!(GRAPH.contains(before), "{before}");
+        let e = err(&GRAPH.replace(before, after));
+        let settings = field.rsplit('.').next().unwrap_or_default();
+        assert!(
+            e.contains(&format!("node `{node}`, field `{field}`: a ")) && e.ends_with(&format!(" node takes no {settings}")),
+            "{e}"
+        );
+    }
+}
