@@ -41,10 +41,17 @@ use syn::parse::Parser;
 use syn::spanned::Spanned;
 use syn::{FnArg, Ident, ItemFn, LitStr, Path, ReturnType};
 
-/// The WIT package the expansion generates bindings from: `wit/processor` of this repository,
-/// found from this crate's own location (`components/sdk/macros`), so that an operator built
-/// anywhere (a temporary directory, another checkout) uses the same definitions as the SDK.
-const WIT_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../wit/processor");
+/// The WIT package the expansion generates bindings from: the files of `wit/processor` of this
+/// repository, embedded when this crate is compiled. Embedded rather than named by path: an
+/// operator is built anywhere (a temporary directory, another checkout), and a compiled macro
+/// found in a build cache shared between checkouts must not point into a checkout that may be
+/// gone.
+const WIT_FILES: [&str; 4] = [
+    include_str!("../../../../wit/processor/types.wit"),
+    include_str!("../../../../wit/processor/hybrid-logical-clock.wit"),
+    include_str!("../../../../wit/processor/host.wit"),
+    include_str!("../../../../wit/processor/operators.wit"),
+];
 
 /// The five operator kinds of `wasm-graph:processor@1.1.0`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -245,10 +252,16 @@ fn check_shape(kind: Kind, func: &ItemFn) -> syn::Result<()> {
 }
 
 /// The WIT directory as an absolute path (canonical when it exists).
-fn wit_dir() -> String {
-    std::fs::canonicalize(WIT_DIR)
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|_| WIT_DIR.to_string())
+/// [`WIT_FILES`] as one document for `generate!`'s `inline`: their `package` line once.
+fn wit_inline() -> String {
+    let mut doc = String::from("package wasm-graph:processor@1.1.0;\n");
+    for line in WIT_FILES.iter().flat_map(|f| f.lines()) {
+        if !line.trim_start().starts_with("package ") {
+            doc.push_str(line);
+            doc.push('\n');
+        }
+    }
+    doc
 }
 
 /// The expansion, on `proc_macro2` streams so that it can be unit-tested.
@@ -286,7 +299,7 @@ fn expand(kind: Kind, attr: TokenStream2, item: TokenStream2) -> TokenStream2 {
     let name = kind.name();
     let fn_name = &func.sig.ident;
     let world = kind.world();
-    let wit = wit_dir();
+    let wit = wit_inline();
     let iface = Ident::new(name, Span::call_site());
     let process_trait = format_ident!("{}Process", kind.trait_prefix());
     let init_trait = format_ident!("{}Init", kind.trait_prefix());
@@ -350,7 +363,7 @@ fn expand(kind: Kind, attr: TokenStream2, item: TokenStream2) -> TokenStream2 {
         mod #export_mod {
             ::wasm_graph_sdk::__private::wit_bindgen::generate!({
                 world: #world,
-                path: #wit,
+                inline: #wit,
                 runtime_path: "::wasm_graph_sdk::__private::wit_bindgen::rt",
                 with: {
                     "wasm-graph:processor/types@1.1.0": ::wasm_graph_sdk::__private::wit::types,
@@ -648,8 +661,16 @@ mod tests {
     }
 
     #[test]
-    fn the_wit_directory_is_the_repositorys() {
-        let dir = std::path::PathBuf::from(wit_dir());
-        assert!(dir.join("operators.wit").is_file(), "{}", dir.display());
+    fn the_wit_is_the_repositorys_package_as_one_document() {
+        let doc = wit_inline();
+        assert_eq!(doc.matches("package ").count(), 1, "{doc}");
+        for item in [
+            "interface types",
+            "interface hybrid-logical-clock",
+            "interface logger",
+            "world map-impl",
+        ] {
+            assert!(doc.contains(item), "{item}");
+        }
     }
 }
