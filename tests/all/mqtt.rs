@@ -587,67 +587,11 @@ fn a_password_from_a_file_logs_in_and_a_wrong_one_is_a_clear_error() {
 #[test]
 fn mutual_tls_with_a_ca_file_and_a_client_certificate() {
     module("temperature");
-    let pki = secrets_dir();
-    let p = |f: &str| pki.path().join(f).to_str().unwrap().to_owned();
-    let ext = p("san.ext");
-    std::fs::write(&ext, "subjectAltName=DNS:localhost,IP:127.0.0.1\n").unwrap();
-    run_tool(
-        "openssl",
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            &p("ca.key"),
-            "-out",
-            &p("ca.crt"),
-            "-days",
-            "2",
-            "-subj",
-            "/CN=wasmflow test CA",
-        ],
-    );
-    for (name, cn) in [("server", "localhost"), ("client", "wasmflow")] {
-        run_tool(
-            "openssl",
-            &[
-                "req",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                &p(&format!("{name}.key")),
-                "-out",
-                &p(&format!("{name}.csr")),
-                "-subj",
-                &format!("/CN={cn}"),
-            ],
-        );
-        run_tool(
-            "openssl",
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &p(&format!("{name}.csr")),
-                "-CA",
-                &p("ca.crt"),
-                "-CAkey",
-                &p("ca.key"),
-                "-CAcreateserial",
-                "-days",
-                "2",
-                "-extfile",
-                &ext,
-                "-out",
-                &p(&format!("{name}.crt")),
-            ],
-        );
-    }
+    let secrets = secrets_dir();
+    let pki = crate::support::pki::make_pki(secrets.path());
+    let p = |f: &str| pki.join(f).to_str().unwrap().to_owned();
     for f in ["ca.crt", "server.crt", "server.key", "client.crt", "client.key"] {
-        readable(&pki.path().join(f));
+        readable(&pki.join(f));
     }
     let broker = Mosquitto::with_config(
         crate::support::mosquitto::Limits::default(),

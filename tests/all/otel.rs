@@ -219,7 +219,7 @@ fn an_export_over_tls_trusts_the_given_ca_and_only_it() {
     use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
     let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
-    let pki = crate::support::redis::make_pki(dir.path());
+    let pki = crate::support::pki::make_pki(dir.path());
     let receiver = Receiver::start_tls(&pki);
     assert!(receiver.grpc.starts_with("https://"), "{}", receiver.grpc);
     let config = |ca: Option<std::path::PathBuf>| ExportConfig {
@@ -258,7 +258,7 @@ fn an_export_over_tls_trusts_the_given_ca_and_only_it() {
 #[test]
 fn run_exports_its_own_metrics_and_traces_over_tls_with_the_given_ca() {
     let dir = tempfile::tempdir().unwrap();
-    let pki = crate::support::redis::make_pki(dir.path());
+    let pki = crate::support::pki::make_pki(dir.path());
     let receiver = Receiver::start_tls(&pki);
     let input = dir.path().join("in.jsonl");
     std::fs::write(&input, "{\"temperature\":{\"value\":50,\"unit\":\"F\"}}\n".repeat(3)).unwrap();

@@ -5,6 +5,7 @@
 pub mod http;
 pub mod mosquitto;
 pub mod otlp;
+pub mod pki;
 pub mod process;
 pub mod proxy;
 pub mod redis;

@@ -117,7 +117,7 @@ impl Receiver {
     }
 
     /// A receiver whose gRPC listener speaks TLS with the certificate `pki/server.crt` (for
-    /// `localhost`, signed by `pki/ca.crt`: `support::redis::make_pki`).
+    /// `localhost`, signed by `pki/ca.crt`: `support::pki::make_pki`).
     pub fn start_tls(pki: &std::path::Path) -> Self {
         // The test binary links two rustls providers (the product links one), so rustls
         // cannot pick one for the server by itself.

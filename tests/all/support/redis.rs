@@ -2,9 +2,13 @@
 //! benchmarks: started on a free loopback port with its configuration on the command line
 //! (no persistence, so a restart starts empty), stopped and started again on the same port,
 //! killed when dropped. Optionally with a password, or TLS only (a CA and server certificate
-//! made by the `openssl` CLI). Included with `#[path]` by the tests that need it (the
+//! made by the `openssl` CLI: `pki.rs`). Included with `#[path]` by the tests that need it (the
 //! state-store crate's suite, `tests/all`).
 #![allow(dead_code)]
+
+#[path = "pki.rs"]
+mod pki;
+use pki::make_pki;
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -169,66 +173,4 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-/// A CA and a server certificate for `localhost`/127.0.0.1 it signed, made with `openssl` in
-/// `dir/pki`; returns that folder.
-pub fn make_pki(dir: &Path) -> PathBuf {
-    let pki = dir.join("pki");
-    std::fs::create_dir_all(&pki).expect("pki dir");
-    let p = |f: &str| pki.join(f).display().to_string();
-    std::fs::write(pki.join("san.ext"), "subjectAltName=DNS:localhost,IP:127.0.0.1\n").expect("san.ext");
-    let openssl = |args: &[&str]| {
-        let out = Command::new("openssl").args(args).output().expect("run openssl");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        &p("ca.key"),
-        "-out",
-        &p("ca.crt"),
-        "-days",
-        "2",
-        "-subj",
-        "/CN=wasmflow test CA",
-    ]);
-    openssl(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        &p("server.key"),
-        "-out",
-        &p("server.csr"),
-        "-subj",
-        "/CN=localhost",
-    ]);
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        &p("server.csr"),
-        "-CA",
-        &p("ca.crt"),
-        "-CAkey",
-        &p("ca.key"),
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        &p("san.ext"),
-        "-out",
-        &p("server.crt"),
-    ]);
-    pki
 }
