@@ -61,13 +61,13 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use rumqttc::v5::mqttbytes::v5::{Packet, PubAckReason, Publish, PublishProperties, SubscribeReasonCode};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, Event, MqttOptions};
 use rumqttc::{NetworkOptions, Outgoing};
 
-use support::{arg, cpu_ticks, fmt_int, quick, ratio, repo, ticks_per_sec};
+use support::{arg, cpu_ticks, expected_outputs, fmt_int, quick, ratio, reading, repo, ticks_per_sec};
 
 /// mosquitto's defaults (mosquitto.conf(5)), written into the broker's configuration.
 const MAX_INFLIGHT: u32 = 20;
@@ -92,25 +92,6 @@ fn qos_of(q: u8) -> Result<QoS> {
         1 => Ok(QoS::AtLeastOnce),
         q => bail!("QoS {q}: only 0 and 1 are compared"),
     }
-}
-
-fn reading(i: usize) -> String {
-    format!(r#"{{"temperature":{{"value":{},"unit":"F"}}}}"#, 32 + i % 1000)
-}
-
-/// What `graph-simple` must publish for `reading(i)`, for `i % 1000` (the collector checks).
-fn expected_outputs() -> Result<Vec<Vec<u8>>> {
-    (0..1000)
-        .map(|i| {
-            let input = reading(i);
-            Ok(
-                match temperature::map(input.as_bytes()).map_err(|e| anyhow!("temperature::map: {e}"))? {
-                    temperature::MapOutcome::Unchanged => input.into_bytes(),
-                    temperature::MapOutcome::Replaced(b) => b,
-                },
-            )
-        })
-        .collect()
 }
 
 fn user_prop<'a>(p: &'a Publish, key: &str) -> Option<&'a str> {

@@ -52,7 +52,7 @@ use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseRecord, FutureProducer, FutureRecord, Producer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
-use support::{arg, arg_str, cpu_ticks, fmt_int, quick, ratio, repo, ticks_per_sec};
+use support::{arg, arg_str, cpu_ticks, expected_outputs, fmt_int, quick, ratio, reading, repo, ticks_per_sec};
 
 /// After the last send, how long without a new output ends a measurement (the rest is lost).
 const QUIET_END: Duration = Duration::from_secs(5);
@@ -205,10 +205,6 @@ impl Broker {
         }
     }
 
-    fn is_mock(&self) -> bool {
-        matches!(self, Broker::Mock(_))
-    }
-
     fn describe(&self) -> String {
         match self {
             Broker::Mock(_) => "librdkafka's mock cluster (in the bench process)".into(),
@@ -316,25 +312,6 @@ fn producer(
         .set("linger.ms", "0")
         .set("enable.idempotence", "true")
         .create()?)
-}
-
-fn reading(i: usize) -> String {
-    format!(r#"{{"temperature":{{"value":{},"unit":"F"}}}}"#, 32 + i % 1000)
-}
-
-/// What `graph-simple` must publish for `reading(i)`, for `i % 1000`.
-fn expected_outputs() -> Result<Vec<Vec<u8>>> {
-    (0..1000)
-        .map(|i| {
-            let input = reading(i);
-            Ok(
-                match temperature::map(input.as_bytes()).map_err(|e| anyhow!("temperature::map: {e}"))? {
-                    temperature::MapOutcome::Unchanged => input.into_bytes(),
-                    temperature::MapOutcome::Replaced(b) => b,
-                },
-            )
-        })
-        .collect()
 }
 
 /// A consumer reading `topic` from its current end.
@@ -637,7 +614,7 @@ fn run_on(broker: Broker, setup: &Setup, expected: &Arc<Vec<Vec<u8>>>) -> Result
                 per_round,
                 Some(rate),
                 &props,
-                &expected,
+                expected,
                 tps,
                 &mut fixed[j],
             )?;

@@ -35,14 +35,10 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
-use support::{arg, fmt_int, quick, ratio, repo};
+use support::{arg, fmt_int, quick, ratio, reading, repo};
 
 const SIMPLE: &str = "compose/tests/azure-compat/graph-simple.yaml";
 const PROCESSES: [usize; 3] = [1, 2, 3];
-
-fn reading(i: usize) -> String {
-    format!(r#"{{"temperature":{{"value":{},"unit":"F"}}}}"#, 32 + i % 1000)
-}
 
 #[derive(Clone, Copy, PartialEq)]
 enum Relay {

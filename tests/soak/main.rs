@@ -102,7 +102,7 @@ impl Settings {
                     .get(p + 1)
                     .ok_or_else(|| anyhow!("{name} needs a value"))?
                     .parse()
-                    .with_context(|| format!("{name}")),
+                    .with_context(|| name.to_string()),
             }
         };
         let s = Settings {
@@ -292,7 +292,7 @@ impl Message {
         let reading = (i % 1000) as f64;
         if i % POISON_EVERY == POISON_EVERY - 1 {
             Message::Poison
-        } else if i % 2 == 0 {
+        } else if i.is_multiple_of(2) {
             Message::Temperature(reading)
         } else {
             Message::Humidity(reading)

@@ -5,10 +5,11 @@
 pub mod http;
 pub mod mosquitto;
 pub mod otlp;
-pub mod pki;
 pub mod process;
 pub mod proxy;
 pub mod redis;
+/// Test certificates: declared by `redis` (whose `#[path]` users need them too).
+pub use redis::pki;
 pub mod token_server;
 
 use std::path::{Path, PathBuf};

@@ -7,7 +7,7 @@
 #![allow(dead_code)]
 
 #[path = "pki.rs"]
-mod pki;
+pub mod pki;
 use pki::make_pki;
 
 use std::net::TcpStream;

@@ -15,6 +15,28 @@ use wasmflow_compose::ComposeOptions;
 use wasmflow_runtime::default_modules_dir;
 
 /// The repository root.
+/// Reading `i` of the relay benches (`broker`, `kafka`, `scaleout`): a Fahrenheit temperature,
+/// 1,000 distinct values.
+pub fn reading(i: usize) -> String {
+    format!(r#"{{"temperature":{{"value":{},"unit":"F"}}}}"#, 32 + i % 1000)
+}
+
+/// What `graph-simple` must publish for `reading(i)`, for `i % 1000` (the collectors check):
+/// its map's own logic (`temperature::map`, the rlib its component is built from).
+pub fn expected_outputs() -> Result<Vec<Vec<u8>>> {
+    (0..1000)
+        .map(|i| {
+            let input = reading(i);
+            Ok(
+                match temperature::map(input.as_bytes()).map_err(|e| anyhow!("temperature::map: {e}"))? {
+                    temperature::MapOutcome::Unchanged => input.into_bytes(),
+                    temperature::MapOutcome::Replaced(b) => b,
+                },
+            )
+        })
+        .collect()
+}
+
 pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
