@@ -8,8 +8,11 @@
 //! waits here until every earlier one of its connection is finished too.
 //!
 //! A message whose [`Ack`](wasmflow_transport::Ack) is dropped without being called (the run
-//! is stopping) holds every later PUBACK of its connection: the broker keeps them all and
-//! delivers them again on the next connection, which is what it does for the message itself.
+//! is stopping, or its dead letter could not be published) holds every later PUBACK of its
+//! connection: the broker keeps them all and delivers them again on the next connection, which
+//! is what it does for the message itself. Until then the broker's in-flight window fills and
+//! it sends no more on this connection: a message that can never be finished stops intake
+//! rather than being acknowledged unfinished.
 
 use std::collections::VecDeque;
 
