@@ -27,6 +27,7 @@ pub mod schema;
 mod testing;
 pub mod update;
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -44,7 +45,7 @@ use crate::journal::WindowJournal;
 use crate::pump::{PumpOptions, PumpStats, Route, Routes};
 
 /// Which kind of broker an endpoint is on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TransportKind {
     /// Written `mqtt:` before a topic; needs the `mqtt` feature.
     Mqtt,
@@ -165,27 +166,30 @@ pub fn run_with_updates(
         Some(s) => s,
         None => shutdown_signal(rt, "stopping: unacknowledged inputs stay with the broker"),
     };
-    // Sinks first: a source would otherwise take messages it cannot yet deliver.
-    let mut routes = Routes::default();
-    if let Some(e) = &binding.sink {
-        routes.default = Some(rt.block_on(route(binding, e))?);
-    }
-    if let Some(e) = &binding.dead_letter {
-        // One connection per transport: the dead letters share the sink's. Two connections
-        // with one client id would take turns throwing each other off the broker.
-        let shared = binding
-            .sink
-            .as_ref()
-            .zip(routes.default.as_ref())
-            .filter(|(s, _)| s.transport == e.transport);
-        routes.dead_letter = Some(match shared {
-            Some((_, r)) => Route {
-                sink: r.sink.clone(),
-                topic: e.topic.clone(),
-            },
-            None => rt.block_on(route(binding, e))?,
-        });
-    }
+    // Sinks first: a source would otherwise take messages it cannot yet deliver. One connection
+    // per transport, shared by the sink and the dead letters (as `deployment` shares one per
+    // endpoint): two connections with one client id would take turns throwing each other off
+    // the broker.
+    let mut sinks: HashMap<TransportKind, Arc<dyn Sink>> = HashMap::new();
+    let mut route = |e: &Endpoint| -> Result<Route> {
+        let sink = match sinks.get(&e.transport) {
+            Some(s) => s.clone(),
+            None => {
+                let s = rt.block_on(start_sink(binding, e.transport))?;
+                sinks.insert(e.transport, s.clone());
+                s
+            }
+        };
+        Ok(Route {
+            sink,
+            topic: e.topic.clone(),
+        })
+    };
+    let routes = Routes {
+        default: binding.sink.as_ref().map(&mut route).transpose()?,
+        dead_letter: binding.dead_letter.as_ref().map(&mut route).transpose()?,
+        ..Routes::default()
+    };
     let (tx, rx) = mpsc::channel(256);
     // A source that fails (unreachable broker at start, refused subscription) stops the run
     // with its error; so does the caller's shutdown, without one.
@@ -221,13 +225,6 @@ pub fn run_with_updates(
         return Err(e);
     }
     stats
-}
-
-async fn route(binding: &Binding, e: &Endpoint) -> Result<Route> {
-    Ok(Route {
-        sink: start_sink(binding, e.transport).await?,
-        topic: e.topic.clone(),
-    })
 }
 
 async fn start_sink(binding: &Binding, kind: TransportKind) -> Result<Arc<dyn Sink>> {
