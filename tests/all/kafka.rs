@@ -337,6 +337,42 @@ async fn sink_delivers_each_message_once_and_in_order_through_retries() {
     assert_eq!(got, want);
 }
 
+/// librdkafka's local queue holds 4 messages here: publications past it wait in the sink's
+/// backlog and must still leave in call order, each completed once, also when room comes back
+/// while some still wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_local_queue_holds_publications_back_in_call_order() {
+    let c = cluster(&["out"]);
+    let bs = c.bootstrap_servers();
+    let mut s = settings(&bs);
+    s.property("queue.buffering.max.messages=4").expect("property");
+    let sink = KafkaSink::connect(&s).await.expect("sink");
+    const N: usize = 300;
+    let mut sends = Vec::with_capacity(N);
+    for i in 0..N {
+        sends.push(sink.send(Outbound {
+            topic: "out".into(),
+            payload: Arc::from(format!("{i}").into_bytes()),
+            content_type: None,
+            user_properties: vec![],
+            key: None,
+        }));
+        if i % 10 == 9 {
+            // Bursts: room comes back between them while earlier ones still wait their turn.
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+    for (i, s) in sends.into_iter().enumerate() {
+        tokio::time::timeout(Duration::from_secs(30), s)
+            .await
+            .unwrap_or_else(|_| panic!("message {i} never completed"))
+            .unwrap_or_else(|e| panic!("message {i}: {e}"));
+    }
+    let got: Vec<String> = read_plain(&bs, "out", N + 10).into_iter().map(|r| text(&r.1)).collect();
+    let want: Vec<String> = (0..N).map(|i| i.to_string()).collect();
+    assert_eq!(got, want, "every publication once, in call order");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_bootstrap_server_fails_after_the_bounded_wait() {
     // A loopback port nobody listens on.

@@ -41,14 +41,18 @@ use std::time::Duration;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
+use rdkafka::message::DeliveryResult;
 use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::util::Timeout;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use sync_wrapper::SyncWrapper;
 use tokio::sync::{mpsc, watch};
 
 use wasmflow_transport::health::Health;
-use wasmflow_transport::{secret, Ack, BoxFuture, Bytes, Inbound, Input, Outbound, Sink, Source, TransportError};
+use wasmflow_transport::{
+    secret, Ack, BoxFuture, Bytes, Completion, Inbound, Input, Outbound, Sink, Source, TransportError,
+};
 
 /// The header that carries the content type (MQTT 5's content-type property has no Kafka field).
 pub const CONTENT_TYPE_HEADER: &str = "content-type";
@@ -756,11 +760,51 @@ async fn close_consumer(consumer: Arc<StreamConsumer<SourceContext>>, tracker: A
 // ---------------------------------------------------------------------------------------------
 // Sink
 
+/// A publication's completion while librdkafka holds the message: the delivery report's opaque.
+/// librdkafka hands opaques across threads by reference, so they must be `Sync`; a completion
+/// is only ever taken out once, which `SyncWrapper` expresses without a lock.
+type Pending = Box<SyncWrapper<Completion>>;
+
+/// The producer's context: each delivery report finishes its publication's completion, on
+/// the producer's polling thread, with no task and no hop through the runtime.
+struct Deliveries {
+    brokers: String,
+}
+
+impl ClientContext for Deliveries {}
+
+impl ProducerContext for Deliveries {
+    type DeliveryOpaque = Pending;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, pending: Pending) {
+        let outcome = match result {
+            Ok(_) => Ok(()),
+            Err((e, m)) => Err(TransportError::Publish {
+                url: self.brokers.clone(),
+                topic: m.topic().to_owned(),
+                reason: e.to_string(),
+            }),
+        };
+        (pending.into_inner())(outcome);
+    }
+}
+
 /// Produces to Kafka with `acks=all` and idempotence; a send completes on the delivery report.
 #[derive(Clone)]
 pub struct KafkaSink {
-    producer: FutureProducer,
+    producer: ThreadedProducer<Deliveries>,
     brokers: String,
+    /// Publications waiting for room in librdkafka's local queue, in call order.
+    backlog: Arc<Mutex<Backlog>>,
+}
+
+/// What [`KafkaSink::send_with`] could not enqueue yet because librdkafka's local queue was full
+/// (`queue.buffering.max.messages`): later publications line up behind it, so they still leave
+/// in call order, and one task retries from the front.
+#[derive(Default)]
+struct Backlog {
+    queued: std::collections::VecDeque<(Outbound, Completion)>,
+    retrying: bool,
 }
 
 impl KafkaSink {
@@ -771,8 +815,10 @@ impl KafkaSink {
             &[("linger.ms", "0")],
             &[("acks", "all"), ("enable.idempotence", "true")],
         )?;
-        let producer: FutureProducer = config
-            .create()
+        let producer: ThreadedProducer<Deliveries> = config
+            .create_with_context(Deliveries {
+                brokers: settings.brokers.clone(),
+            })
             .map_err(|e| TransportError::Config(format!("kafka producer for {}: {e}", settings.brokers)))?;
         let p = producer.clone();
         probe(
@@ -787,6 +833,7 @@ impl KafkaSink {
         Ok(Self {
             producer,
             brokers: settings.brokers.clone(),
+            backlog: Arc::default(),
         })
     }
 
@@ -799,56 +846,88 @@ impl KafkaSink {
             .map_err(|e| TransportError::Closed(format!("kafka producer for {}: flush: {e}", self.brokers)))
     }
 
-    fn publish_error(&self, topic: &str, e: impl std::fmt::Display) -> TransportError {
-        TransportError::Publish {
-            url: self.brokers.clone(),
-            topic: topic.to_owned(),
-            reason: e.to_string(),
+    /// Hands one publication to librdkafka, or gives its completion back when the local queue
+    /// is full. Any other refusal (an unknown topic, a message over `message.max.bytes`) is the
+    /// publication's outcome.
+    fn try_enqueue(&self, msg: &Outbound, done: Completion) -> Result<(), Completion> {
+        let mut record = BaseRecord::with_opaque_to(&msg.topic, Box::new(SyncWrapper::new(done)))
+            .payload(&msg.payload[..])
+            .headers(to_headers(msg));
+        if let Some(k) = &msg.key {
+            record = record.key(&k[..]);
+        }
+        match self.producer.send(record) {
+            Ok(()) => Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => Err(r.delivery_opaque.into_inner()),
+            Err((e, r)) => {
+                (r.delivery_opaque.into_inner())(Err(TransportError::Publish {
+                    url: self.brokers.clone(),
+                    topic: msg.topic.clone(),
+                    reason: e.to_string(),
+                }));
+                Ok(())
+            }
+        }
+    }
+
+    /// Retries the backlog from its front until it is empty (librdkafka makes room as delivery
+    /// reports come in).
+    async fn retry_backlog(self) {
+        loop {
+            {
+                let mut backlog = lock_backlog(&self.backlog);
+                while let Some((msg, done)) = backlog.queued.pop_front() {
+                    if let Err(done) = self.try_enqueue(&msg, done) {
+                        backlog.queued.push_front((msg, done));
+                        break;
+                    }
+                }
+                if backlog.queued.is_empty() {
+                    backlog.retrying = false;
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
 }
 
-/// The record for a publication, borrowing its topic, payload and key.
-fn record(msg: &Outbound) -> FutureRecord<'_, [u8], [u8]> {
-    let r = FutureRecord::to(&msg.topic)
-        .payload(&msg.payload[..])
-        .headers(to_headers(msg));
-    match &msg.key {
-        Some(k) => r.key(&k[..]),
-        None => r,
-    }
+fn lock_backlog(backlog: &Mutex<Backlog>) -> MutexGuard<'_, Backlog> {
+    backlog.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Sink for KafkaSink {
     fn send(&self, msg: Outbound) -> BoxFuture<Result<(), TransportError>> {
-        // Enqueue now, so publications leave in the order `send` was called.
-        let enqueued = self.producer.send_result(record(&msg)).map_err(|(e, _)| e);
-        match enqueued {
-            Ok(delivery) => {
-                let this = self.clone();
-                Box::pin(async move {
-                    match delivery.await {
-                        Ok(Ok(_)) => Ok(()),
-                        Ok(Err((e, _))) => Err(this.publish_error(&msg.topic, e)),
-                        Err(_) => Err(TransportError::Closed(format!("kafka producer for {}", this.brokers))),
-                    }
-                })
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.send_with(
+            msg,
+            Box::new(move |r| {
+                let _ = tx.send(r);
+            }),
+        );
+        let brokers = self.brokers.clone();
+        Box::pin(async move {
+            rx.await
+                .unwrap_or_else(|_| Err(TransportError::Closed(format!("kafka producer for {brokers}"))))
+        })
+    }
+
+    /// Enqueues the publication in librdkafka now, in call order; its delivery report calls
+    /// `done` on the producer's polling thread. Only when the local queue is full does a task
+    /// wait for room (see [`Backlog`]).
+    fn send_with(&self, msg: Outbound, done: Completion) {
+        let mut backlog = lock_backlog(&self.backlog);
+        if backlog.queued.is_empty() {
+            match self.try_enqueue(&msg, done) {
+                Ok(()) => return,
+                Err(done) => backlog.queued.push_back((msg, done)),
             }
-            Err(KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)) => {
-                // The local queue is full: wait for room (backpressure), then for the report.
-                let this = self.clone();
-                Box::pin(async move {
-                    this.producer
-                        .send(record(&msg), Timeout::Never)
-                        .await
-                        .map(|_| ())
-                        .map_err(|(e, _)| this.publish_error(&msg.topic, e))
-                })
-            }
-            Err(e) => {
-                let err = self.publish_error(&msg.topic, e);
-                Box::pin(async move { Err(err) })
-            }
+        } else {
+            backlog.queued.push_back((msg, done));
+        }
+        if !backlog.retrying {
+            backlog.retrying = true;
+            tokio::spawn(self.clone().retry_backlog());
         }
     }
 }
