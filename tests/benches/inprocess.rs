@@ -20,9 +20,10 @@
 //! latency = time between consecutive per-message `Instant::now()` readings.
 //!
 //! `cargo bench -p wasmflow-cli --bench inprocess [-- --quick] [--messages N --rounds R --chunk C]
-//! [--section S] [--workload W] [--only VARIANT] [--on-demand] [--svg FILE]`. `--on-demand` uses
-//! on-demand instance allocation (valgrind cannot reserve the pooling allocator's address space;
-//! graphs section only). Tables go to stdout as Markdown, progress to stderr.
+//! [--section S] [--workload W] [--only VARIANT] [--on-demand [--perfmap]] [--svg FILE]`.
+//! `--on-demand` uses on-demand instance allocation (valgrind cannot reserve the pooling
+//! allocator's address space; graphs section only); `--perfmap` adds wasmtime's perf map
+//! (`/tmp/perf-PID.map`), which names the compiled wasm functions for a profile. Tables go to stdout as Markdown, progress to stderr.
 
 mod support;
 
@@ -156,6 +157,9 @@ impl Env {
             config.wasm_component_model(true);
             config.wasm_component_model_implements(true);
             config.epoch_interruption(true);
+            if std::env::args().any(|a| a == "--perfmap") {
+                config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+            }
             return Ok(Self {
                 runtime: None,
                 engine: Engine::new(&config).map_err(anyhow::Error::from)?,
