@@ -27,8 +27,9 @@ impl Guest for Probe {
     fn load(name: Option<String>, model: Vec<u8>) -> Result<(), String> {
         let graph = match &name {
             Some(name) => graph::load_by_name(name).map_err(|e| nn_error(&format!("load-by-name `{name}`"), e))?,
-            None => graph::load(&[model], GraphEncoding::Onnx, ExecutionTarget::Cpu)
-                .map_err(|e| nn_error("load", e))?,
+            None => {
+                graph::load(&[model], GraphEncoding::Onnx, ExecutionTarget::Cpu).map_err(|e| nn_error("load", e))?
+            }
         };
         let context = graph
             .init_execution_context()
