@@ -215,6 +215,7 @@ impl Variant for Direct<'_> {
 }
 
 type InferFn = TypedFunc<(Vec<f32>,), (Result<Vec<f32>, String>,)>;
+type LoadFn = TypedFunc<(Option<String>, Vec<u8>), (Result<(), String>,)>;
 
 /// The `nn-probe` component: wasmflow's wasi-nn path, no graph.
 struct Probe<'a> {
@@ -248,7 +249,7 @@ impl<'a> Probe<'a> {
         let instance = linker
             .instantiate(&mut ops.store, &component)
             .map_err(anyhow::Error::from)?;
-        let load: TypedFunc<(Option<String>, Vec<u8>), (Result<(), String>,)> = instance
+        let load: LoadFn = instance
             .get_typed_func(&mut ops.store, "load")
             .map_err(anyhow::Error::from)?;
         let infer: InferFn = instance

@@ -231,7 +231,7 @@ impl WasiNn {
     pub fn start(options: &NnOptions) -> Result<Self, NnError> {
         let library = locate_onnxruntime(options.onnxruntime.as_deref())?;
         let info = init_onnxruntime(&library)?;
-        let mut backend = CheckedOnnx::default();
+        let mut backend = CheckedOnnx;
         let mut models = HashMap::new();
         for (name, path) in &options.models {
             let model_error = |reason: String| NnError::Model {
@@ -261,7 +261,7 @@ impl WasiNn {
     /// A store's wasi-nn context: its own backend (for `graph.load`) and the shared models.
     pub fn ctx(&self) -> WasiNnCtx {
         WasiNnCtx::new(
-            [Backend::from(CheckedOnnx::default())],
+            [Backend::from(CheckedOnnx)],
             Registry::from(SharedModels(self.models.clone())),
         )
     }
@@ -368,7 +368,6 @@ impl GraphRegistry for SharedModels {
 /// extracted and copied every output twice, and panicked on non-FP32 tensors: BENCHMARKS.md,
 /// "Edge inference"). Sessions use [`session_builder`]'s options. Inputs must be FP32
 /// ([`check_tensor`]); a bad tensor or a non-FP32 output is the call's error, never a panic.
-#[derive(Default)]
 struct CheckedOnnx;
 
 impl BackendInner for CheckedOnnx {
@@ -461,16 +460,22 @@ fn access(message: String) -> BackendError {
 }
 
 impl CheckedContext {
-    /// The index of input `id`: a name, else a decimal index (as `wasmtime-wasi-nn` accepted,
-    /// and as the `snapshot` map names its input "0").
+    /// The index of the input named `name`, else of the decimal index `name` spells (as
+    /// `wasmtime-wasi-nn` accepted, and as the `snapshot` map names its input "0").
+    fn input_named(&self, name: &str) -> Option<usize> {
+        let inputs = &self.model.inputs;
+        inputs
+            .iter()
+            .position(|p| p.name == name)
+            .or_else(|| name.parse::<usize>().ok().filter(|i| *i < inputs.len()))
+    }
+
+    /// The index of input `id` (an index, or a name as [`CheckedContext::input_named`] reads it).
     fn input_index(&self, id: &Id) -> Result<usize, BackendError> {
         let inputs = &self.model.inputs;
         let found = match id {
             Id::Index(i) => Some(*i as usize).filter(|i| *i < inputs.len()),
-            Id::Name(n) => inputs
-                .iter()
-                .position(|p| &p.name == n)
-                .or_else(|| n.parse::<usize>().ok().filter(|i| *i < inputs.len())),
+            Id::Name(n) => self.input_named(n),
         };
         found.ok_or_else(|| {
             access(format!(
@@ -618,7 +623,13 @@ impl BackendExecutionContext for CheckedContext {
             Some(inputs) => {
                 let mut slots: Vec<Option<&Tensor>> = vec![None; self.model.inputs.len()];
                 for input in &inputs {
-                    let index = self.input_index(&Id::Name(input.name.clone()))?;
+                    let index = self.input_named(&input.name).ok_or_else(|| {
+                        access(format!(
+                            "the model has no input {:?} (it has {})",
+                            input.name,
+                            self.model.inputs.len()
+                        ))
+                    })?;
                     self.checked(index, &input.tensor)?;
                     slots[index] = Some(&input.tensor);
                 }
@@ -705,7 +716,7 @@ onnx.save(m, sys.argv[1])
     #[test]
     fn the_checked_backend_turns_would_be_panics_into_errors() {
         real_onnxruntime();
-        let mut backend = CheckedOnnx::default();
+        let mut backend = CheckedOnnx;
         // A corrupt model (what a guest's graph.load may pass): an error, not a panic.
         let e = backend
             .load(&[b"not an onnx model"], ExecutionTarget::Cpu)
