@@ -47,9 +47,9 @@ log "cargo finished in $(( $(date +%s) - start )) s"
 # Crate (library) name → module name: `opc_ua` → `opc-ua.wasm`, `wasmflow_source` →
 # `wasmflow-source.wasm`. The list is explicit so a missing component fails the build.
 # `faulty` and `wasi_probe` are no samples: the runtime's fault and sandbox test operators
-# (components/testing/).
+# (components/testing/); `nn_probe` is the inference bench's wasi-nn-only component.
 modules=(temperature humidity window collection enrichment opc_ua format snapshot
-         wasmflow_source wasmflow_sink wasmflow_concatenate wasmflow_router faulty wasi_probe)
+         wasmflow_source wasmflow_sink wasmflow_concatenate wasmflow_router faulty wasi_probe nn_probe)
 validate=""
 command -v wasm-tools >/dev/null 2>&1 && validate=1
 for crate in "${modules[@]}"; do

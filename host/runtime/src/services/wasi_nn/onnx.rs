@@ -1,5 +1,6 @@
-//! The ONNX backend of `wasmtime-wasi-nn` on ONNX Runtime loaded as a shared library (ort's
-//! `load-dynamic`).
+//! wasi-nn's ONNX backend on ONNX Runtime loaded as a shared library (ort's `load-dynamic`):
+//! `wasmtime-wasi-nn` provides the WIT host (resources, errors); the backend under it is ours
+//! ([`CheckedOnnx`], `ort` sessions driven directly).
 //!
 //! Why the care around it:
 //! * ONNX Runtime is a shared library found at run time (`--onnxruntime`, `ORT_DYLIB_PATH`, or
@@ -8,9 +9,10 @@
 //!   before any graph may use it, and a graph that needs it fails to start with what to do.
 //! * It is started only for graphs whose modules import `wasi:nn`, so every other graph runs on
 //!   machines without ONNX Runtime.
-//! * The backend reads every output as float32 and hits `unimplemented!()` (a host panic) on
-//!   non-float32 inputs and a slice `unwrap` on data whose length is not a multiple of four; the
-//!   [`CheckedOnnx`] wrapper refuses such tensors first, so a bad tensor is the item's `Err`.
+//! * `wasmtime-wasi-nn`'s own ONNX backend hit `unimplemented!()` (a host panic) on non-float32
+//!   inputs and a slice `unwrap` on data whose length is not a multiple of four, and copied each
+//!   tensor several times per call; [`CheckedOnnx`] refuses such tensors (the item's `Err`) and
+//!   converts each input and output once (BENCHMARKS.md, "Edge inference").
 //! * Models preloaded by name (`--model NAME=PATH`, `graph.load-by-name`) are loaded once and
 //!   shared by every store (one ORT session per model, behind the backend's lock).
 
@@ -77,6 +79,23 @@ pub enum NnError {
         /// Why it cannot be started (the [`NnError::NotFound`] or [`NnError::Unusable`] message).
         reason: String,
     },
+}
+
+/// The session options of every model wasi-nn runs, in words (the inference bench prints them,
+/// and builds its direct ONNX Runtime session with [`session_builder`] so both sides match).
+pub const SESSION_OPTIONS: &str =
+    "CPU execution provider, graph optimisation level 3, one intra-op and one inter-op thread (the calling thread, no spinning pool)";
+
+/// A session builder with the options of every model wasi-nn runs ([`SESSION_OPTIONS`]). One
+/// thread: a graph calls its operators on one thread, and on an edge box's few cores ONNX
+/// Runtime's default pool (a thread per core, spinning between runs) competed with that thread
+/// and the transports for no gain at one image per call (BENCHMARKS.md, "Edge inference").
+pub fn session_builder() -> ort::Result<ort::session::builder::SessionBuilder> {
+    ort::session::Session::builder()?
+        .with_execution_providers([ort::execution_providers::CPUExecutionProvider::default().build()])?
+        .with_optimization_level(ort::session::builder::GraphOptimizationLevel::Level3)?
+        .with_intra_threads(1)?
+        .with_inter_threads(1)
 }
 
 /// What the user told the host about wasi-nn: where ONNX Runtime is and which models to preload.
@@ -212,7 +231,7 @@ impl WasiNn {
     pub fn start(options: &NnOptions) -> Result<Self, NnError> {
         let library = locate_onnxruntime(options.onnxruntime.as_deref())?;
         let info = init_onnxruntime(&library)?;
-        let mut backend = CheckedOnnx::default();
+        let mut backend = CheckedOnnx;
         let mut models = HashMap::new();
         for (name, path) in &options.models {
             let model_error = |reason: String| NnError::Model {
@@ -242,7 +261,7 @@ impl WasiNn {
     /// A store's wasi-nn context: its own backend (for `graph.load`) and the shared models.
     pub fn ctx(&self) -> WasiNnCtx {
         WasiNnCtx::new(
-            [Backend::from(CheckedOnnx::default())],
+            [Backend::from(CheckedOnnx)],
             Registry::from(SharedModels(self.models.clone())),
         )
     }
@@ -344,9 +363,12 @@ impl GraphRegistry for SharedModels {
     }
 }
 
-/// The ONNX backend with the checks it lacks: tensors that would panic the host are refused.
-#[derive(Default)]
-struct CheckedOnnx(wasmtime_wasi_nn::backend::onnx::OnnxBackend);
+/// The ONNX backend: `ort` sessions driven directly (not `wasmtime-wasi-nn`'s ONNX backend,
+/// which per `compute` cloned each input twice, converted it through two more vectors,
+/// extracted and copied every output twice, and panicked on non-FP32 tensors: BENCHMARKS.md,
+/// "Edge inference"). Sessions use [`session_builder`]'s options. Inputs must be FP32
+/// ([`check_tensor`]); a bad tensor or a non-FP32 output is the call's error, never a panic.
+struct CheckedOnnx;
 
 impl BackendInner for CheckedOnnx {
     fn encoding(&self) -> GraphEncoding {
@@ -354,11 +376,43 @@ impl BackendInner for CheckedOnnx {
     }
 
     fn load(&mut self, builders: &[&[u8]], target: ExecutionTarget) -> Result<Graph, BackendError> {
-        let graph = self.0.load(builders, target).inspect_err(|e| {
-            tracing::warn!("wasi-nn: ONNX Runtime refused a model: {}", backend_reason(e));
-        })?;
-        let checked: Box<dyn BackendGraph> = Box::new(CheckedGraph(graph));
-        Ok(checked.into())
+        let [model] = builders else {
+            return Err(BackendError::InvalidNumberOfBuilders(1, builders.len()));
+        };
+        if target != ExecutionTarget::Cpu {
+            tracing::warn!("wasi-nn: execution target {target:?} is not available; the model runs on the CPU");
+        }
+        let session = session_builder()
+            .and_then(|b| b.commit_from_memory(model))
+            .map_err(|e| {
+                tracing::warn!("wasi-nn: ONNX Runtime refused a model: {e}");
+                BackendError::BackendAccess(wasmtime::Error::msg(e.to_string()))
+            })?;
+        let ports = |list: Vec<(String, &ort::value::ValueType)>| -> Vec<Port> {
+            list.into_iter()
+                .map(|(name, ty)| Port {
+                    name,
+                    dimensions: match ty {
+                        ort::value::ValueType::Tensor { shape, .. } => Some(shape.to_vec()),
+                        _ => None,
+                    },
+                })
+                .collect()
+        };
+        let inputs = ports(session.inputs.iter().map(|i| (i.name.clone(), &i.input_type)).collect());
+        let outputs = ports(
+            session
+                .outputs
+                .iter()
+                .map(|o| (o.name.clone(), &o.output_type))
+                .collect(),
+        );
+        let graph: Box<dyn BackendGraph> = Box::new(OnnxModel(Arc::new(Model {
+            session: Mutex::new(session),
+            inputs,
+            outputs,
+        })));
+        Ok(graph.into())
     }
 
     fn as_dir_loadable(&mut self) -> Option<&mut dyn BackendFromDir> {
@@ -366,17 +420,134 @@ impl BackendInner for CheckedOnnx {
     }
 }
 
-struct CheckedGraph(Graph);
+/// An input or output of a model: its name and, for a tensor, its dimensions (-1: any).
+struct Port {
+    name: String,
+    dimensions: Option<Vec<i64>>,
+}
 
-impl BackendGraph for CheckedGraph {
+/// One loaded model, shared by every execution context made from it (and, for a preloaded
+/// model, by every store): `ort`'s `Session::run` takes `&mut self`, hence the lock.
+struct Model {
+    session: Mutex<ort::session::Session>,
+    inputs: Vec<Port>,
+    outputs: Vec<Port>,
+}
+
+struct OnnxModel(Arc<Model>);
+
+impl BackendGraph for OnnxModel {
     fn init_execution_context(&self) -> Result<ExecutionContext, BackendError> {
-        let inner = self.0.init_execution_context()?;
-        let checked: Box<dyn BackendExecutionContext> = Box::new(CheckedContext(inner));
-        Ok(checked.into())
+        let context: Box<dyn BackendExecutionContext> = Box::new(CheckedContext {
+            model: self.0.clone(),
+            staged: (0..self.0.inputs.len()).map(|_| None).collect(),
+            results: Vec::new(),
+        });
+        Ok(context.into())
     }
 }
 
-struct CheckedContext(ExecutionContext);
+/// An execution context: the inputs `set-input` staged and the outputs of the last `compute`
+/// (the WITX-style calls); the WIT `compute` passes its inputs and gets its outputs directly.
+struct CheckedContext {
+    model: Arc<Model>,
+    staged: Vec<Option<Tensor>>,
+    results: Vec<Tensor>,
+}
+
+fn access(message: String) -> BackendError {
+    BackendError::BackendAccess(wasmtime::Error::msg(message))
+}
+
+impl CheckedContext {
+    /// The index of the input named `name`, else of the decimal index `name` spells (as
+    /// `wasmtime-wasi-nn` accepted, and as the `snapshot` map names its input "0").
+    fn input_named(&self, name: &str) -> Option<usize> {
+        let inputs = &self.model.inputs;
+        inputs
+            .iter()
+            .position(|p| p.name == name)
+            .or_else(|| name.parse::<usize>().ok().filter(|i| *i < inputs.len()))
+    }
+
+    /// The index of input `id` (an index, or a name as [`CheckedContext::input_named`] reads it).
+    fn input_index(&self, id: &Id) -> Result<usize, BackendError> {
+        let inputs = &self.model.inputs;
+        let found = match id {
+            Id::Index(i) => Some(*i as usize).filter(|i| *i < inputs.len()),
+            Id::Name(n) => self.input_named(n),
+        };
+        found.ok_or_else(|| {
+            access(format!(
+                "the model has no input {id:?} (it has {})",
+                self.model.inputs.len()
+            ))
+        })
+    }
+
+    /// Checks `tensor` against input `index` of the model: FP32, data of the right length,
+    /// the model's rank and fixed dimensions.
+    fn checked(&self, index: usize, tensor: &Tensor) -> Result<(), BackendError> {
+        let port = &self.model.inputs[index];
+        check_tensor(tensor).map_err(|e| refused(format!("input `{}`: {e}", port.name)))?;
+        if let Some(expected) = &port.dimensions {
+            let fits = expected.len() == tensor.dimensions.len()
+                && expected
+                    .iter()
+                    .zip(&tensor.dimensions)
+                    .all(|(&e, &d)| e < 0 || e == i64::from(d));
+            if !fits {
+                return Err(refused(format!(
+                    "input `{}`: dimensions {:?} do not fit the model's {expected:?}",
+                    port.name, tensor.dimensions
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs the model on one tensor per input (model order) and returns every output.
+    fn run(&self, inputs: Vec<&Tensor>) -> Result<Vec<NamedTensor>, BackendError> {
+        let mut values: Vec<ort::session::SessionInputValue<'_>> = Vec::with_capacity(inputs.len());
+        for tensor in inputs {
+            let dimensions: Vec<i64> = tensor.dimensions.iter().map(|&d| i64::from(d)).collect();
+            let data: Vec<f32> = tensor
+                .data
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
+            let value = ort::value::Tensor::from_array((dimensions, data))
+                .map_err(|e| access(format!("cannot make the input tensor: {e}")))?;
+            values.push(value.into());
+        }
+        let mut session = self.model.session.lock().unwrap_or_else(|p| p.into_inner());
+        let outputs = session
+            .run(values.as_slice())
+            .map_err(|e| access(format!("ONNX Runtime: {e}")))?;
+        let mut named = Vec::with_capacity(self.model.outputs.len());
+        for (i, port) in self.model.outputs.iter().enumerate() {
+            let (shape, values) = outputs[i].try_extract_tensor::<f32>().map_err(|e| {
+                access(format!(
+                    "output `{}`: wasi-nn here returns FP32 outputs only ({e})",
+                    port.name
+                ))
+            })?;
+            let dimensions = shape
+                .iter()
+                .map(|&d| u32::try_from(d).map_err(|_| access(format!("output `{}`: dimension {d}", port.name))))
+                .collect::<Result<Vec<u32>, _>>()?;
+            let mut data = Vec::with_capacity(values.len() * 4);
+            for v in values {
+                data.extend_from_slice(&v.to_le_bytes());
+            }
+            named.push(NamedTensor {
+                name: port.name.clone(),
+                tensor: Tensor::new(dimensions, TensorType::Fp32, data),
+            });
+        }
+        Ok(named)
+    }
+}
 
 /// Refuses what the ONNX backend cannot take without panicking: a type other than FP32, or
 /// data whose length does not match the dimensions.
@@ -428,22 +599,63 @@ fn logged(e: BackendError) -> BackendError {
 
 impl BackendExecutionContext for CheckedContext {
     fn set_input(&mut self, id: Id, tensor: &Tensor) -> Result<(), BackendError> {
-        check_tensor(tensor).map_err(refused)?;
-        self.0.set_input(id, tensor).map_err(logged)
+        let index = self.input_index(&id)?;
+        self.checked(index, tensor)?;
+        self.staged[index] = Some(tensor.clone());
+        Ok(())
     }
 
     fn get_output(&mut self, id: Id) -> Result<Tensor, BackendError> {
-        self.0.get_output(id).map_err(logged)
+        let outputs = &self.model.outputs;
+        let index = match &id {
+            Id::Index(i) => Some(*i as usize),
+            Id::Name(n) => outputs.iter().position(|p| &p.name == n),
+        };
+        index
+            .and_then(|i| self.results.get(i))
+            .cloned()
+            .ok_or_else(|| access(format!("no output {id:?}: unknown, or `compute` has not run")))
     }
 
     fn compute(&mut self, inputs: Option<Vec<NamedTensor>>) -> Result<Option<Vec<NamedTensor>>, BackendError> {
-        for input in inputs.iter().flatten() {
-            check_tensor(&input.tensor).map_err(|e| refused(format!("input `{}`: {e}", input.name)))?;
-        }
         match inputs {
-            Some(inputs) => self.0.compute_with_io(inputs).map(Some).map_err(logged),
-            None => self.0.compute().map(|()| None).map_err(logged),
+            // WIT: the inputs come with the call and the outputs go back with its result.
+            Some(inputs) => {
+                let mut slots: Vec<Option<&Tensor>> = vec![None; self.model.inputs.len()];
+                for input in &inputs {
+                    let index = self.input_named(&input.name).ok_or_else(|| {
+                        access(format!(
+                            "the model has no input {:?} (it has {})",
+                            input.name,
+                            self.model.inputs.len()
+                        ))
+                    })?;
+                    self.checked(index, &input.tensor)?;
+                    slots[index] = Some(&input.tensor);
+                }
+                let tensors = self.complete(slots)?;
+                self.run(tensors).map(Some).map_err(logged)
+            }
+            // WITX: the inputs were staged by `set-input`; the outputs wait for `get-output`.
+            None => {
+                let slots: Vec<Option<&Tensor>> = self.staged.iter().map(Option::as_ref).collect();
+                let tensors = self.complete(slots)?;
+                let outputs = self.run(tensors).map_err(logged)?;
+                self.results = outputs.into_iter().map(|o| o.tensor).collect();
+                Ok(None)
+            }
         }
+    }
+}
+
+impl CheckedContext {
+    /// One tensor per model input, or an error naming the first one missing.
+    fn complete<'a>(&self, slots: Vec<Option<&'a Tensor>>) -> Result<Vec<&'a Tensor>, BackendError> {
+        slots
+            .into_iter()
+            .zip(&self.model.inputs)
+            .map(|(t, port)| t.ok_or_else(|| refused(format!("input `{}` is missing", port.name))))
+            .collect()
     }
 }
 
@@ -504,7 +716,7 @@ onnx.save(m, sys.argv[1])
     #[test]
     fn the_checked_backend_turns_would_be_panics_into_errors() {
         real_onnxruntime();
-        let mut backend = CheckedOnnx::default();
+        let mut backend = CheckedOnnx;
         // A corrupt model (what a guest's graph.load may pass): an error, not a panic.
         let e = backend
             .load(&[b"not an onnx model"], ExecutionTarget::Cpu)
@@ -532,6 +744,24 @@ onnx.save(m, sys.argv[1])
         // FP32 data of the wrong length reaches a slice `unwrap` unchecked.
         let short = Tensor::new(vec![1, 4], TensorType::Fp32, vec![0; 15]);
         assert!(ctx.set_input(Id::Index(0), &short).is_err());
+        // Dimensions the model does not take, an input it does not have, and FP32 data where
+        // the model wants int64 (ONNX Runtime's own refusal): each an error naming why.
+        let run = |ctx: &mut ExecutionContext, name: &str, dimensions: Vec<u32>| {
+            let tensor = Tensor::new(dimensions, TensorType::Fp32, vec![0; 16]);
+            ctx.compute_with_io(vec![NamedTensor {
+                name: name.into(),
+                tensor,
+            }])
+            .err()
+            .map(|e| backend_reason(&e))
+            .expect("refused")
+        };
+        let e = run(&mut ctx, "X", vec![2, 2]);
+        assert!(e.contains("dimensions [2, 2] do not fit the model's [1, 4]"), "{e}");
+        let e = run(&mut ctx, "nope", vec![1, 4]);
+        assert!(e.contains("the model has no input"), "{e}");
+        let e = run(&mut ctx, "X", vec![1, 4]);
+        assert!(e.contains("ONNX Runtime"), "{e}");
     }
 
     #[test]
