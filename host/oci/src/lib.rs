@@ -200,6 +200,9 @@ impl Oci {
         self.clients
             .entry(registry.to_string())
             .or_insert_with(|| {
+                // reqwest is built without a crypto provider of its own (Cargo.toml): rustls needs
+                // one process-wide (ring, as the MQTT client installs it); a second install is harmless.
+                let _ = rustls::crypto::ring::default_provider().install_default();
                 Client::new(ClientConfig {
                     protocol,
                     connect_timeout: Some(self.options.timeouts.connect),

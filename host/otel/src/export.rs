@@ -150,6 +150,9 @@ impl Exporter {
                 }
             }
             Protocol::HttpProtobuf => {
+                // reqwest is built without a crypto provider of its own (Cargo.toml): rustls needs
+                // one process-wide (ring, as the MQTT client installs it); a second install is harmless.
+                let _ = rustls::crypto::ring::default_provider().install_default();
                 let mut builder = reqwest::Client::builder()
                     .connect_timeout(config.connect_timeout)
                     .timeout(config.request_timeout);
