@@ -51,7 +51,8 @@ use tokio::sync::{mpsc, watch};
 
 use wasmflow_transport::health::Health;
 use wasmflow_transport::{
-    secret, Ack, BoxFuture, Bytes, Completion, Inbound, Input, Outbound, Sink, Source, TransportError,
+    secret, send_via_completion, Ack, BoxFuture, Bytes, Completion, Inbound, Input, Outbound, Sink, Source,
+    TransportError,
 };
 
 /// The header that carries the content type (MQTT 5's content-type property has no Kafka field).
@@ -898,18 +899,10 @@ fn lock_backlog(backlog: &Mutex<Backlog>) -> MutexGuard<'_, Backlog> {
 
 impl Sink for KafkaSink {
     fn send(&self, msg: Outbound) -> BoxFuture<Result<(), TransportError>> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.send_with(
-            msg,
-            Box::new(move |r| {
-                let _ = tx.send(r);
-            }),
-        );
-        let brokers = self.brokers.clone();
-        Box::pin(async move {
-            rx.await
-                .unwrap_or_else(|_| Err(TransportError::Closed(format!("kafka producer for {brokers}"))))
-        })
+        send_via_completion(
+            |done| self.send_with(msg, done),
+            format!("kafka producer for {}", self.brokers),
+        )
     }
 
     /// Enqueues the publication in librdkafka now, in call order; its delivery report calls

@@ -25,7 +25,7 @@ use rumqttc::v5::mqttbytes::v5::{ConnAck, Filter, Packet, PubAckReason, Publish,
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{Event, MqttOptions};
 use rumqttc::{NetworkOptions, Outgoing, TlsConfiguration, Transport};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 
 pub mod broker;
 mod connection;
@@ -36,7 +36,9 @@ use connection::{AckOf, Client, EventLoop, PollError};
 use in_order::{InOrder, Ticket};
 
 use wasmflow_transport::health::{Health, HealthFlag};
-use wasmflow_transport::{Ack, BoxFuture, Completion, Inbound, Input, Outbound, Sink, Source, TransportError};
+use wasmflow_transport::{
+    send_via_completion, Ack, BoxFuture, Completion, Inbound, Input, Outbound, Sink, Source, TransportError,
+};
 
 /// Whether subscribing to `filter` delivers a message published on `topic`: MQTT's `+` and `#`
 /// (rumqttc's matcher), an exact name, and a shared subscription's `$share/<group>/` prefix.
@@ -633,18 +635,7 @@ async fn sink_loop(mut el: EventLoop, waiting: Arc<Mutex<Waiting>>, url: Arc<str
 
 impl Sink for MqttSink {
     fn send(&self, msg: Outbound) -> BoxFuture<Result<(), TransportError>> {
-        let (tx, rx) = oneshot::channel();
-        self.send_with(
-            msg,
-            Box::new(move |r| {
-                let _ = tx.send(r);
-            }),
-        );
-        let url = self.url.clone();
-        Box::pin(async move {
-            rx.await
-                .unwrap_or_else(|_| Err(TransportError::Closed(url.to_string())))
-        })
+        send_via_completion(|done| self.send_with(msg, done), self.url.to_string())
     }
 
     /// Queues the publication on the connection now, in call order, its waiter beside it: the
@@ -719,6 +710,7 @@ impl Sink for MqttSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::sync::oneshot;
 
     #[test]
     fn urls() {

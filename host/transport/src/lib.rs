@@ -187,3 +187,18 @@ pub trait Sink: Send + Sync {
         tokio::spawn(async move { done(sent.await) });
     }
 }
+
+/// [`Sink::send`] for a sink whose own path is [`Sink::send_with`] (MQTT, Kafka): the completion
+/// fills a oneshot the returned future waits on. A completion dropped without being called (the
+/// connection went away with it) is [`TransportError::Closed`] naming `what`.
+pub fn send_via_completion(
+    send_with: impl FnOnce(Completion),
+    what: impl Into<String>,
+) -> BoxFuture<Result<(), TransportError>> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    send_with(Box::new(move |r| {
+        let _ = tx.send(r);
+    }));
+    let what = what.into();
+    Box::pin(async move { rx.await.unwrap_or(Err(TransportError::Closed(what))) })
+}
