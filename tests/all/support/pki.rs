@@ -12,14 +12,6 @@ pub fn make_pki(dir: &Path) -> PathBuf {
     std::fs::create_dir_all(&pki).expect("pki dir");
     let p = |f: &str| pki.join(f).display().to_string();
     std::fs::write(pki.join("san.ext"), "subjectAltName=DNS:localhost,IP:127.0.0.1\n").expect("san.ext");
-    let openssl = |args: &[&str]| {
-        let out = Command::new("openssl").args(args).output().expect("run openssl");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
     openssl(&[
         "req",
         "-x509",
@@ -72,4 +64,18 @@ pub fn make_pki(dir: &Path) -> PathBuf {
         ]);
     }
     pki
+}
+
+/// Runs the `openssl` CLI with `args`, failing the test with its standard error if it fails;
+/// also how `token_server.rs` makes its JWT signing key.
+pub fn openssl(args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl is missing: install the Debian package openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
