@@ -194,7 +194,7 @@ struct Direct<'a> {
     set: &'a TestSet,
 }
 
-impl Direct<'_> {
+impl Scores for Direct<'_> {
     fn scores(&mut self, i: usize) -> Result<Vec<f32>> {
         let input = &self.set.inputs[i % self.set.inputs.len()];
         let tensor = ort::value::Tensor::from_array(([1i64, input.len() as i64], input.clone()))?;
@@ -204,7 +204,12 @@ impl Direct<'_> {
     }
 }
 
-impl Variant for Direct<'_> {
+/// A variant that computes the model's scores for image `i`: timed as they are, compared as bytes.
+trait Scores {
+    fn scores(&mut self, i: usize) -> Result<Vec<f32>>;
+}
+
+impl<T: Scores> Variant for T {
     fn run(&mut self, i: usize) -> Result<usize> {
         std::hint::black_box(self.scores(i)?);
         Ok(1)
@@ -264,21 +269,13 @@ impl<'a> Probe<'a> {
         loaded.map_err(|e| anyhow!("nn-probe load: {e}"))?;
         Ok(Self { ops, infer, set })
     }
+}
 
+impl Scores for Probe<'_> {
     fn scores(&mut self, i: usize) -> Result<Vec<f32>> {
         let input = self.set.inputs[i % self.set.inputs.len()].clone();
         let (scores,) = self.ops.call(&self.infer, (input,))?;
         scores.map_err(|e| anyhow!("nn-probe infer: {e}"))
-    }
-}
-
-impl Variant for Probe<'_> {
-    fn run(&mut self, i: usize) -> Result<usize> {
-        std::hint::black_box(self.scores(i)?);
-        Ok(1)
-    }
-    fn outputs(&mut self, i: usize) -> Result<Vec<Vec<u8>>> {
-        Ok(vec![snapshot::f32_bytes(&self.scores(i)?)])
     }
 }
 
