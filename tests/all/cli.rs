@@ -413,3 +413,53 @@ fn huge_graphs_are_refused_by_every_command_naming_the_limit() {
     }
     assert!(!out.exists(), "nothing was composed");
 }
+
+/// `--io-threads` (and `WASMFLOW_IO_THREADS`) sizes the I/O runtime: one worker by default,
+/// which keeps a message to two thread hand-offs (BENCHMARKS.md, "What changed", item 5). The
+/// workers are the threads named `wasmflow-io` (`/proc/PID/task/*/comm`), counted once the run
+/// has answered a reading. 0 is refused by the flag parser, naming the flag.
+#[test]
+fn io_threads_sizes_the_io_runtime() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::Stdio;
+    module("temperature");
+    let d = tempfile::tempdir().unwrap();
+    let workers = |flag: &[&str], env: Option<&str>| -> usize {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_wasmflow"));
+        cmd.args(["run", "compose/tests/azure-compat/graph-simple.yaml", "--input", "-"])
+            .args(flag)
+            .current_dir(repo())
+            .env("WASMFLOW_DATA_DIR", d.path())
+            .env_remove("WASMFLOW_MODULES")
+            .env_remove("WASMFLOW_IO_THREADS")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        if let Some(n) = env {
+            cmd.env("WASMFLOW_IO_THREADS", n);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        writeln!(stdin, r#"{{"temperature":{{"value":212,"unit":"F"}}}}"#).unwrap();
+        stdin.flush().unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        assert!(line.contains(r#""value":100.0"#), "{flag:?} {env:?}: {line}");
+        let named_io = std::fs::read_dir(format!("/proc/{}/task", child.id()))
+            .unwrap()
+            .filter(|t| {
+                let comm = t.as_ref().unwrap().path().join("comm");
+                std::fs::read_to_string(comm).is_ok_and(|c| c.trim() == "wasmflow-io")
+            })
+            .count();
+        drop(stdin);
+        assert!(child.wait().unwrap().success());
+        named_io
+    };
+    assert_eq!(workers(&[], None), 1, "the default");
+    assert_eq!(workers(&["--io-threads", "3"], None), 3, "--io-threads 3");
+    assert_eq!(workers(&[], Some("2")), 2, "WASMFLOW_IO_THREADS=2");
+    let r = wasmflow(&["--io-threads", "0", "run", "graphs/temperature.yaml"], d.path());
+    assert_eq!(r.status.code(), Some(2), "{}", text(&r.stderr));
+    assert!(text(&r.stderr).contains("--io-threads"), "{}", text(&r.stderr));
+}

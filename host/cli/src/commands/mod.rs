@@ -13,6 +13,7 @@ mod push;
 mod run;
 mod test;
 
+use std::num::NonZeroUsize;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -24,6 +25,13 @@ pub struct Cli {
     /// More log output (-v debug, -vv trace). `RUST_LOG` overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+    /// Worker threads of the process's I/O runtime (transports, the metrics endpoint, registry
+    /// transfers); graphs run on threads of their own. With one, a message crosses threads
+    /// twice (source → graph → sink), as in a hand-written relay; a second worker is woken to
+    /// steal nearly every task, which cost 16 % more CPU per message at 2,000 msg/s (BENCHMARKS.md,
+    /// "What changed", item 5). More help when one process serves many busy connections.
+    #[arg(long, global = true, env = "WASMFLOW_IO_THREADS", value_name = "N", default_value_t = NonZeroUsize::MIN)]
+    pub io_threads: NonZeroUsize,
     #[command(subcommand)]
     pub command: Command,
 }
