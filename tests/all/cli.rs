@@ -443,7 +443,9 @@ fn io_threads_sizes_the_io_runtime() {
         writeln!(stdin, r#"{{"temperature":{{"value":212,"unit":"F"}}}}"#).unwrap();
         stdin.flush().unwrap();
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
         assert!(line.contains(r#""value":100.0"#), "{flag:?} {env:?}: {line}");
         let named_io = std::fs::read_dir(format!("/proc/{}/task", child.id()))
             .unwrap()
