@@ -86,6 +86,11 @@ pub struct OtlpContext {
 }
 
 /// The endpoint a resolved connection describes.
+// Built without any transport, every connection is refused and `cx` goes unread.
+#[cfg_attr(
+    not(any(feature = "mqtt", feature = "kafka", feature = "otel")),
+    allow(unused_variables)
+)]
 pub fn endpoint_config(c: &Connection, cx: &EndpointContext) -> Result<EndpointConfig> {
     match c {
         #[cfg(feature = "mqtt")]
