@@ -153,7 +153,9 @@ pub fn best_label(output: &[u8], labels: &[String]) -> Result<String, String> {
         ));
     }
     // Read in place: no vector of the scores per inference.
-    let scores = output.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+    let scores = output
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]));
     // The first of equal maxima wins (as numpy's argmax); NaN never wins.
     let mut best: Option<(usize, f32)> = None;
     for (i, s) in scores.enumerate() {

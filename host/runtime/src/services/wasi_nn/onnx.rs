@@ -11,8 +11,9 @@
 //!   machines without ONNX Runtime.
 //! * `wasmtime-wasi-nn`'s own ONNX backend hit `unimplemented!()` (a host panic) on non-float32
 //!   inputs and a slice `unwrap` on data whose length is not a multiple of four, and copied each
-//!   tensor several times per call; [`CheckedOnnx`] refuses such tensors (the item's `Err`) and
-//!   converts each input and output once (BENCHMARKS.md, "Edge inference").
+//!   tensor several times per call; [`CheckedOnnx`] refuses such tensors (the item's `Err`),
+//!   hands each input to ONNX Runtime as a view of its bytes (no copy) and copies each output
+//!   once (BENCHMARKS.md, "Edge inference").
 //! * Models preloaded by name (`--model NAME=PATH`, `graph.load-by-name`) are loaded once and
 //!   shared by every store (one ORT session per model, behind the backend's lock).
 
