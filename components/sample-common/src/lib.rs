@@ -5,6 +5,7 @@
 //! * [`stats`]: the running statistics (`count, max, min, average, last`) and the fold both
 //!   statistics accumulators (`temperature`, `humidity`) run.
 //! * [`json`]: small JSON helpers that turn serde errors into operator error sentences.
+//! * [`tensor`]: wasi-nn tensor data to and from FP32 values (the operators that run models).
 //! * `glue` (wasm32 only): helpers over the types of the open SDK (`wasm_graph_sdk`), which
 //!   every operator here is written on, and the accumulate plumbing common to `temperature`,
 //!   `humidity`, `collection` and `snapshot` (output timestamp = the latest input's, topic = the
@@ -13,6 +14,7 @@
 pub mod json;
 pub mod records;
 pub mod stats;
+pub mod tensor;
 
 #[cfg(target_arch = "wasm32")]
 pub mod glue;

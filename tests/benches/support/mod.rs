@@ -81,9 +81,10 @@ pub fn arg_str(name: &str) -> Option<String> {
         .and_then(|p| args.get(p + 1).cloned())
 }
 
-/// `--only VARIANT` / `--workload NAME` / `--section NAME` filters (for profiling one thing).
+/// `--only VARIANT` / `--workload NAME` / `--section NAME` filters (for profiling one thing);
+/// a comma-separated list selects several (`--only ort,wasi-nn`: those two, still interleaved).
 pub fn selected(flag: &str, name: &str) -> bool {
-    arg_str(flag).is_none_or(|o| o == name)
+    arg_str(flag).is_none_or(|o| o.split(',').any(|o| o == name))
 }
 
 /// Something that processes message `i` of its inputs.

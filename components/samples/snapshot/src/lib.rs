@@ -134,10 +134,8 @@ pub fn to_model_input(gray: &Gray) -> [f32; SIDE * SIDE] {
     out
 }
 
-/// The little-endian bytes of an FP32 tensor.
-pub fn f32_bytes(values: &[f32]) -> Vec<u8> {
-    values.iter().flat_map(|v| v.to_le_bytes()).collect()
-}
+/// The little-endian bytes of an FP32 tensor (shared with every operator that runs a model).
+pub use sample_common::tensor::f32_bytes;
 
 /// The label of the highest score in an FP32 output tensor (little-endian bytes).
 pub fn best_label(output: &[u8], labels: &[String]) -> Result<String, String> {
@@ -147,20 +145,20 @@ pub fn best_label(output: &[u8], labels: &[String]) -> Result<String, String> {
             output.len()
         ));
     }
-    let scores: Vec<f32> = output
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
-    if scores.len() != labels.len() {
+    if output.len() / 4 != labels.len() {
         return Err(format!(
             "the model gives {} scores, but there are {} labels",
-            scores.len(),
+            output.len() / 4,
             labels.len()
         ));
     }
+    // Read in place: no vector of the scores per inference.
+    let scores = output
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]));
     // The first of equal maxima wins (as numpy's argmax); NaN never wins.
     let mut best: Option<(usize, f32)> = None;
-    for (i, &s) in scores.iter().enumerate() {
+    for (i, s) in scores.enumerate() {
         if !s.is_nan() && best.is_none_or(|(_, b)| s > b) {
             best = Some((i, s));
         }

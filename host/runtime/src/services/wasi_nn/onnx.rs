@@ -11,8 +11,9 @@
 //!   machines without ONNX Runtime.
 //! * `wasmtime-wasi-nn`'s own ONNX backend hit `unimplemented!()` (a host panic) on non-float32
 //!   inputs and a slice `unwrap` on data whose length is not a multiple of four, and copied each
-//!   tensor several times per call; [`CheckedOnnx`] refuses such tensors (the item's `Err`) and
-//!   converts each input and output once (BENCHMARKS.md, "Edge inference").
+//!   tensor several times per call; [`CheckedOnnx`] refuses such tensors (the item's `Err`),
+//!   hands each input to ONNX Runtime as a view of its bytes (no copy) and copies each output
+//!   once (BENCHMARKS.md, "Edge inference").
 //! * Models preloaded by name (`--model NAME=PATH`, `graph.load-by-name`) are loaded once and
 //!   shared by every store (one ORT session per model, behind the backend's lock).
 
@@ -507,18 +508,30 @@ impl CheckedContext {
     }
 
     /// Runs the model on one tensor per input (model order) and returns every output.
+    ///
+    /// Per call this is the floor the `ort` API allows (BENCHMARKS.md, "Edge inference"): an
+    /// input whose bytes are 4-aligned (the vector wasmtime lifted the guest's list into
+    /// always is, from the system allocator) goes to ONNX Runtime as a borrowed view of those
+    /// bytes, with no copy and no allocation; the shape stays inline (rank ≤ 4); an output's
+    /// FP32 values are copied into its bytes in one go.
     fn run(&self, inputs: Vec<&Tensor>) -> Result<Vec<NamedTensor>, BackendError> {
         let mut values: Vec<ort::session::SessionInputValue<'_>> = Vec::with_capacity(inputs.len());
         for tensor in inputs {
-            let dimensions: Vec<i64> = tensor.dimensions.iter().map(|&d| i64::from(d)).collect();
-            let data: Vec<f32> = tensor
-                .data
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect();
-            let value = ort::value::Tensor::from_array((dimensions, data))
-                .map_err(|e| access(format!("cannot make the input tensor: {e}")))?;
-            values.push(value.into());
+            let shape = ort::tensor::Shape::new(tensor.dimensions.iter().map(|&d| i64::from(d)));
+            let value = match fp32_view(&tensor.data) {
+                Some(floats) => ort::value::TensorRef::from_array_view((shape, floats)).map(Into::into),
+                // Unaligned (or big-endian host): one conversion into an owned vector.
+                None => {
+                    let data: Vec<f32> = tensor
+                        .data
+                        .chunks_exact(4)
+                        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                        .collect();
+                    ort::value::Tensor::from_array((shape, data)).map(Into::into)
+                }
+            }
+            .map_err(|e| access(format!("cannot make the input tensor: {e}")))?;
+            values.push(value);
         }
         let mut session = self.model.session.lock().unwrap_or_else(|p| p.into_inner());
         let outputs = session
@@ -536,16 +549,36 @@ impl CheckedContext {
                 .iter()
                 .map(|&d| u32::try_from(d).map_err(|_| access(format!("output `{}`: dimension {d}", port.name))))
                 .collect::<Result<Vec<u32>, _>>()?;
-            let mut data = Vec::with_capacity(values.len() * 4);
-            for v in values {
-                data.extend_from_slice(&v.to_le_bytes());
-            }
             named.push(NamedTensor {
                 name: port.name.clone(),
-                tensor: Tensor::new(dimensions, TensorType::Fp32, data),
+                tensor: Tensor::new(dimensions, TensorType::Fp32, fp32_bytes(values)),
             });
         }
         Ok(named)
+    }
+}
+
+/// `data` as FP32 values in place, when it can be: a little-endian host (the tensor's byte
+/// order) and 4-aligned data of a length divisible by 4 (checked; `None` otherwise).
+fn fp32_view(data: &[u8]) -> Option<&[f32]> {
+    if cfg!(target_endian = "little") {
+        bytemuck::try_cast_slice(data).ok()
+    } else {
+        None
+    }
+}
+
+/// The little-endian bytes of FP32 values (wasi-nn's `tensor-data`): one copy on a
+/// little-endian host.
+fn fp32_bytes(values: &[f32]) -> Vec<u8> {
+    if cfg!(target_endian = "little") {
+        bytemuck::cast_slice::<f32, u8>(values).to_vec()
+    } else {
+        let mut data = Vec::with_capacity(values.len() * 4);
+        for v in values {
+            data.extend_from_slice(&v.to_le_bytes());
+        }
+        data
     }
 }
 
@@ -679,6 +712,22 @@ mod tests {
             Err("FP32 input of dimensions [1, 64] needs 256 bytes of data, got 255".into())
         );
         assert!(check_tensor(&tensor(vec![u32::MAX, u32::MAX, u32::MAX], TensorType::Fp32, 4)).is_err());
+    }
+
+    #[test]
+    fn tensor_bytes_are_viewed_in_place_only_when_aligned() {
+        let values = [1.5f32, -0.0, f32::MAX, 3.25];
+        let bytes = fp32_bytes(&values);
+        let reference: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        assert_eq!(bytes, reference);
+        // A `Vec<u8>` from the system allocator is aligned: viewed in place, the same values.
+        let view = fp32_view(&bytes).expect("aligned");
+        assert!(view.iter().map(|v| v.to_bits()).eq(values.iter().map(|v| v.to_bits())));
+        // Shifted by one byte (unaligned) or cut short: no view, the caller converts.
+        let mut shifted = vec![0u8; bytes.len() + 1];
+        shifted[1..].copy_from_slice(&bytes);
+        assert!(fp32_view(&shifted[1..]).is_none());
+        assert!(fp32_view(&bytes[..15]).is_none());
     }
 
     /// ONNX Runtime for the tests that run it (installed by scripts/setup.sh; fails if absent).
