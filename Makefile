@@ -4,7 +4,7 @@
 CARGO ?= cargo
 WASMFLOW = $(CARGO) run -p wasmflow-cli --bin wasmflow --
 
-.PHONY: demo test setup model components test-host test-components test-golden test-platform bench fuzz-ci soak
+.PHONY: demo test setup model components test-host test-components test-golden test-platform test-kafka-broker bench fuzz-ci soak
 
 ## Run the demo graph on the bundled readings (no broker, no flags).
 demo: components
@@ -41,6 +41,13 @@ test-platform: components
 	./scripts/build-platform-operators.sh $(PLATFORM)
 	$(WASMFLOW) test $(PLATFORM)/tests --modules target/platform-modules
 	$(WASMFLOW) test $(PLATFORM)/tests/t01-simple-temp-conversion $(PLATFORM)/tests/t02-complex-temp-pipeline
+
+## The Kafka tests (and the scale-out ones) against tansu, a real Kafka-compatible broker, instead
+## of librdkafka's in-process mock; the test that injects broker errors says it needs the mock.
+## Not part of `test`: tansu takes ≈ 30 min to build once (scripts/setup.sh --bench).
+test-kafka-broker: components
+	./scripts/setup.sh --bench
+	WASMFLOW_TEST_KAFKA=tansu $(CARGO) test -p wasmflow-cli --test all -- kafka:: scaleout::
 
 ## Run every benchmark; writes bench/results.md and bench/throughput.svg and updates BENCHMARKS.md
 ## (`make bench BENCH_QUICK=1` for a short run).

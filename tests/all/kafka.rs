@@ -1,9 +1,11 @@
-//! The Kafka transport against a real Kafka protocol peer: librdkafka's mock cluster
+//! The Kafka transport against a real Kafka protocol peer: by default librdkafka's mock cluster
 //! (`rdkafka::mocking::MockCluster`), which runs in this process and serves the Kafka wire
 //! protocol (produce, fetch, consumer groups, offset commits, idempotent producers) on loopback
 //! ports. It is a mock only in that it keeps its log in memory; the clients under test talk to
-//! it over TCP exactly as to a broker. Every check reads back with plain rdkafka clients, not
-//! with the code under test.
+//! it over TCP exactly as to a broker. With `WASMFLOW_TEST_KAFKA=tansu` (`make
+//! test-kafka-broker`) the same tests run against tansu, a Kafka-compatible broker in a process
+//! of its own (`support::kafka_peer`), but for the one that injects faults, which only the mock
+//! can. Every check reads back with plain rdkafka clients, not with the code under test.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -12,7 +14,6 @@ use std::time::{Duration, Instant};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
-use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseRecord, FutureProducer, FutureRecord, Producer, ThreadedProducer};
 use rdkafka::util::Timeout;
 use rdkafka::{Offset, TopicPartitionList};
@@ -20,13 +21,20 @@ use tokio::sync::{mpsc, watch};
 use wasmflow_kafka::{KafkaSettings, KafkaSink, KafkaSource};
 use wasmflow_transport::{Inbound, Outbound, Sink, Source, TransportError};
 
-pub(crate) fn cluster(topics: &[&str]) -> MockCluster<'static, rdkafka::producer::DefaultProducerContext> {
+use crate::support::kafka_peer::KafkaPeer;
+
+/// The peer with `topics` (one partition each): the mock, or tansu under
+/// `WASMFLOW_TEST_KAFKA=tansu`.
+pub(crate) fn cluster(topics: &[&str]) -> KafkaPeer {
     crate::support::logs();
-    let c = MockCluster::new(1).expect("librdkafka mock cluster");
-    for t in topics {
-        c.create_topic(t, 1, 1).expect("create topic");
+    let peer = match std::env::var("WASMFLOW_TEST_KAFKA").as_deref() {
+        Ok("tansu") => KafkaPeer::tansu(),
+        Ok("mock") | Err(_) => KafkaPeer::mock(),
+        Ok(other) => Err(format!("WASMFLOW_TEST_KAFKA={other}: tansu or mock")),
     }
-    c
+    .unwrap_or_else(|e| panic!("{e}"));
+    peer.create_topics(topics).unwrap_or_else(|e| panic!("{e}"));
+    peer
 }
 
 fn settings(bootstrap: &str) -> KafkaSettings {
@@ -306,9 +314,16 @@ async fn sink_delivers_each_message_once_and_in_order_through_retries() {
     use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 
     let c = cluster(&["out"]);
+    let Some(mock) = c.as_mock() else {
+        eprintln!(
+            "not run against {}: injecting produce errors needs the mock",
+            c.describe()
+        );
+        return;
+    };
     let bs = c.bootstrap_servers();
     let sink = KafkaSink::connect(&settings(&bs)).await.expect("sink");
-    c.request_errors(
+    mock.request_errors(
         RDKafkaApiKey::Produce,
         &[
             RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
@@ -559,7 +574,7 @@ pub(crate) fn collect(bootstrap: &str, topic: &str) -> Arc<Mutex<Collected>> {
 fn kill_9_mid_stream_then_restart_in_the_same_group_loses_nothing() {
     crate::support::module("temperature");
     let c = cluster(&["out"]);
-    c.create_topic("in", 2, 1).expect("create topic");
+    c.create_topic("in", 2).expect("create topic");
     let bs = c.bootstrap_servers();
     let data = tempfile::tempdir().unwrap();
     let args = [

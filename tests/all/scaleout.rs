@@ -113,7 +113,7 @@ const N: usize = 30_000;
 fn three_instances_share_a_kafka_topic_and_survive_a_kill_9() {
     crate::support::module("temperature");
     let c = cluster(&["out"]);
-    c.create_topic("in", 3, 1).expect("create topic");
+    c.create_topic("in", 3).expect("create topic");
     let bs = c.bootstrap_servers();
     let args = [
         SIMPLE,
@@ -295,7 +295,7 @@ fn two_instances_share_the_overtemp_count_through_redis() {
     crate::support::module("enrichment");
     let redis = RedisServer::start();
     let c = cluster(&["out"]);
-    c.create_topic("in", 2, 1).expect("create topic");
+    c.create_topic("in", 2).expect("create topic");
     let bs = c.bootstrap_servers();
     let state = redis.url();
     let args = [

@@ -35,21 +35,21 @@
 //! of its input. `cargo bench -p wasmflow-cli --bench kafka [-- --quick] [--broker tansu|mock]
 //! [--rate R] [--seconds S] [--messages N] [--rounds K]`. Markdown tables on stdout.
 
+#[path = "../all/support/kafka_peer.rs"]
+#[allow(dead_code)] // `as_mock` is for the tests' fault injection
+mod kafka_peer;
 mod support;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use kafka_peer::KafkaPeer;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
-use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseRecord, FutureProducer, FutureRecord, Producer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
 use support::{arg, arg_str, cpu_ticks, expected_outputs, fmt_int, quick, ratio, reading, repo, ticks_per_sec};
@@ -140,112 +140,14 @@ fn native_relay(bootstrap: &str, input: &str, output: &str, group: &str, props: 
 // ---------------------------------------------------------------------------------------------
 // The broker
 
-enum Broker {
-    /// librdkafka's mock cluster, in this process.
-    Mock(MockCluster<'static, rdkafka::producer::DefaultProducerContext>),
-    /// A tansu process on a free loopback port.
-    Tansu {
-        child: Child,
-        bootstrap: String,
-        version: String,
-    },
-}
-
-impl Broker {
-    fn tansu_binary() -> Option<PathBuf> {
-        let p = std::env::var_os("WASMFLOW_TANSU")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/wasmflow/tansu/bin/tansu")))?;
-        p.is_file().then_some(p)
+/// The broker: the Kafka tests' own peer (`tests/all/support/kafka_peer.rs`), started by name.
+fn start_broker(kind: &str) -> Result<KafkaPeer> {
+    match kind {
+        "mock" => KafkaPeer::mock(),
+        "tansu" => KafkaPeer::tansu(),
+        other => Err(format!("--broker {other}: tansu or mock")),
     }
-
-    fn start(kind: &str) -> Result<Self> {
-        match (kind, Self::tansu_binary()) {
-            ("mock", _) => Ok(Broker::Mock(MockCluster::new(1)?)),
-            ("tansu", Some(bin)) => {
-                let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-                let url = format!("tcp://127.0.0.1:{port}");
-                let version = Command::new(&bin)
-                    .arg("--version")
-                    .output()
-                    .ok()
-                    .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-                    .filter(|v| !v.is_empty())
-                    .unwrap_or_else(|| "tansu".into());
-                let child = Command::new(&bin)
-                    .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
-                    .args(["--storage-engine", "memory://tansu/"])
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .with_context(|| format!("starting {}", bin.display()))?;
-                let until = Instant::now() + Duration::from_secs(10);
-                while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-                    if Instant::now() > until {
-                        bail!("tansu did not listen on {port} within 10 s");
-                    }
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                Ok(Broker::Tansu {
-                    child,
-                    bootstrap: format!("127.0.0.1:{port}"),
-                    version,
-                })
-            }
-            ("tansu", None) => bail!("tansu is not installed: run scripts/setup.sh --bench (or set WASMFLOW_TANSU)"),
-            (other, _) => bail!("--broker {other}: tansu or mock"),
-        }
-    }
-
-    fn bootstrap(&self) -> String {
-        match self {
-            Broker::Mock(c) => c.bootstrap_servers(),
-            Broker::Tansu { bootstrap, .. } => bootstrap.clone(),
-        }
-    }
-
-    fn describe(&self) -> String {
-        match self {
-            Broker::Mock(_) => "librdkafka's mock cluster (in the bench process)".into(),
-            Broker::Tansu { version, .. } => format!("{version} (memory storage, its own process)"),
-        }
-    }
-
-    fn create_topics(&self, topics: &[&str]) -> Result<()> {
-        match self {
-            Broker::Mock(c) => {
-                for t in topics {
-                    c.create_topic(t, 1, 1)?;
-                }
-                Ok(())
-            }
-            Broker::Tansu { bootstrap, .. } => {
-                let admin: AdminClient<DefaultClientContext> = config(bootstrap, &[]).create()?;
-                let new: Vec<NewTopic> = topics
-                    .iter()
-                    .map(|t| NewTopic::new(t, 1, TopicReplication::Fixed(1)))
-                    .collect();
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-                let results = rt.block_on(admin.create_topics(&new, &AdminOptions::new()))?;
-                for r in results {
-                    if let Err((t, e)) = r {
-                        bail!("creating topic {t}: {e}");
-                    }
-                }
-                Ok(())
-            }
-        }
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        if let Broker::Tansu { child, .. } = self {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
+    .map_err(|e| anyhow!(e))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -492,7 +394,7 @@ fn main() -> Result<()> {
     let asked = arg_str("--broker");
     let kinds: Vec<&str> = match asked.as_deref() {
         Some(k) => vec![k],
-        None if Broker::tansu_binary().is_some() => vec!["tansu", "mock"],
+        None if KafkaPeer::tansu_binary().is_some() => vec!["tansu", "mock"],
         None => vec!["mock"],
     };
     for kind in kinds {
@@ -503,7 +405,7 @@ fn main() -> Result<()> {
             full_n,
             tps,
         };
-        run_on(Broker::start(kind)?, &setup, &expected)?;
+        run_on(start_broker(kind)?, &setup, &expected)?;
     }
     Ok(())
 }
@@ -518,7 +420,7 @@ struct Setup {
 }
 
 /// Both relays on `broker`: full-speed and fixed-rate rounds, then the table.
-fn run_on(broker: Broker, setup: &Setup, expected: &Arc<Vec<Vec<u8>>>) -> Result<()> {
+fn run_on(broker: KafkaPeer, setup: &Setup, expected: &Arc<Vec<Vec<u8>>>) -> Result<()> {
     let Setup {
         rate,
         secs,
@@ -526,9 +428,11 @@ fn run_on(broker: Broker, setup: &Setup, expected: &Arc<Vec<Vec<u8>>>) -> Result
         full_n,
         tps,
     } = *setup;
-    let bs = broker.bootstrap();
+    let bs = broker.bootstrap_servers();
     let props = client_props()?;
-    broker.create_topics(&["in-wasmflow", "out-wasmflow", "in-native", "out-native"])?;
+    broker
+        .create_topics(&["in-wasmflow", "out-wasmflow", "in-native", "out-native"])
+        .map_err(|e| anyhow!(e))?;
     eprintln!("broker: {} at {bs}", broker.describe());
     let data = tempfile::tempdir()?;
     let mut wasmflow_cmd = Command::new(env!("CARGO_BIN_EXE_wasmflow"));

@@ -3,6 +3,7 @@
 //! peers (mosquitto, the registry's token service) the areas talk to.
 
 pub mod http;
+pub mod kafka_peer;
 pub mod mosquitto;
 pub mod otlp;
 pub mod process;
