@@ -187,25 +187,24 @@ fn golden_tests_pass_and_a_wrong_expectation_fails() {
     assert!(out.trim_end().ends_with("0 passed, 1 failed"), "{out}");
 }
 
-#[test]
-fn ctrl_c_stops_a_run_cleanly() {
+/// `wasmflow run` of graph-simple on standard input (with `args` after it and `env` set), fed
+/// one 212 °F reading: the child with its standard input still open, once its first output
+/// line (returned) has arrived.
+fn graph_simple_answering(
+    args: &[&str],
+    env: &[(&str, &str)],
+    data_dir: &Path,
+) -> (std::process::Child, std::process::ChildStdin, String) {
     use std::io::{BufRead, BufReader, Write};
     use std::process::Stdio;
-    use std::time::{Duration, Instant};
-    module("temperature");
-    let d = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_wasmflow"))
-        .args([
-            "run",
-            "compose/tests/azure-compat/graph-simple.yaml",
-            "--input",
-            "-",
-            "--idle-ms",
-            "100",
-        ])
+        .args(["run", "compose/tests/azure-compat/graph-simple.yaml", "--input", "-"])
+        .args(args)
         .current_dir(repo())
-        .env("WASMFLOW_DATA_DIR", d.path())
+        .env("WASMFLOW_DATA_DIR", data_dir)
         .env_remove("WASMFLOW_MODULES")
+        .env_remove("WASMFLOW_IO_THREADS")
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -218,6 +217,15 @@ fn ctrl_c_stops_a_run_cleanly() {
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
+    (child, stdin, line)
+}
+
+#[test]
+fn ctrl_c_stops_a_run_cleanly() {
+    use std::time::{Duration, Instant};
+    module("temperature");
+    let d = tempfile::tempdir().unwrap();
+    let (mut child, stdin, line) = graph_simple_answering(&["--idle-ms", "100"], &[], d.path());
     assert!(
         line.contains(r#""value":100.0"#),
         "output arrives while input stays open: {line}"
@@ -420,33 +428,11 @@ fn huge_graphs_are_refused_by_every_command_naming_the_limit() {
 /// has answered a reading. 0 is refused by the flag parser, naming the flag.
 #[test]
 fn io_threads_sizes_the_io_runtime() {
-    use std::io::{BufRead, BufReader, Write};
-    use std::process::Stdio;
     module("temperature");
     let d = tempfile::tempdir().unwrap();
-    let workers = |flag: &[&str], env: Option<&str>| -> usize {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_wasmflow"));
-        cmd.args(["run", "compose/tests/azure-compat/graph-simple.yaml", "--input", "-"])
-            .args(flag)
-            .current_dir(repo())
-            .env("WASMFLOW_DATA_DIR", d.path())
-            .env_remove("WASMFLOW_MODULES")
-            .env_remove("WASMFLOW_IO_THREADS")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        if let Some(n) = env {
-            cmd.env("WASMFLOW_IO_THREADS", n);
-        }
-        let mut child = cmd.spawn().unwrap();
-        let mut stdin = child.stdin.take().unwrap();
-        writeln!(stdin, r#"{{"temperature":{{"value":212,"unit":"F"}}}}"#).unwrap();
-        stdin.flush().unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert!(line.contains(r#""value":100.0"#), "{flag:?} {env:?}: {line}");
+    let workers = |args: &[&str], env: &[(&str, &str)]| -> usize {
+        let (mut child, stdin, line) = graph_simple_answering(args, env, d.path());
+        assert!(line.contains(r#""value":100.0"#), "{args:?} {env:?}: {line}");
         let named_io = std::fs::read_dir(format!("/proc/{}/task", child.id()))
             .unwrap()
             .filter(|t| {
@@ -458,9 +444,13 @@ fn io_threads_sizes_the_io_runtime() {
         assert!(child.wait().unwrap().success());
         named_io
     };
-    assert_eq!(workers(&[], None), 1, "the default");
-    assert_eq!(workers(&["--io-threads", "3"], None), 3, "--io-threads 3");
-    assert_eq!(workers(&[], Some("2")), 2, "WASMFLOW_IO_THREADS=2");
+    assert_eq!(workers(&[], &[]), 1, "the default");
+    assert_eq!(workers(&["--io-threads", "3"], &[]), 3, "--io-threads 3");
+    assert_eq!(
+        workers(&[], &[("WASMFLOW_IO_THREADS", "2")]),
+        2,
+        "WASMFLOW_IO_THREADS=2"
+    );
     let r = wasmflow(&["--io-threads", "0", "run", "graphs/temperature.yaml"], d.path());
     assert_eq!(r.status.code(), Some(2), "{}", text(&r.stderr));
     assert!(text(&r.stderr).contains("--io-threads"), "{}", text(&r.stderr));
