@@ -14,8 +14,8 @@ use clap::Parser;
 fn main() -> ExitCode {
     let args = commands::Cli::parse();
     // One runtime for the whole process: transports, the embedded broker, the metrics endpoint,
-    // registry transfers and signal handling all run on it; graphs run on the main thread (or one thread each).
-    // Its workers mostly wait on sockets: one by default (`--io-threads`).
+    // registry transfers and signal handling all run on it; graphs run on the main thread (or a
+    // thread each). Its workers mostly wait on sockets: one by default (`--io-threads`).
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(args.io_threads.get())
         .thread_name("wasmflow-io")
