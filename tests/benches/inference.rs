@@ -26,9 +26,10 @@
 //! `onnx` package: enough math that per-call costs are amortised, as for real image models).
 //!
 //! `cargo bench -p wasmflow-cli --bench inference [-- --quick] [--rounds R] [--model digits|mlp]
-//! [--only ort|wasi-nn|graph[,…]] [--no-python] [--on-demand]` (needs `make model`, `make components`
-//! and scripts/setup.sh). `--only ort,wasi-nn` interleaves those two without the graph's chunks
-//! between them (which evict their caches: BENCHMARKS.md, "Edge inference", "Timed"). For profiling one variant: `--model digits --only wasi-nn --no-python
+//! [--only ort|wasi-nn|graph[,…]] [--no-python] [--on-demand]` (needs `make model`, `make
+//! components` and scripts/setup.sh). `--only ort,wasi-nn` interleaves those two without the
+//! graph's chunks between them (which evict their caches: BENCHMARKS.md, "Edge inference",
+//! "Timed"). For profiling one variant: `--model digits --only wasi-nn --no-python
 //! --on-demand` under `valgrind --tool=callgrind --toggle-collect='*measure*'` (`--on-demand`:
 //! valgrind cannot reserve the instance pool; the graph then starts without the compiled cache).
 
