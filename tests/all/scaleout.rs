@@ -1,6 +1,6 @@
 //! Issue 17: several `wasmflow run` processes (instances) of one graph share the work, survive
 //! the loss of one, and share one state store. Real peers: librdkafka's mock cluster in this
-//! process (`kafka.rs` says what it is), a real mosquitto, a real `redis-server`; the instances
+//! process, or tansu under `WASMFLOW_TEST_KAFKA=tansu` (`kafka.rs` says what each is), a real mosquitto, a real `redis-server`; the instances
 //! are child processes. Every check reads outputs with plain clients, and each instance's
 //! share from its own `/metrics` (`wasmflow_messages_in_total` of its source).
 
