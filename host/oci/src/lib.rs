@@ -4,9 +4,10 @@
 //! Why: Azure IoT Operations deploys graphs from a registry — a graph definition artifact whose
 //! operations name modules relative to the same registry. wasmflow speaks the same formats so
 //! one registry serves both:
-//! - components (modules, composed graphs): the standard wasm artifact of `oci-wasm` (config
-//!   `application/vnd.wasm.config.v0+json`, one `application/wasm` layer); the platform's CI
-//!   layer type `application/vnd.wasm.content.layer.v1+wasm` is accepted on pull;
+//! - components (modules, composed graphs): the CNCF wasm artifact, as `oci-wasm` writes it
+//!   (config `application/vnd.wasm.config.v0+json`, see [`wasm_config`]; one `application/wasm`
+//!   layer); the platform's CI layer type `application/vnd.wasm.content.layer.v1+wasm` is
+//!   accepted on pull;
 //! - graph definitions: config `application/vnd.microsoft.aio.graph.v1+yaml`, one
 //!   `application/yaml` layer, as `oras push` makes them in the platform's documentation.
 //!
@@ -25,6 +26,7 @@ pub mod manifest;
 pub mod progress;
 pub mod reference;
 pub mod target;
+pub mod wasm_config;
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -46,6 +48,7 @@ pub use manifest::{
     WASM_CONTENT_LAYER_MEDIA_TYPE, WASM_LAYER_MEDIA_TYPE,
 };
 pub use progress::{NoProgress, Progress, Transfer};
+pub use wasm_config::WasmConfig;
 
 /// Transfers at least this large show a progress bar.
 pub const PROGRESS_THRESHOLD: u64 = 4 << 20;
@@ -497,15 +500,16 @@ fn http_header(v: &'static str) -> http::HeaderValue {
     http::HeaderValue::from_static(v)
 }
 
-/// The layer and config for `file`: a component (oci-wasm's config) or a graph definition.
+/// The layer and config for `file`: a component ([`wasm_config`]) or a graph definition.
 fn artifact(file: &Path, bytes: Vec<u8>) -> Result<(ArtifactKind, ImageLayer, Config), OciError> {
     let bad = |detail: String| OciError::BadFile {
         file: file.to_path_buf(),
         detail,
     };
     if bytes.starts_with(b"\0asm") {
-        let (wasm_config, layer) = wasm_config(bytes).map_err(|e| bad(format!("not a wasm component: {e}")))?;
-        let config = oci_wasm::ToConfig::to_config(&wasm_config).map_err(|e| bad(format!("{e:#}")))?;
+        let (wasm_config, layer) =
+            WasmConfig::for_component(bytes).map_err(|e| bad(format!("not a wasm component: {e}")))?;
+        let config = wasm_config.to_config().map_err(|e| bad(e.to_string()))?;
         return Ok((ArtifactKind::Component, layer, config));
     }
     // A graph definition: checked before it is published, so a registry holds only valid ones.
@@ -519,39 +523,6 @@ fn artifact(file: &Path, bytes: Vec<u8>) -> Result<(ArtifactKind, ImageLayer, Co
     let layer = ImageLayer::new(bytes, GRAPH_LAYER_MEDIA_TYPE.to_string(), Some(annotations));
     let config = Config::new(b"{}".to_vec(), GRAPH_CONFIG_MEDIA_TYPE.to_string(), None);
     Ok((ArtifactKind::GraphDefinition, layer, config))
-}
-
-/// oci-wasm's config for a component. Its WIT decoder asserts (panics) on a composed graph,
-/// whose per-operation imports repeat interfaces, so composed graphs — and any component it
-/// cannot describe — get a config whose world lists the binary's import and export names.
-fn wasm_config(bytes: Vec<u8>) -> Result<(oci_wasm::WasmConfig, ImageLayer), String> {
-    let composed = matches!(wasmflow_compose::Manifest::from_component(&bytes), Ok(Some(_)));
-    if !composed {
-        let hook = std::panic::take_hook();
-        std::panic::set_hook(Box::new(|_| {}));
-        let described = std::panic::catch_unwind(|| oci_wasm::WasmConfig::from_raw_component(bytes.clone(), None));
-        std::panic::set_hook(hook);
-        match described {
-            Ok(Ok(done)) => return Ok(done),
-            Ok(Err(e)) => tracing::debug!("oci-wasm cannot describe the component: {e:#}"),
-            Err(_) => tracing::debug!("oci-wasm's WIT decoder panicked on the component"),
-        }
-    }
-    let (imports, exports) = wasmflow_compose::inspect::component_world(&bytes).map_err(|e| e.to_string())?;
-    let names = |items: Vec<wasmflow_compose::inspect::WorldItem>| items.into_iter().map(|i| i.name).collect();
-    let config = oci_wasm::WasmConfig {
-        created: chrono::Utc::now(),
-        author: None,
-        architecture: oci_wasm::WASM_ARCHITECTURE.to_string(),
-        os: oci_wasm::COMPONENT_OS.to_string(),
-        layer_digests: vec![cache::sha256_digest(&bytes)],
-        component: Some(oci_wasm::Component {
-            exports: names(exports),
-            imports: names(imports),
-            target: None,
-        }),
-    };
-    Ok((config, ImageLayer::new(bytes, WASM_LAYER_MEDIA_TYPE.to_string(), None)))
 }
 
 /// A transfer worth reporting: [`PROGRESS_THRESHOLD`] bytes or more.

@@ -11,10 +11,10 @@ use oci_client::manifest::{OciDescriptor, OciImageManifest};
 use crate::cache;
 use crate::error::OciError;
 
-/// Config media type of a wasm component artifact (oci-wasm / CNCF wasm TAG).
-pub const WASM_CONFIG_MEDIA_TYPE: &str = oci_wasm::WASM_MANIFEST_CONFIG_MEDIA_TYPE;
+/// Config media type of a wasm component artifact (CNCF wasm artifact, as oci-wasm writes it).
+pub const WASM_CONFIG_MEDIA_TYPE: &str = crate::wasm_config::WASM_MANIFEST_CONFIG_MEDIA_TYPE;
 /// Layer media type of a wasm component artifact.
-pub const WASM_LAYER_MEDIA_TYPE: &str = oci_wasm::WASM_LAYER_MEDIA_TYPE;
+pub const WASM_LAYER_MEDIA_TYPE: &str = crate::wasm_config::WASM_LAYER_MEDIA_TYPE;
 /// The layer type the platform's samples CI pushes modules with; accepted on pull.
 pub const WASM_CONTENT_LAYER_MEDIA_TYPE: &str = "application/vnd.wasm.content.layer.v1+wasm";
 /// Config media type of a graph definition artifact (Azure IoT Operations).
