@@ -4,7 +4,7 @@
 CARGO ?= cargo
 WASMFLOW = $(CARGO) run -p wasmflow-cli --bin wasmflow --
 
-.PHONY: demo test setup model components test-host test-components test-golden test-platform test-kafka-broker bench fuzz-ci soak
+.PHONY: demo test setup model components test-host test-components test-golden test-platform test-kafka-broker bench fuzz-ci soak size
 
 ## Run the demo graph on the bundled readings (no broker, no flags).
 demo: components
@@ -53,6 +53,10 @@ test-kafka-broker: components
 ## (`make bench BENCH_QUICK=1` for a short run).
 bench: components
 	BENCH_QUICK=$(BENCH_QUICK) ./scripts/bench.sh
+
+## The size of the binary `cargo install` makes (a release build of its own; part of `make bench`).
+size:
+	./scripts/binary-size.sh
 
 ## The fuzz targets (tests/fuzz) for 15 s each on their seed corpus: what CI runs after `make test`
 ## (README, "Fuzzing"; `scripts/fuzz.sh --seconds N TARGET` for longer).

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make bench`: runs every benchmark binary in tests/benches (in-process, start-up/memory, and the
-# broker, Kafka and inference benches when those files exist), then writes
+# broker, Kafka and inference benches when those files exist) and measures the installed binary's
+# size (scripts/binary-size.sh), then writes
 #   bench/results.md      the combined Markdown tables, with machine, commit and date;
 #   bench/throughput.svg  a chart of the in-process throughput;
 # and replaces the "Latest results" section of BENCHMARKS.md (between its marker comments).
@@ -52,6 +53,17 @@ for b in "${benches[@]}"; do
   fi
 done
 
+# The installed binary's size (issue 16, item 5): a `release` build of its own, not a bench binary.
+log "size: scripts/binary-size.sh"
+start=$SECONDS
+if ./scripts/binary-size.sh >"$tmp/size.md"; then
+  log "size: done in $((SECONDS - start)) s"
+else
+  log "size: FAILED after $((SECONDS - start)) s (its stderr is above)"
+  failed+=(size)
+  printf '\n**`size` failed in this run** (see the log of `make bench`).\n' >>"$tmp/size.md"
+fi
+
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' || echo unknown)
 mem=$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -62,7 +74,7 @@ if ! git diff --quiet HEAD -- host compose components graphs 2>/dev/null; then c
   [[ "${BENCH_PREBUILT:-}" == "1" ]] && echo "(BENCH_PREBUILT=1: the bench executables built last were run, not rebuilt for this commit.)"
   echo "Absolute numbers move with the load on the machine; ratios measured in the same run are the comparison."
   echo
-  for b in "${benches[@]}"; do
+  for b in "${benches[@]}" size; do
     [[ -f "$tmp/$b.md" ]] || continue
     echo "### \`$b\`"
     cat "$tmp/$b.md"
