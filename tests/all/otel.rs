@@ -319,7 +319,8 @@ fn wasmflows_own_counts_are_exported_by_the_sdk() {
     });
     let own = {
         let _in = rt.enter();
-        wasmflow_otel::telemetry::OwnMetrics::start(&config, Duration::from_millis(300), counts).expect("start")
+        let collector = Exporter::new(&config).expect("exporter");
+        wasmflow_otel::telemetry::OwnMetrics::start(&collector, Duration::from_millis(300), counts).expect("start")
     };
     assert!(
         receiver.wait(Duration::from_secs(10), |r| metrics(r)
@@ -394,6 +395,11 @@ fn wasmflows_own_traces_follow_each_message_through_its_operations() {
         "spans stay out of the log:\n{}",
         wf.log()
     );
+    // Its own metrics went the same way: one connection to the collector carried both.
+    receiver.with(|r| {
+        assert!(!metrics(r).is_empty(), "no metrics exported:\n{}", wf.log());
+        assert_eq!(r.grpc_connections, 1, "connections to the collector:\n{}", wf.log());
+    });
 }
 
 /// A DataflowGraph reading MQTT and writing to an OpenTelemetry endpoint: the platform's

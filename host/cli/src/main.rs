@@ -28,15 +28,19 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let traces = match commands::own_traces(&args.command, rt.handle()) {
-        Ok(t) => t,
+    let started = commands::otlp(&args.command, rt.handle()).and_then(|otlp| {
+        let traces = commands::own_traces(&args.command, otlp.as_ref(), rt.handle())?;
+        Ok((otlp, traces))
+    });
+    let (otlp, traces) = match started {
+        Ok(started) => started,
         Err(e) => {
             eprintln!("error: {e:#}");
             return ExitCode::from(1);
         }
     };
     commands::init_tracing(args.verbose, traces.as_ref());
-    let code = match args.command.execute(rt.handle()) {
+    let code = match args.command.execute(rt.handle(), otlp.as_ref()) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e}");

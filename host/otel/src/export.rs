@@ -87,10 +87,12 @@ pub enum ExportError {
     },
 }
 
-/// A connection to one collector (connected on first use).
+/// A connection to one collector (connected on first use). Clones share it: a gRPC channel
+/// multiplexes every clone's requests over one HTTP/2 connection, an HTTP client one pool.
 #[derive(Clone)]
 pub struct Exporter {
     url: String,
+    request_timeout: Duration,
     transport: Transport,
 }
 
@@ -181,12 +183,21 @@ impl Exporter {
                 }
             }
         };
-        Ok(Self { url, transport })
+        Ok(Self {
+            url,
+            request_timeout: config.request_timeout,
+            transport,
+        })
     }
 
     /// The collector, for messages.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// How long one export may take (the SDK's exporters are given it too).
+    pub(crate) fn request_timeout(&self) -> Duration {
+        self.request_timeout
     }
 
     /// The connection, for the OpenTelemetry SDK's exporter ([`crate::telemetry`]).

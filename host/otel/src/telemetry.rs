@@ -23,32 +23,32 @@ use opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProces
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use opentelemetry_sdk::Resource;
 
-use crate::export::{ExportConfig, ExportError, Exporter};
+use crate::export::{ExportError, Exporter};
 
-/// The SDK's exporter of `$kind` over the same transport as the destination's (TLS, headers,
-/// timeouts: [`Exporter`]); a macro because the SDK's metric and span exporter builders are
-/// distinct types with the same methods.
+/// The SDK's exporter of `$kind` over `$exporter`'s connection (its TLS, headers and timeouts:
+/// [`Exporter`]); a macro because the SDK's metric and span exporter builders are distinct types
+/// with the same methods.
 macro_rules! otlp_exporter {
-    ($kind:ident, $config:expr, $path:literal) => {{
-        let config: &ExportConfig = $config;
+    ($kind:ident, $exporter:expr, $path:literal) => {{
+        let exporter: &Exporter = $exporter;
         let bad = |e: opentelemetry_otlp::ExporterBuildError| ExportError::Config {
-            url: config.url.clone(),
+            url: exporter.url().to_owned(),
             reason: e.to_string(),
         };
-        match Exporter::new(config)?.into_parts() {
+        match exporter.clone().into_parts() {
             crate::export::Parts::Grpc { channel, headers } => $kind::builder()
                 .with_tonic()
                 .with_channel(channel)
                 .with_metadata(headers)
-                .with_timeout(config.request_timeout)
+                .with_timeout(exporter.request_timeout())
                 .build()
                 .map_err(bad)?,
             crate::export::Parts::Http { client, headers } => $kind::builder()
                 .with_http()
                 .with_http_client(client)
-                .with_endpoint(format!("{}{}", config.url.trim_end_matches('/'), $path))
+                .with_endpoint(format!("{}{}", exporter.url(), $path))
                 .with_headers(headers)
-                .with_timeout(config.request_timeout)
+                .with_timeout(exporter.request_timeout())
                 .build()
                 .map_err(bad)?,
         }
@@ -88,10 +88,10 @@ pub struct OwnMetrics {
 }
 
 impl OwnMetrics {
-    /// Starts exporting every `interval`; must be called within the tokio runtime that will
-    /// drive the exports.
-    pub fn start(config: &ExportConfig, interval: Duration, counts: Counts) -> Result<Self, ExportError> {
-        let exporter = otlp_exporter!(MetricExporter, config, "/v1/metrics");
+    /// Starts exporting every `interval` over `collector` (shared with [`OwnTraces`]); must be
+    /// called within the tokio runtime that will drive the exports.
+    pub fn start(collector: &Exporter, interval: Duration, counts: Counts) -> Result<Self, ExportError> {
+        let exporter = otlp_exporter!(MetricExporter, collector, "/v1/metrics");
         let reader = PeriodicReader::builder(exporter, opentelemetry_sdk::runtime::Tokio)
             .with_interval(interval)
             .build();
@@ -154,10 +154,11 @@ pub struct OwnTraces {
 }
 
 impl OwnTraces {
-    /// Starts exporting the spans of a `ratio` (0 to 1) of the messages, sampled by trace id;
-    /// must be called within the tokio runtime that will drive the exports.
-    pub fn start(config: &ExportConfig, ratio: f64) -> Result<Self, ExportError> {
-        let exporter = otlp_exporter!(SpanExporter, config, "/v1/traces");
+    /// Starts exporting the spans of a `ratio` (0 to 1) of the messages, sampled by trace id,
+    /// over `collector` (shared with [`OwnMetrics`]); must be called within the tokio runtime
+    /// that will drive the exports.
+    pub fn start(collector: &Exporter, ratio: f64) -> Result<Self, ExportError> {
+        let exporter = otlp_exporter!(SpanExporter, collector, "/v1/traces");
         let provider = SdkTracerProvider::builder()
             .with_span_processor(BatchSpanProcessor::builder(exporter, opentelemetry_sdk::runtime::Tokio).build())
             .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(ratio))))

@@ -20,6 +20,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{Tra
 use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use opentelemetry_proto::tonic::common::v1::{any_value, KeyValue};
 use prost::Message;
+use tonic::codegen::tokio_stream::StreamExt as _;
 
 /// What the receiver got.
 #[derive(Default)]
@@ -34,6 +35,8 @@ pub struct Received {
     pub unavailable: usize,
     /// Requests refused so.
     pub refused: usize,
+    /// Connections accepted on the gRPC listener.
+    pub grpc_connections: usize,
 }
 
 #[derive(Clone, Default)]
@@ -149,7 +152,14 @@ impl Receiver {
                 .add_service(MetricsServiceServer::new(shared.clone()))
                 .add_service(LogsServiceServer::new(shared.clone()))
                 .add_service(TraceServiceServer::new(shared.clone()));
-            tokio::spawn(router.serve_with_incoming(tonic::transport::server::TcpIncoming::from(grpc_listener)));
+            let counted = shared.clone();
+            let incoming = tonic::transport::server::TcpIncoming::from(grpc_listener).map(move |accepted| {
+                if accepted.is_ok() {
+                    counted.0.lock().unwrap().grpc_connections += 1;
+                }
+                accepted
+            });
+            tokio::spawn(router.serve_with_incoming(incoming));
             let http_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
             let http: SocketAddr = http_listener.local_addr().unwrap();
             let state = shared.clone();

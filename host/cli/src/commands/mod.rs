@@ -103,28 +103,61 @@ pub type Traces = wasmflow_otel::telemetry::OwnTraces;
 #[cfg(not(feature = "otel"))]
 pub enum Traces {}
 
-/// Starts the export of wasmflow's own traces when the command asks for it (`run --otlp`);
-/// within the runtime `rt`, which drives the exports.
-pub fn own_traces(command: &Command, rt: &tokio::runtime::Handle) -> anyhow::Result<Option<Traces>> {
+#[cfg(not(feature = "otel"))]
+impl Traces {
+    /// Never called: no value of this type exists.
+    pub fn shutdown(self) {
+        match self {}
+    }
+}
+
+/// The connection to the `--otlp` collector, one per process: wasmflow's own traces and
+/// metrics share it.
+#[cfg(feature = "otel")]
+pub type Otlp = wasmflow_otel::Exporter;
+/// Without the `otel` feature there is no collector to connect to.
+#[cfg(not(feature = "otel"))]
+pub enum Otlp {}
+
+/// The connection to the collector when the command asks for one (`run --otlp`); made within
+/// the runtime `rt`, which drives its exports (it connects on first use).
+pub fn otlp(command: &Command, rt: &tokio::runtime::Handle) -> anyhow::Result<Option<Otlp>> {
     #[cfg(feature = "otel")]
     if let Command::Run(run) = command {
-        if let Some((config, ratio)) = run.otlp.own_traces()? {
+        if let Some(config) = run.otlp.own_telemetry()? {
             let _in_runtime = rt.enter();
-            return Ok(Some(Traces::start(&config, ratio)?));
+            return Ok(Some(Otlp::new(&config)?));
         }
     }
     let _ = (command, rt);
     Ok(None)
 }
 
+/// Starts the export of wasmflow's own traces over `otlp` (`run --otlp`), within the runtime
+/// `rt`.
+pub fn own_traces(
+    command: &Command,
+    otlp: Option<&Otlp>,
+    rt: &tokio::runtime::Handle,
+) -> anyhow::Result<Option<Traces>> {
+    #[cfg(feature = "otel")]
+    if let (Command::Run(run), Some(otlp)) = (command, otlp) {
+        let _in_runtime = rt.enter();
+        return Ok(Some(Traces::start(otlp, run.otlp.otlp_trace_ratio)?));
+    }
+    let _ = (command, otlp, rt);
+    Ok(None)
+}
+
 impl Command {
-    /// Runs the command; `rt` is the process's runtime for whatever does I/O.
-    pub fn execute(self, rt: &tokio::runtime::Handle) -> anyhow::Result<ExitCode> {
+    /// Runs the command; `rt` is the process's runtime for whatever does I/O, `otlp` the
+    /// connection [`otlp`] made for it.
+    pub fn execute(self, rt: &tokio::runtime::Handle, otlp: Option<&Otlp>) -> anyhow::Result<ExitCode> {
         match self {
             Command::Compose(c) => c.execute(rt),
             Command::Inspect(c) => c.execute(),
             Command::Graph(c) => c.execute(rt),
-            Command::Run(c) => c.execute(rt),
+            Command::Run(c) => c.execute(rt, otlp),
             Command::Test(c) => c.execute(rt),
             Command::New(c) => c.execute(),
             #[cfg(feature = "oci")]

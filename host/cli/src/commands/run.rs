@@ -162,9 +162,9 @@ impl RunCmd {
 }
 
 impl RunCmd {
-    pub fn execute(self, rt: &tokio::runtime::Handle) -> Result<ExitCode> {
+    pub fn execute(self, rt: &tokio::runtime::Handle, otlp: Option<&crate::commands::Otlp>) -> Result<ExitCode> {
         if self.targets.iter().any(|t| wasmflow_resources::is_resource_file(t)) {
-            return dataflow::execute(self, rt);
+            return dataflow::execute(self, rt, otlp);
         }
         let [given] = self.targets.as_slice() else {
             anyhow::bail!(
@@ -208,7 +208,7 @@ impl RunCmd {
         tracing::info!(graph = %loaded.manifest.name, ?cache, "started in {:.1?}", started.elapsed());
 
         let picture = wasmflow_diagram::Diagram::from_manifest(graph.manifest(), &self.graph_args.config);
-        let _observed = self.observe(&runtime, vec![picture], &[graph.manifest()], &health, rt)?;
+        let _observed = self.observe(&runtime, vec![picture], &[graph.manifest()], &health, otlp, rt)?;
 
         let Some(input) = self.input.clone() else {
             let idle = Duration::from_millis(self.idle_ms);
@@ -266,7 +266,7 @@ impl RunCmd {
 
 impl RunCmd {
     /// Serves `/metrics` and the picture of the running graphs with their counts at `/graph`
-    /// (`--metrics`), and exports wasmflow's own metrics over OTLP (`--otlp`; stops exporting
+    /// (`--metrics`), and exports wasmflow's own metrics over `otlp` (`--otlp`; stops exporting
     /// when the returned value is dropped).
     fn observe(
         &self,
@@ -274,6 +274,7 @@ impl RunCmd {
         pictures: Vec<wasmflow_diagram::Diagram>,
         manifests: &[&wasmflow_compose::Manifest],
         health: &Health,
+        otlp: Option<&crate::commands::Otlp>,
         rt: &tokio::runtime::Handle,
     ) -> Result<Observed> {
         let operations: Vec<(String, String)> = manifests
@@ -311,7 +312,7 @@ impl RunCmd {
             );
         }
         #[cfg(feature = "otel")]
-        if let Some(config) = self.otlp.own_metrics()? {
+        if let Some(collector) = otlp {
             let metrics = runtime.metrics.clone();
             let counts: wasmflow_otel::telemetry::Counts = std::sync::Arc::new(move || {
                 operations
@@ -332,10 +333,12 @@ impl RunCmd {
             });
             let _in_runtime = rt.enter();
             let interval = Duration::from_secs(self.otlp.otlp_interval_secs);
-            let own = wasmflow_otel::telemetry::OwnMetrics::start(&config, interval, counts)?;
-            tracing::info!("exporting wasmflow's metrics to {} every {interval:?}", config.url);
+            let own = wasmflow_otel::telemetry::OwnMetrics::start(collector, interval, counts)?;
+            tracing::info!("exporting wasmflow's metrics to {} every {interval:?}", collector.url());
             return Ok(Observed(Some(own)));
         }
+        #[cfg(not(feature = "otel"))]
+        let _ = otlp;
         Ok(Observed::default())
     }
 }

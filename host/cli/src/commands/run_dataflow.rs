@@ -15,7 +15,7 @@ use wasmflow_delivery::journal::WindowJournal;
 use wasmflow_delivery::pump::PumpOptions;
 use wasmflow_delivery::schema::ConnectionCheck;
 use wasmflow_resources::model::{DataflowGraph, Mode, Persistence, SchemaRef, DEFAULT_ENDPOINT};
-use wasmflow_resources::resolve::{ArtifactLocation, Connection, GraphPlan};
+use wasmflow_resources::resolve::{ArtifactLocation, GraphPlan};
 use wasmflow_resources::ResolveOptions;
 use wasmflow_runtime::engine::EngineLimits;
 use wasmflow_runtime::graph::RunOptions;
@@ -23,7 +23,11 @@ use wasmflow_runtime::{load_graph, Runtime, RuntimeConfig};
 
 use super::{mib, RunCmd};
 
-pub(super) fn execute(cmd: RunCmd, rt: &tokio::runtime::Handle) -> Result<ExitCode> {
+pub(super) fn execute(
+    cmd: RunCmd,
+    rt: &tokio::runtime::Handle,
+    otlp: Option<&crate::commands::Otlp>,
+) -> Result<ExitCode> {
     for (given, flag) in [
         (cmd.input.is_some(), "--input"),
         (!cmd.transport.sources.is_empty(), "--source"),
@@ -171,7 +175,14 @@ pub(super) fn execute(cmd: RunCmd, rt: &tokio::runtime::Handle) -> Result<ExitCo
         endpoints.insert(name.clone(), e);
     }
     let manifests: Vec<_> = runs.iter().map(|r| r.graph.manifest().clone()).collect();
-    let _observed = cmd.observe(&runtime, pictures, &manifests.iter().collect::<Vec<_>>(), &health, rt)?;
+    let _observed = cmd.observe(
+        &runtime,
+        pictures,
+        &manifests.iter().collect::<Vec<_>>(),
+        &health,
+        otlp,
+        rt,
+    )?;
     for r in &runs {
         tracing::info!(
             graph = %r.name,
@@ -296,9 +307,10 @@ fn connection_check(cmd: &RunCmd, runtime: &Runtime, g: &DataflowGraph, s: &Sche
 #[cfg(feature = "mqtt")]
 fn local_broker(
     cmd: &RunCmd,
-    endpoints: &BTreeMap<String, Connection>,
+    endpoints: &BTreeMap<String, wasmflow_resources::resolve::Connection>,
     rt: &tokio::runtime::Handle,
 ) -> Result<Option<wasmflow_mqtt::MqttConfig>> {
+    use wasmflow_resources::resolve::Connection;
     if !endpoints.values().any(|c| *c == Connection::DefaultBroker) {
         return Ok(None);
     }

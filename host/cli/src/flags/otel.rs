@@ -74,13 +74,8 @@ impl OtlpArgs {
         )
     }
 
-    /// Where `--otlp` exports traces and the share of messages traced, when given.
-    pub fn own_traces(&self) -> Result<Option<(ExportConfig, f64)>> {
-        Ok(self.own_metrics()?.map(|c| (c, self.otlp_trace_ratio)))
-    }
-
-    /// Where `--otlp` exports, when given.
-    pub fn own_metrics(&self) -> Result<Option<ExportConfig>> {
+    /// Where and how `--otlp` exports wasmflow's own metrics and traces, when given.
+    pub fn own_telemetry(&self) -> Result<Option<ExportConfig>> {
         let Some(url) = &self.otlp else {
             return Ok(None);
         };
