@@ -34,20 +34,19 @@ fn compose_writes_a_valid_component_that_inspect_describes() {
             out.to_str().unwrap(),
         ],
         d.path(),
-    );
-    assert!(r.status.success(), "{}", text(&r.stderr));
+    )
+    .succeeded("wasmflow compose");
     assert!(text(&r.stderr).contains("composed 3 operations"), "{}", text(&r.stderr));
 
     // The standard tool agrees it is a valid component (the `implements` imports need --features all).
-    let v = Command::new("wasm-tools")
+    Command::new("wasm-tools")
         .args(["validate", "--features", "all"])
         .arg(&out)
         .output()
-        .expect("wasm-tools is installed by scripts/setup.sh");
-    assert!(v.status.success(), "wasm-tools validate: {}", text(&v.stderr));
+        .expect("wasm-tools is installed by scripts/setup.sh")
+        .succeeded("wasm-tools validate");
 
-    let r = wasmflow(&["inspect", out.to_str().unwrap()], d.path());
-    assert!(r.status.success(), "{}", text(&r.stderr));
+    let r = wasmflow(&["inspect", out.to_str().unwrap()], d.path()).succeeded("wasmflow inspect");
     let s = text(&r.stdout);
     for needle in [
         "import op1-logger: wasm-graph:processor/logger@1.1.0",
@@ -77,8 +76,8 @@ fn run_prints_outputs_as_json_lines() {
             input.to_str().unwrap(),
         ],
         d.path(),
-    );
-    assert!(r.status.success(), "{}", text(&r.stderr));
+    )
+    .succeeded("wasmflow run");
     let lines: Vec<serde_json::Value> = text(&r.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).expect("JSON line"))
@@ -154,9 +153,8 @@ fn run_refuses_a_wasm_that_is_not_a_composed_graph() {
 fn golden_tests_pass_and_a_wrong_expectation_fails() {
     module("temperature");
     let d = tempfile::tempdir().unwrap();
-    let r = wasmflow(&["test", "tests/golden"], d.path());
+    let r = wasmflow(&["test", "tests/golden"], d.path()).succeeded("wasmflow test tests/golden");
     let out = text(&r.stdout);
-    assert!(r.status.success(), "{out}{}", text(&r.stderr));
     assert!(out.lines().any(|l| l.starts_with("PASS complex-temperature")), "{out}");
     assert!(
         out.lines().last().is_some_and(|l| l.ends_with(" passed, 0 failed")),
@@ -271,8 +269,8 @@ fn a_line_that_is_not_utf8_loses_no_later_message() {
             file.to_str().unwrap(),
         ],
         d.path(),
-    );
-    assert!(r.status.success(), "{}", text(&r.stderr));
+    )
+    .succeeded("wasmflow run");
     let out = text(&r.stdout);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 3, "every line reaches the graph:\n{out}");
@@ -297,8 +295,8 @@ fn a_line_that_is_not_utf8_loses_no_later_message() {
             file.to_str().unwrap(),
         ],
         d.path(),
-    );
-    assert!(r.status.success(), "{}", text(&r.stderr));
+    )
+    .succeeded("wasmflow run --envelope");
     let err = text(&r.stderr);
     assert!(
         err.contains("line 1") && err.contains("UTF-8"),
@@ -349,8 +347,8 @@ fn run_composes_a_graph_once_and_again_after_it_changed() {
         let r = wasmflow(
             &["run", graph.to_str().unwrap(), "--input", input.to_str().unwrap()],
             d.path(),
-        );
-        assert!(r.status.success(), "{}", text(&r.stderr));
+        )
+        .succeeded("wasmflow run");
         // The payload: the event time (`__ts`) is the time of the run.
         let line: serde_json::Value = serde_json::from_str(text(&r.stdout).trim()).expect("one JSON line");
         line["payload"].clone()

@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use crate::oci::{Client as RegistryClient, Registry};
 use crate::support::mosquitto::{free_port, Client as MqttClient, Mosquitto};
 use crate::support::process::Wasmflow;
-use crate::support::{module, repo};
+use crate::support::{module, repo, OutputExt};
 
 fn seed() -> String {
     let p = repo().join("../shared/seeds/howto-dataflow-graph-wasm.md");
@@ -83,13 +83,13 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 
 /// `mosquitto_pub` as the seed runs it (MQTT 5, QoS 1, the `__ts` user property).
 fn mosquitto_pub(port: u16, topic: &str, payload: &str, ts_ms: u64) {
-    let out = Command::new("mosquitto_pub")
+    Command::new("mosquitto_pub")
         .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-V", "mqttv5", "-q", "1"])
         .args(["-t", topic, "-m", payload])
         .args(["-D", "PUBLISH", "user-property", "__ts", &crate::support::ts(ts_ms)])
         .output()
-        .expect("mosquitto_pub is missing: scripts/setup.sh installs mosquitto-clients");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        .expect("mosquitto_pub is missing: scripts/setup.sh installs mosquitto-clients")
+        .succeeded("mosquitto_pub");
 }
 
 fn celsius(f: f64) -> f64 {

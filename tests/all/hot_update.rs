@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use crate::mqtt::{await_all, reading};
 use crate::support::mosquitto::{user_prop, Client, Mosquitto};
 use crate::support::process::Wasmflow;
-use crate::support::{module, repo, Harness};
+use crate::support::{module, repo, Harness, OutputExt};
 
 /// °F → °C: the temperature module's map.
 const V1: &str = r#"operations:
@@ -246,12 +246,8 @@ fn wasmflow(data: &std::path::Path, args: &[&str]) -> String {
         .env("WASMFLOW_DATA_DIR", data)
         .env_remove("WASMFLOW_MODULES")
         .output()
-        .expect("run wasmflow");
-    assert!(
-        out.status.success(),
-        "wasmflow {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .expect("run wasmflow")
+        .succeeded(format_args!("wasmflow {args:?}"));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 

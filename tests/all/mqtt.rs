@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use crate::support::module;
 use crate::support::mosquitto::{user_prop, Client, Mosquitto};
 use crate::support::process::Wasmflow;
+use crate::support::{module, OutputExt};
 
 /// Waits until the run says the graph is bound (subscribed), then one round trip more for the
 /// subscription to follow the connection.
@@ -140,25 +140,19 @@ fn mosquitto_sub(port: u16, topic: &str, extra: &[&str]) -> std::process::Child 
 }
 
 fn mosquitto_pub(port: u16, topic: &str, message: &str, extra: &[&str]) {
-    let out = mosquitto_client("mosquitto_pub", port, topic)
+    mosquitto_client("mosquitto_pub", port, topic)
         .args(["-m", message, "-q", "1"])
         .args(extra)
         .output()
-        .expect("mosquitto_pub");
-    assert!(
-        out.status.success(),
-        "mosquitto_pub: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .expect("mosquitto_pub")
+        .succeeded("mosquitto_pub");
 }
 
 fn stdout_of(child: std::process::Child) -> String {
-    let out = child.wait_with_output().expect("mosquitto_sub ran");
-    assert!(
-        out.status.success(),
-        "mosquitto_sub: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = child
+        .wait_with_output()
+        .expect("mosquitto_sub ran")
+        .succeeded("mosquitto_sub");
     String::from_utf8(out.stdout).expect("UTF-8")
 }
 
@@ -507,15 +501,11 @@ fn a_panicking_operator_on_the_embedded_broker_is_a_dead_letter_with_its_message
 
 /// Runs `program args` and fails the test with its stderr if it fails.
 fn run_tool(program: &str, args: &[&str]) {
-    let out = std::process::Command::new(program)
+    std::process::Command::new(program)
         .args(args)
         .output()
-        .unwrap_or_else(|e| panic!("{program}: {e}"));
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .unwrap_or_else(|e| panic!("{program}: {e}"))
+        .succeeded(format_args!("{program} {args:?}"));
 }
 
 /// A directory mosquitto (which drops to its own user) can read.

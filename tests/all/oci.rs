@@ -12,7 +12,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::support::token_server::{TokenServer, User};
-use crate::support::{module, repo};
+use crate::support::{module, repo, OutputExt};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use sha2::{Digest, Sha256};
@@ -75,8 +75,8 @@ impl Registry {
                 let out = Command::new("htpasswd")
                     .args(["-Bbn", USER, PASSWORD])
                     .output()
-                    .expect("htpasswd is missing: install the Debian package apache2-utils (scripts/setup.sh does)");
-                assert!(out.status.success(), "htpasswd: {}", text(&out.stderr));
+                    .expect("htpasswd is missing: install the Debian package apache2-utils (scripts/setup.sh does)")
+                    .succeeded("htpasswd");
                 std::fs::write(dir.path().join("htpasswd"), &out.stdout).unwrap();
                 config.push_str(&format!(
                     "auth:\n  htpasswd:\n    realm: wasmflow-test\n    path: {}\n",
@@ -142,8 +142,8 @@ impl Registry {
         let out = cmd
             .arg(format!("http://{}{path}", self.host))
             .output()
-            .expect("curl is missing: install the Debian package curl (scripts/setup.sh does)");
-        assert!(out.status.success(), "curl {path}: {}", text(&out.stderr));
+            .expect("curl is missing: install the Debian package curl (scripts/setup.sh does)")
+            .succeeded(format_args!("curl {path}"));
         out.stdout
     }
 
@@ -195,8 +195,7 @@ impl Client {
 
     /// Runs and expects success; returns stdout.
     pub(crate) fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(out.status.success(), "wasmflow {args:?} failed: {}", text(&out.stderr));
+        let out = self.run(args).succeeded(format_args!("wasmflow {args:?}"));
         text(&out.stdout)
     }
 
@@ -407,8 +406,9 @@ fn a_graph_runs_straight_from_the_registry_and_then_offline() {
 
     // Registry gone: the tag's cached digest and the digest reference still run.
     registry.stop();
-    let out = runner.run(&["run", &reference, "--input", path_str(&input)]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = runner
+        .run(&["run", &reference, "--input", path_str(&input)])
+        .succeeded("wasmflow run, registry gone");
     assert_celsius_output(&text(&out.stdout));
     assert!(text(&out.stderr).contains("from the cache"), "{}", text(&out.stderr));
     assert_celsius_output(&runner.ok(&["run", &by_digest, "--input", path_str(&input)]));
@@ -464,8 +464,9 @@ fn digests_are_pinned_tags_move_and_cached_digests_pull_offline() {
     assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(module("window")).unwrap());
 
     registry.stop();
-    let pulled = puller.run(&["pull", &pinned, "-o", path_str(&out)]);
-    assert!(pulled.status.success(), "{}", text(&pulled.stderr));
+    let pulled = puller
+        .run(&["pull", &pinned, "-o", path_str(&out)])
+        .succeeded("wasmflow pull, registry gone");
     assert!(text(&pulled.stderr).contains("cached"), "{}", text(&pulled.stderr));
     assert_eq!(
         std::fs::read(&out).unwrap(),
@@ -568,8 +569,8 @@ fn credentials_from_flags_environment_and_docker_config() {
         .env("WASMFLOW_REGISTRY_USERNAME", USER)
         .env("WASMFLOW_REGISTRY_PASSWORD", PASSWORD)
         .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
+        .unwrap()
+        .succeeded("wasmflow pull, credentials from the environment");
     assert_eq!(digest_line(&text(&out.stdout)), digest);
 
     // A Docker config.json, as `docker login` writes it.
@@ -708,8 +709,8 @@ fn token_auth_push_and_pull_with_username_and_password() {
         .env("WASMFLOW_REGISTRY_USERNAME", USER)
         .env("WASMFLOW_REGISTRY_PASSWORD", PASSWORD)
         .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
+        .unwrap()
+        .succeeded("wasmflow pull, credentials from the environment");
     assert!(text(&out.stderr).contains("pulled"), "{}", text(&out.stderr));
     assert_eq!(digest_line(&text(&out.stdout)), digest);
     assert!(std::fs::read(&target).unwrap() == original, "pulled bytes differ");
@@ -758,8 +759,8 @@ fn token_auth_with_a_pre_issued_bearer_token() {
         .command(&["push", path_str(&file), &reference])
         .env("WASMFLOW_REGISTRY_TOKEN", format!("{token}\n"))
         .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
+        .unwrap()
+        .succeeded("wasmflow push, WASMFLOW_REGISTRY_TOKEN");
     let digest = digest_line(&text(&out.stdout));
 
     let puller = Client::new();
@@ -769,8 +770,8 @@ fn token_auth_with_a_pre_issued_bearer_token() {
         .command(&["pull", &by_digest, "-o", path_str(&target)])
         .env("WASMFLOW_REGISTRY_TOKEN", &token)
         .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
+        .unwrap()
+        .succeeded("wasmflow pull, WASMFLOW_REGISTRY_TOKEN");
     assert_eq!(digest_line(&text(&out.stdout)), digest);
     assert!(
         std::fs::read(&target).unwrap() == std::fs::read(&file).unwrap(),
@@ -847,14 +848,16 @@ fn large_artifacts_go_in_chunks_with_progress_and_arrive_intact() {
     let client = Client::new();
     let file = large_component(client.data.path());
     let reference = registry.reference("org/large:1");
-    let out = client.run(&["push", path_str(&file), &reference]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = client
+        .run(&["push", path_str(&file), &reference])
+        .succeeded("wasmflow push");
     assert!(text(&out.stderr).contains("uploading"), "{}", text(&out.stderr));
 
     let puller = Client::new();
     let target = puller.data.path().join("large.wasm");
-    let out = puller.run(&["pull", &reference, "-o", path_str(&target)]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = puller
+        .run(&["pull", &reference, "-o", path_str(&target)])
+        .succeeded("wasmflow pull");
     assert!(text(&out.stderr).contains("downloading"), "{}", text(&out.stderr));
     assert!(
         std::fs::read(&target).unwrap() == std::fs::read(&file).unwrap(),
@@ -878,8 +881,8 @@ fn modules_pushed_with_the_platform_ci_layer_type_are_accepted() {
             .args(["-sSf", "-X", "POST", "-o", "/dev/null", "-w", "%header{location}"])
             .arg(format!("http://{}/v2/ci/temperature/blobs/uploads/", registry.host))
             .output()
-            .expect("curl");
-        assert!(out.status.success(), "upload session: {}", text(&out.stderr));
+            .expect("curl")
+            .succeeded("upload session");
         let location = text(&out.stdout);
         let sep = if location.contains('?') { '&' } else { '?' };
         let url = if location.starts_with("http") {
@@ -887,7 +890,7 @@ fn modules_pushed_with_the_platform_ci_layer_type_are_accepted() {
         } else {
             format!("http://{}{location}", registry.host)
         };
-        let out = Command::new("curl")
+        Command::new("curl")
             .args([
                 "-sSf",
                 "-X",
@@ -899,8 +902,8 @@ fn modules_pushed_with_the_platform_ci_layer_type_are_accepted() {
             .arg(format!("@{}", f.display()))
             .arg(format!("{url}{sep}digest={}", sha256(bytes)))
             .output()
-            .expect("curl");
-        assert!(out.status.success(), "blob upload to {url}: {}", text(&out.stderr));
+            .expect("curl")
+            .succeeded(format_args!("blob upload to {url}"));
     };
     upload(&wasm, "m.wasm");
     upload(&config, "config.json");
@@ -914,7 +917,7 @@ fn modules_pushed_with_the_platform_ci_layer_type_are_accepted() {
     let dir = tempfile::tempdir().unwrap();
     let mf = dir.path().join("manifest.json");
     std::fs::write(&mf, &manifest).unwrap();
-    let out = Command::new("curl")
+    Command::new("curl")
         .args([
             "-sSf",
             "-X",
@@ -926,8 +929,8 @@ fn modules_pushed_with_the_platform_ci_layer_type_are_accepted() {
         .arg(format!("@{}", mf.display()))
         .arg(format!("http://{}/v2/ci/temperature/manifests/1.0.0", registry.host))
         .output()
-        .unwrap();
-    assert!(out.status.success(), "manifest: {}", text(&out.stderr));
+        .unwrap()
+        .succeeded("manifest");
 
     let client = Client::new();
     let target = client.data.path().join("t.wasm");

@@ -16,7 +16,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use crate::support::repo;
+use crate::support::{repo, OutputExt};
 
 fn wasmflow(args: &[&str], cwd: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_wasmflow"))
@@ -45,8 +45,7 @@ fn new_project(parent: &Path, name: &str, kind: &str, python: bool) -> PathBuf {
     if python {
         args.push("--python");
     }
-    let out = wasmflow(&args, parent);
-    assert!(out.status.success(), "wasmflow new {name}: {}", text(&out));
+    let out = wasmflow(&args, parent).succeeded(format_args!("wasmflow new {name}"));
     let project = parent.join(name);
     assert!(
         String::from_utf8_lossy(&out.stdout).starts_with(&format!("created {}", project.display())),
@@ -66,7 +65,7 @@ fn components_target() -> PathBuf {
 /// Runs `program args` in `dir` with the host build's flags removed; fails the test with its
 /// output unless it succeeds.
 fn run(dir: &Path, program: &str, args: &[&str]) -> Output {
-    let out = Command::new(program)
+    Command::new(program)
         .args(args)
         .current_dir(dir)
         .env("CARGO_TARGET_DIR", components_target())
@@ -76,14 +75,8 @@ fn run(dir: &Path, program: &str, args: &[&str]) -> Output {
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env_remove("CARGO_BUILD_TARGET")
         .output()
-        .unwrap_or_else(|e| panic!("{program}: {e}"));
-    assert!(
-        out.status.success(),
-        "{program} {args:?} in {}: {}",
-        dir.display(),
-        text(&out)
-    );
-    out
+        .unwrap_or_else(|e| panic!("{program}: {e}"))
+        .succeeded(format_args!("{program} {args:?} in {}", dir.display()))
 }
 
 /// The generated golden test passes (`wasmflow test tests` in the project, as its README says).

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use crate::support::mosquitto::{free_port, user_prop, Client, Mosquitto};
 use crate::support::process::Wasmflow;
 use crate::support::redis::{Options, RedisServer};
-use crate::support::{module, repo};
+use crate::support::{module, repo, OutputExt};
 
 /// `wasmflow run ARGS` to completion (line mode), from the repository root.
 fn run(data: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -54,8 +54,8 @@ fn a_graph_keeps_its_state_in_redis() {
             seed.to_str().unwrap(),
         ],
         &[],
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
+    )
+    .succeeded("wasmflow run --state redis");
     assert_eq!(redis.cli(&["HGET", "site", "v"]), "north", "the seed went to Redis");
     assert_eq!(redis.cli(&["HGET", "overtemp", "v"]), "true", "{}", stderr(&out));
     let windows: u64 = redis.cli(&["HGET", "overtemp_windows", "v"]).parse().expect("a count");
@@ -96,10 +96,8 @@ fn the_password_comes_from_a_file_or_the_environment_never_the_url() {
 
     let file = data.path().join("pw");
     std::fs::write(&file, "s3cret\n").unwrap();
-    let ok = with(&[&url, "--state-password-file", file.to_str().unwrap()], &[]);
-    assert!(ok.status.success(), "{}", stderr(&ok));
-    let ok = with(&[&url], &[("WASMFLOW_STATE_PASSWORD", "s3cret")]);
-    assert!(ok.status.success(), "{}", stderr(&ok));
+    with(&[&url, "--state-password-file", file.to_str().unwrap()], &[]).succeeded("wasmflow run --state-password-file");
+    with(&[&url], &[("WASMFLOW_STATE_PASSWORD", "s3cret")]).succeeded("wasmflow run, WASMFLOW_STATE_PASSWORD");
 
     let wrong = with(&[&url], &[("WASMFLOW_STATE_PASSWORD", "guess")]);
     assert!(!wrong.status.success());

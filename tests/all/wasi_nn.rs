@@ -36,12 +36,8 @@ fn python(code: &str, args: &[&str]) -> String {
         .arg(code)
         .args(args)
         .output()
-        .expect("python3 is needed (scripts/setup.sh installs onnxruntime, onnx for it)");
-    assert!(
-        out.status.success(),
-        "python failed (run scripts/setup.sh for onnxruntime/onnx): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .expect("python3 is needed (scripts/setup.sh installs onnxruntime, onnx for it)")
+        .succeeded("python failed (run scripts/setup.sh for onnxruntime/onnx)");
     String::from_utf8(out.stdout).expect("utf-8")
 }
 

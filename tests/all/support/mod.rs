@@ -7,6 +7,7 @@ pub mod kafka_peer;
 pub mod mosquitto;
 pub mod otlp;
 pub mod process;
+pub use process::OutputExt;
 pub mod proxy;
 pub mod redis;
 /// Test certificates: declared by `redis` (whose `#[path]` users need them too).

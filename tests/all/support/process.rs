@@ -1,8 +1,9 @@
 //! A `wasmflow run` child process for end-to-end tests: killed (SIGKILL) when dropped, its log
-//! in a file the test can show when it fails.
+//! in a file the test can show when it fails; and [`OutputExt`] for commands run to completion.
 
+use std::fmt::Display;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use super::repo;
@@ -102,5 +103,27 @@ impl Wasmflow {
 impl Drop for Wasmflow {
     fn drop(&mut self) {
         self.kill9();
+    }
+}
+
+/// Checks a finished command's [`Output`]: one failure message with everything needed to see why
+/// the command failed (what it was, its exit status, stdout and stderr), instead of each test
+/// printing some of it.
+pub trait OutputExt {
+    /// The output, if the command succeeded; otherwise fails the test naming `what`.
+    fn succeeded(self, what: impl Display) -> Output;
+}
+
+impl OutputExt for Output {
+    #[track_caller]
+    fn succeeded(self, what: impl Display) -> Output {
+        assert!(
+            self.status.success(),
+            "{what}: {}\nstdout:\n{}\nstderr:\n{}",
+            self.status,
+            String::from_utf8_lossy(&self.stdout),
+            String::from_utf8_lossy(&self.stderr)
+        );
+        self
     }
 }
