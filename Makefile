@@ -27,12 +27,11 @@ test-components:
 	cd components && $(CARGO) test --quiet
 	cd components/python/fahrenheit && python3 -m unittest --quiet
 
-## Every Rust test; then the binary type-checked with none of its optional features and with
-## MQTT alone (README, "Cargo features"), which catches code that needs a feature it does not name.
+## Every Rust test; then the binary type-checked with none of its optional features (README,
+## "Cargo features"), which catches code that needs a feature it does not name.
 test-host:
 	$(CARGO) test --workspace
 	$(CARGO) check -p wasmflow-cli --no-default-features
-	$(CARGO) check -p wasmflow-cli --no-default-features --features mqtt
 
 test-golden:
 	$(WASMFLOW) test tests/golden
