@@ -120,7 +120,9 @@ fn a_full_batch_goes_over_grpc_with_its_headers_and_messages_complete_when_it_wa
         let Some(metric::Data::Gauge(g)) = &ms[0].data else {
             panic!("{:?}", ms[0])
         };
-        let values: Vec<_> = g.data_points.iter().map(|p| (p.time_unix_nano, p.value)).collect();
+        // The first two were sent by two tasks at once: either may be first in the batch.
+        let mut values: Vec<_> = g.data_points.iter().map(|p| (p.time_unix_nano, p.value)).collect();
+        values.sort_by_key(|(time, _)| *time);
         assert_eq!(
             values,
             [20.0, 21.0, 22.0]

@@ -15,6 +15,8 @@ use wasmflow_delivery::journal::WindowJournal;
 use wasmflow_delivery::pump::PumpOptions;
 use wasmflow_delivery::schema::ConnectionCheck;
 use wasmflow_resources::model::{DataflowGraph, Mode, Persistence, SchemaRef, DEFAULT_ENDPOINT};
+#[cfg(feature = "mqtt")]
+use wasmflow_resources::resolve::Connection;
 use wasmflow_resources::resolve::{ArtifactLocation, GraphPlan};
 use wasmflow_resources::ResolveOptions;
 use wasmflow_runtime::engine::EngineLimits;
@@ -307,10 +309,9 @@ fn connection_check(cmd: &RunCmd, runtime: &Runtime, g: &DataflowGraph, s: &Sche
 #[cfg(feature = "mqtt")]
 fn local_broker(
     cmd: &RunCmd,
-    endpoints: &BTreeMap<String, wasmflow_resources::resolve::Connection>,
+    endpoints: &BTreeMap<String, Connection>,
     rt: &tokio::runtime::Handle,
 ) -> Result<Option<wasmflow_mqtt::MqttConfig>> {
-    use wasmflow_resources::resolve::Connection;
     if !endpoints.values().any(|c| *c == Connection::DefaultBroker) {
         return Ok(None);
     }
