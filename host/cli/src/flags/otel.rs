@@ -10,9 +10,9 @@ use wasmflow_otel::{ExportConfig, Protocol, TlsFiles};
 
 #[derive(Args, Debug, Clone)]
 pub struct OtlpArgs {
-    /// Export wasmflow's own metrics (per-operation counts) over OTLP to this collector, beside
-    /// --metrics: `http://host:4317` (gRPC) or, with --otlp-protocol http/protobuf,
-    /// `http://host:4318`; `https://` for TLS.
+    /// Export wasmflow's own metrics (per-operation counts) and traces (--otlp-trace-ratio) over
+    /// OTLP to this collector, on one connection, beside --metrics: `http://host:4317` (gRPC)
+    /// or, with --otlp-protocol http/protobuf, `http://host:4318`; `https://` for TLS.
     #[arg(long, env = "WASMFLOW_OTLP", value_name = "URL")]
     pub otlp: Option<String>,
     /// How --otlp talks to its collector.
