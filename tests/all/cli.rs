@@ -17,10 +17,6 @@ fn wasmflow(args: &[&str], dir: &Path) -> Output {
         .expect("run wasmflow")
 }
 
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
 #[test]
 fn compose_writes_a_valid_component_that_inspect_describes() {
     module("temperature");

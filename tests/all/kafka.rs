@@ -22,6 +22,7 @@ use wasmflow_kafka::{KafkaSettings, KafkaSink, KafkaSource};
 use wasmflow_transport::{Inbound, Outbound, Sink, Source, TransportError};
 
 use crate::support::kafka_peer::KafkaPeer;
+use crate::support::text;
 
 /// The peer with `topics` (one partition each): the mock, or tansu under
 /// `WASMFLOW_TEST_KAFKA=tansu`.
@@ -165,10 +166,6 @@ impl Running {
             .expect("the source stops within 20 s");
         r.expect("source task").expect("source ran cleanly");
     }
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,7 +16,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use crate::support::{repo, OutputExt};
+use crate::support::{describe, repo, OutputExt};
 
 fn wasmflow(args: &[&str], cwd: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_wasmflow"))
@@ -27,15 +27,6 @@ fn wasmflow(args: &[&str], cwd: &Path) -> Output {
         .env("RUST_LOG", "warn")
         .output()
         .expect("run wasmflow")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 /// `wasmflow new NAME --kind KIND [--python] --dir parent`; the project folder.
@@ -50,7 +41,7 @@ fn new_project(parent: &Path, name: &str, kind: &str, python: bool) -> PathBuf {
     assert!(
         String::from_utf8_lossy(&out.stdout).starts_with(&format!("created {}", project.display())),
         "{}",
-        text(&out)
+        describe(&out)
     );
     project
 }
@@ -86,7 +77,7 @@ fn golden_test_passes(project: &Path) {
     assert!(
         out.status.success() && stdout.lines().any(|l| l == "1 passed, 0 failed"),
         "{}",
-        text(&out)
+        describe(&out)
     );
 }
 
@@ -142,14 +133,14 @@ fn new_refuses_a_bad_name_and_an_existing_folder() {
         String::from_utf8_lossy(&out.stderr)
             .contains("operator name `Bad Name` is not usable: it must start with a lowercase letter"),
         "{}",
-        text(&out)
+        describe(&out)
     );
     let out = wasmflow(&["new", "x", "--kind", "window"], parent.path());
     assert!(
         String::from_utf8_lossy(&out.stderr)
             .contains("unknown operator kind `window`: expected one of map, filter, branch, accumulate, delay"),
         "{}",
-        text(&out)
+        describe(&out)
     );
     new_project(parent.path(), "twice", "map", true);
     let out = wasmflow(&["new", "twice", "--kind", "map"], parent.path());
@@ -157,6 +148,6 @@ fn new_refuses_a_bad_name_and_an_existing_folder() {
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("twice already exists: wasmflow new never overwrites"),
         "{}",
-        text(&out)
+        describe(&out)
     );
 }

@@ -7,12 +7,13 @@ pub mod kafka_peer;
 pub mod mosquitto;
 pub mod otlp;
 pub mod process;
-pub use process::OutputExt;
 pub mod proxy;
 pub mod redis;
+pub mod token_server;
+
+pub use process::{describe, OutputExt};
 /// Test certificates: declared by `redis` (whose `#[path]` users need them too).
 pub use redis::pki;
-pub mod token_server;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -252,4 +253,9 @@ pub fn prometheus_sample(text: &str, name: &str, labels: &str) -> Option<f64> {
         let (inner, value) = rest.split_once("} ")?;
         (inner == labels || inner.ends_with(&format!(",{labels}"))).then(|| value.trim().parse().ok())?
     })
+}
+
+/// A command's output as text (lossy UTF-8), for assertions and failure messages.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
 }

@@ -117,13 +117,17 @@ pub trait OutputExt {
 impl OutputExt for Output {
     #[track_caller]
     fn succeeded(self, what: impl Display) -> Output {
-        assert!(
-            self.status.success(),
-            "{what}: {}\nstdout:\n{}\nstderr:\n{}",
-            self.status,
-            String::from_utf8_lossy(&self.stdout),
-            String::from_utf8_lossy(&self.stderr)
-        );
+        assert!(self.status.success(), "{what}: {}", describe(&self));
         self
     }
+}
+
+/// A finished command's exit status, stdout and stderr, for a failure message.
+pub fn describe(out: &Output) -> String {
+    format!(
+        "{}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
