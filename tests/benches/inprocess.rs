@@ -44,7 +44,7 @@ use wasmflow_runtime::graph::{Graph, RunOptions};
 use wasmflow_runtime::identity::OpIdentity;
 use wasmflow_runtime::services::metrics::Metrics;
 use wasmflow_runtime::services::state_store::StateStore;
-use wasmflow_runtime::store::GraphServices;
+use wasmflow_runtime::services::GraphServices;
 use wasmflow_runtime::{load_graph, LoadedGraph, Runtime, RuntimeConfig};
 use wasmflow_transport::{Destination, Input};
 use wasmflow_wire::Hlc;

@@ -2,6 +2,9 @@
 //!
 //! The world `wasmflow:graph/host-runtime` gathers every interface the host touches, so the
 //! operator data model, the host interfaces and the plumbing records share one set of types.
+//! The data model's own interfaces (`types`, whose one resource is the `buffer`, and
+//! `hybrid-logical-clock`, records only) are implemented here, on the store's resource table;
+//! the services' interfaces beside each service (`services/*/host.rs`).
 
 #![allow(missing_docs)] // generated
 
@@ -31,6 +34,22 @@ pub use wasm_graph::processor::types::{
 pub use wasmflow::graph::graph::{Counts as RouterCounts, Event as RouterEvent, Item as RouterItem};
 
 use wasmflow_wire::Hlc;
+use wasmtime::component::{Resource, ResourceTable};
+
+use crate::buffer::{self, Payload};
+
+impl wasm_graph::processor::types::HostBuffer for ResourceTable {
+    fn read(&mut self, this: Resource<Payload>) -> wasmtime::Result<Vec<u8>> {
+        buffer::read(self, &this)
+    }
+
+    fn drop(&mut self, this: Resource<Payload>) -> wasmtime::Result<()> {
+        buffer::drop(self, this)
+    }
+}
+
+impl wasm_graph::processor::types::Host for ResourceTable {}
+impl wasm_graph::processor::hybrid_logical_clock::Host for ResourceTable {}
 
 impl From<&HybridLogicalClock> for Hlc {
     fn from(h: &HybridLogicalClock) -> Self {

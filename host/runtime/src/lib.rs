@@ -6,9 +6,9 @@
 //! operators import live in [`services`], each beside its WIT implementation; [`linker`] adds
 //! them all to a graph's linker.
 //!
-//! Module order (each uses only those above it): `identity`, `buffer` (data), `bindings`,
-//! `item`, `services`, `store`, `buffer::host` and `services::*::host`, `linker`, `engine`,
-//! `graph`, this crate's root.
+//! Module order (each uses only those above it): `identity`, `buffer`, `bindings`, `item`,
+//! `limits`, `stderr`, `services` (each service's `host.rs` included), `store`, `linker`,
+//! `engine`, `graph`, this crate's root.
 
 #![warn(missing_docs)]
 
@@ -39,7 +39,7 @@ use crate::graph::{Graph, RunOptions, EPOCH_TICK};
 use crate::services::metrics::Metrics;
 use crate::services::state_store::StateStore;
 use crate::services::wasi_nn::{NnOptions, NnRuntime};
-use crate::store::GraphServices;
+use crate::services::GraphServices;
 
 /// Where the runtime keeps what must outlive a run.
 #[derive(Debug, Clone)]

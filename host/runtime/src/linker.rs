@@ -2,28 +2,34 @@
 //! the operator ABI's interfaces (each implemented beside its service in `services/`), the
 //! per-operation `op{i}-…` imports, and wasi-nn when the graph uses it.
 
-use wasmtime::component::{HasSelf, Linker};
+use wasmtime::component::{HasSelf, Linker, ResourceTable};
 
 use crate::bindings::named_imports;
 use crate::bindings::wasm_graph::processor as wit;
 use crate::identity::OpId;
-use crate::store::{GraphServices, HostState};
+use crate::services::GraphServices;
+use crate::store::HostState;
 
 /// Adds every host interface to `linker`. Per-operation imports are found by inspecting the
 /// component's `implements` imports, so this needs the component being linked.
 pub fn add_to_linker(linker: &mut Linker<HostState>, component: &wasmtime::component::Component) -> anyhow::Result<()> {
     wasmtime_wasi::p2::add_to_linker_sync(linker)?;
-    fn getter(s: &mut HostState) -> &mut HostState {
-        s
+    // The data model's buffers live in the store's resource table; every other interface is a
+    // service's.
+    fn table(s: &mut HostState) -> &mut ResourceTable {
+        &mut s.table
     }
-    wit::types::add_to_linker::<HostState, HasSelf<HostState>>(linker, getter)?;
-    wit::hybrid_logical_clock::add_to_linker::<HostState, HasSelf<HostState>>(linker, getter)?;
-    wit::state_store_types::add_to_linker::<HostState, HasSelf<HostState>>(linker, getter)?;
-    wit::logger::add_to_linker::<HostState, HasSelf<HostState>>(linker, getter)?;
-    wit::metrics::add_to_linker::<HostState, HasSelf<HostState>>(linker, getter)?;
-    wit::state_store::add_to_linker::<HostState, HasSelf<HostState>>(linker, getter)?;
-    wit::schema_types::add_to_linker::<HostState, HasSelf<HostState>>(linker, getter)?;
-    wit::schema_registry::add_to_linker::<HostState, HasSelf<HostState>>(linker, getter)?;
+    fn services(s: &mut HostState) -> &GraphServices {
+        &s.services
+    }
+    wit::types::add_to_linker::<HostState, HasSelf<ResourceTable>>(linker, table)?;
+    wit::hybrid_logical_clock::add_to_linker::<HostState, HasSelf<ResourceTable>>(linker, table)?;
+    wit::state_store_types::add_to_linker::<HostState, GraphServices>(linker, services)?;
+    wit::logger::add_to_linker::<HostState, GraphServices>(linker, services)?;
+    wit::metrics::add_to_linker::<HostState, GraphServices>(linker, services)?;
+    wit::state_store::add_to_linker::<HostState, GraphServices>(linker, services)?;
+    wit::schema_types::add_to_linker::<HostState, GraphServices>(linker, services)?;
+    wit::schema_registry::add_to_linker::<HostState, GraphServices>(linker, services)?;
     let lookup = |name: &str| {
         OpId::from_import_name(name).ok_or_else(|| {
             wasmtime::Error::msg(format!(
@@ -31,14 +37,14 @@ pub fn add_to_linker(linker: &mut Linker<HostState>, component: &wasmtime::compo
             ))
         })
     };
-    named_imports::wasm_graph::processor::logger::add_to_linker::<HostState, HasSelf<HostState>>(
-        linker, component, lookup, getter,
+    named_imports::wasm_graph::processor::logger::add_to_linker::<HostState, GraphServices>(
+        linker, component, lookup, services,
     )?;
-    named_imports::wasm_graph::processor::metrics::add_to_linker::<HostState, HasSelf<HostState>>(
-        linker, component, lookup, getter,
+    named_imports::wasm_graph::processor::metrics::add_to_linker::<HostState, GraphServices>(
+        linker, component, lookup, services,
     )?;
-    named_imports::wasm_graph::processor::state_store::add_to_linker::<HostState, HasSelf<HostState>>(
-        linker, component, lookup, getter,
+    named_imports::wasm_graph::processor::state_store::add_to_linker::<HostState, GraphServices>(
+        linker, component, lookup, services,
     )?;
     Ok(())
 }

@@ -8,65 +8,10 @@ use std::sync::Arc;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::identity::{OpId, OpIdentity};
 use crate::limits::MemoryBudget;
-use crate::services::metrics::Metrics;
-use crate::services::schema_registry::Schemas;
-use crate::services::state_store::StateStore;
-use crate::services::wasi_nn::{NnCtx, WasiNn};
+use crate::services::wasi_nn::NnCtx;
+use crate::services::GraphServices;
 use crate::stderr::StderrTail;
-
-/// What every store of one graph shares: who the operations are and the services they use.
-pub struct GraphServices {
-    /// The graph's name.
-    pub graph: Arc<str>,
-    /// One identity per operation, in manifest order (an `op{i}-…` import's index is its identity).
-    pub operations: Vec<OpIdentity>,
-    /// The process's metrics registry.
-    pub metrics: Metrics,
-    /// The process's state store.
-    pub state: StateStore,
-    /// The graph's `schemas`, answered by `schema-registry`.
-    pub schemas: Schemas,
-    /// wasi-nn, when a module of the graph imports it (see `NnRuntime::for_manifest`).
-    pub nn: Option<Arc<WasiNn>>,
-}
-
-impl GraphServices {
-    /// The services of a graph: one identity per operation of its manifest, in manifest order
-    /// (so an `op{i}-…` import's index is its identity), and the graph's schemas.
-    pub fn for_manifest(manifest: &wasmflow_compose::Manifest, metrics: Metrics, state: StateStore) -> Self {
-        let graph: Arc<str> = manifest.name.clone().into();
-        let operations = manifest
-            .operations
-            .iter()
-            .map(|o| OpIdentity {
-                graph: graph.clone(),
-                operation: o.name.as_str().into(),
-            })
-            .collect();
-        let schemas = Schemas::from_manifest(manifest);
-        Self {
-            graph,
-            operations,
-            metrics,
-            state,
-            schemas,
-            nn: None,
-        }
-    }
-
-    /// The identity behind an id, falling back to the graph itself for unnamed imports.
-    pub fn identity(&self, id: OpId) -> OpIdentity {
-        self.operations
-            .get(id.0 as usize)
-            .cloned()
-            .unwrap_or_else(|| OpIdentity {
-                graph: self.graph.clone(),
-                operation: "(module)".into(),
-            })
-    }
-}
 
 /// What WASI lets modules reach. Nothing by default: no environment, no files, no network, no
 /// standard streams; each grant is the user's explicit choice.

@@ -22,7 +22,8 @@ use wasmflow_runtime::buffer::{new_buffer, take_buffer, Payload};
 use wasmflow_runtime::graph::{RunOptions, EPOCH_TICK};
 use wasmflow_runtime::item::lower_payload;
 use wasmflow_runtime::linker;
-use wasmflow_runtime::store::{GraphServices, HostState};
+use wasmflow_runtime::services::GraphServices;
+use wasmflow_runtime::store::HostState;
 
 pub type MapFn = TypedFunc<(DataModel,), (Result<DataModel, OperatorError>,)>;
 pub type FilterFn = TypedFunc<(DataModel,), (Result<bool, OperatorError>,)>;

@@ -1,12 +1,12 @@
 //! The `types.buffer` resource: payload bytes that stay in host memory until an operator reads
 //! them. Buffers share one reference-counted allocation, so routing an item to several
-//! operators (filter and branch consume their argument) costs a handle, not a copy.
+//! operators (filter and branch consume their argument) costs a handle, not a copy. The WIT
+//! resource is implemented over these functions in `bindings.rs`, which maps it to
+//! [`Payload`].
 
 use std::sync::Arc;
 
 use wasmtime::component::{Resource, ResourceTable};
-
-pub mod host;
 
 /// The host object behind a `buffer` handle.
 #[derive(Debug, Clone)]

@@ -16,7 +16,8 @@ use crate::bindings::{ModuleConfiguration, ModuleSchema};
 use crate::limits::MemoryBudget;
 use crate::linker;
 use crate::services::schema_registry::Schema;
-use crate::store::{GraphServices, HostState, WasiGrants};
+use crate::services::GraphServices;
+use crate::store::{HostState, WasiGrants};
 
 /// How a graph instance is run.
 #[derive(Debug, Clone)]

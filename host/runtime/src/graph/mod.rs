@@ -39,7 +39,7 @@ use windows::Windows;
 use crate::bindings::HybridLogicalClock;
 use crate::item::{Body, Bytes, Item};
 use crate::services::metrics::Metrics;
-use crate::store::GraphServices;
+use crate::services::GraphServices;
 
 /// A connection as the router follows it.
 #[derive(Debug, Clone, Copy)]

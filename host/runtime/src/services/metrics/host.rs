@@ -1,11 +1,11 @@
-//! The `metrics` WIT interface on [`HostState`]: module counters and histograms, labelled with
+//! The `metrics` WIT interface on [`GraphServices`]: module counters and histograms, labelled with
 //! the calling operation.
 
 use super::MetricsError;
 use crate::bindings::named_imports;
 use crate::bindings::wasm_graph::processor as wit;
 use crate::identity::OpId;
-use crate::store::HostState;
+use crate::services::GraphServices;
 
 fn labels(l: Option<Vec<wit::metrics::Label>>) -> Vec<(String, String)> {
     l.unwrap_or_default().into_iter().map(|l| (l.key, l.value)).collect()
@@ -18,7 +18,7 @@ fn metrics_error(e: MetricsError) -> wit::metrics::MetricsError {
     }
 }
 
-impl named_imports::wasm_graph::processor::metrics::Host for HostState {
+impl named_imports::wasm_graph::processor::metrics::Host for &GraphServices {
     fn add_to_counter(
         &mut self,
         id: OpId,
@@ -27,9 +27,8 @@ impl named_imports::wasm_graph::processor::metrics::Host for HostState {
         l: Option<Vec<wit::metrics::Label>>,
     ) -> wasmtime::Result<Result<(), wit::metrics::MetricsError>> {
         let wit::metrics::CounterValue::U64(v) = value;
-        let who = self.services.identity(id);
+        let who = self.identity(id);
         Ok(self
-            .services
             .metrics
             .add_to_counter(&who, &name, v, &labels(l))
             .map_err(metrics_error))
@@ -46,16 +45,15 @@ impl named_imports::wasm_graph::processor::metrics::Host for HostState {
             wit::metrics::HistogramValue::F64(v) => v,
             wit::metrics::HistogramValue::U64(v) => v as f64,
         };
-        let who = self.services.identity(id);
+        let who = self.identity(id);
         Ok(self
-            .services
             .metrics
             .record_to_histogram(&who, &name, v, &labels(l))
             .map_err(metrics_error))
     }
 }
 
-impl wit::metrics::Host for HostState {
+impl wit::metrics::Host for &GraphServices {
     fn add_to_counter(
         &mut self,
         name: String,

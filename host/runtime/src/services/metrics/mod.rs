@@ -81,7 +81,7 @@ pub struct NodeMetrics {
     /// `wasmflow_operator_traps_total`: traps; after each the graph instance is rebuilt.
     pub traps: Family<Labels, Counter>,
     /// `wasmflow_operator_latency_seconds`: seconds per call, of one call in
-    /// [`LATENCY_SAMPLE`](crate::graph::LATENCY_SAMPLE).
+    /// `graph::LATENCY_SAMPLE`.
     pub latency_seconds: HistogramFamily,
 }
 

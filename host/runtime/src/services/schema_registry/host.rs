@@ -1,13 +1,13 @@
-//! The `schema-registry` WIT interface on [`HostState`].
+//! The `schema-registry` WIT interface on [`GraphServices`].
 
 use crate::bindings::wasm_graph::processor as wit;
-use crate::store::HostState;
+use crate::services::GraphServices;
 
 use wit::state_store_types::Duration as WitDuration;
 
-impl wit::schema_types::Host for HostState {}
+impl wit::schema_types::Host for &GraphServices {}
 
-impl wit::schema_registry::Host for HostState {
+impl wit::schema_registry::Host for &GraphServices {
     fn get(
         &mut self,
         id: String,
@@ -15,7 +15,6 @@ impl wit::schema_registry::Host for HostState {
         _timeout: WitDuration,
     ) -> wasmtime::Result<Result<wit::schema_types::Schema, wit::schema_types::SchemaError>> {
         Ok(self
-            .services
             .schemas
             .get(&id)
             .map(|s| wit::schema_types::Schema {

@@ -1,4 +1,4 @@
-//! The `state-store` WIT interface on [`HostState`]: the WIT records to and from the store's
+//! The `state-store` WIT interface on [`GraphServices`]: the WIT records to and from the store's
 //! own types, errors logged with the calling operation.
 
 use std::time::Duration;
@@ -10,7 +10,7 @@ use crate::bindings::named_imports;
 use crate::bindings::wasm_graph::processor as wit;
 use crate::bindings::{HybridLogicalClock, Timespec};
 use crate::identity::{OpId, OpIdentity};
-use crate::store::HostState;
+use crate::services::GraphServices;
 
 use wit::state_store_types::{
     Duration as WitDuration, SetConditions, SetOptions, StateStoreDelResponse, StateStoreError as WitStateError,
@@ -54,16 +54,15 @@ fn store_error(who: &OpIdentity, e: super::StateStoreError) -> WitStateError {
     }
 }
 
-impl named_imports::wasm_graph::processor::state_store::Host for HostState {
+impl named_imports::wasm_graph::processor::state_store::Host for &GraphServices {
     fn get(
         &mut self,
         id: OpId,
         key: Vec<u8>,
         _timeout: Option<WitDuration>,
     ) -> wasmtime::Result<Result<StateStoreGetResponse, WitStateError>> {
-        let who = self.services.identity(id);
+        let who = self.identity(id);
         Ok(self
-            .services
             .state
             .get(&key)
             .map(|r| StateStoreGetResponse {
@@ -82,7 +81,7 @@ impl named_imports::wasm_graph::processor::state_store::Host for HostState {
         fencing_token: Option<HybridLogicalClock>,
         options: SetOptions,
     ) -> wasmtime::Result<Result<StateStoreSetResponse, WitStateError>> {
-        let who = self.services.identity(id);
+        let who = self.identity(id);
         let cond = match options.conditions {
             SetConditions::OnlyIfDoesNotExist => SetCondition::OnlyIfDoesNotExist,
             SetConditions::OnlyIfEqualOrDoesNotExist => SetCondition::OnlyIfEqualOrDoesNotExist,
@@ -91,7 +90,6 @@ impl named_imports::wasm_graph::processor::state_store::Host for HostState {
         let expires = options.expires.map(|d| Duration::new(d.seconds, d.nanos));
         let fence = fencing_token.as_ref().map(Hlc::from);
         Ok(self
-            .services
             .state
             .set(&key, &value, fence.as_ref(), cond, expires)
             .map(|r| StateStoreSetResponse {
@@ -108,10 +106,9 @@ impl named_imports::wasm_graph::processor::state_store::Host for HostState {
         fencing_token: Option<HybridLogicalClock>,
         _timeout: Option<WitDuration>,
     ) -> wasmtime::Result<Result<StateStoreDelResponse, WitStateError>> {
-        let who = self.services.identity(id);
+        let who = self.identity(id);
         let fence = fencing_token.as_ref().map(Hlc::from);
         Ok(self
-            .services
             .state
             .del(&key, fence.as_ref())
             .map(|r| StateStoreDelResponse {
@@ -129,10 +126,9 @@ impl named_imports::wasm_graph::processor::state_store::Host for HostState {
         fencing_token: Option<HybridLogicalClock>,
         _timeout: Option<WitDuration>,
     ) -> wasmtime::Result<Result<StateStoreDelResponse, WitStateError>> {
-        let who = self.services.identity(id);
+        let who = self.identity(id);
         let fence = fencing_token.as_ref().map(Hlc::from);
         Ok(self
-            .services
             .state
             .vdel(&key, &value, fence.as_ref())
             .map(|r| StateStoreDelResponse {
@@ -143,7 +139,7 @@ impl named_imports::wasm_graph::processor::state_store::Host for HostState {
     }
 }
 
-impl wit::state_store::Host for HostState {
+impl wit::state_store::Host for &GraphServices {
     fn get(
         &mut self,
         key: Vec<u8>,
@@ -180,4 +176,4 @@ impl wit::state_store::Host for HostState {
     }
 }
 
-impl wit::state_store_types::Host for HostState {}
+impl wit::state_store_types::Host for &GraphServices {}
