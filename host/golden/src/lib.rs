@@ -80,14 +80,17 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
 use wasmflow_transport::{Destination, Input, Output};
 
 mod compare;
+mod error;
 mod scenario;
+
+pub use error::GoldenError;
+use error::{invalid, read_bytes, read_text, Result};
 
 pub use scenario::{
     load_schema, parse_env_list, parse_state_seed, Schema, DEFAULT_SCHEMA_FILE, ENV_LIST_FILE, SCHEMA_CONTENT_TYPE,
@@ -193,7 +196,7 @@ impl GoldenTest {
     /// Reads a descriptor and the scenario files it implies; every problem names the file and
     /// the field.
     pub fn load(file: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        let text = read_text(file, "")?;
         let mut test = Self::parse(file, &text)?;
         test.read_scenario()?;
         Ok(test)
@@ -204,11 +207,11 @@ impl GoldenTest {
     /// (its `state` file unread) and none of what scenario folders add. [`GoldenTest::load`] is
     /// this and then the scenario. Every problem names the file and the field.
     pub fn parse(file: &Path, text: &str) -> Result<Self> {
-        let d: Descriptor = serde_yaml_ng::from_str(text).map_err(|e| anyhow!("{}: {e}", file.display()))?;
+        let d: Descriptor = serde_yaml_ng::from_str(text).map_err(|e| invalid(file, e))?;
         let dir = file.parent().unwrap_or(Path::new("."));
         let resolve = |field: &str, p: &Path| -> Result<PathBuf> {
             if p.as_os_str().is_empty() {
-                bail!("{}: `{field}` is empty", file.display());
+                return Err(invalid(file, format!("`{field}` is empty")));
             }
             Ok(clean(&dir.join(p)))
         };
@@ -216,10 +219,10 @@ impl GoldenTest {
         let input = resolve("input", &d.input)?;
         let expected = resolve("expected", &d.expected)?;
         for s in &d.select {
-            compare::check_select(s).map_err(|m| anyhow!("{}: select: {m}", file.display()))?;
+            compare::check_select(s).map_err(|m| invalid(file, format!("select: {m}")))?;
         }
         for s in &d.ignores {
-            compare::parse_path(s, true).map_err(|m| anyhow!("{}: ignores: {m}", file.display()))?;
+            compare::parse_path(s, true).map_err(|m| invalid(file, format!("ignores: {m}")))?;
         }
         let name = match d.name {
             Some(n) if !n.trim().is_empty() => n,
@@ -255,7 +258,7 @@ impl GoldenTest {
 
     /// Reads what the scenario folders hold (see the crate docs) and the state seed.
     fn read_scenario(&mut self) -> Result<()> {
-        let file = self.file.display().to_string();
+        let file = &self.file;
         let mut dirs: Vec<PathBuf> = Vec::new();
         for d in [self.graph.parent(), self.input.parent()].into_iter().flatten() {
             let d = if d.as_os_str().is_empty() { Path::new(".") } else { d };
@@ -263,12 +266,12 @@ impl GoldenTest {
                 dirs.push(d.to_path_buf());
             }
         }
-        let extras = scenario::find(&dirs).with_context(|| format!("{file}: scenario files"))?;
+        let extras = scenario::find(&dirs).map_err(|e| e.within(file, "scenario files"))?;
         if self.state.is_none() {
             self.state = extras.state;
         }
         if let Some(s) = &self.state {
-            self.seed = parse_state_seed(s).with_context(|| format!("{file}: state"))?;
+            self.seed = parse_state_seed(s).map_err(|e| e.within(file, "state"))?;
         }
         self.host_env_file = extras.env_file;
         self.host_env = extras.env;
@@ -278,10 +281,10 @@ impl GoldenTest {
 
     /// The input messages, in file-name order (see the crate docs for topics and metadata).
     pub fn inputs(&self) -> Result<Vec<Input>> {
-        let ctx = || format!("{}: input folder {}", self.file.display(), self.input.display());
+        let unreadable = |e: std::io::Error| invalid(&self.file, format!("input folder {}: {e}", self.input.display()));
         let mut files = Vec::new();
-        for entry in std::fs::read_dir(&self.input).with_context(ctx)? {
-            let path = entry.with_context(ctx)?.path();
+        for entry in std::fs::read_dir(&self.input).map_err(unreadable)? {
+            let path = entry.map_err(unreadable)?.path();
             let name = path
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
@@ -301,17 +304,15 @@ impl GoldenTest {
 
     fn read_expected(&self) -> Result<(Vec<Value>, bool)> {
         let f = &self.expected;
-        let text = std::fs::read_to_string(f).with_context(|| format!("reading expected {}", f.display()))?;
-        let v: Value = serde_json::from_str(&text).map_err(|e| anyhow!("{}: not JSON: {e}", f.display()))?;
+        let text = read_text(f, "expected ")?;
+        let v: Value = serde_json::from_str(&text).map_err(|e| invalid(f, format!("not JSON: {e}")))?;
         let (list, single) = match v {
             Value::Array(a) => (a, false),
             one @ Value::Object(_) => (vec![one], true),
-            _ => bail!("{}: expected one JSON object or an array of them", f.display()),
+            _ => return Err(invalid(f, "expected one JSON object or an array of them")),
         };
-        for (i, e) in list.iter().enumerate() {
-            if !e.is_object() {
-                bail!("{}: element {i} is not an object", f.display());
-            }
+        if let Some(i) = list.iter().position(|e| !e.is_object()) {
+            return Err(invalid(f, format!("element {i} is not an object")));
         }
         Ok((list.iter().map(normalize_expected).collect(), single))
     }
@@ -326,7 +327,7 @@ impl GoldenTest {
                 self.timeout
             ));
         }
-        let (expected, single) = self.read_expected().map_err(|e| format!("{e:#}"))?;
+        let (expected, single) = self.read_expected().map_err(|e| e.to_string())?;
         let actual: Vec<&Output> = outputs
             .iter()
             .filter(|o| matches!(o.destination, Destination::Sink(_)))
@@ -372,17 +373,16 @@ impl GoldenTest {
 }
 
 fn read_input(f: &Path) -> Result<Input> {
-    let payload = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
+    let payload = read_bytes(f)?;
     let meta_path = PathBuf::from(format!("{}.meta.json", f.display()));
     let meta: Meta = if meta_path.is_file() {
-        let text = std::fs::read(&meta_path).with_context(|| format!("reading {}", meta_path.display()))?;
-        serde_json::from_slice(&text).map_err(|e| anyhow!("{}: {e}", meta_path.display()))?
+        serde_json::from_slice(&read_bytes(&meta_path)?).map_err(|e| invalid(&meta_path, e))?
     } else {
         Meta::default()
     };
     let user_properties = match meta.user_properties {
         None => vec![],
-        Some(v) => user_properties(&v).map_err(|m| anyhow!("{}: user-properties: {m}", meta_path.display()))?,
+        Some(v) => user_properties(&v).map_err(|m| invalid(&meta_path, format!("user-properties: {m}")))?,
     };
     let raw = f.extension().is_some_and(|e| e.eq_ignore_ascii_case("raw"));
     Ok(Input {
@@ -465,8 +465,13 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
         if p.is_dir() {
             let mut stack = vec![p.clone()];
             while let Some(d) = stack.pop() {
-                for e in std::fs::read_dir(&d).with_context(|| format!("reading {}", d.display()))? {
-                    let path = e.with_context(|| format!("reading {}", d.display()))?.path();
+                let unreadable = |error| GoldenError::Read {
+                    what: "",
+                    path: d.clone(),
+                    error,
+                };
+                for e in std::fs::read_dir(&d).map_err(unreadable)? {
+                    let path = e.map_err(unreadable)?.path();
                     if path.is_dir() {
                         stack.push(path);
                     } else if path.to_string_lossy().ends_with(".test.yaml") {
@@ -477,7 +482,7 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
         } else if p.is_file() {
             found.push(p.clone());
         } else {
-            bail!("{}: no such test descriptor or folder", p.display());
+            return Err(invalid(p, "no such test descriptor or folder"));
         }
     }
     found.sort();

@@ -4,8 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, bail, Context, Result};
 use serde_json::Value;
+
+use crate::error::{invalid, read_text, GoldenError, Result};
 
 /// The state-store seed file a scenario folder carries.
 pub const STATESTORE_FILE: &str = "statestore.json";
@@ -46,9 +47,9 @@ pub struct Schema {
 /// same rule as wasmflow's seed). A later pair for the same key replaces an earlier one when the
 /// pairs are set in order. Errors name the file and the element that is wrong.
 pub fn parse_state_seed(path: &Path) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading state-store seed {}", path.display()))?;
+    let text = read_text(path, "state-store seed ")?;
     let v: Value =
-        serde_json::from_str(&text).map_err(|e| anyhow!("{}: state-store seed is not JSON: {e}", path.display()))?;
+        serde_json::from_str(&text).map_err(|e| invalid(path, format!("state-store seed is not JSON: {e}")))?;
     let bytes = |v: &Value| match v {
         Value::String(s) => s.as_bytes().to_vec(),
         other => other.to_string().into_bytes(),
@@ -64,21 +65,27 @@ pub fn parse_state_seed(path: &Path) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
             for (i, item) in items.iter().enumerate() {
                 match item {
                     Value::Object(o) => out.extend(pairs(o)),
-                    other => bail!(
-                        "{}: element {i} is {}; the platform's state-store seed is an array of {{\"key\": \"value\"}} objects",
-                        path.display(),
-                        kind(other)
-                    ),
+                    other => {
+                        return Err(invalid(
+                            path,
+                            format!(
+                                "element {i} is {}; the platform's state-store seed is an array of {{\"key\": \"value\"}} objects",
+                                kind(other)
+                            ),
+                        ))
+                    }
                 }
             }
             Ok(out)
         }
         Value::Object(o) => Ok(pairs(o)),
-        other => bail!(
-            "{}: state-store seed is {}; expected the platform's form, an array of {{\"key\": \"value\"}} objects, or wasmflow's {{\"key\": \"value\", …}} object",
-            path.display(),
-            kind(other)
-        ),
+        other => Err(invalid(
+            path,
+            format!(
+                "state-store seed is {}; expected the platform's form, an array of {{\"key\": \"value\"}} objects, or wasmflow's {{\"key\": \"value\", …}} object",
+                kind(other)
+            ),
+        )),
     }
 }
 
@@ -88,7 +95,7 @@ pub fn parse_state_seed(path: &Path) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
 /// variable through from the caller's environment in Docker; golden tests do not read the
 /// environment, so such a line is skipped. Errors name the file and the line.
 pub fn parse_env_list(path: &Path) -> Result<Vec<(String, String)>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text = read_text(path, "")?;
     let mut vars = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim_end_matches('\r').trim_start();
@@ -100,11 +107,11 @@ pub fn parse_env_list(path: &Path) -> Result<Vec<(String, String)>> {
         };
         let key = key.trim_end();
         if key.is_empty() || key.contains(char::is_whitespace) {
-            bail!(
-                "{}:{}: `{key}` is not a variable name (lines are KEY=VALUE)",
-                path.display(),
-                n + 1
-            );
+            return Err(GoldenError::Line {
+                path: path.to_path_buf(),
+                line: n + 1,
+                problem: format!("`{key}` is not a variable name (lines are KEY=VALUE)"),
+            });
         }
         vars.push((key.to_string(), value.to_string()));
     }
@@ -114,10 +121,9 @@ pub fn parse_env_list(path: &Path) -> Result<Vec<(String, String)>> {
 /// Reads a schema file for [`Schema`]; it must be JSON (the platform's local host loads JSON
 /// Schema draft-07). `named_by` says where the path came from, for the error.
 pub fn load_schema(path: &Path, named_by: &str) -> Result<Schema> {
-    let content =
-        std::fs::read_to_string(path).with_context(|| format!("reading schema {} ({named_by})", path.display()))?;
+    let content = read_text(path, "schema ")?;
     serde_json::from_str::<Value>(&content)
-        .map_err(|e| anyhow!("{}: the schema ({named_by}) is not JSON: {e}", path.display()))?;
+        .map_err(|e| invalid(path, format!("the schema ({named_by}) is not JSON: {e}")))?;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -152,17 +158,16 @@ pub(crate) fn find(dirs: &[PathBuf]) -> Result<Extras> {
         x.env = parse_env_list(&env_file)?;
         if let Some((_, rel)) = x.env.iter().rev().find(|(k, _)| k == SCHEMA_VAR) {
             if rel.trim().is_empty() {
-                bail!("{}: {SCHEMA_VAR} is empty", env_file.display());
+                return Err(invalid(&env_file, format!("{SCHEMA_VAR} is empty")));
             }
             let base = env_file.parent().unwrap_or(Path::new("."));
             let path = base.join(rel.trim());
             let named_by = format!("{SCHEMA_VAR} in {}", env_file.display());
             if !path.is_file() {
-                bail!(
-                    "{}: {SCHEMA_VAR}={rel}: no such file {}",
-                    env_file.display(),
-                    path.display()
-                );
+                return Err(invalid(
+                    &env_file,
+                    format!("{SCHEMA_VAR}={rel}: no such file {}", path.display()),
+                ));
             }
             x.schemas.push(load_schema(&path, &named_by)?);
         }
