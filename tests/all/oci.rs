@@ -436,6 +436,48 @@ fn relative_module_references_of_a_local_graph_use_the_registry_flag() {
 }
 
 #[test]
+fn a_registry_graph_whose_modules_cannot_be_fetched_names_the_graph_operation_and_module() {
+    let registry = Registry::start();
+    let client = Client::new();
+    let graph_ref = registry_graph(&registry, &client);
+    let yaml = std::fs::read_to_string(client.data.path().join("acme.yaml")).unwrap();
+    // The same graph with its map's module replaced, pushed under `tag`; running it must fail.
+    let run_with_map = |module: &str, tag: &str| {
+        let file = client.data.path().join(format!("{tag}.yaml"));
+        std::fs::write(&file, yaml.replace("acme/ops/celsius:2.0.0", module)).unwrap();
+        let reference = registry.reference(&format!("acme/graphs/broken:{tag}"));
+        client.ok(&["push", path_str(&file), &reference]);
+        (
+            reference.clone(),
+            Client::new().fails(&["run", &reference, "--input", "-"]),
+        )
+    };
+    let map = "operation `module-temperature/map`";
+
+    let (reference, e) = run_with_map("acme/ops/missing:1.0.0", "missing");
+    assert!(
+        e.contains(&format!(
+            "graph definition {reference}: module `acme/ops/missing:1.0.0` of {map}: "
+        )) && e.contains("is not in the registry"),
+        "{e}"
+    );
+    let (reference, e) = run_with_map("acme/graphs/temperature:1.0.0", "graph");
+    assert!(
+        e.contains(&format!(
+            "graph definition {reference}: module `acme/graphs/temperature:1.0.0` of {map}: {graph_ref} is a graph definition, not a wasm module"
+        )),
+        "{e}"
+    );
+    let (reference, e) = run_with_map("celsius.wasm", "file");
+    assert!(
+        e.contains(&format!(
+            "graph definition {reference}: {map} names the local file `celsius.wasm`"
+        )),
+        "{e}"
+    );
+}
+
+#[test]
 fn digests_are_pinned_tags_move_and_cached_digests_pull_offline() {
     let mut registry = Registry::start();
     let client = Client::new();

@@ -5,9 +5,57 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, Context, Result};
+use wasmflow_compose::ComposeError;
 
 use super::{reference, ArtifactKind, Oci, OciError, RegistryOptions, TagPolicy};
+
+/// Why a target cannot be made local: the registry's error, or what the graph definition
+/// asks of it, naming the operation and module.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    /// Pulling the target itself, or making the client.
+    #[error(transparent)]
+    Oci(#[from] OciError),
+    /// The graph definition whose modules are to be fetched does not load.
+    #[error(transparent)]
+    Graph(#[from] ComposeError),
+    /// A module reference cannot be parsed or pulled.
+    #[error("module `{module}` of operation `{operation}`: {error}")]
+    Module {
+        /// The reference as the graph writes it.
+        module: String,
+        /// The operation that names it.
+        operation: String,
+        /// The registry's error.
+        error: OciError,
+    },
+    /// A module reference names an artifact that is a graph definition.
+    #[error("module `{module}` of operation `{operation}`: {reference} is a graph definition, not a wasm module")]
+    NotAModule {
+        /// The reference as the graph writes it.
+        module: String,
+        /// The operation that names it.
+        operation: String,
+        /// The artifact it resolved to.
+        reference: String,
+    },
+    /// A graph definition pulled from a registry names a file on this machine.
+    #[error("operation `{operation}` names the local file `{module}`; a graph definition from a registry may only reference modules in a registry")]
+    LocalModule {
+        /// The file name as the graph writes it.
+        module: String,
+        /// The operation that names it.
+        operation: String,
+    },
+    /// One of the above, for the modules of a graph definition pulled from a registry.
+    #[error("graph definition {reference}: {error}")]
+    InGraph {
+        /// The graph definition's reference.
+        reference: String,
+        /// What went wrong with its modules.
+        error: Box<TargetError>,
+    },
+}
 
 /// A target on this machine, and the module references already fetched for it.
 #[derive(Debug, Clone, Default)]
@@ -25,7 +73,7 @@ pub fn resolve(
     target: &Path,
     options: &RegistryOptions,
     client: impl Fn() -> Result<Oci, OciError>,
-) -> Result<LocalTarget> {
+) -> Result<LocalTarget, TargetError> {
     let text = target.to_string_lossy();
     let is_yaml = |p: &Path| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"));
     if target.exists() {
@@ -64,8 +112,10 @@ pub fn resolve(
                 .registry
                 .clone()
                 .unwrap_or_else(|| r.resolve_registry().to_string());
-            fetch_modules(&mut oci, &pulled.path, &registry, true)
-                .with_context(|| format!("graph definition {}", pulled.reference))?
+            fetch_modules(&mut oci, &pulled.path, &registry, true).map_err(|e| TargetError::InGraph {
+                reference: pulled.reference.clone(),
+                error: Box::new(e),
+            })?
         }
     };
     Ok(LocalTarget {
@@ -82,33 +132,38 @@ fn fetch_modules(
     graph: &Path,
     registry: &str,
     from_registry: bool,
-) -> Result<BTreeMap<String, PathBuf>> {
-    let g = wasmflow_compose::load_graph(graph).map_err(|e| anyhow!("{e}"))?;
+) -> Result<BTreeMap<String, PathBuf>, TargetError> {
+    let g = wasmflow_compose::load_graph(graph)?;
     let mut modules = BTreeMap::new();
     for op in &g.operations {
         let Some(written) = op.module.as_deref().map(str::trim) else {
             continue;
         };
+        let (module, operation) = (written.to_string(), op.name.to_string());
         if written.ends_with(".wasm") && from_registry {
-            return Err(anyhow!(
-                "operation `{}` names the local file `{written}`; a graph definition from a registry may only reference modules in a registry",
-                op.name
-            ));
+            return Err(TargetError::LocalModule { module, operation });
         }
         if written.ends_with(".wasm") || modules.contains_key(written) {
             continue;
         }
-        let context = || format!("module `{written}` of operation `{}`", op.name);
-        let r = reference::parse(written, Some(registry)).with_context(context)?;
-        let pulled = oci
-            .pull_parsed(&r, TagPolicy::CachedWhenUnreachable)
-            .with_context(context)?;
+        let pulled = match reference::parse(written, Some(registry))
+            .and_then(|r| oci.pull_parsed(&r, TagPolicy::CachedWhenUnreachable))
+        {
+            Ok(pulled) => pulled,
+            Err(error) => {
+                return Err(TargetError::Module {
+                    module,
+                    operation,
+                    error,
+                })
+            }
+        };
         if pulled.kind != ArtifactKind::Component {
-            return Err(anyhow!(
-                "{}: {} is a graph definition, not a wasm module",
-                context(),
-                pulled.reference
-            ));
+            return Err(TargetError::NotAModule {
+                module,
+                operation,
+                reference: pulled.reference,
+            });
         }
         tracing::debug!("{written} → {} ({})", pulled.reference, pulled.digest);
         modules.insert(written.to_string(), pulled.path);
