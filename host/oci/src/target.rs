@@ -18,7 +18,7 @@ pub enum TargetError {
     Oci(#[from] OciError),
     /// The graph definition whose modules are to be fetched does not load.
     #[error(transparent)]
-    Graph(#[from] ComposeError),
+    Graph(Box<ComposeError>),
     /// A module reference cannot be parsed or pulled.
     #[error("module `{module}` of operation `{operation}`: {error}")]
     Module {
@@ -27,7 +27,7 @@ pub enum TargetError {
         /// The operation that names it.
         operation: String,
         /// The registry's error.
-        error: OciError,
+        error: Box<OciError>,
     },
     /// A module reference names an artifact that is a graph definition.
     #[error("module `{module}` of operation `{operation}`: {reference} is a graph definition, not a wasm module")]
@@ -133,7 +133,7 @@ fn fetch_modules(
     registry: &str,
     from_registry: bool,
 ) -> Result<BTreeMap<String, PathBuf>, TargetError> {
-    let g = wasmflow_compose::load_graph(graph)?;
+    let g = wasmflow_compose::load_graph(graph).map_err(|e| TargetError::Graph(Box::new(e)))?;
     let mut modules = BTreeMap::new();
     for op in &g.operations {
         let Some(written) = op.module.as_deref().map(str::trim) else {
@@ -154,7 +154,7 @@ fn fetch_modules(
                 return Err(TargetError::Module {
                     module,
                     operation,
-                    error,
+                    error: Box::new(error),
                 })
             }
         };
