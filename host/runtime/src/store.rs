@@ -1,7 +1,8 @@
 //! The data of one graph's wasmtime `Store`: the resource table, the WASI context (only what
-//! was granted), the limits, and the services every store of the graph shares. The WIT
-//! interfaces over it are implemented beside each service (`services/*/host.rs`,
-//! `buffer/host.rs`) and linked in `linker.rs`.
+//! was granted), the limits, and the services every store of the graph shares. WASI takes its
+//! part through [`WasiView`]; for every other interface `linker.rs` hands over only the part it
+//! needs (the services to `services/*/host.rs`, the resource table to `bindings.rs`, the
+//! table and the wasi-nn context to wasi-nn).
 
 use std::sync::Arc;
 
