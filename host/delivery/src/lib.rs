@@ -255,41 +255,46 @@ async fn start_sink(binding: &Binding, kind: TransportKind) -> Result<Arc<dyn Si
 
 /// One source per transport, reading all of that transport's topic filters.
 fn start_sources(binding: &Binding) -> Result<Vec<Box<dyn Source>>> {
-    #[cfg(not(any(feature = "mqtt", feature = "kafka")))]
-    let _ = binding;
-    #[allow(unused_mut)] // with neither transport built in
-    let mut out: Vec<Box<dyn Source>> = Vec::new();
-    #[cfg(feature = "mqtt")]
-    let mqtt: Vec<String> = binding
-        .sources
-        .iter()
-        .filter(|e| e.transport == TransportKind::Mqtt)
-        .map(|e| e.topic.clone())
-        .collect();
-    #[cfg(feature = "mqtt")]
-    if !mqtt.is_empty() {
-        let cfg = binding
-            .mqtt
-            .clone()
-            .ok_or_else(|| anyhow::anyhow!("no MQTT broker configured"))?;
-        out.push(Box::new(MqttSource::new(cfg, mqtt)?));
-    }
-    #[cfg(feature = "kafka")]
-    let kafka: Vec<String> = binding
-        .sources
-        .iter()
-        .filter(|e| e.transport == TransportKind::Kafka)
-        .map(|e| e.topic.clone())
-        .collect();
-    #[cfg(feature = "kafka")]
-    if !kafka.is_empty() {
-        let cfg = binding
-            .kafka
-            .clone()
-            .ok_or_else(|| anyhow::anyhow!("no Kafka cluster configured"))?;
-        out.push(Box::new(KafkaSource::new(cfg.settings, cfg.group_id, kafka)));
+    let mut out = Vec::new();
+    for kind in [TransportKind::Mqtt, TransportKind::Kafka] {
+        let topics: Vec<String> = binding
+            .sources
+            .iter()
+            .filter(|e| e.transport == kind)
+            .map(|e| e.topic.clone())
+            .collect();
+        if !topics.is_empty() {
+            out.push(start_source(binding, kind, topics)?);
+        }
     }
     Ok(out)
+}
+
+/// The source of one transport, reading `topics`.
+fn start_source(binding: &Binding, kind: TransportKind, topics: Vec<String>) -> Result<Box<dyn Source>> {
+    match kind {
+        #[cfg(feature = "mqtt")]
+        TransportKind::Mqtt => {
+            let cfg = binding
+                .mqtt
+                .clone()
+                .ok_or_else(|| anyhow::anyhow!("no MQTT broker configured"))?;
+            Ok(Box::new(MqttSource::new(cfg, topics)?))
+        }
+        #[cfg(feature = "kafka")]
+        TransportKind::Kafka => {
+            let cfg = binding
+                .kafka
+                .clone()
+                .ok_or_else(|| anyhow::anyhow!("no Kafka cluster configured"))?;
+            Ok(Box::new(KafkaSource::new(cfg.settings, cfg.group_id, topics)))
+        }
+        #[allow(unreachable_patterns)] // with both transports built in
+        other => {
+            let _ = (binding, topics);
+            bail!("this wasmflow was built without {} support", other.prefix())
+        }
+    }
 }
 
 /// A shutdown signal that turns true on Ctrl-C or SIGTERM, logging `message` then. The handlers
