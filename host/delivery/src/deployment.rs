@@ -35,9 +35,10 @@ use wasmflow_resources::resolve::Connection;
 
 /// How to reach one endpoint of a run.
 pub enum EndpointConfig {
-    /// An MQTT broker (the local one, `default`, included).
+    /// An MQTT broker (the local one, `default`, included). Boxed: it is several times the size
+    /// of the other variants.
     #[cfg(feature = "mqtt")]
-    Mqtt(MqttConfig),
+    Mqtt(Box<MqttConfig>),
     /// A Kafka cluster.
     #[cfg(feature = "kafka")]
     Kafka(KafkaConfig),
@@ -97,7 +98,7 @@ pub fn endpoint_config(c: &Connection, cx: &EndpointContext) -> Result<EndpointC
         Connection::DefaultBroker => cx
             .local_broker
             .clone()
-            .map(EndpointConfig::Mqtt)
+            .map(|cfg| EndpointConfig::Mqtt(Box::new(cfg)))
             .ok_or_else(|| anyhow!("`default` needs the local broker, and none is configured")),
         #[cfg(feature = "mqtt")]
         Connection::Mqtt(m) => {
@@ -122,7 +123,7 @@ pub fn endpoint_config(c: &Connection, cx: &EndpointContext) -> Result<EndpointC
                     client_key: t.key.clone(),
                 });
             }
-            Ok(EndpointConfig::Mqtt(cfg))
+            Ok(EndpointConfig::Mqtt(Box::new(cfg)))
         }
         #[cfg(feature = "kafka")]
         Connection::Kafka(k) => {
@@ -464,7 +465,7 @@ fn split(ack: Ack, n: usize) -> Vec<Ack> {
 async fn connect_sink(config: &EndpointConfig) -> Result<Arc<dyn Sink>> {
     Ok(match config {
         #[cfg(feature = "mqtt")]
-        EndpointConfig::Mqtt(cfg) => Arc::new(MqttSink::connect(cfg.clone()).await?),
+        EndpointConfig::Mqtt(cfg) => Arc::new(MqttSink::connect(MqttConfig::clone(cfg)).await?),
         #[cfg(feature = "kafka")]
         EndpointConfig::Kafka(cfg) => Arc::new(KafkaSink::connect(&cfg.settings).await?),
         EndpointConfig::Sink(sink) => sink.clone(),
@@ -477,7 +478,7 @@ fn start_source(config: &EndpointConfig, filters: Vec<String>) -> Result<(Box<dy
     match config {
         #[cfg(feature = "mqtt")]
         EndpointConfig::Mqtt(cfg) => Ok((
-            Box::new(MqttSource::new(cfg.clone(), filters)?),
+            Box::new(MqttSource::new(MqttConfig::clone(cfg), filters)?),
             wasmflow_mqtt::filter_matches,
         )),
         #[cfg(feature = "kafka")]
