@@ -90,6 +90,22 @@ pub struct Binding {
 }
 
 impl Binding {
+    /// The MQTT broker, for a topic on `mqtt:`.
+    #[cfg(feature = "mqtt")]
+    fn mqtt_config(&self) -> Result<&MqttConfig> {
+        self.mqtt
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("no MQTT broker configured"))
+    }
+
+    /// The Kafka cluster, for a topic on `kafka:`.
+    #[cfg(feature = "kafka")]
+    fn kafka_config(&self) -> Result<&KafkaConfig> {
+        self.kafka
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("no Kafka cluster configured"))
+    }
+
     fn configured(&self) -> Vec<TransportKind> {
         #[allow(unused_mut)] // with neither transport built in
         let mut v = Vec::new();
@@ -230,21 +246,9 @@ pub fn run_with_updates(
 async fn start_sink(binding: &Binding, kind: TransportKind) -> Result<Arc<dyn Sink>> {
     match kind {
         #[cfg(feature = "mqtt")]
-        TransportKind::Mqtt => {
-            let cfg = binding
-                .mqtt
-                .clone()
-                .ok_or_else(|| anyhow::anyhow!("no MQTT broker configured"))?;
-            Ok(Arc::new(MqttSink::connect(cfg).await?))
-        }
+        TransportKind::Mqtt => Ok(Arc::new(MqttSink::connect(binding.mqtt_config()?.clone()).await?)),
         #[cfg(feature = "kafka")]
-        TransportKind::Kafka => {
-            let cfg = binding
-                .kafka
-                .as_ref()
-                .ok_or_else(|| anyhow::anyhow!("no Kafka cluster configured"))?;
-            Ok(Arc::new(KafkaSink::connect(&cfg.settings).await?))
-        }
+        TransportKind::Kafka => Ok(Arc::new(KafkaSink::connect(&binding.kafka_config()?.settings).await?)),
         #[allow(unreachable_patterns)] // with both transports built in
         other => {
             let _ = binding;
@@ -274,20 +278,15 @@ fn start_sources(binding: &Binding) -> Result<Vec<Box<dyn Source>>> {
 fn start_source(binding: &Binding, kind: TransportKind, topics: Vec<String>) -> Result<Box<dyn Source>> {
     match kind {
         #[cfg(feature = "mqtt")]
-        TransportKind::Mqtt => {
-            let cfg = binding
-                .mqtt
-                .clone()
-                .ok_or_else(|| anyhow::anyhow!("no MQTT broker configured"))?;
-            Ok(Box::new(MqttSource::new(cfg, topics)?))
-        }
+        TransportKind::Mqtt => Ok(Box::new(MqttSource::new(binding.mqtt_config()?.clone(), topics)?)),
         #[cfg(feature = "kafka")]
         TransportKind::Kafka => {
-            let cfg = binding
-                .kafka
-                .clone()
-                .ok_or_else(|| anyhow::anyhow!("no Kafka cluster configured"))?;
-            Ok(Box::new(KafkaSource::new(cfg.settings, cfg.group_id, topics)))
+            let cfg = binding.kafka_config()?;
+            Ok(Box::new(KafkaSource::new(
+                cfg.settings.clone(),
+                cfg.group_id.clone(),
+                topics,
+            )))
         }
         #[allow(unreachable_patterns)] // with both transports built in
         other => {
