@@ -474,6 +474,9 @@ fn main() -> Result<()> {
         let us = |r: &Row| r.ns_per_msg / 1000.0;
         let [ort, wasi_nn, graph] = [rows[0], rows[1], rows[2]];
         let line = |variant: &str, mean: f64, p50: f64, p99: Option<f64>| {
+            if mean.is_nan() {
+                return; // not timed (`--only`)
+            }
             println!(
                 "| {name} | {variant} | {mean:.1} | {p50:.1} | {} | {} | {} |",
                 p99.map_or("–".to_string(), |v| format!("{v:.1}")),
@@ -507,11 +510,18 @@ fn main() -> Result<()> {
     for (name, ort, wasi_nn, graph) in summary {
         let target = if name == "digits" { TARGET_DIGITS } else { TARGET_MLP };
         let ratio = wasi_nn / ort;
+        // A variant `--only` left out is NaN: its cells are "–".
+        let cell = |v: f64, text: String| if v.is_nan() { "–".to_string() } else { text };
         println!(
-            "| {name} | {ort:.1} | {:+.1} | {:+.1} | {ratio:.2}× | ≤ {target:.2}×: {} |",
-            wasi_nn - ort,
-            graph - wasi_nn,
-            if ratio <= target { "met" } else { "**missed**" }
+            "| {name} | {} | {} | {} | {} | {} |",
+            cell(ort, format!("{ort:.1}")),
+            cell(wasi_nn - ort, format!("{:+.1}", wasi_nn - ort)),
+            cell(graph - wasi_nn, format!("{:+.1}", graph - wasi_nn)),
+            cell(ratio, format!("{ratio:.2}×")),
+            cell(
+                ratio,
+                format!("≤ {target:.2}×: {}", if ratio <= target { "met" } else { "**missed**" })
+            ),
         );
     }
     if arg_str("--only").is_some() {
