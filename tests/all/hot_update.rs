@@ -14,35 +14,30 @@ use crate::support::mosquitto::{user_prop, Client, Mosquitto};
 use crate::support::process::Wasmflow;
 use crate::support::{module, repo, Harness, OutputExt};
 
-/// °F → °C: the temperature module's map.
-const V1: &str = r#"operations:
-  - { operationType: source, name: source }
-  - { operationType: map, name: convert, module: "x/temperature:1.0.0" }
-  - { operationType: sink, name: sink }
+/// A version of the graph: source → `convert` (a map of `module`) → sink, after `configurations`
+/// (a `moduleConfigurations:` block, or nothing).
+fn version(module: &str, configurations: &str) -> String {
+    format!(
+        r#"{configurations}operations:
+  - {{ operationType: source, name: source }}
+  - {{ operationType: map, name: convert, module: "x/{module}:1.0.0" }}
+  - {{ operationType: sink, name: sink }}
 connections:
-  - { from: { name: source }, to: { name: convert } }
-  - { from: { name: convert }, to: { name: sink } }
-"#;
+  - {{ from: {{ name: source }}, to: {{ name: convert }} }}
+  - {{ from: {{ name: convert }}, to: {{ name: sink }} }}
+"#
+    )
+}
+
+/// °F → °C: the temperature module's map.
+fn v1() -> String {
+    version("temperature", "")
+}
 
 /// Readings through unchanged: the faulty module's map, asked for nothing.
-const V2: &str = r#"operations:
-  - { operationType: source, name: source }
-  - { operationType: map, name: convert, module: "x/faulty:1.0.0" }
-  - { operationType: sink, name: sink }
-connections:
-  - { from: { name: source }, to: { name: convert } }
-  - { from: { name: convert }, to: { name: sink } }
-"#;
-
-/// Does not compose: no such module.
-const MISSING_MODULE: &str = r#"operations:
-  - { operationType: source, name: source }
-  - { operationType: map, name: convert, module: "x/no-such-module:1.0.0" }
-  - { operationType: sink, name: sink }
-connections:
-  - { from: { name: source }, to: { name: convert } }
-  - { from: { name: convert }, to: { name: sink } }
-"#;
+fn v2() -> String {
+    version("faulty", "")
+}
 
 /// Composes, but its `init` refuses its configuration.
 const INIT_FAILS: &str = r#"moduleConfigurations:
@@ -52,13 +47,6 @@ const INIT_FAILS: &str = r#"moduleConfigurations:
         name: init
         description: what the faulty module's init does
         default: "false"
-operations:
-  - { operationType: source, name: source }
-  - { operationType: map, name: convert, module: "x/faulty:1.0.0" }
-  - { operationType: sink, name: sink }
-connections:
-  - { from: { name: source }, to: { name: convert } }
-  - { from: { name: convert }, to: { name: sink } }
 "#;
 
 /// Which version produced an output: v1 writes °C, v2 leaves the reading in °F.
@@ -90,7 +78,7 @@ fn sighup_switches_to_the_new_file_mid_stream_and_a_bad_version_leaves_the_runni
     module("temperature");
     module("faulty");
     let h = Harness::new();
-    let graph = h.write_graph("hot.yaml", "hot", "v1: °F to °C", V1);
+    let graph = h.write_graph("hot.yaml", "hot", "v1: °F to °C", &v1());
     let broker = Mosquitto::start();
     let data = tempfile::tempdir().unwrap();
     let mut wf = start(graph.to_str().unwrap(), &broker, data.path(), &[]);
@@ -101,7 +89,7 @@ fn sighup_switches_to_the_new_file_mid_stream_and_a_bad_version_leaves_the_runni
     const N: usize = 8_000;
     publisher.publish_many("in", N, 1, reading);
     collector.wait_for(1_000, Duration::from_secs(60));
-    h.write_graph("hot.yaml", "hot", "v2: readings through", V2);
+    h.write_graph("hot.yaml", "hot", "v2: readings through", &v2());
     wf.signal("HUP");
     wf.wait_for_log(
         "hot update: intake switched to version sha256:",
@@ -138,10 +126,11 @@ fn sighup_switches_to_the_new_file_mid_stream_and_a_bad_version_leaves_the_runni
 
     // A version that does not compose, then one whose init fails: logged, v2 keeps running.
     for (body, why, n) in [
-        (MISSING_MODULE, "no-such-module", 1),
-        (INIT_FAILS, "refused its configuration", 2),
+        // Does not compose: no such module.
+        (version("no-such-module", ""), "no-such-module", 1),
+        (version("faulty", INIT_FAILS), "refused its configuration", 2),
     ] {
-        h.write_graph("hot.yaml", "hot", "a bad version", body);
+        h.write_graph("hot.yaml", "hot", "a bad version", &body);
         wf.signal("HUP");
         await_log_count(&mut wf, "keeps running", n);
         let log = wf.log();
@@ -270,7 +259,7 @@ fn watch_follows_a_registry_tag() {
         );
         wasmflow(pusher.path(), &["push", wasm.to_str().unwrap(), &reference]);
     };
-    push("v1", V1);
+    push("v1", &v1());
     let broker = Mosquitto::start();
     let data = tempfile::tempdir().unwrap();
     let mut wf = start(
@@ -285,7 +274,7 @@ fn watch_follows_a_registry_tag() {
     let first = collector.wait_for(1, Duration::from_secs(30));
     assert_eq!(unit(&first[0]), "C", "{}", wf.log());
 
-    push("v2", V2);
+    push("v2", &v2());
     wf.wait_for_log("hot update: intake switched", Duration::from_secs(60));
     assert!(wf.log().contains("changed; loading it"), "{}", wf.log());
     publisher.publish("in", &reading(180), vec![("seq", "1")], None);
