@@ -299,35 +299,25 @@ fn graph(
         nodes.insert(name, kind);
     }
 
-    let graphs: Vec<&String> = order.iter().filter(|n| matches!(nodes[*n], Kind::Graph(_))).collect();
-    let processor_name = match graphs.as_slice() {
-        [one] => (*one).clone(),
-        [] => return Err(field(&at, None, "spec.nodes", "no Graph node: a DataflowGraph runs one graph artifact")),
-        [_, second, ..] => {
-            return Err(field(
-                &at,
-                Some(second),
-                "spec.nodes",
-                "a second Graph node: wasmflow runs one Graph node per DataflowGraph; chain graphs through a topic with two DataflowGraphs",
-            ))
+    // The one node of a kind, in spec order: `none` when there is none, `second` when there are more.
+    let exactly_one = |is: fn(&Kind) -> bool, none: &str, second: &str| -> Result<String, ResourceError> {
+        let mut of_kind = order.iter().filter(|n| is(&nodes[*n]));
+        match (of_kind.next(), of_kind.next()) {
+            (Some(one), None) => Ok(one.clone()),
+            (None, _) => Err(field(&at, None, "spec.nodes", none)),
+            (Some(_), Some(extra)) => Err(field(&at, Some(extra), "spec.nodes", second)),
         }
     };
-    let destinations: Vec<&String> = order
-        .iter()
-        .filter(|n| matches!(nodes[*n], Kind::Destination(_)))
-        .collect();
-    let destination_name = match destinations.as_slice() {
-        [one] => (*one).clone(),
-        [] => return Err(field(&at, None, "spec.nodes", "no Destination node: outputs would have nowhere to go")),
-        [_, second, ..] => {
-            return Err(field(
-                &at,
-                Some(second),
-                "spec.nodes",
-                "a second Destination node: wasmflow publishes a graph's outputs to one destination; give each destination its own DataflowGraph",
-            ))
-        }
-    };
+    let processor_name = exactly_one(
+        |k| matches!(k, Kind::Graph(_)),
+        "no Graph node: a DataflowGraph runs one graph artifact",
+        "a second Graph node: wasmflow runs one Graph node per DataflowGraph; chain graphs through a topic with two DataflowGraphs",
+    )?;
+    let destination_name = exactly_one(
+        |k| matches!(k, Kind::Destination(_)),
+        "no Destination node: outputs would have nowhere to go",
+        "a second Destination node: wasmflow publishes a graph's outputs to one destination; give each destination its own DataflowGraph",
+    )?;
 
     // Connections: every source → the graph node, the graph node → the destination.
     let mut connected_sources = BTreeSet::new();

@@ -315,6 +315,24 @@ fn shapes_wasmflow_does_not_run_are_refused_with_the_reason() {
         "    - nodeType: Graph\n      name: second\n      graphSettings:\n        registryEndpointRef: r\n        artifact: x:1\n    - nodeType: Destination",
     );
     assert!(err(&two_graphs).contains("node `second`, field `spec.nodes`: a second Graph node"));
+    let two_destinations = GRAPH.replace(
+        "  nodeConnections:",
+        "    - nodeType: Destination\n      name: also-out\n      destinationSettings:\n        endpointRef: collector\n        dataDestination: x\n  nodeConnections:",
+    );
+    let e = err(&two_destinations);
+    assert!(
+        e.contains("node `also-out`, field `spec.nodes`: a second Destination node"),
+        "{e}"
+    );
+    // A node taken out: the nodes' own check names it before the connections that lead to it.
+    let without = |from: &str, to: &str| {
+        let (start, end) = (GRAPH.find(from).unwrap(), GRAPH.find(to).unwrap());
+        format!("{}{}", &GRAPH[..start], &GRAPH[end..])
+    };
+    let e = err(&without("    - nodeType: Destination", "  nodeConnections:"));
+    assert!(e.contains("field `spec.nodes`: no Destination node"), "{e}");
+    let e = err(&without("    - nodeType: Graph", "    - nodeType: Destination"));
+    assert!(e.contains("field `spec.nodes`: no Graph node"), "{e}");
     let e = err(&GRAPH.replace(
         "artifact: graph-simple:1.0.0",
         "artifact: myacr.azurecr.io/graph-simple:1.0.0",
