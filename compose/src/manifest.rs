@@ -149,6 +149,10 @@ impl Manifest {
 /// Finds a custom section at the top level of a component or module (nested components and
 /// modules are skipped, so a module's own sections are never mistaken for the graph's).
 pub(crate) fn top_level_custom_section(bytes: &[u8], name: &str) -> Result<Option<Vec<u8>>, String> {
+    if !bytes.starts_with(b"\0asm") {
+        // wasmparser would say so too, with both magic numbers printed byte by byte.
+        return Err("not a WebAssembly file (it does not start with `\\0asm`)".into());
+    }
     let mut found = None;
     let mut depth = 0usize;
     // parse_all descends into nested modules and components; track how deep we are.

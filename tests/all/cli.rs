@@ -143,6 +143,22 @@ fn run_refuses_a_wasm_that_is_not_a_composed_graph() {
         "{}",
         text(&r.stderr)
     );
+    // A `.wasm` that is not WebAssembly at all, and one cut short: named, with what is wrong.
+    for (name, bytes, why) in [
+        ("text.wasm", &b"hello\n"[..], "not a WebAssembly file"),
+        (
+            "short.wasm",
+            &b"\0asm\x01\0\0\0\x01"[..],
+            "not a readable WebAssembly component",
+        ),
+    ] {
+        let file = d.path().join(name);
+        std::fs::write(&file, bytes).unwrap();
+        let r = wasmflow(&["run", file.to_str().unwrap(), "--input", "/dev/null"], d.path());
+        assert_eq!(r.status.code(), Some(1));
+        let e = text(&r.stderr);
+        assert!(e.contains(&format!("{}: {why}", file.display())), "{e}");
+    }
 }
 
 #[test]

@@ -176,13 +176,13 @@ impl Env {
                 let mut services =
                     GraphServices::for_manifest(&loaded.manifest, self.metrics.clone(), self.state.clone());
                 services.nn = Some(self.nn.clone());
-                Graph::new(
+                Ok(Graph::new(
                     &self.engine,
                     &component,
                     loaded.manifest.clone(),
                     Arc::new(services),
                     RunOptions::default(),
-                )
+                )?)
             }
         }
     }

@@ -208,7 +208,13 @@ impl Env {
                     self.metrics.clone(),
                     self.state.clone(),
                 ));
-                Graph::new(&self.engine, &component, loaded.manifest.clone(), services, options)
+                Ok(Graph::new(
+                    &self.engine,
+                    &component,
+                    loaded.manifest.clone(),
+                    services,
+                    options,
+                )?)
             }
         }
     }

@@ -26,12 +26,12 @@ use support::{arg_str, median_ms, quick, repo, rss_mib};
 const WASMFLOW: &str = env!("CARGO_BIN_EXE_wasmflow");
 
 fn runtime(dir: &Path) -> Result<Runtime> {
-    Runtime::new(&RuntimeConfig {
+    Ok(Runtime::new(&RuntimeConfig {
         data_dir: dir.into(),
         ephemeral_state: true,
         cache_dir: None,
         limits: Default::default(),
-    })
+    })?)
 }
 
 fn simple() -> PathBuf {
@@ -129,7 +129,7 @@ fn start_times(graph: &Path, reps: usize) -> Result<StartTimes> {
             let t = Instant::now();
             load_graph(graph, &opts).map(|_| t.elapsed())
         })
-        .collect::<Result<_>>()?;
+        .collect::<Result<_, _>>()?;
     let loaded = load_graph(graph, &opts)?;
     let (mut engine, mut first) = (Vec::new(), Vec::new());
     for _ in 0..reps {

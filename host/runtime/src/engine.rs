@@ -14,7 +14,7 @@
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use crate::error::{Result, WasmtimeStep};
 use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
@@ -236,9 +236,7 @@ pub fn engine_with_pool(limits: &EngineLimits, pool: &PoolLimits) -> Result<Engi
         .max_memories_per_module(pool.memories_per_module)
         .max_tables_per_module(pool.tables_per_module);
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
-    Engine::new(&config)
-        .map_err(anyhow::Error::from)
-        .context("configuring the wasmtime engine")
+    Engine::new(&config).step("configuring the wasmtime engine")
 }
 
 /// An engine without a pool: every instance is allocated when it is made. The fallback when a
@@ -246,9 +244,7 @@ pub fn engine_with_pool(limits: &EngineLimits, pool: &PoolLimits) -> Result<Engi
 pub fn on_demand_engine() -> Result<Engine> {
     let mut config = base_config();
     config.allocation_strategy(InstanceAllocationStrategy::OnDemand);
-    Engine::new(&config)
-        .map_err(anyhow::Error::from)
-        .context("configuring the wasmtime engine")
+    Engine::new(&config).step("configuring the wasmtime engine")
 }
 
 /// Feeds what a `Hash` impl writes into SHA-256, so the result is stable: `Hasher` is the only
@@ -314,9 +310,7 @@ impl CompiledCache {
                 Err(e) => tracing::warn!(path = %path.display(), "ignoring unusable cache entry: {e:#}"),
             }
         }
-        let component = Component::new(engine, bytes)
-            .map_err(anyhow::Error::from)
-            .context("compiling the graph component")?;
+        let component = Component::new(engine, bytes).step("compiling the graph component")?;
         if let Err(e) = self.store(&path, &component) {
             tracing::warn!(dir = %self.dir.display(), "could not cache compiled graph: {e:#}");
         }
@@ -324,7 +318,9 @@ impl CompiledCache {
         Ok((component, CacheOutcome::Compiled))
     }
 
-    fn store(&self, path: &Path, component: &Component) -> Result<()> {
+    /// Only logged when it fails (see [`CompiledCache::load`]), so the error type is the
+    /// plainest that carries both kinds of failure.
+    fn store(&self, path: &Path, component: &Component) -> std::result::Result<(), Box<dyn std::error::Error>> {
         std::fs::create_dir_all(&self.dir)?;
         let tmp = path.with_extension("tmp");
         std::fs::write(&tmp, component.serialize()?)?;

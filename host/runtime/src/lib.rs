@@ -15,6 +15,7 @@
 pub mod bindings;
 pub mod buffer;
 pub mod engine;
+pub mod error;
 pub mod graph;
 pub mod identity;
 pub mod item;
@@ -28,13 +29,13 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use anyhow::{anyhow, Context, Result};
-use wasmflow_compose::{ComposeOptions, ComposedCache, Manifest};
+use wasmflow_compose::{ComposeError, ComposeOptions, ComposedCache, Manifest};
 use wasmtime::Engine;
 
 use crate::engine::{
     engine_with_pool, on_demand_engine, CacheOutcome, CompiledCache, EngineLimits, Footprint, PoolLimits,
 };
+use crate::error::{Context, Result, RuntimeError};
 use crate::graph::{Graph, RunOptions, EPOCH_TICK};
 use crate::services::metrics::Metrics;
 use crate::services::state_store::StateStore;
@@ -102,10 +103,21 @@ pub fn load_graph_cached(
     let origin = target.display().to_string();
     let ext = target.extension().and_then(|e| e.to_str()).unwrap_or_default();
     if ext == "wasm" {
-        let bytes = std::fs::read(target).with_context(|| format!("reading {origin}"))?;
+        let bytes = std::fs::read(target).map_err(|error| RuntimeError::Read {
+            origin: origin.clone(),
+            error,
+        })?;
         let manifest = Manifest::from_component(&bytes)
-            .map_err(|e| anyhow!("{e}"))?
-            .ok_or_else(|| anyhow!("{origin} is not a composed wasmflow graph (no `wasmflow-graph` section); compose a graph definition with `wasmflow compose`"))?;
+            .map_err(|e| match e {
+                // The manifest reader does not know the file: name it.
+                ComposeError::InvalidComponent { message, .. } => ComposeError::InvalidComponent {
+                    file: origin.clone(),
+                    message,
+                }
+                .into(),
+                other => RuntimeError::from(other).context(origin.clone()),
+            })?
+            .ok_or(RuntimeError::NotAGraph { origin: origin.clone() })?;
         return Ok(LoadedGraph {
             bytes,
             manifest,
@@ -114,13 +126,13 @@ pub fn load_graph_cached(
     }
     let composed = match cache {
         Some(cache) => {
-            let (composed, outcome) = cache.compose_file(target, compose).map_err(|e| anyhow!("{e}"))?;
+            let (composed, outcome) = cache.compose_file(target, compose)?;
             tracing::debug!(?outcome, cache = %cache.dir().display(), "{origin}");
             composed
         }
         None => {
-            let graph = wasmflow_compose::load_graph_with(target, &compose.limits).map_err(|e| anyhow!("{e}"))?;
-            wasmflow_compose::compose(&graph, compose).map_err(|e| anyhow!("{e}"))?
+            let graph = wasmflow_compose::load_graph_with(target, &compose.limits)?;
+            wasmflow_compose::compose(&graph, compose)?
         }
     };
     for w in &composed.warnings {
@@ -196,6 +208,10 @@ impl Runtime {
                         engine.increment_epoch();
                     }
                 }
+            })
+            .map_err(|error| RuntimeError::Thread {
+                name: "epoch clock",
+                error,
             })?;
         Ok(Self {
             engine,
@@ -304,6 +320,7 @@ impl Runtime {
         services.nn = self
             .nn
             .for_manifest(&graph.manifest)
+            .map_err(RuntimeError::from)
             .with_context(|| format!("starting graph `{}` from {}", graph.manifest.name, graph.origin))?;
         let services = Arc::new(services);
         let g = Graph::new(&engine, &component, graph.manifest.clone(), services, options)

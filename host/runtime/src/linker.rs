@@ -12,7 +12,10 @@ use crate::store::HostState;
 
 /// Adds every host interface to `linker`. Per-operation imports are found by inspecting the
 /// component's `implements` imports, so this needs the component being linked.
-pub fn add_to_linker(linker: &mut Linker<HostState>, component: &wasmtime::component::Component) -> anyhow::Result<()> {
+pub fn add_to_linker(
+    linker: &mut Linker<HostState>,
+    component: &wasmtime::component::Component,
+) -> wasmtime::Result<()> {
     wasmtime_wasi::p2::add_to_linker_sync(linker)?;
     // The data model's buffers live in the store's resource table; every other interface is a
     // service's.
@@ -50,7 +53,7 @@ pub fn add_to_linker(linker: &mut Linker<HostState>, component: &wasmtime::compo
 }
 
 /// Adds wasi-nn to `linker` when the graph's services carry it (a module imports `wasi:nn`).
-pub fn add_wasi_nn_to_linker(linker: &mut Linker<HostState>, services: &GraphServices) -> anyhow::Result<()> {
+pub fn add_wasi_nn_to_linker(linker: &mut Linker<HostState>, services: &GraphServices) -> wasmtime::Result<()> {
     #[cfg(feature = "wasi-nn")]
     if services.nn.is_some() {
         use crate::services::wasi_nn;

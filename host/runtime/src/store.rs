@@ -9,6 +9,7 @@ use std::sync::Arc;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use crate::error::{Result, RuntimeError};
 use crate::limits::MemoryBudget;
 use crate::services::wasi_nn::NnCtx;
 use crate::services::GraphServices;
@@ -29,12 +30,12 @@ pub struct WasiGrants {
 impl WasiGrants {
     /// The WASI context, and the tail of standard error kept for trap reports (none when the
     /// modules write to the host's own).
-    fn build(&self) -> anyhow::Result<(WasiCtx, Option<StderrTail>)> {
+    fn build(&self) -> Result<(WasiCtx, Option<StderrTail>)> {
         let mut b = WasiCtx::builder();
         b.envs(&self.env);
         for (host, guest) in &self.dirs {
             b.preopened_dir(host, guest, wasmtime_wasi::FsPerms::ReadOnly)
-                .map_err(|e| anyhow::anyhow!("cannot grant directory {}: {e}", host.display()))?;
+                .map_err(|e| RuntimeError::Graph(format!("cannot grant directory {}: {e:#}", host.display())))?;
         }
         let tail = if self.inherit_stderr {
             b.inherit_stderr();
@@ -65,7 +66,7 @@ pub struct HostState {
 impl HostState {
     /// `limits` bounds each linear memory and their sum (the store's limiter must be set to
     /// it: `store.limiter(|s| &mut s.limits)`).
-    pub fn new(services: Arc<GraphServices>, limits: MemoryBudget, grants: &WasiGrants) -> anyhow::Result<Self> {
+    pub fn new(services: Arc<GraphServices>, limits: MemoryBudget, grants: &WasiGrants) -> Result<Self> {
         let (wasi, stderr) = grants.build()?;
         Ok(Self {
             table: ResourceTable::new(),

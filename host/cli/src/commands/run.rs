@@ -479,7 +479,7 @@ impl Target for RunTarget<'_> {
             .graph_args
             .resolve_target(self.target, self.data_dir, self.rt)?;
         let cache = ComposedCache::new(self.data_dir.join("composed"));
-        load_graph_cached(&path, &compose, Some(&cache))
+        Ok(load_graph_cached(&path, &compose, Some(&cache))?)
     }
 
     fn start(&mut self, graph: &LoadedGraph) -> Result<Graph> {

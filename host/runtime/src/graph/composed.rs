@@ -11,6 +11,7 @@ use wasmtime::component::{ComponentExportIndex, Instance as WasmInstance, TypedF
 use wasmtime::Store;
 
 use crate::bindings::{HybridLogicalClock, RouterCounts, RouterEvent, RouterItem};
+use crate::error::{Result, RuntimeError, WasmtimeStep};
 use crate::item::{Body, Bytes, Item};
 use crate::store::HostState;
 
@@ -27,14 +28,14 @@ pub(super) struct RouterExports {
 
 impl RouterExports {
     /// The functions of the export `interface` (the manifest's `graph_export`).
-    pub fn resolve(component: &wasmtime::component::Component, interface: &str) -> anyhow::Result<Self> {
+    pub fn resolve(component: &wasmtime::component::Component, interface: &str) -> Result<Self> {
         let inst = component
             .get_export_index(None, interface)
-            .ok_or_else(|| anyhow::anyhow!("the component has no export `{interface}`"))?;
+            .ok_or_else(|| RuntimeError::Graph(format!("the component has no export `{interface}`")))?;
         let func = |name: &str| {
             component
                 .get_export_index(Some(&inst), name)
-                .ok_or_else(|| anyhow::anyhow!("export `{interface}` lacks `{name}`"))
+                .ok_or_else(|| RuntimeError::Graph(format!("export `{interface}` lacks `{name}`")))
         };
         Ok(Self {
             push: func("push")?,
@@ -44,19 +45,20 @@ impl RouterExports {
     }
 
     /// The typed functions in a live instance.
-    pub fn funcs(&self, instance: &WasmInstance, store: &mut Store<HostState>) -> anyhow::Result<RouterFuncs> {
+    pub fn funcs(&self, instance: &WasmInstance, store: &mut Store<HostState>) -> Result<RouterFuncs> {
         let typed = |store: &mut Store<HostState>, index: &ComponentExportIndex| {
             instance
                 .get_func(&mut *store, index)
-                .ok_or_else(|| anyhow::anyhow!("the graph's router lacks a function"))
+                .ok_or_else(|| RuntimeError::Graph("the graph's router lacks a function".into()))
         };
         let push = typed(store, &self.push)?;
         let close = typed(store, &self.close)?;
         let counts = typed(store, &self.counts)?;
+        let step = "the graph's router functions";
         Ok(RouterFuncs {
-            push: push.typed(&*store).map_err(anyhow::Error::from)?,
-            close: close.typed(&*store).map_err(anyhow::Error::from)?,
-            counts: counts.typed(&*store).map_err(anyhow::Error::from)?,
+            push: push.typed(&*store).step(step)?,
+            close: close.typed(&*store).step(step)?,
+            counts: counts.typed(&*store).step(step)?,
         })
     }
 }

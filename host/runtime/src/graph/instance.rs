@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context, Result};
 use wasmflow_compose::{Manifest, OperationKind, Override, Routing};
 use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Linker, TypedFunc};
 use wasmtime::{Engine, Store};
@@ -13,6 +12,7 @@ use wasmtime::{Engine, Store};
 use super::call::{describe_trap, ticks, with_stderr, Live, OpFuncs};
 use super::composed::RouterExports;
 use crate::bindings::{ModuleConfiguration, ModuleSchema};
+use crate::error::{Context, Result, RuntimeError, WasmtimeStep};
 use crate::limits::MemoryBudget;
 use crate::linker;
 use crate::services::schema_registry::Schema;
@@ -99,44 +99,44 @@ impl Instance {
         options: &RunOptions,
     ) -> Result<Self> {
         let mut linker = Linker::new(engine);
-        linker::add_to_linker(&mut linker, component).context("linking host interfaces")?;
-        linker::add_wasi_nn_to_linker(&mut linker, services).context("linking wasi-nn")?;
+        linker::add_to_linker(&mut linker, component).step("linking host interfaces")?;
+        linker::add_wasi_nn_to_linker(&mut linker, services).step("linking wasi-nn")?;
         let pre = linker
             .instantiate_pre(component)
-            .map_err(anyhow::Error::from)
-            .context("the graph imports something this host does not provide")?;
+            .step("the graph imports something this host does not provide")?;
         let mut exports = Vec::new();
         let mut configs = Vec::new();
         for op in &manifest.operations {
-            let inst = component
-                .get_export_index(None, &op.export)
-                .ok_or_else(|| anyhow!("operation `{}`: the component has no export `{}`", op.name, op.export))?;
+            let inst = component.get_export_index(None, &op.export).ok_or_else(|| {
+                RuntimeError::Graph(format!(
+                    "operation `{}`: the component has no export `{}`",
+                    op.name, op.export
+                ))
+            })?;
             let process = component
                 .get_export_index(Some(&inst), entry_point(op.kind))
                 .ok_or_else(|| {
-                    anyhow!(
+                    RuntimeError::Graph(format!(
                         "operation `{}`: export `{}` lacks `{}` of {}",
                         op.name,
                         op.export,
                         entry_point(op.kind),
                         op.kind.interface()
-                    )
+                    ))
                 })?;
             let init = component.get_export_index(Some(&inst), "init");
             exports.push(OpExports { process, init });
-            configs.push(
-                manifest
-                    .configuration_for(&op.name, &options.overrides)
-                    .map_err(|e| anyhow!("{e}"))?,
-            );
+            configs.push(manifest.configuration_for(&op.name, &options.overrides)?);
         }
         let router = match (options.routing, &manifest.graph_export) {
             (Routing::Host, _) => None,
             (Routing::Composed, Some(export)) => Some(RouterExports::resolve(component, export)?),
-            (Routing::Composed, None) => bail!(
-                "graph `{}` was composed without its router; compose it with --router composed to run it that way",
-                manifest.name
-            ),
+            (Routing::Composed, None) => {
+                return Err(RuntimeError::Graph(format!(
+                    "graph `{}` was composed without its router; compose it with --router composed to run it that way",
+                    manifest.name
+                )))
+            }
         };
         Ok(Self {
             pre,
@@ -165,11 +165,7 @@ impl Instance {
         let ticks = ticks(options.call_timeout);
         store.set_epoch_deadline(ticks);
         store.epoch_deadline_trap();
-        let instance = self
-            .pre
-            .instantiate(&mut store)
-            .map_err(anyhow::Error::from)
-            .context("instantiating the graph")?;
+        let instance = self.pre.instantiate(&mut store).step("instantiating the graph")?;
         let module_schemas: Vec<ModuleSchema> = services
             .schemas
             .all()
@@ -192,12 +188,7 @@ impl Instance {
             let p = &ex.process;
             macro_rules! typed {
                 ($variant:ident) => {
-                    OpFuncs::$variant(
-                        instance
-                            .get_typed_func(&mut store, p)
-                            .map_err(anyhow::Error::from)
-                            .with_context(ctx)?,
-                    )
+                    OpFuncs::$variant(instance.get_typed_func(&mut store, p).step(ctx())?)
                 };
             }
             let ours = options.native_plumbing && op.module.is_none();
@@ -214,10 +205,8 @@ impl Instance {
                 OperationKind::Delay => typed!(Delay),
             });
             if let Some(init) = &ex.init {
-                let init: TypedFunc<(ModuleConfiguration,), (bool,)> = instance
-                    .get_typed_func(&mut store, init)
-                    .map_err(anyhow::Error::from)
-                    .with_context(ctx)?;
+                let init: TypedFunc<(ModuleConfiguration,), (bool,)> =
+                    instance.get_typed_func(&mut store, init).step(ctx())?;
                 let cfg = ModuleConfiguration {
                     properties: config.clone(),
                     module_schemas: module_schemas.clone(),
@@ -226,16 +215,20 @@ impl Instance {
                 let mark = store.data().stderr_mark();
                 match init.call(&mut store, (cfg,)) {
                     Ok((true,)) => {}
-                    Ok((false,)) => bail!(
-                        "operation `{}` refused its configuration (init returned false); configuration given: {}",
-                        op.name,
-                        fmt_config(config)
-                    ),
-                    Err(trap) => bail!(
-                        "operation `{}` trapped in init: {}",
-                        op.name,
-                        with_stderr(describe_trap(&trap), &store.data().stderr_since(mark))
-                    ),
+                    Ok((false,)) => {
+                        return Err(RuntimeError::Graph(format!(
+                            "operation `{}` refused its configuration (init returned false); configuration given: {}",
+                            op.name,
+                            fmt_config(config)
+                        )))
+                    }
+                    Err(trap) => {
+                        return Err(RuntimeError::Graph(format!(
+                            "operation `{}` trapped in init: {}",
+                            op.name,
+                            with_stderr(describe_trap(&trap), &store.data().stderr_since(mark))
+                        )))
+                    }
                 }
             }
         }

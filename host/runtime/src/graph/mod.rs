@@ -19,7 +19,6 @@ pub mod windows;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use anyhow::{anyhow, bail, Context, Result};
 use wasmflow_compose::{Arm, Manifest, OperationKind};
 use wasmflow_transport::{Destination, Input, Output};
 use wasmflow_wire::{Hlc, TS_PROPERTY};
@@ -37,6 +36,7 @@ use lineage::Lineage;
 use windows::Windows;
 
 use crate::bindings::HybridLogicalClock;
+use crate::error::{Context, Result, RuntimeError};
 use crate::item::{Body, Bytes, Item};
 use crate::services::metrics::Metrics;
 use crate::services::GraphServices;
@@ -87,7 +87,10 @@ impl Graph {
         let mut inputs_seen = vec![0u32; manifest.operations.len()];
         for c in &manifest.connections {
             let (Some(&from), Some(&to)) = (by_name.get(c.from.as_str()), by_name.get(c.to.as_str())) else {
-                bail!("connection {} → {} names an unknown operation", c.from, c.to);
+                return Err(RuntimeError::Graph(format!(
+                    "connection {} → {} names an unknown operation",
+                    c.from, c.to
+                )));
             };
             let arm = c.arm.map(|a| matches!(a, Arm::True));
             edges[from].push(Edge {
@@ -202,10 +205,10 @@ impl Graph {
                     o.name == h.operation && matches!(o.kind, OperationKind::Accumulate | OperationKind::Concatenate)
                 })
                 .ok_or_else(|| {
-                    anyhow!(
+                    RuntimeError::Graph(format!(
                         "a persisted window item belongs to operation `{}`, which this graph has no window named",
                         h.operation
-                    )
+                    ))
                 })?;
             self.lineage.restored(h.id);
             self.windows.hold(op, (h.input, h.item, h.id));
@@ -226,13 +229,13 @@ impl Graph {
                 .operations
                 .iter()
                 .position(|o| o.name == name && o.kind == OperationKind::Source)
-                .ok_or_else(|| anyhow!("the graph has no source named `{name}`"))?,
+                .ok_or_else(|| RuntimeError::Graph(format!("the graph has no source named `{name}`")))?,
             None => self
                 .manifest
                 .operations
                 .iter()
                 .position(|o| o.kind == OperationKind::Source)
-                .ok_or_else(|| anyhow!("the graph has no source"))?,
+                .ok_or_else(|| RuntimeError::Graph("the graph has no source".into()))?,
         };
         let mut out = Vec::new();
         self.stats[src].messages_in.inc();
@@ -301,7 +304,7 @@ impl Graph {
                     .timed(&mut self.stats[src], |s| f.call(s, (ts, (&arrival_time()).into())))
                     .map(|((time, warning),)| (Hlc::from(&time), warning))
             }
-            _ => bail!("operation {src} is not a source"),
+            _ => return Err(RuntimeError::Graph(format!("operation {src} is not a source"))),
         };
         let (ts, failure) = match answer {
             Ok((time, warning)) => {
@@ -382,7 +385,7 @@ impl Graph {
         let counts = self
             .live
             .routed(|s| router.counts.call(s, ()).map(|(c,)| c))
-            .map_err(|e| anyhow!("the graph's router could not report its counts: {e}"))?;
+            .map_err(|e| RuntimeError::Graph(format!("the graph's router could not report its counts: {e}")))?;
         for (stats, c) in self.stats.iter().zip(counts) {
             if c.received > 0 {
                 stats.messages_in.inc_by(c.received);
@@ -479,7 +482,10 @@ impl Graph {
                 }
                 Err((f, item)) => self.failed(op, f, *item, out),
             },
-            OperationKind::Source => bail!("connection into source `{}`", self.manifest.operations[op].name),
+            OperationKind::Source => Err(RuntimeError::Graph(format!(
+                "connection into source `{}`",
+                self.manifest.operations[op].name
+            ))),
         }
     }
 
@@ -655,7 +661,10 @@ impl Graph {
                 let merged = match self.live.concatenate(op, &mut self.stats[op], &ts, batch) {
                     Ok(m) => m,
                     Err(CallFailure::Trapped(e) | CallFailure::Rejected(e)) => {
-                        bail!("concatenate `{}` failed: {e}", self.manifest.operations[op].name)
+                        return Err(RuntimeError::Graph(format!(
+                            "concatenate `{}` failed: {e}",
+                            self.manifest.operations[op].name
+                        )))
                     }
                 };
                 for item in merged {
@@ -785,7 +794,7 @@ fn topological_order(edges: &[Vec<Edge>]) -> Result<Vec<usize>> {
         }
     }
     if order.len() != n {
-        bail!("the graph has a cycle");
+        return Err(RuntimeError::Graph("the graph has a cycle".into()));
     }
     Ok(order)
 }

@@ -282,8 +282,8 @@ pub fn disabled_ctx() -> WasiNnCtx {
 }
 
 /// Adds the wasi-nn interfaces to `linker`; `view` gives a store's table and context.
-pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, view: fn(&mut T) -> WasiNnView<'_>) -> anyhow::Result<()> {
-    wasmtime_wasi_nn::wit::add_to_linker(linker, view).map_err(anyhow::Error::from)
+pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, view: fn(&mut T) -> WasiNnView<'_>) -> wasmtime::Result<()> {
+    wasmtime_wasi_nn::wit::add_to_linker(linker, view)
 }
 
 /// A view over a store's table and wasi-nn context (for the linker closure).
