@@ -158,6 +158,11 @@ fn run_refuses_a_wasm_that_is_not_a_composed_graph() {
         assert_eq!(r.status.code(), Some(1));
         let e = text(&r.stderr);
         assert!(e.contains(&format!("{}: {why}", file.display())), "{e}");
+        // `graph` draws a composed graph's manifest: it names the file too.
+        let r = wasmflow(&["graph", file.to_str().unwrap()], d.path());
+        assert_eq!(r.status.code(), Some(1));
+        let e = text(&r.stderr);
+        assert!(e.contains(&file.display().to_string()) && e.contains(why), "{e}");
     }
 }
 

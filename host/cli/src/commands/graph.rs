@@ -49,7 +49,7 @@ impl GraphCmd {
             if file.extension().and_then(|e| e.to_str()) == Some("wasm") {
                 let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
                 let m = wasmflow_compose::Manifest::from_component(&bytes)
-                    .map_err(|e| anyhow!("{e}"))?
+                    .map_err(|e| anyhow!("{}: {e}", file.display()))?
                     .ok_or_else(|| anyhow!("{} is not a composed wasmflow graph", file.display()))?;
                 Diagram::from_manifest(&m, &self.graph_args.config)
             } else {
