@@ -1,6 +1,6 @@
 //! Bounds on the graph definitions the loader accepts, each checked before the work it bounds.
 //!
-//! The loader ([`crate::validate::load_graph_with`]) checks them in pipeline order, so no stage
+//! The loader ([`crate::load_graph_with`]) checks them in pipeline order, so no stage
 //! ever sees input it could choke on:
 //!
 //! 1. the size of the text ([`Limits::max_document_bytes`]), before it is read or parsed;
@@ -13,7 +13,7 @@
 //!    schema check, the semantic checks and planning.
 //!
 //! Planning adds one check that is not configurable: the composed component must stay within
-//! [`MAX_COMPONENT_INSTANCES`] (see [`crate::plan::CompositionPlan::component_instances`]).
+//! [`MAX_COMPONENT_INSTANCES`] (see [`crate::CompositionPlan::component_instances`]).
 
 /// The most instances one WebAssembly component may hold: wasmparser's `MAX_WASM_INSTANCES`,
 /// which both wac-graph's encoder (validating what it encodes) and wasmtime (validating what it
@@ -72,8 +72,8 @@ pub const DEFAULT_MAX_OPERATIONS: usize = 64;
 ///
 /// Build one from the defaults and change the fields that need it:
 /// `Limits { max_operations: 100, ..Limits::default() }`, then pass it to
-/// [`load_graph_with`](crate::validate::load_graph_with) or
-/// [`parse_graph_with`](crate::validate::parse_graph_with). [`load_graph`](crate::load_graph)
+/// [`load_graph_with`](crate::load_graph_with) or
+/// [`parse_graph_with`](crate::parse_graph_with). [`load_graph`](crate::load_graph)
 /// and [`parse_graph`](crate::parse_graph) use [`Limits::DEFAULT`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Limits {

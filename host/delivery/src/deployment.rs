@@ -6,7 +6,7 @@
 //! message it receives to every graph one of whose filters matches its topic (a message two
 //! graphs read is acknowledged when both are done with it); one sink per endpoint publishes for
 //! every graph whose destination (or dead-letter topic) is there. Each graph runs the
-//! ordinary [`pump`](crate::pump) on a thread of its own (a wasmtime store belongs to one
+//! ordinary [`pump`] on a thread of its own (a wasmtime store belongs to one
 //! thread at a time), with its own window journal. A failure of any source, sink or graph stops
 //! the whole run with its error, as a single graph's run does; what was not acknowledged stays
 //! with its broker.

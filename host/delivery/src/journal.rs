@@ -94,7 +94,7 @@ impl WindowJournal {
     }
 
     /// Whether entries survive the process: if not, an item held in a window does not let its
-    /// input be acknowledged ([`crate::ack::Tracker::for_journal`]).
+    /// input be acknowledged (the ack tracker's `for_journal`).
     pub fn is_durable(&self) -> bool {
         self.db.is_some()
     }

@@ -4,7 +4,7 @@
 //! a watch interval whenever the target's fingerprint changes (a file's contents, a registry
 //! tag's digest); a new version is composed and started there — its `init` runs — while the
 //! old one keeps running. Only a version that started is handed to the pump
-//! ([`crate::pump::run_with_updates`]), which switches intake between two messages: everything
+//! (the pump's `run_with_updates`), which switches intake between two messages: everything
 //! before goes to the old version, everything after to the new one. The old version then
 //! drains: what it emitted is delivered and acknowledged as before (one tracker, one journal,
 //! lineage ids from one counter: `Graph::share_lineage_ids`), and its open windows close,

@@ -200,7 +200,7 @@ impl Exporter {
         self.request_timeout
     }
 
-    /// The connection, for the OpenTelemetry SDK's exporter ([`crate::telemetry`]).
+    /// The connection, for the OpenTelemetry SDK's exporter (the `telemetry` module).
     pub(crate) fn into_parts(self) -> Parts {
         match self.transport {
             Transport::Grpc { channel, headers } => Parts::Grpc { channel, headers },
