@@ -7,7 +7,7 @@
 //! and say exactly what is wrong with one (file, resource, node, field) without starting
 //! anything. Three stages, each its own module, each using only those before it:
 //! [`syntax`] (serde types of the documents as written), [`model`] (validated types, built by
-//! `validate`, in which what wasmflow cannot run cannot be written), and [`resolve`] (model +
+//! `validate`, in which what wasmflow cannot run cannot be written), and [`resolve`](mod@resolve) (model +
 //! the run's flags → which endpoint every node uses, where every artifact comes from, which
 //! files stand for the secrets the endpoints name). Pulling, composing and connecting are the
 //! callers' (`wasmflow-delivery`, the CLI).
