@@ -28,11 +28,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let started = commands::otlp(&args.command, rt.handle()).and_then(|otlp| {
-        let traces = commands::own_traces(&args.command, otlp.as_ref(), rt.handle())?;
-        Ok((otlp, traces))
-    });
-    let (otlp, traces) = match started {
+    let (otlp, traces) = match commands::own_telemetry(&args.command, rt.handle()) {
         Ok(started) => started,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -119,39 +119,27 @@ pub type Otlp = wasmflow_otel::Exporter;
 #[cfg(not(feature = "otel"))]
 pub enum Otlp {}
 
-/// The connection to the collector when the command asks for one (`run --otlp`); made within
-/// the runtime `rt`, which drives its exports (it connects on first use).
-pub fn otlp(command: &Command, rt: &tokio::runtime::Handle) -> anyhow::Result<Option<Otlp>> {
+/// The connection to the collector and the export of wasmflow's own traces over it, when the
+/// command asks for them (`run --otlp`): made before logging starts (the traces are one of its
+/// layers) within the runtime `rt`, which drives the exports (it connects on first use). The
+/// run's own metrics take the same connection once its graphs are loaded.
+pub fn own_telemetry(command: &Command, rt: &tokio::runtime::Handle) -> anyhow::Result<(Option<Otlp>, Option<Traces>)> {
     #[cfg(feature = "otel")]
     if let Command::Run(run) = command {
         if let Some(config) = run.otlp.own_telemetry()? {
             let _in_runtime = rt.enter();
-            return Ok(Some(Otlp::new(&config)?));
+            let otlp = Otlp::new(&config)?;
+            let traces = Traces::start(&otlp, run.otlp.otlp_trace_ratio)?;
+            return Ok((Some(otlp), Some(traces)));
         }
     }
     let _ = (command, rt);
-    Ok(None)
-}
-
-/// Starts the export of wasmflow's own traces over `otlp` (`run --otlp`), within the runtime
-/// `rt`.
-pub fn own_traces(
-    command: &Command,
-    otlp: Option<&Otlp>,
-    rt: &tokio::runtime::Handle,
-) -> anyhow::Result<Option<Traces>> {
-    #[cfg(feature = "otel")]
-    if let (Command::Run(run), Some(otlp)) = (command, otlp) {
-        let _in_runtime = rt.enter();
-        return Ok(Some(Traces::start(otlp, run.otlp.otlp_trace_ratio)?));
-    }
-    let _ = (command, otlp, rt);
-    Ok(None)
+    Ok((None, None))
 }
 
 impl Command {
     /// Runs the command; `rt` is the process's runtime for whatever does I/O, `otlp` the
-    /// connection [`otlp`] made for it.
+    /// connection [`own_telemetry`] made for it.
     pub fn execute(self, rt: &tokio::runtime::Handle, otlp: Option<&Otlp>) -> anyhow::Result<ExitCode> {
         match self {
             Command::Compose(c) => c.execute(rt),
