@@ -460,15 +460,11 @@ pub enum ComposeError {
         message: String,
     },
 
-    /// Bytes handed to `inspect_component` or `Manifest::from_component` are not a readable
-    /// component, or carry a `wasmflow-graph` section that is not a manifest.
-    #[error("{file}: {message}")]
-    InvalidComponent {
-        /// What was read (a path or `component`).
-        file: String,
-        /// What is wrong.
-        message: String,
-    },
+    /// Bytes handed to `inspect_component`, `component_world` or `Manifest::from_component`
+    /// are not a readable component, or carry a `wasmflow-graph` section that is not a
+    /// manifest. Those functions see bytes, not a file: the caller names the file.
+    #[error("{0}")]
+    InvalidComponent(String),
 }
 
 fn fmt_location(location: Option<(usize, usize)>) -> String {

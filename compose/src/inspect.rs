@@ -28,15 +28,13 @@ pub struct WorldItem {
 
 /// The top-level imports and exports of a component, as written in the binary.
 pub fn component_world(bytes: &[u8]) -> Result<(Vec<WorldItem>, Vec<WorldItem>), ComposeError> {
-    let invalid = |e: wasmparser::BinaryReaderError| ComposeError::InvalidComponent {
-        file: "component".to_string(),
-        message: format!("not a readable WebAssembly component: {e}"),
+    let invalid = |e: wasmparser::BinaryReaderError| {
+        ComposeError::InvalidComponent(format!("not a readable WebAssembly component: {e}"))
     };
     if !Parser::is_component(bytes) {
-        return Err(ComposeError::InvalidComponent {
-            file: "component".to_string(),
-            message: "not a WebAssembly component (a core module or another file)".to_string(),
-        });
+        return Err(ComposeError::InvalidComponent(
+            "not a WebAssembly component (a core module or another file)".to_string(),
+        ));
     }
     let mut imports = Vec::new();
     let mut exports = Vec::new();

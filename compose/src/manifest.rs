@@ -87,10 +87,7 @@ impl Manifest {
     /// Reads the manifest from a composed component's top-level `wasmflow-graph` custom section;
     /// `Ok(None)` for a component without one (not made by `wasmflow compose`).
     pub fn from_component(bytes: &[u8]) -> Result<Option<Manifest>, ComposeError> {
-        let invalid = |message: String| ComposeError::InvalidComponent {
-            file: "component".to_string(),
-            message,
-        };
+        let invalid = ComposeError::InvalidComponent;
         let Some(data) = top_level_custom_section(bytes, MANIFEST_SECTION).map_err(invalid)? else {
             return Ok(None);
         };

@@ -352,7 +352,7 @@ fn inspect_shows_world_operations_and_parameters() {
     );
 
     let e = inspect_component(b"not wasm").unwrap_err().to_string();
-    assert!(e.starts_with("component: not a WebAssembly component"), "{e}");
+    assert!(e.starts_with("not a WebAssembly component"), "{e}");
     assert_eq!(Manifest::from_component(&operator_fixture(&["map"])).unwrap(), None);
 }
 

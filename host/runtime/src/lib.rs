@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use wasmflow_compose::{ComposeError, ComposeOptions, ComposedCache, Manifest};
+use wasmflow_compose::{ComposeOptions, ComposedCache, Manifest};
 use wasmtime::Engine;
 
 use crate::engine::{
@@ -108,15 +108,7 @@ pub fn load_graph_cached(
             error,
         })?;
         let manifest = Manifest::from_component(&bytes)
-            .map_err(|e| match e {
-                // The manifest reader does not know the file: name it.
-                ComposeError::InvalidComponent { message, .. } => ComposeError::InvalidComponent {
-                    file: origin.clone(),
-                    message,
-                }
-                .into(),
-                other => RuntimeError::from(other).context(origin.clone()),
-            })?
+            .map_err(|e| RuntimeError::from(e).context(origin.clone()))?
             .ok_or(RuntimeError::NotAGraph { origin: origin.clone() })?;
         return Ok(LoadedGraph {
             bytes,
