@@ -139,29 +139,28 @@ fn fetch_modules(
         let Some(written) = op.module.as_deref().map(str::trim) else {
             continue;
         };
-        let (module, operation) = (written.to_string(), op.name.to_string());
+        // Only an error needs them as owned strings.
+        let (module, operation) = (|| written.to_string(), || op.name.to_string());
         if written.ends_with(".wasm") && from_registry {
-            return Err(TargetError::LocalModule { module, operation });
+            return Err(TargetError::LocalModule {
+                module: module(),
+                operation: operation(),
+            });
         }
         if written.ends_with(".wasm") || modules.contains_key(written) {
             continue;
         }
-        let pulled = match reference::parse(written, Some(registry))
+        let pulled = reference::parse(written, Some(registry))
             .and_then(|r| oci.pull_parsed(&r, TagPolicy::CachedWhenUnreachable))
-        {
-            Ok(pulled) => pulled,
-            Err(error) => {
-                return Err(TargetError::Module {
-                    module,
-                    operation,
-                    error: Box::new(error),
-                })
-            }
-        };
+            .map_err(|error| TargetError::Module {
+                module: module(),
+                operation: operation(),
+                error: Box::new(error),
+            })?;
         if pulled.kind != ArtifactKind::Component {
             return Err(TargetError::NotAModule {
-                module,
-                operation,
+                module: module(),
+                operation: operation(),
                 reference: pulled.reference,
             });
         }
