@@ -20,16 +20,18 @@ use clap::{Parser, Subcommand};
 
 /// Streaming data-flow graphs of WebAssembly components.
 #[derive(Parser, Debug)]
-#[command(name = "wasmflow", version, about)]
+#[command(name = "wasmflow", version)]
 pub struct Cli {
     /// More log output (-v debug, -vv trace). `RUST_LOG` overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
     /// Worker threads of the process's I/O runtime (transports, the metrics endpoint, registry
-    /// transfers); graphs run on threads of their own. With one, a message crosses threads
-    /// twice (source → graph → sink), as in a hand-written relay; a second worker is woken to
-    /// steal nearly every task, which cost 16 % more CPU per message at 2,000 msg/s (BENCHMARKS.md,
-    /// "What changed", item 5). More help when one process serves many busy connections.
+    /// transfers); graphs run on threads of their own.
+    ///
+    /// With one, a message crosses threads twice (source → graph → sink), as in a hand-written
+    /// relay. A second worker is woken to steal nearly every task: 16 % more CPU per message at
+    /// 2,000 msg/s in wasmflow's broker benchmark. More help when one process serves many busy
+    /// connections.
     #[arg(long, global = true, env = "WASMFLOW_IO_THREADS", value_name = "N", default_value_t = NonZeroUsize::MIN)]
     pub io_threads: NonZeroUsize,
     #[command(subcommand)]
@@ -46,7 +48,7 @@ pub enum Command {
     Graph(graph::GraphCmd),
     /// Run a graph bound to MQTT topics (--mqtt, --source, --sink), or on --input lines; or the
     /// DataflowGraphs of resource files over their endpoints.
-    /// Boxed: its flags (graph, run, transport) make it several times larger than the others.
+    // Boxed: its flags (graph, run, transport) make it several times larger than the others.
     Run(Box<run::RunCmd>),
     /// Run golden-file tests: a graph, an input folder, expected JSON.
     Test(test::TestCmd),

@@ -11,7 +11,8 @@ pub struct RegistryArgs {
     /// Use plain HTTP (loopback registries — localhost, 127.x, ::1 — use it without this flag).
     #[arg(long)]
     pub insecure: bool,
-    /// Registry user (else the Docker config.json). Named `registry-…` so transport flags stay free.
+    /// Registry user (else the credentials in the Docker config.json).
+    // Named `registry-…` so the transport flags' `--username`-like names stay free.
     #[arg(long = "registry-username", env = "WASMFLOW_REGISTRY_USERNAME")]
     pub username: Option<String>,
     /// Registry password (prefer WASMFLOW_REGISTRY_PASSWORD: flags show in `ps`).
