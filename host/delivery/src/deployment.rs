@@ -18,7 +18,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use anyhow::{anyhow, bail, Context, Result};
 use tokio::sync::{mpsc, watch};
 
 #[cfg(feature = "kafka")]
@@ -28,6 +27,7 @@ use wasmflow_mqtt::{MqttConfig, MqttSink, MqttSource};
 use wasmflow_runtime::graph::Graph;
 use wasmflow_transport::{Ack, Inbound, Sink, Source};
 
+use crate::error::{Context, DeliveryError, Result};
 use crate::journal::WindowJournal;
 use crate::pump::{self, PumpOptions, PumpStats, Route, Routes};
 use crate::schema::{CheckedSink, ConnectionCheck};
@@ -99,7 +99,7 @@ pub fn endpoint_config(c: &Connection, cx: &EndpointContext) -> Result<EndpointC
             .local_broker
             .clone()
             .map(|cfg| EndpointConfig::Mqtt(Box::new(cfg)))
-            .ok_or_else(|| anyhow!("`default` needs the local broker, and none is configured")),
+            .ok_or_else(|| DeliveryError::Binding("`default` needs the local broker, and none is configured".into())),
         #[cfg(feature = "mqtt")]
         Connection::Mqtt(m) => {
             let mut cfg = MqttConfig::new(&m.url, &m.client_id)?;
@@ -200,7 +200,7 @@ pub fn endpoint_config(c: &Connection, cx: &EndpointContext) -> Result<EndpointC
             ))))
         }
         #[allow(unreachable_patterns)] // with every transport built in
-        other => bail!("this wasmflow was built without support for {other:?}"),
+        other => Err(DeliveryError::NotBuilt(format!("support for {other:?}"))),
     }
 }
 
@@ -255,7 +255,7 @@ pub fn run(
     let endpoint = |name: &str| {
         endpoints
             .get(name)
-            .ok_or_else(|| anyhow!("endpoint `{name}` is used but not configured"))
+            .ok_or_else(|| DeliveryError::Binding(format!("endpoint `{name}` is used but not configured")))
     };
     // Sinks first, each connected once: a source would otherwise take messages it cannot yet
     // deliver.
@@ -281,10 +281,13 @@ pub fn run(
     };
     let (stop_tx, stop_rx) = watch::channel(false);
     let stop_tx = Arc::new(stop_tx);
-    let failure: Arc<Mutex<Option<anyhow::Error>>> = Arc::default();
+    // The first failure of a source or a graph, kept as it is; any failure stops every graph.
+    // What the others need is only that a failure happened (the stop signal); a later failure
+    // is a consequence of the stop or of the first, and is dropped.
+    let failure: Arc<Mutex<Option<DeliveryError>>> = Arc::default();
     let fail = {
         let (failure, stop) = (failure.clone(), stop_tx.clone());
-        move |e: anyhow::Error| {
+        move |e: DeliveryError| {
             failure
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -336,7 +339,7 @@ pub fn run(
             let (stop, fail, name) = (stop_rx.clone(), fail.clone(), name.clone());
             rt.spawn(async move {
                 if let Err(e) = source.run(src_tx, stop).await {
-                    fail(anyhow::Error::new(e).context(format!("endpoint `{name}`")));
+                    fail(DeliveryError::from(e).context(format!("endpoint `{name}`")));
                 }
             });
         }
@@ -354,7 +357,8 @@ pub fn run(
         });
     }
 
-    let results: Vec<(String, Result<PumpStats>)> = std::thread::scope(|scope| {
+    // Per graph: its stats; `None` when it failed, its error then in `failure`.
+    let results: Vec<Result<Option<(String, PumpStats)>>> = std::thread::scope(|scope| {
         let handles: Vec<_> = runs
             .into_iter()
             .map(|(name, mut graph, journal, rx, routes, options)| {
@@ -362,12 +366,13 @@ pub fn run(
                 let thread = std::thread::Builder::new()
                     .name(format!("graph {name}"))
                     .spawn_scoped(scope, move || {
-                        let r = pump::run(&mut graph, &journal, rx, &routes, rt, stop_rx, &options)
-                            .with_context(|| format!("graph `{name}`"));
-                        if let Err(e) = &r {
-                            fail(anyhow!("{e:#}"));
+                        match pump::run(&mut graph, &journal, rx, &routes, rt, stop_rx, &options) {
+                            Ok(stats) => Some((name, stats)),
+                            Err(e) => {
+                                fail(e.context(format!("graph `{name}`")));
+                                None
+                            }
                         }
-                        (name, r)
                     });
                 thread
             })
@@ -375,20 +380,20 @@ pub fn run(
         handles
             .into_iter()
             .map(|h| match h {
-                Ok(h) => h
-                    .join()
-                    .unwrap_or_else(|_| ("?".into(), Err(anyhow!("a graph's thread panicked")))),
-                Err(e) => ("?".into(), Err(anyhow!("starting a graph's thread: {e}"))),
+                Ok(h) => h.join().map_err(|_| DeliveryError::Panicked),
+                Err(error) => Err(DeliveryError::Thread {
+                    name: "a graph's thread",
+                    error,
+                }),
             })
             .collect()
     });
     if let Some(e) = failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() {
         return Err(e);
     }
-    results
-        .into_iter()
-        .map(|(name, r)| r.map(|stats| (name, stats)))
-        .collect()
+    // A graph that failed left its error in `failure` (returned above): what is left is each
+    // graph's stats, or a thread that panicked or could not start.
+    results.into_iter().filter_map(Result::transpose).collect()
 }
 
 /// A graph reading an endpoint.
@@ -486,7 +491,10 @@ fn start_source(config: &EndpointConfig, filters: Vec<String>) -> Result<(Box<dy
             Box::new(KafkaSource::new(cfg.settings.clone(), cfg.group_id.clone(), filters)),
             |topic_name, topic| topic_name == topic,
         )),
-        other => bail!("a {} endpoint cannot be a source", other.label()),
+        other => Err(DeliveryError::Binding(format!(
+            "a {} endpoint cannot be a source",
+            other.label()
+        ))),
     }
 }
 

@@ -6,6 +6,8 @@
 //! * [`ack`]: the tracker that turns lineage into acknowledgements;
 //! * [`journal`]: window entries persisted so their inputs can be acknowledged early;
 //! * [`lines`]: line mode (`run --input`), where nothing is acknowledged;
+//! * [`error`]: why a run cannot start or stops ([`DeliveryError`]), each message naming the
+//!   graph, endpoint or topic it is about;
 //! * [`deployment`]: several graphs in one process over shared connections (a run of
 //!   DataflowGraph resources), with [`schema`] checking the connections that name a schema;
 //! * this module: a [`Binding`] of a graph's source and sinks to broker topics (`[transport:]topic`;
@@ -18,6 +20,7 @@
 
 pub mod ack;
 pub mod deployment;
+pub mod error;
 pub mod journal;
 pub mod lines;
 pub mod pump;
@@ -31,7 +34,6 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use anyhow::{bail, Result};
 use tokio::sync::{mpsc, watch};
 
 #[cfg(feature = "kafka")]
@@ -41,6 +43,7 @@ use wasmflow_mqtt::{MqttConfig, MqttSink, MqttSource};
 use wasmflow_runtime::graph::Graph;
 use wasmflow_transport::{Sink, Source};
 
+pub use crate::error::{DeliveryError, Result};
 use crate::journal::WindowJournal;
 use crate::pump::{PumpOptions, PumpStats, Route, Routes};
 
@@ -95,7 +98,7 @@ impl Binding {
     fn mqtt_config(&self) -> Result<&MqttConfig> {
         self.mqtt
             .as_ref()
-            .ok_or_else(|| anyhow::anyhow!("no MQTT broker configured"))
+            .ok_or_else(|| DeliveryError::Binding("no MQTT broker configured".into()))
     }
 
     /// The Kafka cluster, for a topic on `kafka:`.
@@ -103,7 +106,7 @@ impl Binding {
     fn kafka_config(&self) -> Result<&KafkaConfig> {
         self.kafka
             .as_ref()
-            .ok_or_else(|| anyhow::anyhow!("no Kafka cluster configured"))
+            .ok_or_else(|| DeliveryError::Binding("no Kafka cluster configured".into()))
     }
 
     fn configured(&self) -> Vec<TransportKind> {
@@ -127,11 +130,11 @@ impl Binding {
         for kind in [TransportKind::Mqtt, TransportKind::Kafka] {
             if let Some(topic) = spec.strip_prefix(kind.prefix()).and_then(|s| s.strip_prefix(':')) {
                 if !configured.contains(&kind) {
-                    bail!(
+                    return Err(DeliveryError::Binding(format!(
                         "`{spec}` names {} but no {} broker is configured",
                         kind.prefix(),
                         kind.prefix()
-                    );
+                    )));
                 }
                 return Ok(Endpoint {
                     transport: kind,
@@ -144,8 +147,10 @@ impl Binding {
                 transport: *one,
                 topic: spec.to_owned(),
             }),
-            [] => bail!("`{spec}`: no broker is configured"),
-            _ => bail!("`{spec}`: more than one broker is configured; prefix the topic with `mqtt:` or `kafka:`"),
+            [] => Err(DeliveryError::Binding(format!("`{spec}`: no broker is configured"))),
+            _ => Err(DeliveryError::Binding(format!(
+                "`{spec}`: more than one broker is configured; prefix the topic with `mqtt:` or `kafka:`"
+            ))),
         }
     }
 }
@@ -175,7 +180,7 @@ pub fn run_with_updates(
     updates: Option<update::Updates>,
 ) -> Result<PumpStats> {
     if binding.sources.is_empty() {
-        bail!("no source topic: give --source");
+        return Err(DeliveryError::Binding("no source topic: give --source".into()));
     }
     let journal = WindowJournal::open(&data_dir.join("windows.redb"), &graph.manifest().name)?;
     let shutdown = match shutdown {
@@ -211,7 +216,7 @@ pub fn run_with_updates(
     // with its error; so does the caller's shutdown, without one.
     let (stop_tx, stop_rx) = watch::channel(false);
     let stop_tx = Arc::new(stop_tx);
-    let failure: Arc<Mutex<Option<anyhow::Error>>> = Arc::default();
+    let failure: Arc<Mutex<Option<DeliveryError>>> = Arc::default();
     for source in start_sources(binding)? {
         let (tx, sd, stop, failure) = (tx.clone(), stop_rx.clone(), stop_tx.clone(), failure.clone());
         rt.spawn(async move {
@@ -252,7 +257,7 @@ async fn start_sink(binding: &Binding, kind: TransportKind) -> Result<Arc<dyn Si
         #[allow(unreachable_patterns)] // with both transports built in
         other => {
             let _ = binding;
-            bail!("this wasmflow was built without {} support", other.prefix())
+            Err(DeliveryError::NotBuilt(format!("{} support", other.prefix())))
         }
     }
 }
@@ -291,7 +296,7 @@ fn start_source(binding: &Binding, kind: TransportKind, topics: Vec<String>) -> 
         #[allow(unreachable_patterns)] // with both transports built in
         other => {
             let _ = (binding, topics);
-            bail!("this wasmflow was built without {} support", other.prefix())
+            Err(DeliveryError::NotBuilt(format!("{} support", other.prefix())))
         }
     }
 }

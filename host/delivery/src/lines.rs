@@ -14,12 +14,13 @@ use std::io::{BufRead, Write};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
 use tokio::sync::watch;
 use wasmflow_runtime::graph::Graph;
 use wasmflow_transport::lines::{output_json, parse_line, InputFormat};
 use wasmflow_transport::Output;
 use wasmflow_wire::Hlc;
+
+use crate::error::{DeliveryError, Result};
 
 /// How line mode reads its input.
 #[derive(Debug, Clone)]
@@ -65,7 +66,10 @@ pub fn run(
     std::thread::Builder::new()
         .name("wasmflow-input".into())
         .spawn(move || read_lines(input, tx))
-        .context("starting the input reader")?;
+        .map_err(|error| DeliveryError::Thread {
+            name: "the input reader",
+            error,
+        })?;
     let mut stats = LineStats::default();
     loop {
         if *shutdown.borrow() {
@@ -89,7 +93,12 @@ pub fn run(
                 print(graph.flush()?, out)?;
                 break;
             }
-            Ok(Event::Failed(e)) => return Err(e).with_context(|| format!("reading {}", options.name)),
+            Ok(Event::Failed(error)) => {
+                return Err(DeliveryError::Input {
+                    input: options.name.clone(),
+                    error,
+                })
+            }
             Err(mpsc::RecvTimeoutError::Timeout) => print(graph.advance_to(&Hlc::now("wasmflow"))?, out)?,
         }
     }
@@ -119,8 +128,7 @@ fn read_lines(mut input: Box<dyn BufRead + Send>, tx: mpsc::Sender<Event>) {
 
 fn print(outputs: Vec<Output>, out: &mut dyn Write) -> Result<()> {
     for o in outputs {
-        writeln!(out, "{}", output_json(&o))?;
+        writeln!(out, "{}", output_json(&o)).map_err(DeliveryError::Output)?;
     }
-    out.flush()?;
-    Ok(())
+    out.flush().map_err(DeliveryError::Output)
 }

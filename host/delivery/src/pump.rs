@@ -14,7 +14,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, Result};
 use tokio::sync::{mpsc, watch, Notify};
 
 use wasmflow_runtime::graph::{Graph, Held, Traced};
@@ -25,6 +24,7 @@ const BATCH: usize = 256;
 use wasmflow_wire::Hlc;
 
 use crate::ack::Tracker;
+use crate::error::{DeliveryError, Result};
 use crate::journal::WindowJournal;
 use crate::update::{Draining, Update, Updates};
 
@@ -147,8 +147,7 @@ impl Completions {
     fn failed(&self) -> Result<()> {
         match self.lock().failure.take() {
             None => Ok(()),
-            Some(e) => Err(anyhow::Error::new(e)
-                .context("a sink failed; unacknowledged inputs will be delivered again after a restart")),
+            Some(e) => Err(DeliveryError::Sink(Box::new(e))),
         }
     }
 }
@@ -267,7 +266,7 @@ impl Pump<'_> {
                 u = next_update(&mut updates) => match u {
                     Some(u) => match check_routes(&u.graph, self.routes) {
                         Ok(()) => draining.switch(graph, u),
-                        Err(e) => tracing::warn!("hot update: version {} not switched to: {e:#}", u.version),
+                        Err(e) => tracing::warn!("hot update: version {} not switched to: {e}", u.version),
                     },
                     None => updates = None,
                 },
@@ -478,11 +477,11 @@ fn check_routes(graph: &Graph, routes: &Routes) -> Result<()> {
     }
     for op in &graph.manifest().operations {
         if op.kind == wasmflow_compose::OperationKind::Sink && !routes.sinks.contains_key(&op.name) {
-            return Err(anyhow!(
+            return Err(DeliveryError::Binding(format!(
                 "graph `{}`: sink `{}` has no destination (give --sink)",
                 graph.manifest().name,
                 op.name
-            ));
+            )));
         }
     }
     Ok(())

@@ -13,6 +13,7 @@
 use wasmflow_compose::{Manifest, OperationKind};
 use wasmflow_transport::health::Health;
 
+use crate::error::{DeliveryError, Result};
 use crate::{Binding, TransportKind};
 
 /// `$share/GROUP/FILTER` → `(GROUP, FILTER)`; `None` for a plain filter.
@@ -83,14 +84,14 @@ pub fn windows(manifest: &Manifest) -> Vec<&str> {
 
 /// Refuses a windowed graph on an MQTT shared subscription (see the module doc); says why and
 /// what to do instead.
-pub fn check_windows(manifest: &Manifest, binding: &Binding) -> anyhow::Result<()> {
+pub fn check_windows(manifest: &Manifest, binding: &Binding) -> Result<()> {
     let windows = windows(manifest);
     let shared = binding
         .sources
         .iter()
         .find(|e| e.transport == TransportKind::Mqtt && shared_subscription(&e.topic).is_some());
     if let (Some(first), Some(source)) = (windows.first(), shared) {
-        anyhow::bail!(
+        return Err(DeliveryError::Binding(format!(
             "graph `{}` has windows (`{first}`{}) and reads the shared subscription `{}`: the broker hands each instance \
              an arbitrary part of the stream, so each window would hold an arbitrary part of its items. Run one instance \
              on a plain subscription, or read Kafka with the items keyed (each instance then windows the keys of the \
@@ -98,7 +99,7 @@ pub fn check_windows(manifest: &Manifest, binding: &Binding) -> anyhow::Result<(
             manifest.name,
             if windows.len() > 1 { format!(" and {} more", windows.len() - 1) } else { String::new() },
             source.topic
-        );
+        )));
     }
     Ok(())
 }

@@ -18,13 +18,14 @@
 
 use std::time::Duration;
 
-use anyhow::{bail, Result};
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, watch};
 
 use wasmflow_runtime::graph::{Graph, Traced};
 use wasmflow_runtime::LoadedGraph;
 use wasmflow_wire::Hlc;
+
+use crate::error::{BoxError, DeliveryError, Result, UpdateStep};
 
 /// A new version of the running graph, started and ready for input.
 pub struct Update {
@@ -118,15 +119,24 @@ pub fn version_of(bytes: &[u8]) -> String {
 /// What the [`Reloader`] asks of the run's target; the CLI implements it with the registry
 /// client, the compiler and the runtime.
 pub trait Target {
+    /// The implementer's own error type (the CLI's, with its contexts): anything that becomes
+    /// a boxed `std` error keeping its causes, so this crate need not know it. A failure is
+    /// logged with those causes, as a [`DeliveryError::Update`] naming the step.
+    type Error: Into<BoxError>;
     /// The target as written, for messages.
     fn name(&self) -> String;
     /// A cheap look at what the target is now (a file's contents hashed, a tag's digest):
     /// when it differs from the last one, the target is loaded again.
-    fn fingerprint(&mut self) -> Result<String>;
+    fn fingerprint(&mut self) -> Result<String, Self::Error>;
     /// Resolves (pulls) and composes the target.
-    fn load(&mut self) -> Result<LoadedGraph>;
+    fn load(&mut self) -> Result<LoadedGraph, Self::Error>;
     /// Starts a composed graph (its `init`s run).
-    fn start(&mut self, graph: &LoadedGraph) -> Result<Graph>;
+    fn start(&mut self, graph: &LoadedGraph) -> Result<Graph, Self::Error>;
+}
+
+/// The target's error, as the update step `step` that failed.
+fn failed<E: Into<BoxError>>(step: UpdateStep) -> impl FnOnce(E) -> DeliveryError {
+    move |e| DeliveryError::Update { step, error: e.into() }
 }
 
 /// When the reloader looks.
@@ -209,14 +219,14 @@ impl<T: Target> Reloader<T> {
             });
             match trigger {
                 Trigger::Stop => return,
-                Trigger::Poll => match self.target.fingerprint() {
+                Trigger::Poll => match self.target.fingerprint().map_err(failed(UpdateStep::Fingerprint)) {
                     Ok(f) if f == self.fingerprint => {}
                     Ok(f) => {
                         tracing::info!("hot update: {} changed; loading it", self.target.name());
                         self.fingerprint = f;
                         self.attempt(&updates);
                     }
-                    Err(e) => tracing::debug!("hot update: looking at {}: {e:#}", self.target.name()),
+                    Err(e) => tracing::debug!("hot update: looking at {}: {e}", self.target.name()),
                 },
                 Trigger::Hangup => {
                     tracing::info!("SIGHUP: loading {} again", self.target.name());
@@ -247,7 +257,7 @@ impl<T: Target> Reloader<T> {
                 self.version = version;
             }
             Err(e) => tracing::warn!(
-                "hot update of {} failed; version {} keeps running: {e:#}",
+                "hot update of {} failed; version {} keeps running: {e}",
                 self.target.name(),
                 self.version
             ),
@@ -255,18 +265,17 @@ impl<T: Target> Reloader<T> {
     }
 
     fn next(&mut self) -> Result<Option<Update>> {
-        let loaded = self.target.load()?;
+        let loaded = self.target.load().map_err(failed(UpdateStep::Load))?;
         if loaded.bytes == self.bytes {
             return Ok(None);
         }
         if loaded.manifest.name != self.name {
-            bail!(
-                "the new version is graph `{}`, not `{}`: a hot update keeps the graph's name (its window journal and consumer group go by it)",
-                loaded.manifest.name,
-                self.name
-            );
+            return Err(DeliveryError::Renamed {
+                new: loaded.manifest.name,
+                running: self.name.clone(),
+            });
         }
-        let graph = self.target.start(&loaded)?;
+        let graph = self.target.start(&loaded).map_err(failed(UpdateStep::Start))?;
         self.bytes = loaded.bytes;
         Ok(Some(Update {
             graph,

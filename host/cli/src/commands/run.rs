@@ -453,6 +453,9 @@ struct RunTarget<'a> {
 }
 
 impl Target for RunTarget<'_> {
+    /// Boxed by the reloader with its context chain, which the log line prints in full.
+    type Error = anyhow::Error;
+
     fn name(&self) -> String {
         self.target.display().to_string()
     }
