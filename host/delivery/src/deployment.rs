@@ -15,6 +15,7 @@
 //! bounded): backpressure reaches the shared subscription rather than memory.
 
 use std::collections::{BTreeMap, HashMap};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -357,43 +358,60 @@ pub fn run(
         });
     }
 
-    // Per graph: its stats; `None` when it failed, its error then in `failure`.
-    let results: Vec<Result<Option<(String, PumpStats)>>> = std::thread::scope(|scope| {
+    // Per graph: its stats, or `None` when it failed. Every failure of a graph (its pump's
+    // error, a panic, a thread that cannot start) goes to `failure` with the graph's name and
+    // stops the others, as a source's does.
+    let stats: Vec<Option<(String, PumpStats)>> = std::thread::scope(|scope| {
         let handles: Vec<_> = runs
             .into_iter()
             .map(|(name, mut graph, journal, rx, routes, options)| {
                 let (stop_rx, fail) = (stop_rx.clone(), fail.clone());
-                let thread = std::thread::Builder::new()
+                let in_graph = format!("graph `{name}`");
+                let spawned = std::thread::Builder::new()
                     .name(format!("graph {name}"))
-                    .spawn_scoped(scope, move || {
-                        match pump::run(&mut graph, &journal, rx, &routes, rt, stop_rx, &options) {
-                            Ok(stats) => Some((name, stats)),
-                            Err(e) => {
-                                fail(e.context(format!("graph `{name}`")));
-                                None
+                    .spawn_scoped(scope, {
+                        let (fail, in_graph) = (fail.clone(), in_graph.clone());
+                        move || {
+                            let run = catch_unwind(AssertUnwindSafe(|| {
+                                pump::run(&mut graph, &journal, rx, &routes, rt, stop_rx, &options)
+                            }));
+                            match run {
+                                Ok(Ok(stats)) => Some((name, stats)),
+                                Ok(Err(e)) => {
+                                    fail(e.context(in_graph));
+                                    None
+                                }
+                                Err(_) => {
+                                    fail(DeliveryError::Panicked.context(in_graph));
+                                    None
+                                }
                             }
                         }
                     });
-                thread
+                spawned
+                    .map_err(|error| {
+                        fail(
+                            DeliveryError::Thread {
+                                name: "its thread",
+                                error,
+                            }
+                            .context(in_graph),
+                        )
+                    })
+                    .ok()
             })
             .collect();
+        // A joined thread cannot have panicked: its body catches the panic.
         handles
             .into_iter()
-            .map(|h| match h {
-                Ok(h) => h.join().map_err(|_| DeliveryError::Panicked),
-                Err(error) => Err(DeliveryError::Thread {
-                    name: "a graph's thread",
-                    error,
-                }),
-            })
+            .map(|h| h.and_then(|h| h.join().ok().flatten()))
             .collect()
     });
     if let Some(e) = failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() {
         return Err(e);
     }
-    // A graph that failed left its error in `failure` (returned above): what is left is each
-    // graph's stats, or a thread that panicked or could not start.
-    results.into_iter().filter_map(Result::transpose).collect()
+    // No failure: every graph ran to its end and has its stats.
+    Ok(stats.into_iter().flatten().collect())
 }
 
 /// A graph reading an endpoint.

@@ -67,14 +67,16 @@ pub enum DeliveryError {
     /// A thread of the run could not be started; the system's reason.
     #[error("starting {name}: {error}")]
     Thread {
-        /// Which thread, as the message says it (`the input reader`, `a graph's thread`).
+        /// Which thread, as the message says it: `the input reader`; `its thread` after a
+        /// graph's name.
         name: &'static str,
         /// Why it could not start.
         error: std::io::Error,
     },
-    /// A graph's thread panicked (a bug, not a failure of the graph's modules, whose traps are
-    /// the item's outcome). Its panic message was printed when it happened.
-    #[error("a graph's thread panicked")]
+    /// A graph's thread panicked (a bug in wasmflow, not a failure of the graph's modules, whose
+    /// traps are the item's outcome). It stops the run as any failure does; the panic's own
+    /// message was printed when it happened.
+    #[error("its thread panicked (a bug in wasmflow; the panic's message is printed above)")]
     Panicked,
     /// A step of a hot update failed in the target (see [`UpdateStep`]); the running version
     /// stays. The message is the target's error with its causes, as the target wrote it.
