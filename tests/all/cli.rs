@@ -266,6 +266,45 @@ fn ctrl_c_stops_a_run_cleanly() {
 /// A line that is not UTF-8 is a payload like any other (payloads may be binary), and an
 /// envelope that is not UTF-8 is a warning for that line only: the lines after it still run.
 /// (Before, one such line ended the run: "stream did not contain valid UTF-8".)
+/// `wasmflow run --input - | head -1`: when the reader of the outputs goes away, the run ends
+/// as a command-line filter's does, with success and no error (nothing was acknowledged, so
+/// nothing is lost). Before, it failed with "error: Broken pipe (os error 32)".
+#[test]
+fn a_reader_that_closes_the_outputs_ends_the_run_without_an_error() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::Stdio;
+
+    module("temperature");
+    let d = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wasmflow"))
+        .args(["run", "compose/tests/azure-compat/graph-simple.yaml", "--input", "-"])
+        .current_dir(repo())
+        .env("WASMFLOW_DATA_DIR", d.path())
+        .env_remove("WASMFLOW_MODULES")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run wasmflow");
+    let mut stdin = child.stdin.take().expect("piped");
+    let reading = b"{\"temperature\":{\"value\":212,\"unit\":\"F\"}}\n";
+    stdin.write_all(reading).unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    assert!(first.contains(r#""value":100.0"#), "{first}");
+    drop(stdout); // as `head -1` does after its line
+                  // The next output finds no reader. (wasmflow may be gone by the second write.)
+    let _ = stdin.write_all(reading).and_then(|()| stdin.flush());
+    drop(stdin);
+    let r = child.wait_with_output().expect("wait for wasmflow");
+    let err = text(&r.stderr);
+    assert!(r.status.success(), "{:?}: {err}", r.status);
+    assert!(!err.contains("error"), "{err}");
+    assert!(err.contains("the outputs' reader closed them; stopping"), "{err}");
+}
+
 #[test]
 fn a_line_that_is_not_utf8_loses_no_later_message() {
     module("temperature");

@@ -61,8 +61,9 @@ pub enum DeliveryError {
         /// Why it could not be read.
         error: std::io::Error,
     },
-    /// Line mode's outputs could not be written (standard output closed, a full disk).
-    #[error("{0}")]
+    /// Line mode's outputs could not be written (a full disk). A reader that closed them is
+    /// not an error: the run ends (`lines::End::OutputClosed`).
+    #[error("writing the outputs: {0}")]
     Output(std::io::Error),
     /// A thread of the run could not be started; the system's reason.
     #[error("starting {name}: {error}")]

@@ -8,7 +8,9 @@
 //! time advances to the wall clock) and the shutdown signal.
 //!
 //! Lines are read as bytes: a payload line need not be UTF-8; a line that cannot become a
-//! message is a warning with its line number, and the run goes on.
+//! message is a warning with its line number, and the run goes on. When the reader of the
+//! outputs goes away (`wasmflow run --input … | head`), the run stops there without an error,
+//! as other command-line filters do: nothing was acknowledged, so nothing is lost.
 
 use std::io::{BufRead, Write};
 use std::sync::mpsc;
@@ -42,8 +44,20 @@ pub struct LineStats {
     pub read: usize,
     /// Lines that could not (warned about, skipped).
     pub bad: usize,
-    /// Whether the run ended on the shutdown signal rather than at the end of the input.
-    pub interrupted: bool,
+    /// Why the run ended.
+    pub end: End,
+}
+
+/// Why a line-mode run ended.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// The input ended: windows were flushed, every output written.
+    #[default]
+    Input,
+    /// The shutdown signal: windows were left open (their count logged).
+    Interrupted,
+    /// The outputs' reader closed its end (a broken pipe): what was left is not written.
+    OutputClosed,
 }
 
 enum Event {
@@ -54,7 +68,8 @@ enum Event {
 
 /// Runs `graph` on the lines of `input` (read on a thread of its own, so a quiet input still
 /// lets idle windows close), writing each output to `out` as one JSON line, until the input
-/// ends (windows flushed) or `shutdown` turns true (windows left open, their count logged).
+/// ends (windows flushed), `shutdown` turns true (windows left open, their count logged) or
+/// `out` is closed by its reader ([`End`] says which).
 pub fn run(
     graph: &mut Graph,
     input: Box<dyn BufRead + Send>,
@@ -74,32 +89,40 @@ pub fn run(
     loop {
         if *shutdown.borrow() {
             tracing::info!("interrupted; {} items were waiting in open windows", graph.pending());
-            stats.interrupted = true;
+            stats.end = End::Interrupted;
             break;
         }
-        match rx.recv_timeout(options.idle) {
+        let (outputs, last) = match rx.recv_timeout(options.idle) {
             Ok(Event::Line(n, line)) => match parse_line(&line, n, options.format, &options.topic) {
                 Ok(Some(input)) => {
                     stats.read += 1;
-                    print(graph.push(None, input)?, out)?;
+                    (graph.push(None, input)?, false)
                 }
-                Ok(None) => {}
+                Ok(None) => continue,
                 Err(e) => {
                     stats.bad += 1;
                     tracing::warn!("{}: {e}", options.name);
+                    continue;
                 }
             },
-            Ok(Event::End) | Err(mpsc::RecvTimeoutError::Disconnected) => {
-                print(graph.flush()?, out)?;
-                break;
-            }
+            Ok(Event::End) | Err(mpsc::RecvTimeoutError::Disconnected) => (graph.flush()?, true),
             Ok(Event::Failed(error)) => {
                 return Err(DeliveryError::Input {
                     input: options.name.clone(),
                     error,
                 })
             }
-            Err(mpsc::RecvTimeoutError::Timeout) => print(graph.advance_to(&Hlc::now("wasmflow"))?, out)?,
+            Err(mpsc::RecvTimeoutError::Timeout) => (graph.advance_to(&Hlc::now("wasmflow"))?, false),
+        };
+        match print(outputs, out) {
+            Ok(()) if last => break,
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                tracing::info!("the outputs' reader closed them; stopping");
+                stats.end = End::OutputClosed;
+                break;
+            }
+            Err(e) => return Err(DeliveryError::Output(e)),
         }
     }
     Ok(stats)
@@ -126,9 +149,9 @@ fn read_lines(mut input: Box<dyn BufRead + Send>, tx: mpsc::Sender<Event>) {
     let _ = tx.send(Event::End);
 }
 
-fn print(outputs: Vec<Output>, out: &mut dyn Write) -> Result<()> {
+fn print(outputs: Vec<Output>, out: &mut dyn Write) -> std::io::Result<()> {
     for o in outputs {
-        writeln!(out, "{}", output_json(&o)).map_err(DeliveryError::Output)?;
+        writeln!(out, "{}", output_json(&o))?;
     }
-    out.flush().map_err(DeliveryError::Output)
+    out.flush()
 }
