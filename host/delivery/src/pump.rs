@@ -18,15 +18,15 @@ use tokio::sync::{mpsc, watch, Notify};
 
 use wasmflow_runtime::graph::{Graph, Held, Traced};
 use wasmflow_transport::{Bytes, Destination, Inbound, Outbound, Sink, TransportError};
-
-/// Inbound messages taken at once when they queue up: they share one journal commit.
-const BATCH: usize = 256;
 use wasmflow_wire::Hlc;
 
 use crate::ack::Tracker;
 use crate::error::{DeliveryError, Result};
 use crate::journal::WindowJournal;
 use crate::update::{Draining, Update, Updates};
+
+/// Inbound messages taken at once when they queue up: they share one journal commit.
+const BATCH: usize = 256;
 
 /// Where one kind of output goes: a sink transport and the topic to publish on.
 #[derive(Clone)]
