@@ -16,13 +16,12 @@ use crate::model::{Arm, OperationKind};
 #[non_exhaustive]
 pub enum ComposeError {
     /// The graph file could not be read from disk.
-    #[error("{file}: cannot read the graph definition: {source}")]
+    #[error("{file}: cannot read the graph definition: {error}")]
     ReadGraph {
         /// The graph file.
         file: String,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
+        /// The I/O error (part of the message, not a `source`: printed once).
+        error: std::io::Error,
     },
 
     /// The graph definition is larger than [`Limits::max_document_bytes`](crate::Limits): it is
@@ -310,7 +309,7 @@ pub enum ComposeError {
     },
 
     /// A module file exists but cannot be read.
-    #[error("{file}: cannot read module `{reference}` for operation `{operation}` from {}: {source}", .path.display())]
+    #[error("{file}: cannot read module `{reference}` for operation `{operation}` from {}: {error}", .path.display())]
     ReadModule {
         /// The graph file.
         file: String,
@@ -320,9 +319,8 @@ pub enum ComposeError {
         operation: String,
         /// The file.
         path: PathBuf,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
+        /// The I/O error (part of the message, not a `source`: printed once).
+        error: std::io::Error,
     },
 
     /// A module file is not a valid WebAssembly component.

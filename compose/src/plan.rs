@@ -332,12 +332,12 @@ pub fn plan_with(
         let package = match identities.get(&identity) {
             Some(&i) => i,
             None => {
-                let bytes = std::fs::read(path).map_err(|source| ComposeError::ReadModule {
+                let bytes = std::fs::read(path).map_err(|error| ComposeError::ReadModule {
                     file: file.clone(),
                     reference: reference.clone(),
                     operation: op.name.clone(),
                     path: path.clone(),
-                    source,
+                    error,
                 })?;
                 let interfaces =
                     ComponentInterfaces::from_bytes(&bytes).map_err(|message| ComposeError::InvalidModule {

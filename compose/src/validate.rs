@@ -130,9 +130,9 @@ pub fn load_graph_with(path: &Path, limits: &Limits) -> Result<ValidatedGraph, C
 /// before it is read (from its metadata) or while it is read (pipes, files that grew).
 pub(crate) fn read_graph_text(path: &Path, limits: &Limits) -> Result<String, ComposeError> {
     let file = path.display().to_string();
-    let read_error = |source| ComposeError::ReadGraph {
+    let read_error = |error| ComposeError::ReadGraph {
         file: file.clone(),
-        source,
+        error,
     };
     let too_large = |size| ComposeError::DocumentTooLarge {
         file: file.clone(),

@@ -111,6 +111,25 @@ fn a_yaml_syntax_error_names_the_file_and_line() {
     assert!(!e.contains("panicked"), "{e}");
 }
 
+/// A file that is not there is named, and the system's reason is printed once: each error of
+/// the libraries carries what it wraps in its message, not again as a cause.
+#[test]
+fn a_missing_file_is_named_and_its_reason_printed_once() {
+    let d = tempfile::tempdir().unwrap();
+    let missing = d.path().join("missing.yaml");
+    let r = wasmflow(&["run", missing.to_str().unwrap(), "--input", "/dev/null"], d.path());
+    assert_eq!(r.status.code(), Some(1));
+    let e = text(&r.stderr);
+    assert!(e.contains("missing.yaml: cannot read the graph definition: "), "{e}");
+    assert_eq!(e.matches("No such file or directory").count(), 1, "{e}");
+
+    let r = wasmflow(&["push", missing.to_str().unwrap(), "127.0.0.1:1/x:y"], d.path());
+    assert_eq!(r.status.code(), Some(1));
+    let e = text(&r.stderr);
+    assert!(e.contains("missing.yaml: "), "{e}");
+    assert_eq!(e.matches("No such file or directory").count(), 1, "{e}");
+}
+
 #[test]
 fn a_missing_module_is_named() {
     let d = tempfile::tempdir().unwrap();

@@ -32,9 +32,9 @@ pub fn sha256_hex(digest: &str) -> Result<&str, OciError> {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> OciError + '_ {
-    move |source| OciError::Io {
+    move |error| OciError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     }
 }
 
@@ -92,7 +92,7 @@ impl Cache {
         }
         tmp.persist(path).map_err(|e| OciError::Io {
             path: path.to_path_buf(),
-            source: e.error,
+            error: e.error,
         })?;
         Ok(path.to_path_buf())
     }

@@ -84,12 +84,12 @@ pub enum OciError {
         detail: String,
     },
     /// Reading a file to push, or reading or writing the cache.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     Io {
         /// The file or cache directory.
         path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
+        /// The underlying error (part of the message, not a `source`: printed once).
+        error: std::io::Error,
     },
     /// Any other failure of a registry request.
     #[error("registry {registry} failed on {reference}: {detail}")]

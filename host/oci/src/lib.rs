@@ -309,9 +309,9 @@ impl Oci {
     /// Pushes a component (`.wasm`: module or composed graph) or a graph definition (YAML) and
     /// returns the manifest digest.
     pub fn push(&mut self, file: &Path, reference: &str) -> Result<Pushed, OciError> {
-        let bytes = std::fs::read(file).map_err(|source| OciError::Io {
+        let bytes = std::fs::read(file).map_err(|error| OciError::Io {
             path: file.to_path_buf(),
-            source,
+            error,
         })?;
         let r = self.parse(reference)?;
         let shown = reference::display(&r);
@@ -385,7 +385,7 @@ impl Oci {
         let (manifest_digest, manifest_bytes) = match r.digest() {
             Some(d) if self.cache.blob(d)?.is_some() => {
                 let path = self.cache.blob_path(d)?;
-                let bytes = std::fs::read(&path).map_err(|source| OciError::Io { path, source })?;
+                let bytes = std::fs::read(&path).map_err(|error| OciError::Io { path, error })?;
                 (d.to_string(), bytes)
             }
             _ => {
@@ -419,7 +419,7 @@ impl Oci {
                         };
                         tracing::warn!("{e}; using {shown}@{digest} from the cache");
                         let path = self.cache.blob_path(&digest)?;
-                        let bytes = std::fs::read(&path).map_err(|source| OciError::Io { path, source })?;
+                        let bytes = std::fs::read(&path).map_err(|error| OciError::Io { path, error })?;
                         (digest, bytes)
                     }
                 }
@@ -599,10 +599,10 @@ async fn download(
         match chunk {
             Ok(c) => {
                 hasher.update(&c);
-                tmp.write_all(&c).map_err(|source| {
+                tmp.write_all(&c).map_err(|error| {
                     Downloaded::Local(OciError::Io {
                         path: tmp.path().to_path_buf(),
-                        source,
+                        error,
                     })
                 })?;
                 if let Some(b) = &bar {

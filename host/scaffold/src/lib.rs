@@ -55,12 +55,12 @@ pub enum ScaffoldError {
         path: PathBuf,
     },
     /// Writing a file failed.
-    #[error("writing {}: {source}", .path.display())]
+    #[error("writing {}: {error}", .path.display())]
     Io {
         /// The file or folder.
         path: PathBuf,
-        /// The error.
-        source: std::io::Error,
+        /// The error (part of the message, not a `source`: printed once).
+        error: std::io::Error,
     },
 }
 
@@ -259,7 +259,7 @@ pub fn create(parent: &Path, request: &Request, toolkit: &Toolkit) -> Result<Pro
     let files = templates::render(request, toolkit);
     let io = |path: &Path| {
         let path = path.to_path_buf();
-        move |source| ScaffoldError::Io { path, source }
+        move |error| ScaffoldError::Io { path, error }
     };
     std::fs::create_dir_all(parent).map_err(io(parent))?;
     // `create_dir`, not `_all`: a folder made meanwhile by someone else is not ours to fill.
@@ -267,7 +267,7 @@ pub fn create(parent: &Path, request: &Request, toolkit: &Toolkit) -> Result<Pro
         std::io::ErrorKind::AlreadyExists => ScaffoldError::Exists(dir.clone()),
         _ => ScaffoldError::Io {
             path: dir.clone(),
-            source: e,
+            error: e,
         },
     })?;
     let written = write_all(&dir, &files);
@@ -293,22 +293,22 @@ fn write_all(dir: &Path, files: &[templates::File]) -> Result<(), ScaffoldError>
     for file in files {
         let path = dir.join(&file.path);
         if let Some(folder) = path.parent() {
-            std::fs::create_dir_all(folder).map_err(|source| ScaffoldError::Io {
+            std::fs::create_dir_all(folder).map_err(|error| ScaffoldError::Io {
                 path: folder.to_path_buf(),
-                source,
+                error,
             })?;
         }
-        std::fs::write(&path, &file.contents).map_err(|source| ScaffoldError::Io {
+        std::fs::write(&path, &file.contents).map_err(|error| ScaffoldError::Io {
             path: path.clone(),
-            source,
+            error,
         })?;
         #[cfg(unix)]
         if file.executable {
             use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).map_err(|source| {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).map_err(|error| {
                 ScaffoldError::Io {
                     path: path.clone(),
-                    source,
+                    error,
                 }
             })?;
         }

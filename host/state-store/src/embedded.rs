@@ -77,9 +77,9 @@ impl Embedded {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(storage)?;
         }
-        let db = Database::create(path).map_err(|source| StateStoreError::Open {
+        let db = Database::create(path).map_err(|error| StateStoreError::Open {
             path: path.display().to_string(),
-            source,
+            error,
         })?;
         Ok(Self::from_db(db))
     }

@@ -43,12 +43,12 @@ pub(crate) type Version = (u64, u32, u64);
 pub enum StateStoreError {
     /// The store file cannot be opened or created, also when another process has it open
     /// (two runs sharing a data directory).
-    #[error("state store {path}: {source}")]
+    #[error("state store {path}: {error}")]
     Open {
         /// The store file.
         path: String,
-        /// redb's reason.
-        source: redb::DatabaseError,
+        /// redb's reason (part of the message, not a `source`: printed once).
+        error: redb::DatabaseError,
     },
     /// A read or write of the store failed, or a stored record is unreadable.
     #[error("state store: {0}")]

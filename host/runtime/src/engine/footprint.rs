@@ -65,13 +65,21 @@ impl fmt::Display for Footprint {
 pub enum FootprintError {
     /// The bytes are not a valid component.
     #[error("the component cannot be read: {0}")]
-    Parse(#[from] wasmparser::BinaryReaderError),
+    Parse(wasmparser::BinaryReaderError),
     /// The component instantiates a module or component it imports: its size is not in its bytes.
     #[error("the component instantiates an imported {0}, whose size is not in its bytes")]
     Imported(&'static str),
     /// An index points outside its index space (the binary is malformed).
     #[error("the component refers to {0} {1}, which it does not define")]
     BadIndex(&'static str, u32),
+}
+
+/// By hand, not `#[from]`: that would also make the parser's error the `source`, and it is
+/// part of the message already (printed once).
+impl From<wasmparser::BinaryReaderError> for FootprintError {
+    fn from(e: wasmparser::BinaryReaderError) -> Self {
+        Self::Parse(e)
+    }
 }
 
 // Field sizes of wasmtime 48's `VMContext` and `VMComponentContext` on a 64-bit host (see
