@@ -75,7 +75,7 @@ pub(crate) struct Embedded {
 impl Embedded {
     pub(crate) fn open(path: &Path) -> Result<Self, StateStoreError> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(storage)?;
+            std::fs::create_dir_all(dir).map_err(|e| storage(format!("creating {}: {e}", dir.display())))?;
         }
         let db = Database::create(path).map_err(|error| StateStoreError::Open {
             path: path.display().to_string(),

@@ -295,6 +295,22 @@ mod embedded {
         let err = StateStore::open(&path).err().expect("the file is taken").to_string();
         assert!(err.contains("state.redb"), "{err}");
     }
+
+    /// A data directory that cannot be made is named (a file stands where its parent would be).
+    #[test]
+    fn a_folder_that_cannot_be_made_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let blocker = dir.path().join("data");
+        std::fs::write(&blocker, b"a file, not a folder").unwrap();
+        let err = StateStore::open(&blocker.join("state").join("state.redb"))
+            .err()
+            .expect("no folder under a file")
+            .to_string();
+        assert!(
+            err.contains(&format!("creating {}", blocker.join("state").display())),
+            "{err}"
+        );
+    }
 }
 
 #[cfg(feature = "redis")]
