@@ -130,6 +130,31 @@ fn a_missing_file_is_named_and_its_reason_printed_once() {
     assert_eq!(e.matches("No such file or directory").count(), 1, "{e}");
 }
 
+/// `--model` for a graph none of whose operations imports wasi:nn is not loaded: said, so a
+/// model meant for another graph (or a module built without wasi-nn) is not ignored in silence.
+#[test]
+fn a_model_no_operation_can_use_is_warned_about() {
+    module("temperature");
+    let d = tempfile::tempdir().unwrap();
+    let r = wasmflow(
+        &[
+            "run",
+            "compose/tests/azure-compat/graph-simple.yaml",
+            "--input",
+            "/dev/null",
+            "--model",
+            "digits=/nonexistent/digits.onnx",
+        ],
+        d.path(),
+    )
+    .succeeded("wasmflow run --model");
+    let e = text(&r.stderr);
+    assert!(
+        e.contains("no operation imports wasi:nn: the --model models are not loaded"),
+        "{e}"
+    );
+}
+
 #[test]
 fn a_missing_module_is_named() {
     let d = tempfile::tempdir().unwrap();

@@ -319,6 +319,14 @@ impl NnRuntime {
             .map(|o| o.name.as_str())
             .collect();
         if users.is_empty() {
+            if !self.options.models.is_empty() {
+                // Said, so that a `--model` meant for this graph (a wrong graph file, a module
+                // built without wasi-nn) is not ignored in silence.
+                tracing::warn!(
+                    graph = %manifest.name,
+                    "no operation imports wasi:nn: the --model models are not loaded for this graph"
+                );
+            }
             return Ok(None);
         }
         let operations = users.iter().map(|u| format!("`{u}`")).collect::<Vec<_>>().join(", ");
