@@ -79,15 +79,10 @@ pub enum DeliveryError {
     /// message was printed when it happened.
     #[error("its thread panicked (a bug in wasmflow; the panic's message is printed above)")]
     Panicked,
-    /// A step of a hot update failed in the target (see [`UpdateStep`]); the running version
+    /// The hot update's target could not be looked at, loaded or started; the running version
     /// stays. The message is the target's error with its causes, as the target wrote it.
-    #[error("{}", Chain(error.as_ref()))]
-    Update {
-        /// What the reloader asked of the target.
-        step: UpdateStep,
-        /// The target's error.
-        error: BoxError,
-    },
+    #[error("{}", Chain(.0.as_ref()))]
+    Update(BoxError),
     /// A hot update's new version is another graph: a version keeps its graph's name, because
     /// its window journal and consumer group go by it.
     #[error("the new version is graph `{new}`, not `{running}`: a hot update keeps the graph's name (its window journal and consumer group go by it)")]
@@ -105,18 +100,6 @@ pub enum DeliveryError {
         /// What happened.
         error: Box<DeliveryError>,
     },
-}
-
-/// What the hot-update reloader was asking of its target when it failed, so a caller can tell
-/// a target it could not look at from a version that did not compose or start.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UpdateStep {
-    /// Looking at the target's fingerprint (whether it changed).
-    Fingerprint,
-    /// Resolving (pulling) and composing the target.
-    Load,
-    /// Starting the composed version (its `init`s).
-    Start,
 }
 
 impl DeliveryError {
@@ -195,10 +178,7 @@ mod tests {
 
     #[test]
     fn a_target_error_is_printed_with_its_causes() {
-        let e = DeliveryError::Update {
-            step: UpdateStep::Load,
-            error: Box::new(Outer(std::io::Error::other("inner"))),
-        };
+        let e = DeliveryError::Update(Box::new(Outer(std::io::Error::other("inner"))));
         assert_eq!(e.to_string(), "outer: inner");
         assert!(
             e.source().is_none(),

@@ -25,7 +25,7 @@ use wasmflow_runtime::graph::{Graph, Traced};
 use wasmflow_runtime::LoadedGraph;
 use wasmflow_wire::Hlc;
 
-use crate::error::{BoxError, DeliveryError, Result, UpdateStep};
+use crate::error::{BoxError, DeliveryError, Result};
 
 /// A new version of the running graph, started and ready for input.
 pub struct Update {
@@ -121,7 +121,7 @@ pub fn version_of(bytes: &[u8]) -> String {
 pub trait Target {
     /// The implementer's own error type (the CLI's, with its contexts): anything that becomes
     /// a boxed `std` error keeping its causes, so this crate need not know it. A failure is
-    /// logged with those causes, as a [`DeliveryError::Update`] naming the step.
+    /// logged with those causes, as a [`DeliveryError::Update`].
     type Error: Into<BoxError>;
     /// The target as written, for messages.
     fn name(&self) -> String;
@@ -134,9 +134,9 @@ pub trait Target {
     fn start(&mut self, graph: &LoadedGraph) -> Result<Graph, Self::Error>;
 }
 
-/// The target's error, as the update step `step` that failed.
-fn failed<E: Into<BoxError>>(step: UpdateStep) -> impl FnOnce(E) -> DeliveryError {
-    move |e| DeliveryError::Update { step, error: e.into() }
+/// The target's error as this crate's.
+fn failed(e: impl Into<BoxError>) -> DeliveryError {
+    DeliveryError::Update(e.into())
 }
 
 /// When the reloader looks.
@@ -219,7 +219,7 @@ impl<T: Target> Reloader<T> {
             });
             match trigger {
                 Trigger::Stop => return,
-                Trigger::Poll => match self.target.fingerprint().map_err(failed(UpdateStep::Fingerprint)) {
+                Trigger::Poll => match self.target.fingerprint().map_err(failed) {
                     Ok(f) if f == self.fingerprint => {}
                     Ok(f) => {
                         tracing::info!("hot update: {} changed; loading it", self.target.name());
@@ -265,7 +265,7 @@ impl<T: Target> Reloader<T> {
     }
 
     fn next(&mut self) -> Result<Option<Update>> {
-        let loaded = self.target.load().map_err(failed(UpdateStep::Load))?;
+        let loaded = self.target.load().map_err(failed)?;
         if loaded.bytes == self.bytes {
             return Ok(None);
         }
@@ -275,7 +275,7 @@ impl<T: Target> Reloader<T> {
                 running: self.name.clone(),
             });
         }
-        let graph = self.target.start(&loaded).map_err(failed(UpdateStep::Start))?;
+        let graph = self.target.start(&loaded).map_err(failed)?;
         self.bytes = loaded.bytes;
         Ok(Some(Update {
             graph,
