@@ -188,6 +188,17 @@ impl KafkaSettings {
     }
 }
 
+/// A client librdkafka would not create, said without the offending property's value:
+/// librdkafka's own message ends with it, and the value of a mistyped property may be a
+/// secret (`-X sasl.pasword=…`).
+fn not_created(client: &str, brokers: &str, e: KafkaError) -> TransportError {
+    let reason = match e {
+        KafkaError::ClientConfig(_, description, key, _value) => format!("property `{key}`: {description}"),
+        other => other.to_string(),
+    };
+    TransportError::Config(format!("kafka {client} for {brokers}: {reason}"))
+}
+
 fn resolve_value(key: &str, value: &str) -> Result<String, TransportError> {
     secret::Value::parse(value)
         .read()
@@ -597,7 +608,7 @@ impl KafkaSource {
             .create_with_context(SourceContext {
                 tracker: tracker.clone(),
             })
-            .map_err(|e| TransportError::Config(format!("kafka consumer for {}: {e}", self.settings.brokers)))?;
+            .map_err(|e| not_created("consumer", &self.settings.brokers, e))?;
         let consumer = Arc::new(consumer);
 
         let c = consumer.clone();
@@ -820,7 +831,7 @@ impl KafkaSink {
             .create_with_context(Deliveries {
                 brokers: settings.brokers.clone(),
             })
-            .map_err(|e| TransportError::Config(format!("kafka producer for {}: {e}", settings.brokers)))?;
+            .map_err(|e| not_created("producer", &settings.brokers, e))?;
         let p = producer.clone();
         probe(
             move |t| p.client().fetch_metadata(None, t).map(|m| m.brokers().len()),
@@ -928,6 +939,26 @@ impl Sink for KafkaSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_client_that_cannot_be_created_names_the_property_but_not_its_value() {
+        let e = ClientConfig::new()
+            .set("bootstrap.servers", "127.0.0.1:9092")
+            .set("sasl.pasword", "hunter2")
+            .create::<BaseConsumer>()
+            .err()
+            .expect("librdkafka has no such property");
+        assert!(
+            e.to_string().contains("hunter2"),
+            "librdkafka's own message shows the value: {e}"
+        );
+        let said = not_created("consumer", "127.0.0.1:9092", e).to_string();
+        assert!(
+            said.contains("kafka consumer for 127.0.0.1:9092: property `sasl.pasword`: "),
+            "{said}"
+        );
+        assert!(!said.contains("hunter2"), "{said}");
+    }
 
     #[test]
     fn frontier_waits_for_the_first_unacknowledged_offset() {
