@@ -122,6 +122,12 @@ impl MqttConfig {
             other => return Err(bad(&format!("unknown scheme `{other}` (mqtt:// or mqtts://)"))),
         };
         let rest = rest.trim_end_matches('/');
+        if let Some((_, after)) = rest.rsplit_once('@') {
+            // The URL shows in logs, `ps` and shell history: said without what is before `@`.
+            return Err(TransportError::Config(format!(
+                "MQTT broker URL `{scheme}://…@{after}`: a user name or password does not go in the URL, which shows in logs, `ps` and shell history; give --mqtt-username, and the password in --mqtt-password-file or WASMFLOW_MQTT_PASSWORD"
+            )));
+        }
         let (host, port) = match rest.rsplit_once(':') {
             Some((h, p)) => (h, p.parse::<u16>().map_err(|_| bad(&format!("bad port `{p}`")))?),
             None => (rest, if tls { 8883 } else { 1883 }),
@@ -721,6 +727,12 @@ mod tests {
         for bad in ["localhost:1883", "http://x", "mqtt://:1", "mqtt://h:port"] {
             let e = MqttConfig::new(bad, "id").unwrap_err().to_string();
             assert!(e.contains(bad), "{e}");
+        }
+        // Credentials are refused, and not repeated.
+        for secret in ["mqtt://user:hunter2@broker:1883", "mqtts://hunter2@broker"] {
+            let e = MqttConfig::new(secret, "id").unwrap_err().to_string();
+            assert!(e.contains("…@broker") && e.contains("--mqtt-password-file"), "{e}");
+            assert!(!e.contains("hunter2"), "{e}");
         }
     }
 
