@@ -216,6 +216,27 @@ fn an_unavailable_collector_is_retried_and_nothing_completes_before_it_took_the_
 
 /// OTLP/gRPC over TLS with the collector's CA and an authorization header; without that CA
 /// (the system's roots) the export fails and says it is worth retrying, with the reason.
+/// Credentials in a collector's URL would show in logs and `ps`: refused, and not repeated.
+#[test]
+fn credentials_in_the_collector_url_are_refused_without_being_shown() {
+    for url in [
+        "http://user:hunter2@127.0.0.1:4317",
+        "https://hunter2@collector:4318/base",
+    ] {
+        let config = ExportConfig {
+            url: url.into(),
+            protocol: Protocol::Grpc,
+            tls: TlsFiles::default(),
+            headers: Vec::new(),
+            connect_timeout: Duration::from_secs(1),
+            request_timeout: Duration::from_secs(1),
+        };
+        let e = Exporter::new(&config).err().expect("refused").to_string();
+        assert!(e.contains("://…@") && e.contains("--otlp-header"), "{e}");
+        assert!(!e.contains("hunter2"), "{e}");
+    }
+}
+
 #[test]
 fn an_export_over_tls_trusts_the_given_ca_and_only_it() {
     use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;

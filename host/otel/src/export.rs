@@ -121,6 +121,14 @@ impl Exporter {
         if !secure && !url.starts_with("http://") {
             return Err(bad("expected http://host:port or https://host:port".into()));
         }
+        let (scheme, rest) = url.split_once("://").unwrap_or_default();
+        if let Some((_, host)) = rest.split('/').next().unwrap_or_default().rsplit_once('@') {
+            // The URL shows in logs and `ps`: said without what is before `@`.
+            return Err(ExportError::Config {
+                url: format!("{scheme}://…@{host}"),
+                reason: "credentials do not go in the URL, which shows in logs and `ps`; send them in a header (`--otlp-header authorization=env:VAR`, or the endpoint's authentication)".into(),
+            });
+        }
         let transport = match config.protocol {
             Protocol::Grpc => {
                 let mut endpoint = Channel::from_shared(url.clone())
