@@ -155,6 +155,12 @@ impl KafkaSettings {
         defaults: &[(&str, &str)],
         forced: &[(&str, &str)],
     ) -> Result<ClientConfig, TransportError> {
+        if self.brokers.contains('@') {
+            // Not repeated: what is before `@` would be a user name or password.
+            return Err(TransportError::Config(
+                "the Kafka broker list holds a `@`: credentials do not go in it (it shows in logs and `ps`); give them as SASL properties (`-X sasl.username=…`, `-X sasl.password=env:VAR`)".into(),
+            ));
+        }
         let mut config = ClientConfig::new();
         config.set("bootstrap.servers", &self.brokers);
         config.set("socket.timeout.ms", self.read_timeout.as_millis().max(10).to_string());
@@ -958,6 +964,20 @@ mod tests {
             "{said}"
         );
         assert!(!said.contains("hunter2"), "{said}");
+    }
+
+    #[test]
+    fn credentials_in_the_broker_list_are_refused_without_being_shown() {
+        let settings = KafkaSettings {
+            brokers: "user:hunter2@broker:9092".into(),
+            properties: Vec::new(),
+            connect_timeout: Duration::from_secs(1),
+            read_timeout: Duration::from_secs(1),
+            health: Health::default(),
+        };
+        let e = settings.client_config(&[], &[]).expect_err("refused").to_string();
+        assert!(e.contains("sasl.password"), "{e}");
+        assert!(!e.contains("hunter2"), "{e}");
     }
 
     #[test]
