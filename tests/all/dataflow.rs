@@ -286,6 +286,63 @@ fn two_dataflow_graphs_share_one_process_and_one_connection_per_endpoint() {
     );
 }
 
+/// A graph whose destination refuses its outputs for good (mosquitto's ACL: PUBACK "not
+/// authorized") stops the whole run, the other graph's included, and the error names that graph.
+#[test]
+fn a_graph_whose_sink_fails_for_good_stops_the_run_and_is_named() {
+    let registry = Registry::start();
+    let client = RegistryClient::new();
+    push_samples(&registry, &client);
+    let dir = tempfile::tempdir().unwrap();
+    // Readable by the `mosquitto` user the broker drops to. Inputs and Example 2's output may
+    // be written; Example 1's output (sensor/temperature/processed) may not.
+    let acl_dir = tempfile::tempdir().unwrap();
+    let acl = acl_dir.path().join("acl");
+    std::fs::write(
+        &acl,
+        "topic read #\ntopic write sensor/+/raw\ntopic write analytics/#\n",
+    )
+    .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(acl_dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&acl, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let broker = Mosquitto::with_config(
+        Default::default(),
+        &format!("allow_anonymous true\nacl_file {}\n", acl.display()),
+    );
+    let resources = format!(
+        "{}\n---\n{}",
+        example("graph-simple:1.0.0").replace("name: <GRAPH_NAME>", "name: converter"),
+        example("graph-complex:1.0.0"),
+    );
+    let graphs = write(dir.path(), "graphs.yaml", &resources);
+    let endpoint = write(dir.path(), "registry-endpoint.yaml", &registry_endpoint(&registry));
+    let mut wasmflow = Wasmflow::start(
+        dir.path(),
+        &[
+            graphs.to_str().unwrap(),
+            endpoint.to_str().unwrap(),
+            "--mqtt",
+            &broker.url(),
+        ],
+    );
+    wasmflow.wait_for_log("bound", Duration::from_secs(180));
+    Window::new().publish(broker.port);
+    let status = wasmflow
+        .wait(Duration::from_secs(60))
+        .unwrap_or_else(|| panic!("the run goes on:\n{}", wasmflow.log()));
+    let log = wasmflow.log();
+    assert!(!status.success(), "{log}");
+    assert!(
+        log.contains(
+            "error: graph `converter`: a sink failed; unacknowledged inputs will be delivered again after a restart"
+        ),
+        "{log}"
+    );
+}
+
 /// `wasmflow run` and its error, before anything starts.
 fn run_fails(dir: &Path, args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_wasmflow"))
