@@ -38,6 +38,18 @@ pub fn looks_like_reference(target: &str, default_registry: Option<&str>) -> boo
 /// Docker Hub, which `oci-client` would otherwise assume.
 pub fn parse(reference: &str, default_registry: Option<&str>) -> Result<Reference, OciError> {
     let r = reference.trim();
+    if let Some((scheme, rest)) = r.split_once("://") {
+        // A URL is not a reference; its user name or password, if any, is not repeated.
+        let rest = rest
+            .rsplit_once('@')
+            .map_or(rest.to_string(), |(_, after)| format!("…@{after}"));
+        return Err(OciError::InvalidReference {
+            reference: format!("{scheme}://{rest}"),
+            reason: "a reference has no scheme: write host[:port]/repository[:tag|@sha256:…] (--insecure for plain \
+                     HTTP), and give credentials with --registry-username and WASMFLOW_REGISTRY_PASSWORD"
+                .into(),
+        });
+    }
     let full = if has_registry_host(r) {
         r.to_string()
     } else {
@@ -139,6 +151,20 @@ mod tests {
         assert!(e.contains("names no registry host"), "{e}");
         let e = parse("reg.io/a@sha256:abc", None).unwrap_err().to_string();
         assert!(e.contains("reg.io/a@sha256:abc"), "{e}");
+    }
+
+    #[test]
+    fn a_url_is_refused_without_its_credentials() {
+        for url in [
+            "http://user:hunter2@reg.io/org/graph:1",
+            "https://hunter2@localhost:5000/g:1",
+        ] {
+            let e = parse(url, None).unwrap_err().to_string();
+            assert!(e.contains("://…@") && e.contains("has no scheme"), "{e}");
+            assert!(!e.contains("hunter2"), "{e}");
+        }
+        let e = parse("https://reg.io/org/graph:1", None).unwrap_err().to_string();
+        assert!(e.contains("`https://reg.io/org/graph:1`"), "{e}");
     }
 
     /// Found by the fuzz target `oci_reference` (tests/fuzz/corpus/oci_reference/
