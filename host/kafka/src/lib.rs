@@ -924,7 +924,8 @@ impl Sink for KafkaSink {
 
     /// Enqueues the publication in librdkafka now, in call order; its delivery report calls
     /// `done` on the producer's polling thread. Only when the local queue is full does a task
-    /// wait for room (see [`Backlog`]).
+    /// wait for room, publications after it lining up behind it so they still leave in call
+    /// order.
     fn send_with(&self, msg: Outbound, done: Completion) {
         let mut backlog = lock_backlog(&self.backlog);
         if backlog.queued.is_empty() {

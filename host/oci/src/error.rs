@@ -14,14 +14,14 @@ pub enum OciError {
         /// Why, and where there is a fix, what to write instead.
         reason: String,
     },
-    /// The connection failed or timed out. With [`TagPolicy::CachedWhenUnreachable`] a tag
+    /// The connection failed or timed out. With [`crate::TagPolicy::CachedWhenUnreachable`] a tag
     /// pulled before is served from the cache instead; this is returned only when there is no
     /// cached digest to fall back to.
     #[error("cannot reach registry {registry} for {reference} over {scheme}: {detail}{hint}")]
     Unreachable {
         /// `host[:port]`.
         registry: String,
-        /// `registry/repository:tag` or `…@digest`, as [`reference::display`] writes it.
+        /// `registry/repository:tag` or `…@digest`, as `reference::display` writes it.
         reference: String,
         /// `http` or `https`: plain HTTP only with `--insecure` or for loopback registries.
         scheme: &'static str,
@@ -36,21 +36,21 @@ pub enum OciError {
     Unauthorized {
         /// `host[:port]`.
         registry: String,
-        /// `registry/repository:tag` or `…@digest`, as [`reference::display`] writes it.
+        /// `registry/repository:tag` or `…@digest`, as `reference::display` writes it.
         reference: String,
         /// What the registry or its token service answered.
         detail: String,
-        /// Where the credentials came from ([`auth::for_registry`]; [`auth::ANONYMOUS`] when there
+        /// Where the credentials came from (`auth::for_registry`; `auth::ANONYMOUS` when there
         /// were none), never the credentials themselves.
         tried: &'static str,
-        /// What to do next, from [`auth::hint`].
+        /// What to do next, from `auth::hint`.
         hint: &'static str,
     },
     /// The registry answered that it has no such repository, tag or digest. Unlike
     /// [`OciError::Unreachable`], never replaced by a cached digest.
     #[error("{reference} is not in the registry (no such repository, tag or digest)")]
     NotFound {
-        /// `registry/repository:tag` or `…@digest`, as [`reference::display`] writes it.
+        /// `registry/repository:tag` or `…@digest`, as `reference::display` writes it.
         reference: String,
     },
     /// Content did not hash to the digest it was asked for; nothing was cached.
@@ -67,7 +67,7 @@ pub enum OciError {
     /// wasm component or a graph definition (exactly one matching layer).
     #[error("{reference} is not a wasm component or graph definition artifact: {detail}")]
     UnsupportedArtifact {
-        /// `registry/repository:tag` or `…@digest`, as [`reference::display`] writes it.
+        /// `registry/repository:tag` or `…@digest`, as `reference::display` writes it.
         reference: String,
         /// What the manifest holds instead.
         detail: String,
@@ -78,7 +78,7 @@ pub enum OciError {
     /// A file to push is neither a wasm component nor a valid graph definition.
     #[error("{file}: {detail}")]
     BadFile {
-        /// The file as given to [`Oci::push`].
+        /// The file as given to [`crate::Oci::push`].
         file: PathBuf,
         /// Why it was refused (a graph definition's validation error included).
         detail: String,
@@ -96,13 +96,13 @@ pub enum OciError {
     Registry {
         /// `host[:port]`.
         registry: String,
-        /// `registry/repository:tag` or `…@digest`, as [`reference::display`] writes it.
+        /// `registry/repository:tag` or `…@digest`, as `reference::display` writes it.
         reference: String,
         /// The client error with its sources.
         detail: String,
     },
     /// `WASMFLOW_REGISTRY_TOKEN` cannot go in an HTTP header (empty, or a control character);
-    /// the reason, which never repeats the token. Checked by [`Oci::new`] (when no username
+    /// the reason, which never repeats the token. Checked by [`crate::Oci::new`] (when no username
     /// is given, so the token is what would be sent), before any request.
     #[error("WASMFLOW_REGISTRY_TOKEN cannot be used as a bearer token: {0}")]
     BadToken(String),
@@ -110,7 +110,7 @@ pub enum OciError {
     /// returns it at present.
     #[error("{reference} is not cached and the registry was not asked (offline)")]
     NotCached {
-        /// `registry/repository:tag` or `…@digest`, as [`reference::display`] writes it.
+        /// `registry/repository:tag` or `…@digest`, as `reference::display` writes it.
         reference: String,
     },
 }
