@@ -32,6 +32,7 @@ test-components:
 test-host:
 	$(CARGO) test --workspace
 	$(CARGO) check -p wasmflow-cli --no-default-features
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps
 
 test-golden:
 	$(WASMFLOW) test tests/golden
