@@ -39,12 +39,15 @@ pub fn looks_like_reference(target: &str, default_registry: Option<&str>) -> boo
 pub fn parse(reference: &str, default_registry: Option<&str>) -> Result<Reference, OciError> {
     let r = reference.trim();
     if let Some((scheme, rest)) = r.split_once("://") {
-        // A URL is not a reference; its user name or password, if any, is not repeated.
-        let rest = rest
-            .rsplit_once('@')
-            .map_or(rest.to_string(), |(_, after)| format!("…@{after}"));
+        // A URL is not a reference; its user name or password (before an `@` in the part up to
+        // the first `/`; a digest's `@` comes after it) is not repeated.
+        let authority = rest.split('/').next().unwrap_or_default();
+        let shown = match authority.rsplit_once('@') {
+            Some((userinfo, _)) => format!("{scheme}://…{}", &rest[userinfo.len()..]),
+            None => r.to_owned(),
+        };
         return Err(OciError::InvalidReference {
-            reference: format!("{scheme}://{rest}"),
+            reference: shown,
             reason: "a reference has no scheme: write host[:port]/repository[:tag|@sha256:…] (--insecure for plain \
                      HTTP), and give credentials with --registry-username and WASMFLOW_REGISTRY_PASSWORD"
                 .into(),
@@ -163,8 +166,10 @@ mod tests {
             assert!(e.contains("://…@") && e.contains("has no scheme"), "{e}");
             assert!(!e.contains("hunter2"), "{e}");
         }
-        let e = parse("https://reg.io/org/graph:1", None).unwrap_err().to_string();
-        assert!(e.contains("`https://reg.io/org/graph:1`"), "{e}");
+        for url in ["https://reg.io/org/graph:1", "http://reg.io/org/graph@sha256:0"] {
+            let e = parse(url, None).unwrap_err().to_string();
+            assert!(e.contains(&format!("`{url}`")), "a digest's `@` is no password: {e}");
+        }
     }
 
     /// Found by the fuzz target `oci_reference` (tests/fuzz/corpus/oci_reference/
