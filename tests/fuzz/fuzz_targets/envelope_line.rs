@@ -43,7 +43,12 @@ fuzz_target!(|data: &[u8]| {
                 .expect("a message written as an envelope parses")
                 .expect("and is not blank");
             assert_eq!(
-                (&again.topic, &*again.payload, &again.content_type, &again.user_properties),
+                (
+                    &again.topic,
+                    &*again.payload,
+                    &again.content_type,
+                    &again.user_properties
+                ),
                 (&i.topic, &*i.payload, &i.content_type, &i.user_properties)
             );
             // What the graph emits is printed the same way: never a panic, always an object.

@@ -18,11 +18,17 @@ fuzz_target!(|data: &[u8]| {
     match GoldenTest::parse(Path::new(FILE), text) {
         Err(e) => {
             let message = format!("{e:#}");
-            assert!(message.starts_with(FILE), "an error that does not name the descriptor: {message}");
+            assert!(
+                message.starts_with(FILE),
+                "an error that does not name the descriptor: {message}"
+            );
         }
         Ok(t) => {
             assert!(!t.name.trim().is_empty(), "{t:?}");
-            for p in [Some(&t.graph), Some(&t.input), Some(&t.expected), t.state.as_ref()].into_iter().flatten() {
+            for p in [Some(&t.graph), Some(&t.input), Some(&t.expected), t.state.as_ref()]
+                .into_iter()
+                .flatten()
+            {
                 assert!(
                     p.is_absolute() || p.starts_with("tests/golden/fuzz"),
                     "{} is not resolved against the descriptor's folder",

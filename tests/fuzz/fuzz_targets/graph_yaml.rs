@@ -22,7 +22,10 @@ fuzz_target!(|data: &[u8]| {
     match parse_graph(Path::new(FILE), text) {
         Err(e) => {
             let message = e.to_string();
-            assert!(message.starts_with(FILE), "an error that does not name the file: {message}");
+            assert!(
+                message.starts_with(FILE),
+                "an error that does not name the file: {message}"
+            );
             if let ComposeError::YamlSyntax { message, .. } = &e {
                 assert!(
                     !message.contains("recursion limit exceeded"),
@@ -42,7 +45,10 @@ fuzz_target!(|data: &[u8]| {
                 assert_eq!(op.module.is_some(), !op.kind.is_plumbing(), "{op:?}");
             }
             for c in &g.connections {
-                assert!(names.contains(c.from.as_str()) && names.contains(c.to.as_str()), "{c:?}");
+                assert!(
+                    names.contains(c.from.as_str()) && names.contains(c.to.as_str()),
+                    "{c:?}"
+                );
             }
             // Configuration resolution either gives every operation its values or names what
             // is missing; it never panics.

@@ -18,16 +18,25 @@ fuzz_target!(|data: &[u8]| {
     match classify(data, REFERENCE) {
         Err(e) => {
             let message = e.to_string();
-            assert!(message.contains(REFERENCE) || message.starts_with("unsupported digest"), "{message}");
+            assert!(
+                message.contains(REFERENCE) || message.starts_with("unsupported digest"),
+                "{message}"
+            );
         }
         Ok((kind, layer)) => {
             let wanted: &[&str] = match kind {
                 ArtifactKind::Component => &[WASM_LAYER_MEDIA_TYPE, WASM_CONTENT_LAYER_MEDIA_TYPE],
                 ArtifactKind::GraphDefinition => &[GRAPH_LAYER_MEDIA_TYPE],
             };
-            assert!(wanted.contains(&layer.media_type.as_str()), "{kind:?}: {}", layer.media_type);
+            assert!(
+                wanted.contains(&layer.media_type.as_str()),
+                "{kind:?}: {}",
+                layer.media_type
+            );
             let root = Path::new("/nonexistent/wasmflow-fuzz");
-            let blob = Cache::new(root).blob_path(&layer.digest).expect("the layer's digest is checked");
+            let blob = Cache::new(root)
+                .blob_path(&layer.digest)
+                .expect("the layer's digest is checked");
             assert_eq!(blob.parent(), Some(root.join("oci/blobs/sha256").as_path()));
         }
     }

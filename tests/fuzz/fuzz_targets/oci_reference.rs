@@ -57,6 +57,11 @@ fuzz_target!(|data: &[u8]| {
     }
     let root = Path::new("/nonexistent/wasmflow-fuzz");
     if let Ok(p) = Cache::new(root).blob_path(target) {
-        assert_eq!(p.parent(), Some(root.join("oci/blobs/sha256").as_path()), "{}", p.display());
+        assert_eq!(
+            p.parent(),
+            Some(root.join("oci/blobs/sha256").as_path()),
+            "{}",
+            p.display()
+        );
     }
 });

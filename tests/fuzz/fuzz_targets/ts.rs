@@ -42,7 +42,10 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(u128::from(hlc.millis()), millis);
     let written = format_hlc(secs, nanos, counter, &hlc.node_id);
     if let Ok(back) = parse_ts(&written) {
-        assert_eq!((u128::from(back.millis), back.counter, back.node_id), (millis, counter, &*hlc.node_id));
+        assert_eq!(
+            (u128::from(back.millis), back.counter, back.node_id),
+            (millis, counter, &*hlc.node_id)
+        );
     } else {
         assert!(millis > u128::from(u64::MAX), "{written:?} does not read back");
     }
