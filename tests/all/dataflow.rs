@@ -205,6 +205,24 @@ fn the_seeds_example_2_runs_end_to_end_from_a_registry_on_the_embedded_broker() 
 /// Both examples in one run, on a site broker (mosquitto): one process, one connection per
 /// endpoint (a subscriber and a publisher, whatever the number of graphs), every message on a
 /// topic both graphs read reaching both; a Disabled graph loaded but not started.
+/// `wasmflow run` of `resources` (DataflowGraph documents) and the test registry's
+/// RegistryEndpoint over `broker`, once it has bound every graph.
+fn run_resources(dir: &Path, registry: &Registry, resources: &str, broker: &Mosquitto) -> Wasmflow {
+    let graphs = write(dir, "graphs.yaml", resources);
+    let endpoint = write(dir, "registry-endpoint.yaml", &registry_endpoint(registry));
+    let mut wasmflow = Wasmflow::start(
+        dir,
+        &[
+            graphs.to_str().unwrap(),
+            endpoint.to_str().unwrap(),
+            "--mqtt",
+            &broker.url(),
+        ],
+    );
+    wasmflow.wait_for_log("bound", Duration::from_secs(180));
+    wasmflow
+}
+
 #[test]
 fn two_dataflow_graphs_share_one_process_and_one_connection_per_endpoint() {
     let registry = Registry::start();
@@ -222,18 +240,7 @@ fn two_dataflow_graphs_share_one_process_and_one_connection_per_endpoint() {
         example("graph-complex:1.0.0"),
         disabled
     );
-    let graphs = write(dir.path(), "graphs.yaml", &resources);
-    let endpoint = write(dir.path(), "registry-endpoint.yaml", &registry_endpoint(&registry));
-    let mut wasmflow = Wasmflow::start(
-        dir.path(),
-        &[
-            graphs.to_str().unwrap(),
-            endpoint.to_str().unwrap(),
-            "--mqtt",
-            &broker.url(),
-        ],
-    );
-    wasmflow.wait_for_log("bound", Duration::from_secs(180));
+    let wasmflow = run_resources(dir.path(), &registry, &resources, &broker);
     let log = wasmflow.log();
     assert!(log.contains("DataflowGraph `paused`: mode Disabled"), "{log}");
     let started = log
@@ -317,18 +324,7 @@ fn a_graph_whose_sink_fails_for_good_stops_the_run_and_is_named() {
         example("graph-simple:1.0.0").replace("name: <GRAPH_NAME>", "name: converter"),
         example("graph-complex:1.0.0"),
     );
-    let graphs = write(dir.path(), "graphs.yaml", &resources);
-    let endpoint = write(dir.path(), "registry-endpoint.yaml", &registry_endpoint(&registry));
-    let mut wasmflow = Wasmflow::start(
-        dir.path(),
-        &[
-            graphs.to_str().unwrap(),
-            endpoint.to_str().unwrap(),
-            "--mqtt",
-            &broker.url(),
-        ],
-    );
-    wasmflow.wait_for_log("bound", Duration::from_secs(180));
+    let mut wasmflow = run_resources(dir.path(), &registry, &resources, &broker);
     Window::new().publish(broker.port);
     let status = wasmflow
         .wait(Duration::from_secs(60))
