@@ -130,6 +130,63 @@ fn a_missing_file_is_named_and_its_reason_printed_once() {
     assert_eq!(e.matches("No such file or directory").count(), 1, "{e}");
 }
 
+/// A Kafka properties line without `=` is named by file and line on one line, without its text
+/// (it may be a secret written with another separator); a bad `-X` is named by its position.
+#[test]
+fn a_malformed_kafka_property_is_named_without_its_text() {
+    module("temperature");
+    let d = tempfile::tempdir().unwrap();
+    let props = d.path().join("client.properties");
+    std::fs::write(&props, "security.protocol=SASL_SSL\nsasl.password: hunter2\n").unwrap();
+    let graph = "compose/tests/azure-compat/graph-simple.yaml";
+    let r = wasmflow(
+        &[
+            "run",
+            graph,
+            "--kafka",
+            "127.0.0.1:1",
+            "--source",
+            "in",
+            "--sink",
+            "out",
+            "--kafka-config",
+            props.to_str().unwrap(),
+        ],
+        d.path(),
+    );
+    assert_eq!(r.status.code(), Some(1));
+    let e = text(&r.stderr);
+    let expected = format!(
+        "error: --kafka-config: {}:2: kafka property: expected KEY=VALUE",
+        props.display()
+    );
+    assert!(e.starts_with(&expected), "{e}");
+    assert_eq!(e.trim_end().lines().count(), 1, "{e}");
+    assert!(!e.contains("hunter2"), "{e}");
+
+    let r = wasmflow(
+        &[
+            "run",
+            graph,
+            "--kafka",
+            "127.0.0.1:1",
+            "--source",
+            "in",
+            "--sink",
+            "out",
+            "-X",
+            "acks=all",
+            "-X",
+            "sasl.password hunter2",
+        ],
+        d.path(),
+    );
+    assert_eq!(r.status.code(), Some(1));
+    let e = text(&r.stderr);
+    assert!(e.starts_with("error: -X #2: kafka property: expected KEY=VALUE"), "{e}");
+    assert!(!e.contains("hunter2"), "{e}");
+}
+
 /// `--model` for a graph none of whose operations imports wasi:nn is not loaded: said, so a
 /// model meant for another graph (or a module built without wasi-nn) is not ignored in silence.
 #[test]

@@ -126,7 +126,13 @@ impl KafkaSettings {
             .split_once('=')
             .map(|(k, v)| (k.trim(), v))
             .filter(|(k, _)| !k.is_empty())
-            .ok_or_else(|| TransportError::Config(format!("kafka property `{spec}`: expected KEY=VALUE")))?;
+            // Not repeated: a line without `=` may be a secret with the wrong separator
+            // (`sasl.password: …`).
+            .ok_or_else(|| {
+                TransportError::Config(
+                    "kafka property: expected KEY=VALUE (the text is not shown: it may hold a secret)".into(),
+                )
+            })?;
         let value = resolve_value(key, value)?;
         self.properties.push((key.to_owned(), value));
         Ok(())
@@ -1114,8 +1120,9 @@ mod tests {
             .property("sasl.password=env:WASMFLOW_TEST_UNSET_VARIABLE")
             .unwrap_err();
         assert!(err.to_string().contains("WASMFLOW_TEST_UNSET_VARIABLE"), "{err}");
-        let err = s.property("no-equals-sign").unwrap_err();
+        let err = s.property("sasl.password: hunter2").unwrap_err();
         assert!(err.to_string().contains("expected KEY=VALUE"), "{err}");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
         let err = KafkaSettings::new("x:1")
             .properties_file(&dir.path().join("missing"))
             .unwrap_err();

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{anyhow, Result};
 use clap::Args;
 use wasmflow_kafka::{KafkaConfig, KafkaSettings};
 
@@ -43,10 +43,13 @@ impl KafkaArgs {
         settings.connect_timeout = connect_timeout;
         settings.read_timeout = Duration::from_millis(self.kafka_read_timeout_ms);
         if let Some(file) = &self.kafka_config {
-            settings.properties_file(file).context("--kafka-config")?;
+            // One line: the error names the file and line already.
+            settings
+                .properties_file(file)
+                .map_err(|e| anyhow!("--kafka-config: {e}"))?;
         }
-        for p in &self.kafka_properties {
-            settings.property(p).context("-X")?;
+        for (i, p) in self.kafka_properties.iter().enumerate() {
+            settings.property(p).map_err(|e| anyhow!("-X #{}: {e}", i + 1))?;
         }
         Ok(Some(KafkaConfig {
             settings,
