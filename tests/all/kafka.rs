@@ -385,6 +385,55 @@ async fn a_full_local_queue_holds_publications_back_in_call_order() {
     assert_eq!(got, want, "every publication once, in call order");
 }
 
+/// The pump hands the sink a batch's outputs with `send_with`, then calls `end_batch`: nothing
+/// leaves before it (so librdkafka gets the batch at once, not one wake-up per message), and
+/// everything leaves after it, in call order, each completed once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_leaves_at_its_end_in_call_order() {
+    let c = cluster(&["out"]);
+    let bs = c.bootstrap_servers();
+    let sink = KafkaSink::connect(&settings(&bs)).await.expect("sink");
+    const N: usize = 50;
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel();
+    for i in 0..N {
+        let done_tx = done_tx.clone();
+        sink.send_with(
+            Outbound {
+                topic: "out".into(),
+                payload: Arc::from(format!("{i}").into_bytes()),
+                content_type: None,
+                user_properties: vec![],
+                key: None,
+            },
+            Box::new(move |r| {
+                let _ = done_tx.send((i, r.is_ok()));
+            }),
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        done_rx.try_recv().is_err(),
+        "a publication left before the end of its batch"
+    );
+    sink.end_batch();
+    let mut completed = Vec::new();
+    while completed.len() < N {
+        let (i, ok) = tokio::time::timeout(Duration::from_secs(15), done_rx.recv())
+            .await
+            .expect("every publication completes")
+            .expect("completions pending");
+        assert!(ok, "publication {i} failed");
+        completed.push(i);
+    }
+    assert_eq!(
+        completed,
+        (0..N).collect::<Vec<_>>(),
+        "completed once each, in call order"
+    );
+    let got: Vec<String> = read_plain(&bs, "out", N + 10).into_iter().map(|r| text(&r.1)).collect();
+    assert_eq!(got, (0..N).map(|i| i.to_string()).collect::<Vec<_>>());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_bootstrap_server_fails_after_the_bounded_wait() {
     // A loopback port nobody listens on.

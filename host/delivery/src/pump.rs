@@ -2,7 +2,8 @@
 //!
 //! The graph is synchronous and stays on the thread that calls [`run`]; sources and sinks run
 //! on a tokio runtime. Inbound messages come through a bounded channel and are taken in batches
-//! of what has queued up. Each output goes to its sink with [`Sink::send_with`]; its completion
+//! of what has queued up. Each output goes to its sink with [`Sink::send_with`], and each sink
+//! learns where a batch ends ([`Sink::end_batch`], so Kafka produces it together); its completion
 //! runs where the sink learns of it (MQTT: the connection's task, on the PUBACK) and there the
 //! [`Tracker`] turns it into acknowledgements of the inputs it derives from, so an output
 //! costs the graph's thread no wake-up and no task. Items entering a window are written to the
@@ -276,26 +277,30 @@ impl Pump<'_> {
                     }
                     last_input = Instant::now();
                     // One journal commit for the batch.
-                    graph_calls(|| {
+                    let pushed = graph_calls(|| {
                         let mut held = Vec::new();
                         for m in batch.drain(..) {
                             self.push(graph, m, &mut held)?;
                         }
                         self.persist(held)?;
                         self.drain_old(&mut draining, graph)
-                    })?;
+                    });
+                    self.end_batch();
+                    pushed?;
                 }
                 _ = &mut idle => {
                     let now = Instant::now();
                     if now >= last_input + options.idle {
                         last_input = now;
-                        graph_calls(|| {
+                        let advanced = graph_calls(|| {
                             let traced = graph.advance_traced(&Hlc::now("wasmflow"))?;
                             let mut held = Vec::new();
                             self.traced(traced, &mut held, |_| None)?;
                             self.persist(held)?;
                             self.drain_old(&mut draining, graph)
-                        })?;
+                        });
+                        self.end_batch();
+                        advanced?;
                     }
                     idle.as_mut().reset((last_input + options.idle).into());
                 }
@@ -306,6 +311,14 @@ impl Pump<'_> {
         self.drain(options.drain_timeout).await;
         self.completions.failed()?;
         self.persist(Vec::new())
+    }
+
+    /// Lets every sink send what the last batch handed it ([`Sink::end_batch`]).
+    fn end_batch(&self) {
+        let r = self.routes;
+        for route in r.default.iter().chain(r.sinks.values()).chain(&r.dead_letter) {
+            route.sink.end_batch();
+        }
     }
 
     /// Moves the versions a hot update replaced along the running graph's frontier.

@@ -822,11 +822,13 @@ pub struct KafkaSink {
     backlog: Arc<Mutex<Backlog>>,
 }
 
-/// What [`KafkaSink::send_with`] could not enqueue yet because librdkafka's local queue was full
-/// (`queue.buffering.max.messages`): later publications line up behind it, so they still leave
-/// in call order, and one task retries from the front.
+/// What [`KafkaSink::send_with`] has not given to librdkafka yet: the publications of the
+/// current batch, held until [`Sink::end_batch`], and those librdkafka's local queue had no room
+/// for (`queue.buffering.max.messages`), behind which later publications line up, so they still
+/// leave in call order, while one task retries from the front.
 #[derive(Default)]
 struct Backlog {
+    batch: Vec<(Outbound, Completion)>,
     queued: std::collections::VecDeque<(Outbound, Completion)>,
     retrying: bool,
 }
@@ -923,26 +925,38 @@ fn lock_backlog(backlog: &Mutex<Backlog>) -> MutexGuard<'_, Backlog> {
 impl Sink for KafkaSink {
     fn send(&self, msg: Outbound) -> BoxFuture<Result<(), TransportError>> {
         send_via_completion(
-            |done| self.send_with(msg, done),
+            |done| {
+                self.send_with(msg, done);
+                self.end_batch();
+            },
             format!("kafka producer for {}", self.brokers),
         )
     }
 
-    /// Enqueues the publication in librdkafka now, in call order; its delivery report calls
-    /// `done` on the producer's polling thread. Only when the local queue is full does a task
-    /// wait for room, publications after it lining up behind it so they still leave in call
-    /// order.
+    /// Holds the publication until [`Sink::end_batch`]; its delivery report calls `done` on
+    /// the producer's polling thread.
     fn send_with(&self, msg: Outbound, done: Completion) {
+        lock_backlog(&self.backlog).batch.push((msg, done));
+    }
+
+    /// Enqueues the batch in librdkafka, in call order. Given one at a time, as the graph
+    /// made them, each found the broker thread idle and woke it for a produce request of its
+    /// own. Only when the local queue is full does a task wait for room, publications after
+    /// it lining up behind it so they still leave in call order.
+    fn end_batch(&self) {
         let mut backlog = lock_backlog(&self.backlog);
-        if backlog.queued.is_empty() {
-            match self.try_enqueue(&msg, done) {
-                Ok(()) => return,
-                Err(done) => backlog.queued.push_back((msg, done)),
+        let backlog = &mut *backlog;
+        for (msg, done) in backlog.batch.drain(..) {
+            if backlog.queued.is_empty() {
+                match self.try_enqueue(&msg, done) {
+                    Ok(()) => continue,
+                    Err(done) => backlog.queued.push_back((msg, done)),
+                }
+            } else {
+                backlog.queued.push_back((msg, done));
             }
-        } else {
-            backlog.queued.push_back((msg, done));
         }
-        if !backlog.retrying {
+        if !backlog.queued.is_empty() && !backlog.retrying {
             backlog.retrying = true;
             tokio::spawn(self.clone().retry_backlog());
         }
