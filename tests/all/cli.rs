@@ -138,24 +138,23 @@ fn a_malformed_kafka_property_is_named_without_its_text() {
     let d = tempfile::tempdir().unwrap();
     let props = d.path().join("client.properties");
     std::fs::write(&props, "security.protocol=SASL_SSL\nsasl.password: hunter2\n").unwrap();
-    let graph = "compose/tests/azure-compat/graph-simple.yaml";
-    let r = wasmflow(
-        &[
+    let run = |extra: &[&str]| {
+        let mut args = vec![
             "run",
-            graph,
+            "compose/tests/azure-compat/graph-simple.yaml",
             "--kafka",
             "127.0.0.1:1",
             "--source",
             "in",
             "--sink",
             "out",
-            "--kafka-config",
-            props.to_str().unwrap(),
-        ],
-        d.path(),
-    );
-    assert_eq!(r.status.code(), Some(1));
-    let e = text(&r.stderr);
+        ];
+        args.extend_from_slice(extra);
+        let r = wasmflow(&args, d.path());
+        assert_eq!(r.status.code(), Some(1));
+        text(&r.stderr)
+    };
+    let e = run(&["--kafka-config", props.to_str().unwrap()]);
     let expected = format!(
         "error: --kafka-config: {}:2: kafka property: expected KEY=VALUE",
         props.display()
@@ -164,25 +163,7 @@ fn a_malformed_kafka_property_is_named_without_its_text() {
     assert_eq!(e.trim_end().lines().count(), 1, "{e}");
     assert!(!e.contains("hunter2"), "{e}");
 
-    let r = wasmflow(
-        &[
-            "run",
-            graph,
-            "--kafka",
-            "127.0.0.1:1",
-            "--source",
-            "in",
-            "--sink",
-            "out",
-            "-X",
-            "acks=all",
-            "-X",
-            "sasl.password hunter2",
-        ],
-        d.path(),
-    );
-    assert_eq!(r.status.code(), Some(1));
-    let e = text(&r.stderr);
+    let e = run(&["-X", "acks=all", "-X", "sasl.password hunter2"]);
     assert!(e.starts_with("error: -X #2: kafka property: expected KEY=VALUE"), "{e}");
     assert!(!e.contains("hunter2"), "{e}");
 }
