@@ -180,7 +180,8 @@ pub trait Sink: Send + Sync {
     /// Publishes one message and calls `done` with the outcome, on whichever thread learns it.
     /// This is the pump's path: a transport that learns of acknowledgements in a task of its
     /// own (MQTT's connection) calls `done` from there, so a publication costs no task and no
-    /// hop back to the graph's thread. Publications leave in the order of the calls. Call it
+    /// hop back to the graph's thread. Publications leave in the order of the calls, once the
+    /// caller ended the batch with [`Sink::end_batch`] (a sink may hold them until then). Call it
     /// within a tokio runtime: the default runs [`Sink::send`]'s future as a task of its own.
     fn send_with(&self, msg: Outbound, done: Completion) {
         let sent = self.send(msg);
