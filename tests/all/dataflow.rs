@@ -49,10 +49,12 @@ fn registry_endpoint(registry: &Registry) -> String {
     printed.replace("<YOUR_ACR_NAME>.azurecr.io", &registry.host)
 }
 
-/// The platform's sample graphs pushed as the seed's "Push modules to your registry" step
-/// does: `graph-simple:1.0.0`, `graph-complex:1.0.0`, and the modules they name
-/// (`azure-samples/explore-iot-operations/<module>:1.0.0`), built from this repository.
-fn push_samples(registry: &Registry, client: &RegistryClient) {
+/// A test registry holding the platform's sample graphs, pushed as the seed's "Push modules to
+/// your registry" step does: `graph-simple:1.0.0`, `graph-complex:1.0.0`, and the modules they
+/// name (`azure-samples/explore-iot-operations/<module>:1.0.0`), built from this repository.
+fn registry_with_samples() -> Registry {
+    let registry = Registry::start();
+    let client = RegistryClient::new();
     for graph in ["graph-simple", "graph-complex"] {
         let file = repo().join(format!("../shared/azure-samples/{graph}.yaml"));
         client.ok(&[
@@ -73,6 +75,7 @@ fn push_samples(registry: &Registry, client: &RegistryClient) {
         let reference = registry.reference(&format!("azure-samples/explore-iot-operations/{m}:1.0.0"));
         client.ok(&["push", module(m).to_str().unwrap(), &reference]);
     }
+    registry
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
@@ -172,9 +175,7 @@ impl Window {
 /// window's statistics out on `analytics/sensor/processed`.
 #[test]
 fn the_seeds_example_2_runs_end_to_end_from_a_registry_on_the_embedded_broker() {
-    let registry = Registry::start();
-    let client = RegistryClient::new();
-    push_samples(&registry, &client);
+    let registry = registry_with_samples();
     let dir = tempfile::tempdir().unwrap();
     let graph = write(
         dir.path(),
@@ -202,9 +203,6 @@ fn the_seeds_example_2_runs_end_to_end_from_a_registry_on_the_embedded_broker() 
     window.check(&got[0].payload);
 }
 
-/// Both examples in one run, on a site broker (mosquitto): one process, one connection per
-/// endpoint (a subscriber and a publisher, whatever the number of graphs), every message on a
-/// topic both graphs read reaching both; a Disabled graph loaded but not started.
 /// `wasmflow run` of `resources` (DataflowGraph documents) and the test registry's
 /// RegistryEndpoint over `broker`, once it has bound every graph.
 fn run_resources(dir: &Path, registry: &Registry, resources: &str, broker: &Mosquitto) -> Wasmflow {
@@ -223,11 +221,12 @@ fn run_resources(dir: &Path, registry: &Registry, resources: &str, broker: &Mosq
     wasmflow
 }
 
+/// Both examples in one run, on a site broker (mosquitto): one process, one connection per
+/// endpoint (a subscriber and a publisher, whatever the number of graphs), every message on a
+/// topic both graphs read reaching both; a Disabled graph loaded but not started.
 #[test]
 fn two_dataflow_graphs_share_one_process_and_one_connection_per_endpoint() {
-    let registry = Registry::start();
-    let client = RegistryClient::new();
-    push_samples(&registry, &client);
+    let registry = registry_with_samples();
     // Connections are logged at notice level.
     let broker = Mosquitto::with_config(Default::default(), "allow_anonymous true\nlog_type notice\n");
     let dir = tempfile::tempdir().unwrap();
@@ -297,9 +296,7 @@ fn two_dataflow_graphs_share_one_process_and_one_connection_per_endpoint() {
 /// authorized") stops the whole run, the other graph's included, and the error names that graph.
 #[test]
 fn a_graph_whose_sink_fails_for_good_stops_the_run_and_is_named() {
-    let registry = Registry::start();
-    let client = RegistryClient::new();
-    push_samples(&registry, &client);
+    let registry = registry_with_samples();
     let dir = tempfile::tempdir().unwrap();
     // Readable by the `mosquitto` user the broker drops to. Inputs and Example 2's output may
     // be written; Example 1's output (sensor/temperature/processed) may not.
