@@ -16,6 +16,7 @@ mod mqtt;
 mod oci;
 mod operate;
 mod otel;
+mod pump;
 mod python_operator;
 mod router;
 mod sandbox;

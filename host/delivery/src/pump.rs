@@ -245,6 +245,8 @@ impl Pump<'_> {
         tokio::pin!(idle);
         let mut batch = Vec::with_capacity(BATCH);
         let mut draining = Draining::default();
+        // Inputs pushed since the sinks last ended a batch (see `end_batch`).
+        let mut unended = 0;
         loop {
             self.completions.failed()?;
             if *shutdown.borrow() {
@@ -254,7 +256,9 @@ impl Pump<'_> {
                 .max_outstanding
                 .saturating_sub(self.completions.lock().outstanding);
             if room == 0 {
-                // Intake pauses; the inbound channel fills and the source stops reading.
+                // Intake pauses; the inbound channel fills and the source stops reading. What
+                // the sinks hold back must leave, or nothing would complete.
+                self.end_batch(&mut unended);
                 self.wait_for_room(options.max_outstanding, &mut shutdown).await;
                 continue;
             }
@@ -285,7 +289,13 @@ impl Pump<'_> {
                         self.persist(held)?;
                         self.drain_old(&mut draining, graph)
                     });
-                    self.end_batch();
+                    unended += n;
+                    // While more input waits, the next batch's outputs join this one's, up to
+                    // `BATCH` inputs: under load the sinks get fewer, larger batches, and a lone
+                    // message still leaves at once.
+                    if pushed.is_err() || inbound.is_empty() || unended >= BATCH {
+                        self.end_batch(&mut unended);
+                    }
                     pushed?;
                 }
                 _ = &mut idle => {
@@ -299,7 +309,7 @@ impl Pump<'_> {
                             self.persist(held)?;
                             self.drain_old(&mut draining, graph)
                         });
-                        self.end_batch();
+                        self.end_batch(&mut unended);
                         advanced?;
                     }
                     idle.as_mut().reset((last_input + options.idle).into());
@@ -308,13 +318,15 @@ impl Pump<'_> {
         }
         // Stop intake; give what is on its way a moment to be acknowledged.
         drop(inbound);
+        self.end_batch(&mut unended);
         self.drain(options.drain_timeout).await;
         self.completions.failed()?;
         self.persist(Vec::new())
     }
 
-    /// Lets every sink send what the last batch handed it ([`Sink::end_batch`]).
-    fn end_batch(&self) {
+    /// Lets every sink send what it was handed since the last call ([`Sink::end_batch`]).
+    fn end_batch(&self, unended: &mut usize) {
+        *unended = 0;
         let r = self.routes;
         for route in r.default.iter().chain(r.sinks.values()).chain(&r.dead_letter) {
             route.sink.end_batch();

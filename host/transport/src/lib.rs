@@ -188,8 +188,8 @@ pub trait Sink: Send + Sync {
         tokio::spawn(async move { done(sent.await) });
     }
 
-    /// Sends what [`Sink::send_with`] held back. The pump calls it once the outputs of a batch
-    /// of inputs were handed over, so a sink may give them to its client together (Kafka: one
+    /// Sends what [`Sink::send_with`] held back. The pump calls it once no more input waits (or
+    /// after 256 inputs), so a sink may give their outputs to its client together (Kafka: one
     /// wake-up of librdkafka's broker thread and one produce request for the batch, where one
     /// per message cost its thread twice the CPU of a native relay's). A sink that sends each
     /// publication at once, as the default `send_with` does, has nothing to do here.
