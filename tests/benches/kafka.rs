@@ -54,7 +54,7 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, FutureProducer, FutureRecord, Producer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
-use support::{arg, arg_str, cpu_ticks, expected_outputs, fmt_int, quick, ratio, reading, repo, ticks_per_sec};
+use support::{arg, arg_str, cpu_ticks, expected_outputs, fmt_int, quick, ratio, reading, repo, signal, ticks_per_sec};
 
 /// After the last send, how long without a new output ends a measurement (the rest is lost).
 const QUIET_END: Duration = Duration::from_secs(5);
@@ -163,19 +163,6 @@ struct Relay {
 }
 
 impl Relay {
-    /// `kill -SIG` on the relay process: `STOP` holds it while its backlog is loaded, `CONT`
-    /// lets it drain it.
-    fn signal(&self, sig: &str) -> Result<()> {
-        let ok = Command::new("kill")
-            .args([&format!("-{sig}"), &self.child.id().to_string()])
-            .status()?
-            .success();
-        if !ok {
-            bail!("kill -{sig} {}: failed", self.name);
-        }
-        Ok(())
-    }
-
     fn check(&mut self) -> Result<()> {
         if let Some(status) = self.child.try_wait()? {
             bail!("the {} relay exited ({status})", self.name);
@@ -292,7 +279,7 @@ fn measure(
     let cpu0 = cpu_ticks(relay.child.id())?;
     let backlog = rate.is_none();
     if backlog {
-        relay.signal("STOP")?;
+        signal(relay.child.id(), "STOP")?;
     }
     let expected = expected.clone();
     let (done_tx, done_rx) = std::sync::mpsc::channel::<Instant>();
@@ -367,7 +354,7 @@ fn measure(
     // The relay's clock starts here: at its resumption, or at the first send.
     let start = if backlog {
         let now = Instant::now();
-        relay.signal("CONT")?;
+        signal(relay.child.id(), "CONT")?;
         now
     } else {
         t0

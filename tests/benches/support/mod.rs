@@ -290,6 +290,20 @@ pub fn rss_mib(pid: &str) -> Result<(f64, f64)> {
     Ok((field("VmRSS:")?, field("VmHWM:")?))
 }
 
+/// `kill -SIG pid`: the end-to-end benches hold a relay with `STOP` while its input is loaded
+/// and let it drain that backlog with `CONT`, so the loader's pace is not what they measure.
+pub fn signal(pid: u32, sig: &str) -> Result<()> {
+    let ok = Command::new("kill")
+        .args([&format!("-{sig}"), &pid.to_string()])
+        .status()
+        .context("running kill")?
+        .success();
+    if !ok {
+        return Err(anyhow!("kill -{sig} {pid}: failed"));
+    }
+    Ok(())
+}
+
 /// CPU time (user + system, in clock ticks) process `pid` has used so far: the end-to-end benches
 /// divide its growth over a window by the messages relayed.
 pub fn cpu_ticks(pid: u32) -> Result<u64> {
