@@ -132,16 +132,16 @@ fn a_missing_file_is_named_and_its_reason_printed_once() {
 
 /// A Kafka properties line without `=` is named by file and line on one line, without its text
 /// (it may be a secret written with another separator); a bad `-X` is named by its position.
+/// Both before the graph is looked at: the graph named here does not exist.
 #[test]
 fn a_malformed_kafka_property_is_named_without_its_text() {
-    module("temperature");
     let d = tempfile::tempdir().unwrap();
     let props = d.path().join("client.properties");
     std::fs::write(&props, "security.protocol=SASL_SSL\nsasl.password: hunter2\n").unwrap();
     let run = |extra: &[&str]| {
         let mut args = vec![
             "run",
-            "compose/tests/azure-compat/graph-simple.yaml",
+            "missing.yaml",
             "--kafka",
             "127.0.0.1:1",
             "--source",

@@ -172,6 +172,12 @@ impl RunCmd {
                 self.targets.len()
             );
         };
+        // Malformed Kafka flags are refused before the graph is composed and started; the
+        // binding reads them again with the graph's name for the default group.
+        #[cfg(feature = "kafka")]
+        self.transport
+            .kafka
+            .config("", Duration::from_secs(self.transport.connect_timeout_secs))?;
         let config = RuntimeConfig {
             data_dir: self.data_dir.clone().unwrap_or_else(RuntimeConfig::default_data_dir),
             ephemeral_state: false,
