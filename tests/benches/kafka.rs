@@ -54,7 +54,9 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, FutureProducer, FutureRecord, Producer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
-use support::{arg, arg_str, cpu_ticks, expected_outputs, fmt_int, quick, ratio, reading, repo, signal, ticks_per_sec};
+use support::{
+    arg, arg_str, cpu_ticks, expected_outputs, fmt_int, produce, quick, ratio, reading, repo, signal, ticks_per_sec,
+};
 
 /// After the last send, how long without a new output ends a measurement (the rest is lost).
 const QUIET_END: Duration = Duration::from_secs(5);
@@ -329,7 +331,7 @@ fn measure(
         let payload = reading(i);
         let sent = t0.elapsed().as_nanos().to_string();
         let seq = i.to_string();
-        let mut rec = BaseRecord::<(), _>::to(&relay.input).payload(&payload).headers(
+        let rec = BaseRecord::<(), _>::to(&relay.input).payload(&payload).headers(
             OwnedHeaders::new()
                 .insert(Header {
                     key: "sent-ns",
@@ -340,15 +342,7 @@ fn measure(
                     value: Some(seq.as_str()),
                 }),
         );
-        loop {
-            match p.send(rec) {
-                Ok(()) => break,
-                Err((_, r)) => {
-                    rec = r;
-                    std::thread::sleep(Duration::from_micros(200));
-                }
-            }
-        }
+        produce(&p, rec);
     }
     p.flush(Duration::from_secs(30))?;
     // The relay's clock starts here: at its resumption, or at the first send.

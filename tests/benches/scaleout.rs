@@ -39,7 +39,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
-use support::{arg, fmt_int, quick, ratio, reading, repo, signal};
+use support::{arg, fmt_int, produce, quick, ratio, reading, repo, signal};
 
 const SIMPLE: &str = "compose/tests/azure-compat/graph-simple.yaml";
 const PROCESSES: [usize; 3] = [1, 2, 3];
@@ -215,16 +215,7 @@ fn kafka_run(
     }
     for i in 0..m {
         let (payload, key) = (reading(i), format!("k{i}"));
-        let mut rec = BaseRecord::to(&input).payload(&payload).key(&key);
-        loop {
-            match p.send(rec) {
-                Ok(()) => break,
-                Err((_, r)) => {
-                    rec = r;
-                    std::thread::sleep(Duration::from_micros(200));
-                }
-            }
-        }
+        produce(&p, BaseRecord::to(&input).payload(&payload).key(&key));
     }
     p.flush(Duration::from_secs(60))?;
     let t0 = Instant::now();

@@ -11,6 +11,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
+use rdkafka::message::ToBytes;
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, ThreadedProducer};
 use wasmflow_compose::ComposeOptions;
 use wasmflow_runtime::default_modules_dir;
 
@@ -288,6 +290,19 @@ pub fn rss_mib(pid: &str) -> Result<(f64, f64)> {
         Ok(kb / 1024.0)
     };
     Ok((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+/// Hands `rec` to the producer, waiting while librdkafka's local queue is full: the Kafka
+/// benches' loaders produce faster than it drains.
+pub fn produce<K, P>(p: &ThreadedProducer<DefaultProducerContext>, mut rec: BaseRecord<'_, K, P>)
+where
+    K: ToBytes + ?Sized,
+    P: ToBytes + ?Sized,
+{
+    while let Err((_, r)) = p.send(rec) {
+        rec = r;
+        std::thread::sleep(Duration::from_micros(200));
+    }
 }
 
 /// `kill -SIG pid`: the end-to-end benches hold a relay with `STOP` while its input is loaded
