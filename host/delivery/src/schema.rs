@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use prometheus_client::metrics::counter::Counter;
-use wasmflow_transport::{Ack, BoxFuture, Outbound, Sink, TransportError};
+use wasmflow_transport::{Ack, BoxFuture, Completion, Outbound, Sink, TransportError};
 
 use crate::pump::Route;
 
@@ -139,6 +139,23 @@ impl Sink for CheckedSink {
             Some(v) => self.check.reject(msg, v),
         }
     }
+
+    /// An output that follows the schema takes the inner sink's own path, batched with the
+    /// rest until [`Sink::end_batch`]; one that breaks it goes the way of its rejection, in a
+    /// task of its own.
+    fn send_with(&self, msg: Outbound, done: Completion) {
+        match self.check.violation(&msg.payload) {
+            None => self.inner.send_with(msg, done),
+            Some(v) => {
+                let rejected = self.check.reject(msg, v);
+                tokio::spawn(async move { done(rejected.await) });
+            }
+        }
+    }
+
+    fn end_batch(&self) {
+        self.inner.end_batch();
+    }
 }
 
 #[cfg(test)]
@@ -204,6 +221,55 @@ mod tests {
         assert!(error.starts_with("at `/temperature/value`:"), "{error}");
         assert!(error.contains("\"hot\""), "{error}");
         assert!(props(&dead[1], "error").starts_with("the payload is not JSON"));
+    }
+
+    /// Records the pump's path through it; its `send` is not that path.
+    #[derive(Default)]
+    struct Batching {
+        calls: Mutex<Vec<&'static str>>,
+        held: Mutex<Vec<Completion>>,
+    }
+
+    impl Sink for Batching {
+        fn send(&self, _: Outbound) -> BoxFuture<Result<(), TransportError>> {
+            unreachable!("a checked sink on the pump's path calls send_with")
+        }
+
+        fn send_with(&self, _: Outbound, done: Completion) {
+            self.calls.lock().unwrap().push("send_with");
+            self.held.lock().unwrap().push(done);
+        }
+
+        fn end_batch(&self) {
+            self.calls.lock().unwrap().push("end_batch");
+            for done in self.held.lock().unwrap().drain(..) {
+                done(Ok(()));
+            }
+        }
+    }
+
+    /// Behind a schema check, outputs still reach a batching sink (Kafka's) by its own path and
+    /// leave when the pump ends the batch, not one produce request per output.
+    #[test]
+    fn a_checked_sink_keeps_its_inner_sinks_batches() {
+        let inner = Arc::new(Batching::default());
+        let check = ConnectionCheck::new("g", "s:1", "proc → dest", SCHEMA, Counter::default()).unwrap();
+        let sink = CheckedSink {
+            inner: inner.clone(),
+            check: Arc::new(check),
+        };
+        let done = Arc::new(Mutex::new(Vec::new()));
+        for i in 0..2 {
+            let done = done.clone();
+            sink.send_with(
+                outbound(r#"{"temperature":{"value":21.5}}"#),
+                Box::new(move |r| done.lock().unwrap().push((i, r.is_ok()))),
+            );
+        }
+        assert!(done.lock().unwrap().is_empty(), "held until the batch ends");
+        sink.end_batch();
+        assert_eq!(*inner.calls.lock().unwrap(), ["send_with", "send_with", "end_batch"]);
+        assert_eq!(*done.lock().unwrap(), [(0, true), (1, true)]);
     }
 
     #[test]
