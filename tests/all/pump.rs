@@ -1,18 +1,22 @@
 //! The pump's contract with sinks (`wasmflow_delivery::pump`), on graph-simple with the real
 //! sample module. The sink here records the calls the pump makes, in order: it stands in for the
 //! Kafka sink, which holds what `send_with` hands it until `end_batch` (`kafka::` checks that side
-//! against a broker).
+//! against a broker). Last, what a run of graphs (`wasmflow_delivery::deployment`) does when a
+//! graph's thread panics, with input from a real broker (mosquitto).
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
+use wasmflow_delivery::deployment::{self, EndpointConfig, EndpointTopic, GraphRun, SourceBinding};
 use wasmflow_delivery::journal::WindowJournal;
 use wasmflow_delivery::pump::{self, PumpOptions, Route, Routes};
 use wasmflow_runtime::graph::RunOptions;
 use wasmflow_transport::{Ack, BoxFuture, Completion, Inbound, Outbound, Sink, TransportError};
 
+use crate::support::mosquitto::{Client as MqttClient, Mosquitto};
 use crate::support::*;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,4 +141,123 @@ fn input_that_waits_joins_the_batch_and_a_lone_message_leaves_at_once() {
     );
     assert_eq!((stats.received, stats.sent), (4, 4));
     assert_eq!(acked.load(Ordering::SeqCst), 4, "every input acknowledged");
+}
+
+/// Stands in for a bug on a graph's thread: wasmflow's own code, not an operator (an operator's
+/// trap is recovered from, `faults::`). Panics when the first output is handed to it, or, as
+/// `Collect`, keeps the payloads and completes each at once.
+enum TestSink {
+    Panics,
+    Collect(Mutex<Vec<String>>),
+}
+
+impl TestSink {
+    fn collected(&self) -> Vec<String> {
+        match self {
+            TestSink::Collect(got) => got.lock().unwrap().clone(),
+            TestSink::Panics => Vec::new(),
+        }
+    }
+}
+
+impl Sink for TestSink {
+    fn send(&self, _: Outbound) -> BoxFuture<Result<(), TransportError>> {
+        unreachable!("the pump sends with send_with")
+    }
+
+    fn send_with(&self, msg: Outbound, done: Completion) {
+        match self {
+            TestSink::Panics => panic!("a bug on the graph's thread"),
+            TestSink::Collect(got) => {
+                got.lock().unwrap().push(text(&msg.payload));
+                done(Ok(()));
+            }
+        }
+    }
+}
+
+/// A panic on a graph's thread (a bug in wasmflow) ends the run with an error that names the
+/// graph, and loses nothing: the input it was working on stays unacknowledged, so the broker
+/// delivers it again when the graph's session comes back.
+#[test]
+fn a_panic_on_a_graphs_thread_names_the_graph_and_loses_nothing() {
+    let broker = Mosquitto::start();
+    let port = broker.port;
+    // The graph's session exists before the reading is published, so the broker keeps it for
+    // the graph while no run is connected.
+    drop(MqttClient::connect(port, "panicking-graph", &["readings"]));
+    let sensor = MqttClient::connect(port, "sensor", &[]);
+    sensor.publish("readings", r#"{"temperature":{"value":212,"unit":"F"}}"#, vec![], None);
+    assert_eq!(
+        sensor.wait_pubacks(1, Duration::from_secs(10)),
+        1,
+        "the broker took the reading"
+    );
+
+    let h = Harness::new();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let graph_simple = repo().join("compose/tests/azure-compat/graph-simple.yaml");
+    let run = |sink: Arc<TestSink>, shutdown| {
+        let mqtt = wasmflow_mqtt::MqttConfig::new(&broker.url(), "panicking-graph").expect("broker URL");
+        let endpoints = BTreeMap::from([
+            ("broker".to_owned(), EndpointConfig::Mqtt(Box::new(mqtt))),
+            ("out".to_owned(), EndpointConfig::Sink(sink)),
+        ]);
+        let graph = GraphRun {
+            name: "thermostat".into(),
+            graph: h.start(&graph_simple, RunOptions::default()),
+            journal: WindowJournal::in_memory("thermostat"),
+            sources: vec![SourceBinding {
+                endpoint: "broker".into(),
+                filters: vec!["readings".into()],
+                check: None,
+            }],
+            destination: EndpointTopic {
+                endpoint: "out".into(),
+                topic: "out".into(),
+            },
+            output_check: None,
+            dead_letter: None,
+            options: PumpOptions::default(),
+        };
+        deployment::run(vec![graph], endpoints, rt.handle(), Some(shutdown))
+    };
+
+    // Nobody asks this run to stop before 60 s: the panic must end it.
+    let (ended_by_itself, first) = supervised(|shutdown| run(Arc::new(TestSink::Panics), shutdown), || false);
+    assert!(ended_by_itself, "the panic ended the run");
+    let e = first.expect_err("a panicking graph ends the run").to_string();
+    assert!(e.contains("graph `thermostat`") && e.contains("panicked"), "{e}");
+
+    let collect = Arc::new(TestSink::Collect(Mutex::default()));
+    let (_, again) = supervised(
+        |shutdown| run(collect.clone(), shutdown),
+        || !collect.collected().is_empty(),
+    );
+    again.expect("the second run");
+    let out = collect.collected();
+    assert_eq!(out.len(), 1, "the reading, delivered again: {out:?}");
+    let v: serde_json::Value = serde_json::from_str(&out[0]).expect("JSON out");
+    assert_eq!(v["temperature"]["unit"], "C", "{v}");
+    assert_eq!(v["temperature"]["value"].as_f64(), Some(100.0), "{v}");
+}
+
+/// Runs `run` on a thread of its own until `done` or 60 s, then asks it to stop (so a failure
+/// cannot leave it going); says whether it had ended by itself, and what it returned.
+fn supervised<R: Send>(run: impl FnOnce(watch::Receiver<bool>) -> R + Send, done: impl Fn() -> bool) -> (bool, R) {
+    let (stop, shutdown) = watch::channel(false);
+    std::thread::scope(|s| {
+        let running = s.spawn(|| run(shutdown));
+        let until = Instant::now() + Duration::from_secs(60);
+        while !running.is_finished() && !done() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let ended_by_itself = running.is_finished();
+        let _ = stop.send(true);
+        (ended_by_itself, running.join().expect("the run's thread"))
+    })
 }
