@@ -81,7 +81,16 @@ impl ConnectionCheck {
     /// Handles an item that failed with `violation`: counted, logged, and published to the
     /// dead-letter destination with `error`, `schema` and `connection` user properties. The
     /// future completes when the item is done (dead letter acknowledged, or dropped).
-    pub fn reject(&self, mut msg: Outbound, violation: String) -> BoxFuture<Result<(), TransportError>> {
+    pub fn reject(&self, msg: Outbound, violation: String) -> BoxFuture<Result<(), TransportError>> {
+        match self.dead_letter(msg, violation) {
+            Some((route, msg)) => route.sink.send(msg),
+            None => Box::pin(async { Ok(()) }),
+        }
+    }
+
+    /// Counts and logs an item that failed with `violation`, and makes its dead letter and the
+    /// route it takes; `None` without a dead-letter destination, which drops the item.
+    fn dead_letter(&self, mut msg: Outbound, violation: String) -> Option<(Route, Outbound)> {
         self.violations.inc();
         tracing::warn!(
             graph = %self.graph,
@@ -89,16 +98,14 @@ impl ConnectionCheck {
             schema = %self.schema,
             "an item breaks the connection's schema: {violation}"
         );
-        let Some(route) = self.dead_letter.clone() else {
-            return Box::pin(async { Ok(()) });
-        };
+        let route = self.dead_letter.clone()?;
         msg.topic = route.topic.clone();
         msg.user_properties.extend([
             ("error".to_owned(), violation),
             ("schema".to_owned(), self.schema.clone()),
             ("connection".to_owned(), self.connection.clone()),
         ]);
-        Box::pin(async move { route.sink.send(msg).await })
+        Some((route, msg))
     }
 
     /// An inbound message on a source connection that failed: rejected, and acknowledged once
@@ -140,16 +147,16 @@ impl Sink for CheckedSink {
         }
     }
 
-    /// An output that follows the schema takes the inner sink's own path, batched with the
-    /// rest until [`Sink::end_batch`]; one that breaks it goes the way of its rejection, in a
-    /// task of its own.
+    /// An output takes its sink's own path, batched with the rest until [`Sink::end_batch`]:
+    /// the inner sink's when it follows the schema, the dead-letter route's when it breaks it
+    /// (whose batch the pump ends with its own dead-letter route, the same one).
     fn send_with(&self, msg: Outbound, done: Completion) {
         match self.check.violation(&msg.payload) {
             None => self.inner.send_with(msg, done),
-            Some(v) => {
-                let rejected = self.check.reject(msg, v);
-                tokio::spawn(async move { done(rejected.await) });
-            }
+            Some(v) => match self.check.dead_letter(msg, v) {
+                Some((route, msg)) => route.sink.send_with(msg, done),
+                None => done(Ok(())),
+            },
         }
     }
 
@@ -249,27 +256,44 @@ mod tests {
     }
 
     /// Behind a schema check, outputs still reach a batching sink (Kafka's) by its own path and
-    /// leave when the pump ends the batch, not one produce request per output.
+    /// leave when the pump ends the batch, not one produce request per output; so do dead
+    /// letters, by the dead-letter route's path, with no task each.
     #[test]
     fn a_checked_sink_keeps_its_inner_sinks_batches() {
-        let inner = Arc::new(Batching::default());
-        let check = ConnectionCheck::new("g", "s:1", "proc → dest", SCHEMA, Counter::default()).unwrap();
+        let (inner, dead) = (Arc::new(Batching::default()), Arc::new(Batching::default()));
+        let check = ConnectionCheck::new("g", "s:1", "proc → dest", SCHEMA, Counter::default())
+            .unwrap()
+            .with_dead_letter(Some(Route {
+                sink: dead.clone(),
+                topic: "dead".into(),
+            }));
         let sink = CheckedSink {
             inner: inner.clone(),
             check: Arc::new(check),
         };
         let done = Arc::new(Mutex::new(Vec::new()));
-        for i in 0..2 {
+        for (i, payload) in [
+            r#"{"temperature":{"value":21.5}}"#,
+            "not json",
+            r#"{"temperature":{"value":3}}"#,
+        ]
+        .into_iter()
+        .enumerate()
+        {
             let done = done.clone();
             sink.send_with(
-                outbound(r#"{"temperature":{"value":21.5}}"#),
+                outbound(payload),
                 Box::new(move |r| done.lock().unwrap().push((i, r.is_ok()))),
             );
         }
         assert!(done.lock().unwrap().is_empty(), "held until the batch ends");
         sink.end_batch();
         assert_eq!(*inner.calls.lock().unwrap(), ["send_with", "send_with", "end_batch"]);
-        assert_eq!(*done.lock().unwrap(), [(0, true), (1, true)]);
+        assert_eq!(*done.lock().unwrap(), [(0, true), (2, true)]);
+        // The pump ends the dead-letter route's batch itself.
+        dead.end_batch();
+        assert_eq!(*dead.calls.lock().unwrap(), ["send_with", "end_batch"]);
+        assert_eq!(*done.lock().unwrap(), [(0, true), (2, true), (1, true)]);
     }
 
     #[test]
