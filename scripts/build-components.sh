@@ -40,6 +40,9 @@ locked=()
 
 start=$(date +%s)
 log "toolchain: $(wasm_toolchain_describe)"
+if wasm_toolchain_pthread_standins; then
+  log "the WASI libc has no pthread functions: the SDK's single-threaded stand-ins are linked"
+fi
 wasm_cargo_build "${locked[@]}" --manifest-path "$COMPONENTS/Cargo.toml" --target-dir "$TARGET_DIR" \
   || die "building the components failed"
 log "cargo finished in $(( $(date +%s) - start )) s"

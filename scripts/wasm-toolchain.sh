@@ -45,10 +45,16 @@ wasm_toolchain_cargo() {
   echo "${COMPONENTS_CARGO:-$(command -v cargo || echo /usr/bin/cargo)}"
 }
 
-# True when the libc the build links has pthread functions (Rust's own wasi-libc, which the
-# rustup target links, has single-threaded stubs; Debian's wasi-libc of 2022 has none).
-wasm_toolchain_libc_has_pthread() {
-  wasm_toolchain_has_rustup_target || grep -qa pthread_mutex_lock /usr/lib/wasm32-wasi/libc.a
+# When the libc the build links has no pthread functions (Rust's own wasi-libc, which the
+# rustup target links, has single-threaded stubs; Debian's wasi-libc of 2022 has none), adds the
+# flag that links the SDK's stand-ins (components/sdk/src/wasi_pthread.rs) to
+# WASM_EXTRA_RUSTFLAGS and succeeds; otherwise changes nothing and fails. `std` itself calls
+# them on WASI (thread creation), and crates such as parking_lot_core 0.10 do too.
+wasm_toolchain_pthread_standins() {
+  if wasm_toolchain_has_rustup_target || grep -qa pthread_mutex_lock /usr/lib/wasm32-wasi/libc.a; then
+    return 1
+  fi
+  export WASM_EXTRA_RUSTFLAGS="${WASM_EXTRA_RUSTFLAGS:+$WASM_EXTRA_RUSTFLAGS }--cfg wasm_graph_sdk_pthread_stubs"
 }
 
 wasm_toolchain_describe() {

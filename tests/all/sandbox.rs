@@ -5,7 +5,8 @@ use crate::support::*;
 use wasmflow_runtime::graph::RunOptions;
 use wasmflow_runtime::store::WasiGrants;
 
-fn probe(grants: WasiGrants, h: &Harness) -> Vec<String> {
+/// Runs `payloads` through the probe with `grants`; its answers, in order.
+fn run_probe(grants: WasiGrants, h: &Harness, payloads: &[String]) -> Vec<String> {
     module("wasi-probe");
     let g = h.write_graph(
         "probe.yaml",
@@ -20,9 +21,6 @@ connections:
   - { from: { name: probe }, to: { name: sink } }
 "#,
     );
-    let secret_dir = h.dir.path().join("granted");
-    std::fs::create_dir_all(&secret_dir).unwrap();
-    std::fs::write(secret_dir.join("note.txt"), "hello from the host").unwrap();
     let mut g = h.start(
         &g,
         RunOptions {
@@ -30,14 +28,23 @@ connections:
             ..Default::default()
         },
     );
-    let host_file = secret_dir.join("note.txt");
-    let inputs = vec![
-        input(r#"{"env":"WASMFLOW_PROBE"}"#, 1),
-        input(r#"{"env":"HOME"}"#, 2),
-        input(&format!(r#"{{"file":"{}"}}"#, host_file.display()), 3),
-        input(r#"{"file":"/data/note.txt"}"#, 4),
-    ];
+    let inputs = (1..).zip(payloads).map(|(ms, p)| input(p, ms)).collect();
     run_all(&mut g, inputs).iter().map(payload).collect()
+}
+
+/// Asks for two variables and two files: one on the host, one where a grant would mount it.
+fn probe(grants: WasiGrants, h: &Harness) -> Vec<String> {
+    let secret_dir = h.dir.path().join("granted");
+    std::fs::create_dir_all(&secret_dir).unwrap();
+    std::fs::write(secret_dir.join("note.txt"), "hello from the host").unwrap();
+    let host_file = secret_dir.join("note.txt");
+    let payloads = [
+        r#"{"env":"WASMFLOW_PROBE"}"#.to_string(),
+        r#"{"env":"HOME"}"#.to_string(),
+        format!(r#"{{"file":"{}"}}"#, host_file.display()),
+        r#"{"file":"/data/note.txt"}"#.to_string(),
+    ];
+    run_probe(grants, h, &payloads)
 }
 
 #[test]
@@ -75,4 +82,21 @@ fn granted_variables_and_directories_are_visible() {
         out[2]
     );
     assert_eq!(out[3], r#"{"file":"/data/note.txt","value":"hello from the host"}"#);
+}
+
+/// A module has one thread. Asking for another fails as unsupported, the answer the platform's
+/// toolchain gives its modules, which crates such as `rayon` (the platform's `format` operator
+/// reaches it) take as the cue to run on the calling thread; any other answer makes `rayon`
+/// panic. Where the WASI libc has no threads at all, the SDK's stand-in gives that answer
+/// (components/sdk/src/wasi_pthread.rs); without it the module would not even link.
+#[test]
+fn a_module_cannot_start_a_thread_and_is_told_it_is_unsupported() {
+    let h = Harness::new();
+    let out = run_probe(
+        WasiGrants::default(),
+        &h,
+        &[r#"{"thread":"spawn"}"#.to_string(), r#"{"env":"HOME"}"#.to_string()],
+    );
+    assert_eq!(out[0], r#"{"thread":"spawn","error":"Unsupported"}"#);
+    assert_eq!(out[1], r#"{"env":"HOME","value":null}"#, "the module goes on answering");
 }

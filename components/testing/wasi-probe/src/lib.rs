@@ -1,7 +1,10 @@
 //! The `wasi-probe` test module: a map that answers what its sandbox lets it see. An item
 //! `{"env":"NAME"}` yields `{"env":"NAME","value":<the variable, or null>}`; an item
 //! `{"file":"/path"}` yields `{"file":"/path","value":<the contents>}` or, when the file cannot
-//! be read, `{"file":"/path","error":"<why>"}`. Not a sample; no shipped graph uses it.
+//! be read, `{"file":"/path","error":"<why>"}`; an item `{"thread":"spawn"}` starts a thread and
+//! yields `{"thread":"spawn","joined":true}`, or `{"thread":"spawn","error":"<io::ErrorKind>"}`
+//! when the sandbox has none (crates such as `rayon` decide by that kind whether to run on the
+//! calling thread instead). Not a sample; no shipped graph uses it.
 
 use serde_json::{json, Value};
 
@@ -10,6 +13,7 @@ use serde_json::{json, Value};
 pub enum Probe {
     Env(String),
     File(String),
+    Thread,
 }
 
 /// The probe a payload asks for; `None` for anything else (passed through unchanged).
@@ -20,9 +24,11 @@ pub fn probe_of(payload: &[u8]) -> Option<Probe> {
     match (
         o.get("env").and_then(Value::as_str),
         o.get("file").and_then(Value::as_str),
+        o.get("thread").and_then(Value::as_str),
     ) {
-        (Some(name), _) => Some(Probe::Env(name.to_owned())),
-        (None, Some(path)) => Some(Probe::File(path.to_owned())),
+        (Some(name), _, _) => Some(Probe::Env(name.to_owned())),
+        (None, Some(path), _) => Some(Probe::File(path.to_owned())),
+        (None, None, Some("spawn")) => Some(Probe::Thread),
         _ => None,
     }
 }
@@ -34,6 +40,10 @@ pub fn answer(probe: &Probe) -> Vec<u8> {
         Probe::File(path) => match std::fs::read_to_string(path) {
             Ok(text) => json!({"file": path, "value": text}),
             Err(e) => json!({"file": path, "error": e.to_string()}),
+        },
+        Probe::Thread => match std::thread::Builder::new().spawn(|| ()) {
+            Ok(thread) => json!({"thread": "spawn", "joined": thread.join().is_ok()}),
+            Err(e) => json!({"thread": "spawn", "error": format!("{:?}", e.kind())}),
         },
     };
     v.to_string().into_bytes()
@@ -55,6 +65,8 @@ mod tests {
         );
         assert_eq!(probe_of(b"nope"), None);
         assert_eq!(probe_of(br#"{"other":1}"#), None);
+        assert_eq!(probe_of(br#"{"thread":"spawn"}"#), Some(Probe::Thread));
+        assert_eq!(probe_of(br#"{"thread":"other"}"#), None);
     }
 
     #[test]
@@ -63,5 +75,7 @@ mod tests {
         assert_eq!(env, r#"{"env":"WASI_PROBE_SURELY_UNSET","value":null}"#);
         let file = String::from_utf8(answer(&Probe::File("/surely/not/here".into()))).unwrap();
         assert!(file.starts_with(r#"{"file":"/surely/not/here","error":"#), "{file}");
+        let thread = String::from_utf8(answer(&Probe::Thread)).unwrap();
+        assert_eq!(thread, r#"{"thread":"spawn","joined":true}"#);
     }
 }
