@@ -85,16 +85,18 @@ done
 [ ${#operators[@]} -gt 0 ] || die "no operator crates under $ROOT/operators or $ROOT/*-scenario/operators"
 
 log "toolchain: $(wasm_toolchain_describe)"
-if ! wasm_toolchain_libc_has_pthread; then
-  # Crates such as parking_lot_core 0.10 call pthread functions on WASI, which current
-  # wasi-libc provides as single-threaded stubs and this machine's does not: the SDK supplies
-  # them (components/sdk/src/wasi_pthread.rs).
+if wasm_toolchain_pthread_standins; then
   log "the WASI libc has no pthread functions: the SDK's single-threaded stand-ins are linked"
-  export WASM_EXTRA_RUSTFLAGS="${WASM_EXTRA_RUSTFLAGS:+$WASM_EXTRA_RUSTFLAGS }--cfg wasm_graph_sdk_pthread_stubs"
 fi
 log "SDK: $SDK; target dir: $TARGET_DIR"
 built=()
 failed=()
+# Package name → the first operator directory of that name. The platform builds each app folder
+# on its own (`.` and every `*-scenario`), so its samples hold one operator twice
+# (`operators/otel-enrich` and `statestore-scenario/operators/otel-enrich`, the same code under
+# different package metadata); here all share one output folder, so a name is built once when
+# the code is the same, and refused when it is not.
+declare -A first_of=()
 for src in "${operators[@]}"; do
   name="$(manifest_value "$src/Cargo.toml" package name)"
   [ -n "$name" ] || { failed+=("${src#"$ROOT"/} (no [package] name)"); continue; }
@@ -104,7 +106,16 @@ for src in "${operators[@]}"; do
   lib="$(manifest_value "$src/Cargo.toml" lib name)"
   lib="${lib:-${name//-/_}}"
   copy="$work/$name"
-  [ ! -e "$copy" ] || { failed+=("$name (two operators named $name)"); continue; }
+  if [ -n "${first_of[$name]:-}" ]; then
+    first="${first_of[$name]}"
+    if diff -rq -x target -x bin -x Cargo.toml -x Cargo.lock -x '*.md' -x Dockerfile "$first" "$src" >/dev/null; then
+      log "$name: ${src#"$ROOT"/} has the same code as ${first#"$ROOT"/}, built once"
+    else
+      failed+=("$name (two different operators named $name: ${first#"$ROOT"/} and ${src#"$ROOT"/})")
+    fi
+    continue
+  fi
+  first_of[$name]="$src"
 
   # The copy: everything but build output.
   mkdir -p "$copy"
