@@ -206,6 +206,19 @@ pub enum ComposeError {
         arm: Arm,
     },
 
+    /// A definition in the form of the platform's public preview (`ConfigGraph`: no
+    /// `metadata`, `moduleRequirements.hostlibVersion`), which the published schema no longer
+    /// accepts: said as what to change, not as the schema's first complaint.
+    #[error("{file}: this graph definition is in the form of the platform's public preview (`moduleRequirements.hostlibVersion: {hostlib_version}`{}); wasmflow runs the current form (aio-wasm-graph-config-1.0.0): add `metadata` ($schema, name, version), write `runtimeVersion` for `hostlibVersion`, and give apiVersion and runtimeVersion \"1.1.0\" with modules built against wasm-graph:processor@1.1.0", fmt_api_version(.api_version))]
+    PreviewDefinition {
+        /// The graph file.
+        file: String,
+        /// `moduleRequirements.hostlibVersion` as written.
+        hostlib_version: String,
+        /// `moduleRequirements.apiVersion` as written, when there is one.
+        api_version: Option<String>,
+    },
+
     /// An arm value other than the strings "True" and "False".
     #[error("{file}: {connection} has arm {found}; an arm is the string \"True\" or \"False\" (quoted, so YAML keeps it a string)")]
     InvalidArm {
@@ -468,6 +481,13 @@ pub enum ComposeError {
 fn fmt_location(location: Option<(usize, usize)>) -> String {
     match location {
         Some((line, column)) => format!(":{line}:{column}"),
+        None => String::new(),
+    }
+}
+
+fn fmt_api_version(api_version: &Option<String>) -> String {
+    match api_version {
+        Some(v) => format!(", `apiVersion: {v}`"),
         None => String::new(),
     }
 }

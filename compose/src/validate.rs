@@ -237,9 +237,19 @@ fn parse_yaml(label: &str, text: &str) -> Result<Value, ComposeError> {
     })
 }
 
-/// Checks the schema would also catch, but with a sharper message: an unknown `operationType`
-/// names the operation and the accepted types; a bad arm names the connection.
+/// Checks the schema would also catch, but with a sharper message: a definition in the
+/// public preview's form says what to change; an unknown `operationType` names the operation
+/// and the accepted types; a bad arm names the connection.
 fn precheck(label: &str, document: &Value) -> Result<(), ComposeError> {
+    let requirements = document.get("moduleRequirements");
+    if let Some(hostlib) = requirements.and_then(|r| r.get("hostlibVersion")) {
+        let as_written = |v: &Value| v.as_str().map_or_else(|| v.to_string(), str::to_string);
+        return Err(ComposeError::PreviewDefinition {
+            file: label.to_string(),
+            hostlib_version: as_written(hostlib),
+            api_version: requirements.and_then(|r| r.get("apiVersion")).map(as_written),
+        });
+    }
     if let Some(ops) = document.get("operations").and_then(Value::as_array) {
         for (i, op) in ops.iter().enumerate() {
             if let Some(found) = op.get("operationType").and_then(Value::as_str) {
