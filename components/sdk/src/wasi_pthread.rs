@@ -24,6 +24,8 @@ use core::ffi::c_int;
 const ETIMEDOUT: c_int = 73;
 /// `ENOTSUP` (= `EOPNOTSUPP`) of wasi-libc.
 const ENOTSUP: c_int = 58;
+/// `ESRCH` of wasi-libc.
+const ESRCH: c_int = 71;
 
 macro_rules! succeed {
     ($($name:ident($($arg:ident: $ty:ty),*);)*) => {
@@ -68,6 +70,13 @@ succeed! {
 pub extern "C" fn pthread_create(thread: *mut u8, attr: *const u8, start: *const u8, arg: *mut u8) -> c_int {
     let _ = (thread, attr, start, arg);
     ENOTSUP
+}
+
+/// `pthread_join`: fails with `ESRCH` (no such thread): none was ever created.
+#[unsafe(no_mangle)]
+pub extern "C" fn pthread_join(thread: *mut u8, result: *mut *mut u8) -> c_int {
+    let _ = (thread, result);
+    ESRCH
 }
 
 /// `pthread_cond_timedwait`: times out at once (no other thread could signal).
