@@ -1,5 +1,6 @@
 //! What a module can reach through WASI: nothing unless granted (`components/testing/wasi-probe`
-//! reports what it sees of the environment and the file system).
+//! reports what it sees of the environment and the file system), and what it is handed: one
+//! thread, and its payload as a `buffer`.
 
 use crate::support::*;
 use wasmflow_runtime::graph::RunOptions;
@@ -99,4 +100,18 @@ fn a_module_cannot_start_a_thread_and_is_told_it_is_unsupported() {
     );
     assert_eq!(out[0], r#"{"thread":"spawn","error":"Unsupported"}"#);
     assert_eq!(out[1], r#"{"env":"HOME","value":null}"#, "the module goes on answering");
+}
+
+/// Every payload, however small, comes in as a `buffer`, as the platform hands it: its Python
+/// samples (`map.py`, `filter.py`) call `read()` on the payload without looking at the variant,
+/// so inline `bytes` made the map trap on every message and the filter pass everything.
+#[test]
+fn a_payload_arrives_as_a_buffer_however_small() {
+    let h = Harness::new();
+    let shape = r#"{"payload":"shape"}"#;
+    let big = format!(r#"{{"payload":"shape","pad":"{}"}}"#, "x".repeat(100_000));
+    let out = run_probe(WasiGrants::default(), &h, &[shape.to_string(), big]);
+    for (i, answer) in out.iter().enumerate() {
+        assert_eq!(answer, r#"{"payload":"shape","arrived_as":"buffer"}"#, "input {i}");
+    }
 }

@@ -39,7 +39,7 @@ pub enum Body {
         topic: Bytes,
         /// `None` when the message carries none.
         content_type: Option<String>,
-        /// The message body; see [`INLINE_PAYLOAD_MAX`] for how a call receives it.
+        /// The message body; a call receives it as a `buffer` handle ([`lower_payload`]).
         payload: Bytes,
         /// User properties in order, duplicates kept; `__ts` among them as it arrived (the sink
         /// writes the item's event time over it).
@@ -88,21 +88,14 @@ fn lift_bytes(table: &mut ResourceTable, v: BufferOrBytes) -> wasmtime::Result<B
     })
 }
 
-/// Payloads up to this size are lowered inline (`bytes`), larger ones as a `buffer` handle.
-///
-/// Nearly every operator reads its payload. A handle then costs two more calls from the guest
-/// into the host (`buffer.read`, which copies the bytes in anyway, and the handle's drop), which
-/// is more than copying a small payload into the call; past a few KiB the copy costs more,
-/// and an operator that passes the payload on unread should not pay for it.
-pub const INLINE_PAYLOAD_MAX: usize = 4096;
-
-/// A payload as an operator call receives it (inline or a handle, by [`INLINE_PAYLOAD_MAX`]).
+/// A payload as an operator call receives it: always a `buffer` handle, as the platform hands
+/// it (the operator ABI: "the host hands payloads in as buffers"). Operators written for the
+/// platform rely on it: its Python samples call `read()` on the payload without looking at the
+/// variant, which fails on inline `bytes` (an `AttributeError`, so a trap on every message).
+/// Inline bytes saved an operator that reads a small payload the `buffer.read` call and the
+/// handle's drop (BENCHMARKS.md, "What changed", item 9, says what it cost to give that up).
 pub fn lower_payload(table: &mut ResourceTable, payload: &Bytes) -> wasmtime::Result<BufferOrBytes> {
-    Ok(if payload.len() <= INLINE_PAYLOAD_MAX {
-        BufferOrBytes::Bytes(payload.to_vec())
-    } else {
-        BufferOrBytes::Buffer(new_buffer(table, payload.clone())?)
-    })
+    Ok(BufferOrBytes::Buffer(new_buffer(table, payload.clone())?))
 }
 
 fn lower_ts(ts: &Hlc) -> Timestamp {
@@ -290,34 +283,22 @@ mod tests {
         }
     }
 
+    /// Small or large, a payload crosses as a handle to the host's bytes, never copied.
     #[test]
-    fn large_message_round_trips_through_wit_without_copying_the_payload() {
-        let payload: Bytes = vec![7u8; INLINE_PAYLOAD_MAX + 1].into();
-        let item = message(payload.clone());
-        let mut table = ResourceTable::new();
-        let wit = item.lower(&mut table).unwrap();
-        let DataModel::Message(m) = &wit else {
-            panic!("lowered as {wit:?}")
-        };
-        assert!(matches!(m.payload, BufferOrBytes::Buffer(_)), "a handle, not bytes");
-        let back = Item::lift(&mut table, wit, &Hlc::now("other")).unwrap();
-        assert_eq!(back, item);
-        assert!(Arc::ptr_eq(back.payload(), &payload), "payload shared, not copied");
-        assert!(table.is_empty(), "every handle taken back");
-    }
-
-    #[test]
-    fn small_payload_is_lowered_inline() {
-        let item = message(Arc::from(&b"{\"x\":1}"[..]));
-        let mut table = ResourceTable::new();
-        let wit = item.lower(&mut table).unwrap();
-        let DataModel::Message(m) = &wit else {
-            panic!("lowered as {wit:?}")
-        };
-        assert!(matches!(&m.payload, BufferOrBytes::Bytes(b) if b == b"{\"x\":1}"));
-        let back = Item::lift(&mut table, wit, &Hlc::now("other")).unwrap();
-        assert_eq!(back, item);
-        assert!(table.is_empty(), "only the topic was a handle, and it was taken back");
+    fn a_message_round_trips_through_wit_its_payload_a_handle() {
+        for payload in [Bytes::from(&b"{\"x\":1}"[..]), vec![7u8; 150_000].into()] {
+            let item = message(payload.clone());
+            let mut table = ResourceTable::new();
+            let wit = item.lower(&mut table).unwrap();
+            let DataModel::Message(m) = &wit else {
+                panic!("lowered as {wit:?}")
+            };
+            assert!(matches!(m.payload, BufferOrBytes::Buffer(_)), "a handle, not bytes");
+            let back = Item::lift(&mut table, wit, &Hlc::now("other")).unwrap();
+            assert_eq!(back, item);
+            assert!(Arc::ptr_eq(back.payload(), &payload), "payload shared, not copied");
+            assert!(table.is_empty(), "every handle taken back");
+        }
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use sample_common::glue::{bytes_of, finish_init};
 use wasm_graph_sdk::macros::map_operator;
 
-use crate::{answer, probe_of};
+use crate::{answer, probe_of, Arrival};
 
 fn init(configuration: ModuleConfiguration) -> bool {
     finish_init("wasi-probe/map", &configuration, Ok("probing".to_owned()))
@@ -15,7 +15,11 @@ fn probe(message: DataModel) -> Result<DataModel, Error> {
         return Ok(message);
     };
     if let Some(probe) = probe_of(&bytes_of(&m.payload)) {
-        m.payload = BufferOrBytes::Bytes(answer(&probe));
+        let arrival = match m.payload {
+            BufferOrBytes::Buffer(_) => Arrival::Buffer,
+            BufferOrBytes::Bytes(_) => Arrival::Bytes,
+        };
+        m.payload = BufferOrBytes::Bytes(answer(&probe, arrival));
     }
     Ok(DataModel::Message(m))
 }

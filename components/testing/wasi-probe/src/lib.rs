@@ -4,7 +4,10 @@
 //! be read, `{"file":"/path","error":"<why>"}`; an item `{"thread":"spawn"}` starts a thread and
 //! yields `{"thread":"spawn","joined":true}`, or `{"thread":"spawn","error":"<io::ErrorKind>"}`
 //! when the sandbox has none (crates such as `rayon` decide by that kind whether to run on the
-//! calling thread instead). Not a sample; no shipped graph uses it.
+//! calling thread instead); an item `{"payload":"shape"}` yields
+//! `{"payload":"shape","arrived_as":"buffer"}` or `…"bytes"}`, the variant of `buffer-or-bytes`
+//! the host handed its payload in as (the platform's Python samples call `read()` on it
+//! unchecked, so it must be a buffer). Not a sample; no shipped graph uses it.
 
 use serde_json::{json, Value};
 
@@ -14,6 +17,14 @@ pub enum Probe {
     Env(String),
     File(String),
     Thread,
+    PayloadShape,
+}
+
+/// The variant of `buffer-or-bytes` a payload came into the call as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arrival {
+    Buffer,
+    Bytes,
 }
 
 /// The probe a payload asks for; `None` for anything else (passed through unchanged).
@@ -25,16 +36,19 @@ pub fn probe_of(payload: &[u8]) -> Option<Probe> {
         o.get("env").and_then(Value::as_str),
         o.get("file").and_then(Value::as_str),
         o.get("thread").and_then(Value::as_str),
+        o.get("payload").and_then(Value::as_str),
     ) {
-        (Some(name), _, _) => Some(Probe::Env(name.to_owned())),
-        (None, Some(path), _) => Some(Probe::File(path.to_owned())),
-        (None, None, Some("spawn")) => Some(Probe::Thread),
+        (Some(name), _, _, _) => Some(Probe::Env(name.to_owned())),
+        (None, Some(path), _, _) => Some(Probe::File(path.to_owned())),
+        (None, None, Some("spawn"), _) => Some(Probe::Thread),
+        (None, None, None, Some("shape")) => Some(Probe::PayloadShape),
         _ => None,
     }
 }
 
-/// Answers a probe with what the process (a WASI sandbox, in the component) can see.
-pub fn answer(probe: &Probe) -> Vec<u8> {
+/// Answers a probe with what the process (a WASI sandbox, in the component) can see, and how
+/// the item's payload arrived.
+pub fn answer(probe: &Probe, arrival: Arrival) -> Vec<u8> {
     let v = match probe {
         Probe::Env(name) => json!({"env": name, "value": std::env::var(name).ok()}),
         Probe::File(path) => match std::fs::read_to_string(path) {
@@ -45,6 +59,13 @@ pub fn answer(probe: &Probe) -> Vec<u8> {
             Ok(thread) => json!({"thread": "spawn", "joined": thread.join().is_ok()}),
             Err(e) => json!({"thread": "spawn", "error": format!("{:?}", e.kind())}),
         },
+        Probe::PayloadShape => json!({
+            "payload": "shape",
+            "arrived_as": match arrival {
+                Arrival::Buffer => "buffer",
+                Arrival::Bytes => "bytes",
+            },
+        }),
     };
     v.to_string().into_bytes()
 }
@@ -67,15 +88,18 @@ mod tests {
         assert_eq!(probe_of(br#"{"other":1}"#), None);
         assert_eq!(probe_of(br#"{"thread":"spawn"}"#), Some(Probe::Thread));
         assert_eq!(probe_of(br#"{"thread":"other"}"#), None);
+        assert_eq!(probe_of(br#"{"payload":"shape"}"#), Some(Probe::PayloadShape));
     }
 
     #[test]
     fn answers_natively_from_the_process() {
-        let env = String::from_utf8(answer(&Probe::Env("WASI_PROBE_SURELY_UNSET".into()))).unwrap();
+        let env = String::from_utf8(answer(&Probe::Env("WASI_PROBE_SURELY_UNSET".into()), Arrival::Bytes)).unwrap();
         assert_eq!(env, r#"{"env":"WASI_PROBE_SURELY_UNSET","value":null}"#);
-        let file = String::from_utf8(answer(&Probe::File("/surely/not/here".into()))).unwrap();
+        let file = String::from_utf8(answer(&Probe::File("/surely/not/here".into()), Arrival::Bytes)).unwrap();
         assert!(file.starts_with(r#"{"file":"/surely/not/here","error":"#), "{file}");
-        let thread = String::from_utf8(answer(&Probe::Thread)).unwrap();
+        let thread = String::from_utf8(answer(&Probe::Thread, Arrival::Bytes)).unwrap();
         assert_eq!(thread, r#"{"thread":"spawn","joined":true}"#);
+        let shape = String::from_utf8(answer(&Probe::PayloadShape, Arrival::Buffer)).unwrap();
+        assert_eq!(shape, r#"{"payload":"shape","arrived_as":"buffer"}"#);
     }
 }
