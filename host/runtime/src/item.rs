@@ -88,8 +88,8 @@ fn lift_bytes(table: &mut ResourceTable, v: BufferOrBytes) -> wasmtime::Result<B
     })
 }
 
-/// A payload as an operator call receives it: always a `buffer` handle, as the platform hands
-/// it (the operator ABI: "the host hands payloads in as buffers"). Operators written for the
+/// A payload (a message's, a raw item's, a snapshot's frame) as an operator call receives it:
+/// always a `buffer` handle, as the platform hands it (the operator ABI: "the host hands payloads in as buffers"). Operators written for the
 /// platform rely on it: its Python samples call `read()` on the payload without looking at the
 /// variant, which fails on inline `bytes` (an `AttributeError`, so a trap on every message).
 /// Inline bytes saved an operator that reads a small payload the `buffer.read` call and the
@@ -162,7 +162,7 @@ impl Item {
     /// into the host to read it.
     pub fn lower_with(&self, table: &mut ResourceTable, inline_topic: bool) -> wasmtime::Result<DataModel> {
         Ok(match &self.body {
-            Body::Raw(b) => DataModel::BufferOrBytes(BufferOrBytes::Buffer(new_buffer(table, b.clone())?)),
+            Body::Raw(b) => DataModel::BufferOrBytes(lower_payload(table, b)?),
             Body::Message {
                 topic,
                 content_type,
@@ -201,7 +201,7 @@ impl Item {
                 format: lower_str(format),
                 width: *width,
                 height: *height,
-                frame: BufferOrBytes::Buffer(new_buffer(table, frame.clone())?),
+                frame: lower_payload(table, frame)?,
             }),
         })
     }

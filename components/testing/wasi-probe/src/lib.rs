@@ -32,17 +32,16 @@ pub fn probe_of(payload: &[u8]) -> Option<Probe> {
     let Value::Object(o) = serde_json::from_slice(payload).ok()? else {
         return None;
     };
-    match (
-        o.get("env").and_then(Value::as_str),
-        o.get("file").and_then(Value::as_str),
-        o.get("thread").and_then(Value::as_str),
-        o.get("payload").and_then(Value::as_str),
-    ) {
-        (Some(name), _, _, _) => Some(Probe::Env(name.to_owned())),
-        (None, Some(path), _, _) => Some(Probe::File(path.to_owned())),
-        (None, None, Some("spawn"), _) => Some(Probe::Thread),
-        (None, None, None, Some("shape")) => Some(Probe::PayloadShape),
-        _ => None,
+    // The first key present decides.
+    let field = |key| o.get(key).and_then(Value::as_str);
+    if let Some(name) = field("env") {
+        Some(Probe::Env(name.to_owned()))
+    } else if let Some(path) = field("file") {
+        Some(Probe::File(path.to_owned()))
+    } else if let Some(thread) = field("thread") {
+        (thread == "spawn").then_some(Probe::Thread)
+    } else {
+        (field("payload")? == "shape").then_some(Probe::PayloadShape)
     }
 }
 

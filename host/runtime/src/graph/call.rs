@@ -33,7 +33,8 @@ pub const LATENCY_SAMPLE: u32 = 16;
 pub fn ticks(call_timeout: Duration) -> u64 {
     let whole = call_timeout.as_nanos().div_ceil(EPOCH_TICK.as_nanos());
     u64::try_from(whole)
-        .map_or(u64::MAX, |w| w.saturating_add(1))
+        .unwrap_or(u64::MAX)
+        .saturating_add(1)
         .min(u64::MAX / 2)
 }
 
