@@ -327,9 +327,11 @@ async fn sink_delivers_each_message_once_and_in_order_through_retries() {
         return;
     };
     let bs = c.bootstrap_servers();
-    let mut s = settings(&bs);
-    s.property("max.in.flight.requests.per.connection=1").expect("property");
-    let sink = KafkaSink::connect(&s).await.expect("sink");
+    let mut one_request_at_a_time = settings(&bs);
+    one_request_at_a_time
+        .property("max.in.flight.requests.per.connection=1")
+        .expect("property");
+    let sink = KafkaSink::connect(&one_request_at_a_time).await.expect("sink");
     mock.request_errors(
         RDKafkaApiKey::Produce,
         &[

@@ -89,9 +89,10 @@ fn lift_bytes(table: &mut ResourceTable, v: BufferOrBytes) -> wasmtime::Result<B
 }
 
 /// A payload (a message's, a raw item's, a snapshot's frame) as an operator call receives it:
-/// always a `buffer` handle, as the platform hands it (the operator ABI: "the host hands payloads in as buffers"). Operators written for the
-/// platform rely on it: its Python samples call `read()` on the payload without looking at the
-/// variant, which fails on inline `bytes` (an `AttributeError`, so a trap on every message).
+/// always a `buffer` handle, as the platform hands it (the operator ABI: "the host hands
+/// payloads in as buffers"). Operators written for the platform rely on it: its Python samples
+/// call `read()` on the payload without looking at the variant, which fails on inline `bytes`
+/// (an `AttributeError`, so a trap on every message).
 /// Inline bytes saved an operator that reads a small payload the `buffer.read` call and the
 /// handle's drop (BENCHMARKS.md, "What changed", item 9, says what it cost to give that up).
 pub fn lower_payload(table: &mut ResourceTable, payload: &Bytes) -> wasmtime::Result<BufferOrBytes> {
