@@ -23,11 +23,12 @@
 //! `fetch.min.bytes` (1) are there; with the default 500 ms its latency would be the mock's.
 //!
 //! Two measurements, relays taking turns round by round:
-//! * **full speed**: `--messages` readings (default 20,000) are loaded into the relay's input
-//!   while the relay is stopped (`SIGSTOP`), then it is resumed and drains them: msgs/s = outputs
-//!   ÷ (resume → last output), latency = resume (or the later send) → output. Loading while the
-//!   relay ran made the loader's own produce rate into the broker the pace: with tansu, rounds of
-//!   either relay ran at ≈ 16,000 or, at random, ≈ 25,000–32,000 msgs/s, whatever the relay.
+//! * **full speed**: `--messages` readings (default 20,000; on the mock at most 50,000, what it
+//!   keeps: `MOCK_BACKLOG_MAX`) are loaded into the relay's input while the relay is stopped
+//!   (`SIGSTOP`), then it is resumed and drains them: msgs/s = outputs ÷ (resume → last output),
+//!   latency = resume (or the later send) → output. Loading while the relay ran made the
+//!   loader's own produce rate into the broker the pace: with tansu, rounds of either relay ran
+//!   at ≈ 16,000 or, at random, ≈ 25,000–32,000 msgs/s, whatever the relay.
 //! * **fixed rate**: `--rate` msg/s (default 2,000) for `--seconds` (default 10) in rounds:
 //!   latency = send → arrival of the output at a consumer in this process (two trips through
 //!   the broker).
@@ -60,6 +61,13 @@ use support::{
 
 /// After the last send, how long without a new output ends a measurement (the rest is lost).
 const QUIET_END: Duration = Duration::from_secs(5);
+
+/// The largest backlog the bench loads into librdkafka's mock cluster. The mock keeps at most
+/// 5 MiB and 100,000 message sets per partition and trims the oldest (`rdkafka_mock.c`); a
+/// reading takes ≈ 87 bytes of its log, so of a 100,000 backlog only the last ≈ 60,000 are
+/// still there when the relay resumes: both relays then "lose" the same 40 % to a fetch that
+/// answers "Offset out of range". 50,000 leaves a margin; tansu has no such limit.
+const MOCK_BACKLOG_MAX: usize = 50_000;
 
 /// Client properties every Kafka client of the bench gets (see the module doc): the fetch wait
 /// from `--fetch-wait-ms` (default 10).
@@ -407,6 +415,13 @@ fn main() -> Result<()> {
         None if KafkaPeer::tansu_binary().is_some() => vec!["tansu", "mock"],
         None => vec!["mock"],
     };
+    if kinds.contains(&"mock") && full_n > MOCK_BACKLOG_MAX {
+        bail!(
+            "--messages {full_n}: librdkafka's mock cluster trims a partition past 5 MiB, so a backlog \
+             above {MOCK_BACKLOG_MAX} readings would be lost before the relay reads it; use \
+             --broker tansu for a larger one"
+        );
+    }
     for kind in kinds {
         let setup = Setup {
             rate,
