@@ -66,7 +66,7 @@ const QUIET_END: Duration = Duration::from_secs(5);
 /// 5 MiB and 100,000 message sets per partition and trims the oldest (`rdkafka_mock.c`); a
 /// reading takes ≈ 87 bytes of its log, so of a 100,000 backlog only the last ≈ 60,000 are
 /// still there when the relay resumes: both relays then "lose" the same 40 % to a fetch that
-/// answers "Offset out of range". 50,000 leaves a margin; tansu has no such limit.
+/// answers "Offset out of range". 50,000 leaves a margin; tansu relayed 100,000 whole.
 const MOCK_BACKLOG_MAX: usize = 50_000;
 
 /// Client properties every Kafka client of the bench gets (see the module doc): the fetch wait
